@@ -1,0 +1,62 @@
+//! Quiesce's user interface: the HTML shell, the routes, the pages and the server functions.
+//!
+//! Policy: pages render and call server functions; server functions (under `api/`, one per file)
+//! take the shared state from context, call `quiesce-core`, and map its errors to [`ApiError`].
+//! No business logic and no SQL live in this crate. Everything that needs the server is behind
+//! the `ssr` feature; the `hydrate` build links only the domain types.
+
+pub mod api;
+pub mod error;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    StaticSegment,
+};
+
+pub use error::ApiError;
+
+/// The HTML document every page is rendered into.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: layout and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/quiesce.css" />
+        <Title text="Quiesce" />
+        <Router>
+            <header class="topbar">
+                <a class="brand" href="/">"Quiesce"</a>
+                <nav aria-label="Main">
+                    <a href="/">"Maintenance"</a>
+                </nav>
+            </header>
+            <main id="main">
+                <Routes fallback=|| view! { <pages::NotFound /> }>
+                    <Route path=StaticSegment("") view=pages::maintenance::MaintenancePage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

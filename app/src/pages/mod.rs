@@ -1,0 +1,17 @@
+//! Pages, one module each.
+
+pub mod maintenance;
+
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+        opts.set_status(leptos_axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1>"Not found"</h1>
+        <p>"There is no page at this address. " <a href="/">"Back to maintenance"</a></p>
+    }
+}

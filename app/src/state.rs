@@ -1,0 +1,38 @@
+//! The server-side state every page and server function reads from context.
+
+use std::sync::Arc;
+
+use quiesce_core::storage::Catalog;
+
+use crate::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<dyn Catalog>,
+    /// The version of this server build.
+    pub version: &'static str,
+}
+
+/// The state, or an internal error if the server was wired without it.
+pub fn app_state() -> Result<AppState, ApiError> {
+    leptos::prelude::use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the Leptos context");
+        ApiError::Internal
+    })
+}
+
+/// Logs an internal failure once, here at the boundary, and hides its detail from the client.
+pub fn internal(err: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %err, "internal error");
+    ApiError::Internal
+}
+
+/// Sets the HTTP status of the current server-function response to match `err`, and returns it.
+pub fn respond(err: ApiError) -> ApiError {
+    if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(code) = leptos_axum::http::StatusCode::from_u16(err.status()) {
+            opts.set_status(code);
+        }
+    }
+    err
+}

@@ -1,0 +1,16 @@
+//! Quiesce's domain crate: the types every layer shares and, behind the `server` feature, the
+//! catalog storage (and later the mirror engine and the orchestrator).
+//!
+//! Policy: this crate never depends on Leptos or axum. The browser build compiles it without the
+//! `server` feature and gets plain serialisable types only; nothing here may assume a runtime
+//! unless it sits behind `server`.
+
+pub mod domain;
+
+#[cfg(feature = "server")]
+pub mod storage;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use domain::{Backend, InstanceStatus};

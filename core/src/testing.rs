@@ -1,0 +1,98 @@
+//! Fresh, throw-away catalog databases for tests, on either backend.
+//!
+//! Every test gets its own database so tests run in parallel without seeing each other:
+//! a SQLite file in a temporary directory, or a newly created Postgres database on the server
+//! named by `QUIESCE_TEST_POSTGRES_URL` (default: the local server as user `postgres`). The
+//! database is dropped when the [`TestDb`] is dropped, even if the test panicked.
+//!
+//! A missing Postgres is a test failure, never a skip: a green run must mean both backends ran.
+
+use std::sync::Arc;
+
+use crate::domain::Backend;
+use crate::storage::{self, Catalog};
+
+/// The Postgres server tests create their databases on (an administrative connection URL).
+pub fn postgres_admin_url() -> String {
+    std::env::var("QUIESCE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// A throw-away database and the URL that opens it.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// Creates an empty database on `backend`. Panics with a clear message if it cannot: this is
+    /// test setup, and a failed setup must fail the test.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("create a temporary directory");
+                let url = format!("sqlite://{}/catalog.db", dir.path().display());
+                TestDb { backend, url, cleanup: Cleanup::Sqlite(dir) }
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let admin_url = postgres_admin_url();
+                let name = format!("quiesce_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!(
+                        "Postgres is required for the storage tests ({}): {e}. Set QUIESCE_TEST_POSTGRES_URL.",
+                        storage::redact_url(&admin_url)
+                    )
+                });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create a test database");
+                let _ = conn.close().await;
+                let mut url = url::Url::parse(&admin_url).expect("QUIESCE_TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                TestDb {
+                    backend,
+                    url: url.to_string(),
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                }
+            }
+        }
+    }
+
+    /// Opens the catalog on this database (running the migrations).
+    pub async fn catalog(&self) -> Arc<dyn Catalog> {
+        storage::connect(&self.url).await.expect("open the test catalog")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside an async test; a separate thread with its own runtime avoids
+            // blocking (or nesting) the test's runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async move {
+                        use sqlx::Connection;
+                        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
+                            let _ = conn.close().await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}

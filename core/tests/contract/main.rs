@@ -1,0 +1,37 @@
+//! The storage contract: every behaviour of the catalog, run once on SQLite and once on Postgres.
+//!
+//! Each case is an `async fn(&TestDb)` in a module below; the `contract!` macro turns each into
+//! two tests, `sqlite::<case>` and `postgres::<case>`, each on its own fresh database.
+
+mod instance;
+
+macro_rules! contract {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = quiesce_core::testing::TestDb::new(quiesce_core::Backend::Sqlite).await;
+                    super::$module::$case(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = quiesce_core::testing::TestDb::new(quiesce_core::Backend::Postgres).await;
+                    super::$module::$case(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+contract! {
+    instance::a_new_catalog_has_no_instance_yet,
+    instance::the_first_start_creates_the_identity,
+    instance::later_starts_keep_the_identity_and_count_up,
+    instance::migrations_are_idempotent_across_reopening,
+    instance::ping_answers_and_backend_is_reported,
+}

@@ -1,0 +1,40 @@
+// The walking skeleton: the maintenance page is server-rendered from the database, hydrates, and
+// its interactive part round-trips through the /api/status server function.
+import { test, expect } from '@playwright/test';
+
+const backend = process.env.QUIESCE_BACKEND;
+
+test('the status endpoint answers JSON from the catalog', async ({ request }) => {
+  const r = await request.get('/api/status');
+  expect(r.status()).toBe(200);
+  const body = await r.json();
+  expect(body.backend).toBe(backend);
+  expect(body.catalog_ok).toBe(true);
+  expect(body.instance.id).toMatch(/^[0-9a-f-]{36}$/);
+});
+
+test('the page is rendered on the server with the instance status', async ({ request }) => {
+  const status = await (await request.get('/api/status')).json();
+  const html = await (await request.get('/')).text();
+  expect(html).toContain('Maintenance');
+  expect(html).toContain(status.instance.id);
+});
+
+test('the page hydrates and refreshes the status through the server function', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.locator('section[data-hydrated="true"]')).toBeVisible();
+  await expect(page.locator('#catalog-backend')).toContainText(backend);
+  const refresh = page.locator('#refresh-status');
+  await expect(refresh).toBeEnabled();
+  const roundTrip = page.waitForResponse((r) => r.url().includes('/api/status') && r.status() === 200);
+  await refresh.click();
+  await roundTrip;
+  await expect(page.locator('#refresh-count')).toHaveText('1');
+  await expect(page.locator('#instance-id')).toHaveText(/^[0-9a-f-]{36}$/);
+});
+
+test('an unknown page is a 404 with a way back', async ({ page }) => {
+  const r = await page.goto('/no-such-page');
+  expect(r.status()).toBe(404);
+  await expect(page.getByRole('link', { name: 'Back to maintenance' })).toBeVisible();
+});

@@ -1,0 +1,9 @@
+-- The installation's identity: exactly one row (singleton = 1).
+CREATE TABLE instance (
+    singleton        INTEGER PRIMARY KEY CHECK (singleton = 1),
+    id               TEXT    NOT NULL,
+    created_at       BIGINT  NOT NULL,
+    version          TEXT    NOT NULL,
+    starts           BIGINT  NOT NULL,
+    last_started_at  BIGINT  NOT NULL
+);

@@ -1,0 +1,9 @@
+//! Quiesce's server: configuration, telemetry, the HTTP application and its start-up and
+//! shutdown. `main.rs` only wires these together, so tests can build the application on port 0.
+
+pub mod config;
+pub mod startup;
+pub mod telemetry;
+
+/// The version of this build, recorded in the catalog at every start.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
