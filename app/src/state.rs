@@ -30,7 +30,7 @@ pub fn internal(err: impl std::fmt::Display) -> ApiError {
 /// Sets the HTTP status of the current server-function response to match `err`, and returns it.
 pub fn respond(err: ApiError) -> ApiError {
     if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-        if let Ok(code) = leptos_axum::http::StatusCode::from_u16(err.status()) {
+        if let Ok(code) = http::StatusCode::from_u16(err.status()) {
             opts.set_status(code);
         }
     }

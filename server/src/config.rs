@@ -10,7 +10,11 @@ use clap::Parser;
 #[command(name = "server", version, about)]
 pub struct Cli {
     /// Catalog database: sqlite://path/to/file.db (created if missing) or postgres://user@host/db.
-    #[arg(long, env = "QUIESCE_DATABASE_URL", default_value = "sqlite://data/quiesce.db")]
+    #[arg(
+        long,
+        env = "QUIESCE_DATABASE_URL",
+        default_value = "sqlite://data/quiesce.db"
+    )]
     pub database_url: String,
 
     /// Address to listen on. Port 0 picks a free port.
@@ -36,6 +40,10 @@ pub struct Config {
 
 impl Cli {
     pub fn into_config(self) -> Config {
-        Config { database_url: self.database_url, listen: self.listen, site_root: self.site_root }
+        Config {
+            database_url: self.database_url,
+            listen: self.listen,
+            site_root: self.site_root,
+        }
     }
 }

@@ -23,5 +23,6 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), server::startup::StartupError> {
     let config = cli.into_config();
     let app = Application::build(config).await?;
-    app.run_until_stopped(server::startup::shutdown_signal()).await
+    app.run_until_stopped(server::startup::shutdown_signal())
+        .await
 }

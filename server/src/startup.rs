@@ -30,7 +30,10 @@ pub enum StartupError {
     #[error(transparent)]
     Catalog(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server stopped with an I/O error: {0}")]
     Serve(std::io::Error),
 }
@@ -45,7 +48,9 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let catalog = storage::connect(&config.database_url).await?;
-        let instance = catalog.record_start(crate::VERSION, chrono::Utc::now()).await?;
+        let instance = catalog
+            .record_start(crate::VERSION, chrono::Utc::now())
+            .await?;
         tracing::info!(
             instance.id = %instance.id,
             instance.starts = instance.starts,
@@ -54,14 +59,24 @@ impl Application {
             "catalog ready"
         );
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartupError::Listen { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
         let local_addr = listener
             .local_addr()
-            .map_err(|source| StartupError::Listen { addr: config.listen, source })?;
+            .map_err(|source| StartupError::Listen {
+                addr: config.listen,
+                source,
+            })?;
 
-        let state = AppState { catalog: catalog.clone(), version: crate::VERSION };
+        let state = AppState {
+            catalog: catalog.clone(),
+            version: crate::VERSION,
+        };
         let leptos_options = LeptosOptions::builder()
             .output_name("quiesce")
             .site_root(config.site_root.to_string_lossy().to_string())
@@ -69,7 +84,12 @@ impl Application {
             .site_addr(local_addr)
             .build();
         let router = router(state, leptos_options);
-        Ok(Self { listener, router, catalog, local_addr })
+        Ok(Self {
+            listener,
+            router,
+            catalog,
+            local_addr,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -106,7 +126,9 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
         let options = leptos_options.clone();
         move || shell(options.clone())
     };
-    let health = Router::new().route("/healthz", get(healthz)).with_state(state);
+    let health = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state);
     Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
         .fallback(leptos_axum::file_and_error_handler(shell))
@@ -125,7 +147,9 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
             tracing::warn!(error = %e, "health check: catalog unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({ "status": "unavailable", "catalog": state.catalog.backend() })),
+                Json(
+                    serde_json::json!({ "status": "unavailable", "catalog": state.catalog.backend() }),
+                ),
             )
         }
     }

@@ -56,7 +56,11 @@ pub fn MaintenancePage() -> impl IntoView {
 #[component]
 fn StatusCard(status: InstanceStatus) -> impl IntoView {
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let catalog = if status.catalog_ok { "reachable" } else { "NOT reachable" };
+    let catalog = if status.catalog_ok {
+        "reachable"
+    } else {
+        "NOT reachable"
+    };
     view! {
         <dl class="status-card" id="instance-status">
             <dt>"Instance"</dt>

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]
     if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
-        opts.set_status(leptos_axum::http::StatusCode::NOT_FOUND);
+        opts.set_status(http::StatusCode::NOT_FOUND);
     }
     view! {
         <h1>"Not found"</h1>

@@ -111,7 +111,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_scheme_is_a_clear_error() {
-        let err = connect("mysql://localhost/db").await.err().expect("must fail");
+        let err = connect("mysql://localhost/db")
+            .await
+            .err()
+            .expect("must fail");
         assert!(matches!(err, StorageError::InvalidUrl(_)));
         assert!(err.to_string().contains("sqlite://"));
     }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds Quiesce and runs it on the embedded SQLite default (data/quiesce.db, created if missing).
+# Extra arguments go to the server (try --help). Installs missing build tools first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/ensure-tools.sh
+cargo leptos build
+exec target/debug/server "$@"
