@@ -16,6 +16,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::{Backend, Instance};
 
 pub use postgres::PostgresCatalog;
+// Callers of `dyn Catalog` need the area traits in scope to call their methods.
+
 pub use sqlite::SqliteCatalog;
 
 /// What can go wrong talking to the catalog. Each message is safe to show to an operator.
@@ -39,24 +41,29 @@ impl From<sqlx::Error> for StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
-/// The catalog, in domain words. One implementation per database backend.
+/// The catalog, in domain words: one trait per area (each in `<backend>/<area>.rs`), gathered
+/// here. Callers hold an `Arc<dyn Catalog>` and never learn which backend they have.
 #[async_trait]
-pub trait Catalog: Send + Sync + 'static {
+pub trait Catalog: InstanceStore + Send + Sync + 'static {
     /// Which database this catalog lives in.
     fn backend(&self) -> Backend;
 
     /// A cheap round trip proving the database answers.
     async fn ping(&self) -> Result<()>;
 
+    /// Closes the pool, waiting for connections to be returned.
+    async fn close(&self);
+}
+
+/// The installation's identity.
+#[async_trait]
+pub trait InstanceStore {
     /// Records that a server process started with `version`: creates the instance identity on the
     /// first start, bumps the start count afterwards. Returns the identity as stored.
     async fn record_start(&self, version: &str, now: DateTime<Utc>) -> Result<Instance>;
 
     /// The instance identity, if any process has started on this catalog yet.
     async fn instance(&self) -> Result<Option<Instance>>;
-
-    /// Closes the pool, waiting for connections to be returned.
-    async fn close(&self);
 }
 
 /// Opens the catalog named by `url` and brings its schema up to date.

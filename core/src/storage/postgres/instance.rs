@@ -1,40 +1,12 @@
-//! The catalog on Postgres: for shared deployments where several server processes use one
-//! catalog.
-
-use std::str::FromStr;
-use std::time::Duration;
+//! The instance identity row.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 
-use super::{describe_connect_error, Catalog, Result, StorageError};
-use crate::domain::{from_millis, Backend, Instance};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-
-pub struct PostgresCatalog {
-    pool: PgPool,
-}
-
-impl PostgresCatalog {
-    pub async fn connect(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|_| StorageError::InvalidUrl("not a valid postgres:// URL".into()))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|e| StorageError::Unavailable(describe_connect_error(&e)))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StorageError::Migration(e.to_string()))?;
-        Ok(Self { pool })
-    }
-}
+use super::PostgresCatalog;
+use crate::domain::{from_millis, Instance};
+use crate::storage::{InstanceStore, Result};
 
 fn instance_from_row(row: &sqlx::postgres::PgRow) -> Result<Instance> {
     Ok(Instance {
@@ -47,16 +19,7 @@ fn instance_from_row(row: &sqlx::postgres::PgRow) -> Result<Instance> {
 }
 
 #[async_trait]
-impl Catalog for PostgresCatalog {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
+impl InstanceStore for PostgresCatalog {
     async fn record_start(&self, version: &str, now: DateTime<Utc>) -> Result<Instance> {
         let now = now.timestamp_millis();
         let row = sqlx::query(
@@ -83,9 +46,5 @@ impl Catalog for PostgresCatalog {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(instance_from_row).transpose()
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
     }
 }
