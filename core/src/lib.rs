@@ -5,10 +5,14 @@
 //! `server` feature and gets plain serialisable types only; nothing here may assume a runtime
 //! unless it sits behind `server`.
 
+pub mod auth;
 pub mod domain;
 
 #[cfg(feature = "server")]
 pub mod storage;
+
+#[cfg(feature = "server")]
+pub mod accounts;
 
 #[cfg(feature = "testing")]
 pub mod testing;

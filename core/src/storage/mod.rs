@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::auth::{AuditEvent, AuditKind, Role, User};
 use crate::domain::{Backend, Instance};
 
 pub use postgres::PostgresCatalog;
@@ -29,6 +30,9 @@ pub enum StorageError {
     Unavailable(String),
     #[error("cannot apply the catalog migrations: {0}")]
     Migration(String),
+    /// A uniqueness rule refused the write; the text names what is taken.
+    #[error("{0}")]
+    Duplicate(String),
     #[error("catalog query failed")]
     Query(#[source] sqlx::Error),
 }
@@ -44,7 +48,7 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// The catalog, in domain words: one trait per area (each in `<backend>/<area>.rs`), gathered
 /// here. Callers hold an `Arc<dyn Catalog>` and never learn which backend they have.
 #[async_trait]
-pub trait Catalog: InstanceStore + Send + Sync + 'static {
+pub trait Catalog: InstanceStore + UserStore + AuditStore + Send + Sync + 'static {
     /// Which database this catalog lives in.
     fn backend(&self) -> Backend;
 
@@ -64,6 +68,77 @@ pub trait InstanceStore {
 
     /// The instance identity, if any process has started on this catalog yet.
     async fn instance(&self) -> Result<Option<Instance>>;
+}
+
+/// A user with what only the server may see: the password hash and the session epoch.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub user: User,
+    pub password_hash: String,
+    /// Sessions remember the epoch they were issued under; a bump ends them all.
+    pub session_epoch: i64,
+}
+
+/// People who may sign in. Usernames arrive normalised (see `auth::normalize_username`).
+#[async_trait]
+pub trait UserStore {
+    /// Stores a new user. A taken username is [`StorageError::Duplicate`].
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<User>;
+
+    /// Stores the first admin only if no user exists yet, atomically (two racing set-up links
+    /// cannot both succeed). `None` if a user already existed.
+    async fn create_first_admin(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>>;
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>>;
+    /// All users, by username.
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn count_users(&self) -> Result<i64>;
+
+    /// Changes a role. `None` if there is no such user.
+    async fn set_role(&self, id: &str, role: Role, now: DateTime<Utc>) -> Result<Option<User>>;
+    /// Disables (ending every session) or re-enables a user. `None` if there is no such user.
+    async fn set_disabled(&self, id: &str, disabled: bool, now: DateTime<Utc>) -> Result<Option<User>>;
+    /// Replaces the password hash, ending every session. `None` if there is no such user.
+    async fn set_password_hash(&self, id: &str, hash: &str, now: DateTime<Utc>) -> Result<Option<User>>;
+}
+
+/// An audit entry about to be written.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub at: DateTime<Utc>,
+    pub kind: AuditKind,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub client: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// The people audit: sign-ins, failures, sign-outs and account changes.
+#[async_trait]
+pub trait AuditStore {
+    async fn record_audit(&self, event: NewAuditEvent) -> Result<()>;
+    /// Newest first; `before_id` pages backwards.
+    async fn list_audit(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<AuditEvent>>;
+}
+
+/// Turns a unique-constraint violation into [`StorageError::Duplicate`] with `what`.
+fn duplicate_or(e: sqlx::Error, what: &str) -> StorageError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Duplicate(what.into()),
+        _ => StorageError::Query(e),
+    }
 }
 
 /// Opens the catalog named by `url` and brings its schema up to date.

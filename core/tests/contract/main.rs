@@ -4,6 +4,7 @@
 //! two tests, `sqlite::<case>` and `postgres::<case>`, each on its own fresh database.
 
 mod instance;
+mod users;
 
 macro_rules! contract {
     ($($module:ident :: $case:ident),* $(,)?) => {
@@ -34,4 +35,12 @@ contract! {
     instance::later_starts_keep_the_identity_and_count_up,
     instance::migrations_are_idempotent_across_reopening,
     instance::ping_answers_and_backend_is_reported,
+    users::a_created_user_can_be_found_by_name_and_id,
+    users::a_taken_username_is_a_duplicate_and_changes_nothing,
+    users::the_first_admin_is_created_only_on_an_empty_catalog,
+    users::racing_first_admin_set_ups_create_exactly_one,
+    users::role_changes_and_disabling_are_stored_and_disabling_ends_sessions,
+    users::a_password_reset_replaces_the_hash_and_ends_sessions,
+    users::users_are_listed_by_name,
+    users::the_audit_lists_newest_first_and_pages_backwards,
 }

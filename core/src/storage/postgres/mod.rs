@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 mod instance;
+mod users;
 
 use super::{describe_connect_error, Catalog, Result, StorageError};
 use crate::domain::Backend;

@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 mod instance;
+mod users;
 
 use super::{describe_connect_error, Catalog, Result, StorageError};
 use crate::domain::Backend;
