@@ -8,13 +8,20 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
+/// On the wire every error is `{"error": "<kind>", "message": "<text for a person>"}`, plus
+/// `retry_after_seconds` when throttled; the browser turns it back into the variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "error", content = "message", rename_all = "snake_case")]
+#[serde(into = "WireError", from = "WireError")]
 pub enum ApiError {
     #[error("sign in to continue")]
     Unauthenticated,
     #[error("your role does not allow this")]
     Forbidden,
+    /// Deliberately vague: it must not tell whether the username exists.
+    #[error("invalid username or password")]
+    BadCredentials,
+    #[error("too many failed sign-ins; try again in {0} seconds")]
+    Throttled(u64),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -24,16 +31,67 @@ pub enum ApiError {
     #[error("the server hit an internal error; it has been logged")]
     Internal,
     /// The request never reached the function, or its answer could not be read.
-    #[error("request failed: {0}")]
+    #[error("{0}")]
     Transport(String),
 }
 
+#[derive(Serialize, Deserialize)]
+struct WireError {
+    error: String,
+    message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<u64>,
+}
+
+impl From<ApiError> for WireError {
+    fn from(e: ApiError) -> Self {
+        let retry_after_seconds = match e {
+            ApiError::Throttled(s) => Some(s),
+            _ => None,
+        };
+        WireError { error: e.kind().to_string(), message: e.to_string(), retry_after_seconds }
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(w: WireError) -> Self {
+        match w.error.as_str() {
+            "unauthenticated" => ApiError::Unauthenticated,
+            "forbidden" => ApiError::Forbidden,
+            "bad_credentials" => ApiError::BadCredentials,
+            "throttled" => ApiError::Throttled(w.retry_after_seconds.unwrap_or(1)),
+            "bad_request" => ApiError::BadRequest(w.message),
+            "not_found" => ApiError::NotFound(w.message),
+            "conflict" => ApiError::Conflict(w.message),
+            "internal" => ApiError::Internal,
+            _ => ApiError::Transport(w.message),
+        }
+    }
+}
+
 impl ApiError {
+    /// The machine-readable kind, stable across releases.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden => "forbidden",
+            ApiError::BadCredentials => "bad_credentials",
+            ApiError::Throttled(_) => "throttled",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Internal => "internal",
+            ApiError::Transport(_) => "transport",
+        }
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Unauthenticated => 401,
             ApiError::Forbidden => 403,
+            ApiError::BadCredentials => 401,
+            ApiError::Throttled(_) => 429,
             ApiError::BadRequest(_) => 400,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
@@ -47,6 +105,31 @@ impl FromServerFnError for ApiError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        ApiError::Transport(value.to_string())
+        ApiError::Transport(format!("request failed: {value}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_survives_the_wire_with_a_readable_message() {
+        for e in [
+            ApiError::Unauthenticated,
+            ApiError::Forbidden,
+            ApiError::BadCredentials,
+            ApiError::Throttled(8),
+            ApiError::BadRequest("the reason is empty".into()),
+            ApiError::NotFound("no such mirror".into()),
+            ApiError::Conflict("maintenance window 7 is enabling".into()),
+            ApiError::Internal,
+            ApiError::Transport("request failed: could not decode".into()),
+        ] {
+            let json = serde_json::to_value(&e).unwrap();
+            assert_eq!(json["message"], e.to_string());
+            assert_eq!(json["error"], e.kind());
+            assert_eq!(serde_json::from_value::<ApiError>(json).unwrap(), e);
+        }
     }
 }

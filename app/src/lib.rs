@@ -6,6 +6,8 @@
 //! the `ssr` feature; the `hydrate` build links only the domain types.
 
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod auth;
 pub mod error;
 mod pages;
 #[cfg(feature = "ssr")]
@@ -19,6 +21,7 @@ use leptos_router::{
 };
 
 pub use error::ApiError;
+use pages::layout::Layout;
 
 /// The HTML document every page is rendered into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -46,17 +49,18 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/quiesce.css" />
         <Title text="Quiesce" />
         <Router>
-            <header class="topbar">
-                <a class="brand" href="/">"Quiesce"</a>
-                <nav aria-label="Main">
-                    <a href="/">"Maintenance"</a>
-                </nav>
-            </header>
-            <main id="main">
-                <Routes fallback=|| view! { <pages::NotFound /> }>
-                    <Route path=StaticSegment("") view=pages::maintenance::MaintenancePage />
-                </Routes>
-            </main>
+            <Routes fallback=|| view! { <pages::NotFound /> }>
+                <Route path=StaticSegment("login") view=pages::login::LoginPage />
+                <Route path=StaticSegment("setup") view=pages::login::SetupPage />
+                <Route
+                    path=StaticSegment("")
+                    view=|| view! { <Layout><pages::maintenance::MaintenancePage /></Layout> }
+                />
+                <Route
+                    path=StaticSegment("users")
+                    view=|| view! { <Layout><pages::users::UsersPage /></Layout> }
+                />
+            </Routes>
         </Router>
     }
 }

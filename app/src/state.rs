@@ -1,7 +1,8 @@
 //! The server-side state every page and server function reads from context.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use quiesce_core::accounts::Accounts;
 use quiesce_core::storage::Catalog;
 
 use crate::ApiError;
@@ -9,8 +10,13 @@ use crate::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
+    pub accounts: Arc<Accounts>,
     /// The version of this server build.
     pub version: &'static str,
+    /// A session ends this long after sign-in, whatever its activity.
+    pub session_lifetime: chrono::Duration,
+    /// The one-time set-up token, while no user exists (see `api::auth::setup`).
+    pub setup_token: Arc<Mutex<Option<String>>>,
 }
 
 /// The state, or an internal error if the server was wired without it.

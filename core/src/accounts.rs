@@ -175,8 +175,14 @@ impl Accounts {
         let hash = hash_password(password).await?;
         let user = self.catalog.create_user(&username, &hash, role, Utc::now()).await?;
         let actor_name = actor.map(|a| a.username.as_str()).unwrap_or("(command line)");
-        self.audit(AuditKind::UserCreated, Some(actor_name), Some(&user.username), origin, Some(format!("role {role}")))
-            .await;
+        self.audit(
+            AuditKind::UserCreated,
+            Some(actor_name),
+            Some(&user.username),
+            origin,
+            Some(format!("role {role}")),
+        )
+        .await;
         Ok(user)
     }
 
@@ -211,7 +217,13 @@ impl Accounts {
         if target.role != Role::Admin || target.disabled {
             return Ok(());
         }
-        let admins = self.catalog.list_users().await?.into_iter().filter(|u| u.role == Role::Admin && !u.disabled).count();
+        let admins = self
+            .catalog
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.role == Role::Admin && !u.disabled)
+            .count();
         if admins <= 1 {
             return Err(AccountError::Refused("this is the last enabled admin; make another admin first"));
         }
@@ -231,11 +243,18 @@ impl Accounts {
         }
         let user = self.catalog.set_role(id, role, Utc::now()).await?.ok_or(AccountError::NotFound)?;
         let detail = format!("{} → {}", target.role, role);
-        self.audit(AuditKind::RoleChanged, Some(&actor.username), Some(&user.username), origin, Some(detail)).await;
+        self.audit(AuditKind::RoleChanged, Some(&actor.username), Some(&user.username), origin, Some(detail))
+            .await;
         Ok(user)
     }
 
-    pub async fn set_disabled(&self, actor: &User, id: &str, disabled: bool, origin: &Origin) -> Result<User> {
+    pub async fn set_disabled(
+        &self,
+        actor: &User,
+        id: &str,
+        disabled: bool,
+        origin: &Origin,
+    ) -> Result<User> {
         let target = self.target(id).await?;
         if target.disabled == disabled {
             return Ok(target);
@@ -246,17 +265,25 @@ impl Accounts {
         if disabled {
             self.keep_an_admin(&target).await?;
         }
-        let user = self.catalog.set_disabled(id, disabled, Utc::now()).await?.ok_or(AccountError::NotFound)?;
+        let user =
+            self.catalog.set_disabled(id, disabled, Utc::now()).await?.ok_or(AccountError::NotFound)?;
         let kind = if disabled { AuditKind::UserDisabled } else { AuditKind::UserEnabled };
         self.audit(kind, Some(&actor.username), Some(&user.username), origin, None).await;
         Ok(user)
     }
 
-    pub async fn reset_password(&self, actor: Option<&User>, id: &str, password: &str, origin: &Origin) -> Result<User> {
+    pub async fn reset_password(
+        &self,
+        actor: Option<&User>,
+        id: &str,
+        password: &str,
+        origin: &Origin,
+    ) -> Result<User> {
         check_password_strength(password).map_err(AccountError::Invalid)?;
         self.target(id).await?;
         let hash = hash_password(password).await?;
-        let user = self.catalog.set_password_hash(id, &hash, Utc::now()).await?.ok_or(AccountError::NotFound)?;
+        let user =
+            self.catalog.set_password_hash(id, &hash, Utc::now()).await?.ok_or(AccountError::NotFound)?;
         let actor_name = actor.map(|a| a.username.as_str()).unwrap_or("(command line)");
         self.audit(AuditKind::PasswordReset, Some(actor_name), Some(&user.username), origin, None).await;
         Ok(user)
@@ -302,7 +329,8 @@ impl Throttle {
     /// How long the caller must still wait, if at all.
     pub fn check(&self, username: &str, client: Option<&str>, now: Instant) -> Option<Duration> {
         let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let user = keys.get(&format!("u:{username}")).and_then(|f| Self::wait_for(f, Self::USER_ALLOWANCE, now));
+        let user =
+            keys.get(&format!("u:{username}")).and_then(|f| Self::wait_for(f, Self::USER_ALLOWANCE, now));
         let client = client
             .and_then(|c| keys.get(&format!("c:{c}")))
             .and_then(|f| Self::wait_for(f, Self::CLIENT_ALLOWANCE, now));

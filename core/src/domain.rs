@@ -78,10 +78,7 @@ mod tests {
 
     #[test]
     fn backends_serialise_as_lowercase_words() {
-        assert_eq!(
-            serde_json::to_string(&Backend::Postgres).unwrap(),
-            "\"postgres\""
-        );
+        assert_eq!(serde_json::to_string(&Backend::Postgres).unwrap(), "\"postgres\"");
         assert_eq!(Backend::Sqlite.to_string(), "sqlite");
     }
 }

@@ -38,11 +38,7 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("create a temporary directory");
                 let url = format!("sqlite://{}/catalog.db", dir.path().display());
-                TestDb {
-                    backend,
-                    url,
-                    cleanup: Cleanup::Sqlite(dir),
-                }
+                TestDb { backend, url, cleanup: Cleanup::Sqlite(dir) }
             }
             Backend::Postgres => {
                 use sqlx::Connection;
@@ -59,23 +55,16 @@ impl TestDb {
                     .await
                     .expect("create a test database");
                 let _ = conn.close().await;
-                let mut url =
-                    url::Url::parse(&admin_url).expect("QUIESCE_TEST_POSTGRES_URL is a URL");
+                let mut url = url::Url::parse(&admin_url).expect("QUIESCE_TEST_POSTGRES_URL is a URL");
                 url.set_path(&name);
-                TestDb {
-                    backend,
-                    url: url.to_string(),
-                    cleanup: Cleanup::Postgres { admin_url, name },
-                }
+                TestDb { backend, url: url.to_string(), cleanup: Cleanup::Postgres { admin_url, name } }
             }
         }
     }
 
     /// Opens the catalog on this database (running the migrations).
     pub async fn catalog(&self) -> Arc<dyn Catalog> {
-        storage::connect(&self.url)
-            .await
-            .expect("open the test catalog")
+        storage::connect(&self.url).await.expect("open the test catalog")
     }
 }
 
@@ -86,18 +75,14 @@ impl Drop for TestDb {
             // Drop runs inside an async test; a separate thread with its own runtime avoids
             // blocking (or nesting) the test's runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
                 if let Ok(rt) = rt {
                     rt.block_on(async move {
                         use sqlx::Connection;
                         if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                            let _ = sqlx::query(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .execute(&mut conn)
-                            .await;
+                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
                             let _ = conn.close().await;
                         }
                     });

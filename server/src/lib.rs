@@ -1,7 +1,10 @@
 //! Quiesce's server: configuration, telemetry, the HTTP application and its start-up and
 //! shutdown. `main.rs` only wires these together, so tests can build the application on port 0.
 
+pub mod cli;
 pub mod config;
+pub mod security;
+pub mod sessions;
 pub mod startup;
 pub mod telemetry;
 

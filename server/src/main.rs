@@ -4,13 +4,18 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::{config::Cli, startup::Application, telemetry};
+use server::config::{Cli, Command};
+use server::{cli, startup::Application, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    telemetry::init(&cli.log);
-    match run(cli).await {
+    let args = Cli::parse();
+    telemetry::init(&args.log);
+    let result = match &args.command {
+        None | Some(Command::Serve) => serve(&args).await,
+        Some(Command::User(cmd)) => cli::user(&args, cmd).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One clear line, no backtrace: this is what an operator reads.
@@ -20,9 +25,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), server::startup::StartupError> {
-    let config = cli.into_config();
-    let app = Application::build(config).await?;
-    app.run_until_stopped(server::startup::shutdown_signal())
-        .await
+async fn serve(args: &Cli) -> Result<(), server::startup::StartupError> {
+    let app = Application::build(args.config()).await?;
+    app.run_until_stopped(server::startup::shutdown_signal()).await
 }

@@ -1,17 +1,19 @@
 //! Building and running the HTTP application.
 //!
-//! [`Application::build`] opens the catalog (running migrations), records the start, binds the
-//! listener and assembles the router; [`Application::run_until_stopped`] serves until the given
-//! shutdown future resolves, then drains in-flight requests and closes the catalog.
+//! [`Application::build`] opens the catalog (running migrations), records the start, prepares
+//! accounts and sessions, binds the listener and assembles the router;
+//! [`Application::run_until_stopped`] serves until the given shutdown future resolves, then
+//! drains in-flight requests, stops background tasks and closes the catalog.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use app::state::AppState;
 use app::{shell, App};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -19,38 +21,52 @@ use axum::{Json, Router};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use quiesce_core::accounts::Accounts;
 use quiesce_core::storage::{self, Catalog, StorageError};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::security::{self, Guards};
+use crate::sessions::{self, CatalogSessionStore};
 
-/// Why the server could not start. Printed as one line by `main`.
+/// Why the server could not start (or a command failed). Printed as one line by `main`.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Catalog(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
     #[error("server stopped with an I/O error: {0}")]
     Serve(std::io::Error),
+    #[error("cannot prepare the session store: {0}")]
+    Sessions(String),
+    #[error("invalid public URL: {0}")]
+    PublicUrl(String),
+    #[error("{0}")]
+    Command(String),
 }
 
 pub struct Application {
+    setup_token: Arc<Mutex<Option<String>>>,
     listener: TcpListener,
     router: Router,
     catalog: Arc<dyn Catalog>,
     local_addr: SocketAddr,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let public_origin = match &config.public_url {
+            Some(u) => {
+                let parsed = url::Url::parse(u).map_err(|e| StartupError::PublicUrl(e.to_string()))?;
+                Some(parsed.origin().ascii_serialization())
+            }
+            None => None,
+        };
+
         let catalog = storage::connect(&config.database_url).await?;
-        let instance = catalog
-            .record_start(crate::VERSION, chrono::Utc::now())
-            .await?;
+        let instance = catalog.record_start(crate::VERSION, chrono::Utc::now()).await?;
         tracing::info!(
             instance.id = %instance.id,
             instance.starts = instance.starts,
@@ -59,23 +75,38 @@ impl Application {
             "catalog ready"
         );
 
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartupError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartupError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+        let listen_err = |source| StartupError::Listen { addr: config.listen, source };
+        let listener = TcpListener::bind(config.listen).await.map_err(listen_err)?;
+        let local_addr = listener.local_addr().map_err(listen_err)?;
+
+        let accounts =
+            Accounts::new(catalog.clone()).await.map_err(|e| StartupError::Command(e.to_string()))?;
+        let setup_token = Arc::new(Mutex::new(None));
+        if catalog.count_users().await? == 0 {
+            let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            let base = config.public_url.clone().unwrap_or_else(|| format!("http://{local_addr}"));
+            tracing::warn!(
+                "no user exists yet: create the first admin at {}/setup?token={token} \
+                 (one-time link, valid until used or the server restarts), or run `server user create`",
+                base.trim_end_matches('/')
+            );
+            *setup_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+        }
+
+        let store = CatalogSessionStore::open(catalog.pool())
+            .await
+            .map_err(|e| StartupError::Sessions(e.to_string()))?;
+        let cleanup = store.clone().delete_expired_forever(std::time::Duration::from_secs(300));
+        let background = vec![tokio::spawn(cleanup)];
+        let session_layer = sessions::layer(store, config.session_idle, config.secure_cookies);
 
         let state = AppState {
             catalog: catalog.clone(),
+            accounts: Arc::new(accounts),
             version: crate::VERSION,
+            session_lifetime: chrono::Duration::from_std(config.session_lifetime)
+                .unwrap_or(chrono::Duration::hours(12)),
+            setup_token: setup_token.clone(),
         };
         let leptos_options = LeptosOptions::builder()
             .output_name("quiesce")
@@ -83,13 +114,20 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .build();
-        let router = router(state, leptos_options);
-        Ok(Self {
-            listener,
-            router,
-            catalog,
-            local_addr,
-        })
+        let guards = Guards { public_origin, state: state.clone() };
+        // Layers run outermost-last: sessions, then the cross-origin refusal, the JSON re-encoding,
+        // and the page sign-in redirect, then the routes.
+        let router = router(state, leptos_options)
+            .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
+            .layer(from_fn(security::json_to_form))
+            .layer(from_fn_with_state(guards, security::refuse_cross_origin))
+            .layer(session_layer);
+        Ok(Self { setup_token, listener, router, catalog, local_addr, background })
+    }
+
+    /// The one-time set-up token while no user exists (it is also printed to the log).
+    pub fn setup_token(&self) -> Option<String> {
+        self.setup_token.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -106,10 +144,14 @@ impl Application {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let result = axum::serve(listener, self.router.into_make_service())
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(StartupError::Serve);
+        for task in &self.background {
+            task.abort();
+        }
         self.catalog.close().await;
         tracing::info!("stopped");
         result
@@ -126,9 +168,7 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
         let options = leptos_options.clone();
         move || shell(options.clone())
     };
-    let health = Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(state);
+    let health = Router::new().route("/healthz", get(healthz)).with_state(state);
     Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
         .fallback(leptos_axum::file_and_error_handler(shell))
@@ -138,19 +178,13 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
 
 /// Liveness and readiness in one: 200 when the catalog answers, 503 when it does not.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let backend = state.catalog.backend();
     match state.catalog.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(serde_json::json!({ "status": "ok", "catalog": state.catalog.backend() })),
-        ),
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok", "catalog": backend }))),
         Err(e) => {
             tracing::warn!(error = %e, "health check: catalog unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    serde_json::json!({ "status": "unavailable", "catalog": state.catalog.backend() }),
-                ),
-            )
+            let body = serde_json::json!({ "status": "unavailable", "catalog": backend });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body))
         }
     }
 }

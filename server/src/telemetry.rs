@@ -8,8 +8,5 @@ pub fn init(filter: &str) {
         EnvFilter::new("info")
     });
     // `try_init` so tests that build several applications in one process do not panic.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -8,19 +8,20 @@ use crate::ApiError;
 
 #[server(prefix = "/api", endpoint = "status", input = GetUrl)]
 pub async fn get_status() -> Result<InstanceStatus, ApiError> {
-    use crate::state::{app_state, internal, respond};
+    use crate::auth::require;
+    use crate::state::{internal, respond};
+    use quiesce_core::auth::Action;
     use tracing::Instrument;
 
     async {
-        let state = app_state().map_err(respond)?;
+        let (state, _) = require(Action::View).await?;
         let catalog_ok = state.catalog.ping().await.is_ok();
         let instance = state
             .catalog
             .instance()
             .await
-            .map_err(internal)
-            .map_err(respond)?
-            .ok_or_else(|| respond(internal("instance row missing after start-up")))?;
+            .map_err(internal)?
+            .ok_or_else(|| internal("instance row missing after start-up"))?;
         Ok(InstanceStatus {
             instance,
             backend: state.catalog.backend(),
@@ -30,4 +31,5 @@ pub async fn get_status() -> Result<InstanceStatus, ApiError> {
     }
     .instrument(tracing::info_span!("api.status"))
     .await
+    .map_err(respond)
 }

@@ -5,6 +5,21 @@ use leptos::prelude::*;
 use quiesce_core::InstanceStatus;
 
 use crate::api::get_status;
+use crate::pages::layout::use_current_user;
+use quiesce_core::auth::Role;
+
+/// What the signed-in role may do here, in words (the permission table of DESIGN.md §6).
+fn access_note(role: Role) -> &'static str {
+    match role {
+        Role::Viewer => "You are a viewer: you can watch status, mirrors and history, but not change them.",
+        Role::Operator => {
+            "You are an operator: you can enable and disable maintenance and pause, resume, create and drop mirrors."
+        }
+        Role::Admin => {
+            "You are an admin: you can do everything an operator can, and manage users, peers and orchestrations."
+        }
+    }
+}
 
 #[component]
 pub fn MaintenancePage() -> impl IntoView {
@@ -14,6 +29,7 @@ pub fn MaintenancePage() -> impl IntoView {
     // Effects run only in the browser, so this flips once the WASM has hydrated the page.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+    let user = use_current_user();
 
     view! {
         <section class="page" data-hydrated=move || hydrated.get().to_string()>
@@ -22,6 +38,11 @@ pub fn MaintenancePage() -> impl IntoView {
                 <strong>"Normal operation"</strong>
                 " — no maintenance window is active."
             </div>
+            <p class="access-note" id="access-note">
+                <Transition fallback=|| ()>
+                    {move || user.0.get().and_then(Result::ok).map(|u| access_note(u.role))}
+                </Transition>
+            </p>
             <Transition fallback=|| view! { <p class="muted">"Loading status…"</p> }>
                 {move || {
                     status
@@ -56,11 +77,7 @@ pub fn MaintenancePage() -> impl IntoView {
 #[component]
 fn StatusCard(status: InstanceStatus) -> impl IntoView {
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let catalog = if status.catalog_ok {
-        "reachable"
-    } else {
-        "NOT reachable"
-    };
+    let catalog = if status.catalog_ok { "reachable" } else { "NOT reachable" };
     view! {
         <dl class="status-card" id="instance-status">
             <dt>"Instance"</dt>

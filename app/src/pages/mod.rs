@@ -1,6 +1,9 @@
-//! Pages, one module each.
+//! Pages, one module each, and the signed-in layout around them.
 
+pub mod layout;
+pub mod login;
 pub mod maintenance;
+pub mod users;
 
 use leptos::prelude::*;
 
@@ -11,7 +14,9 @@ pub fn NotFound() -> impl IntoView {
         opts.set_status(http::StatusCode::NOT_FOUND);
     }
     view! {
-        <h1>"Not found"</h1>
-        <p>"There is no page at this address. " <a href="/">"Back to maintenance"</a></p>
+        <main id="main">
+            <h1>"Not found"</h1>
+            <p>"There is no page at this address. " <a href="/">"Back to maintenance"</a></p>
+        </main>
     }
 }

@@ -57,6 +57,17 @@ pub trait Catalog: InstanceStore + UserStore + AuditStore + Send + Sync + 'stati
 
     /// Closes the pool, waiting for connections to be returned.
     async fn close(&self);
+
+    /// The connection pool, for components that keep their own tables in the catalog database
+    /// through their own crates (the HTTP session store). Domain code never uses this.
+    fn pool(&self) -> DbPool;
+}
+
+/// A catalog's connection pool, by backend.
+#[derive(Clone)]
+pub enum DbPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 /// The installation's identity.
@@ -150,9 +161,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Catalog>> {
     match scheme {
         "sqlite" => Ok(Arc::new(SqliteCatalog::connect(url).await?)),
         "postgres" | "postgresql" => Ok(Arc::new(PostgresCatalog::connect(url).await?)),
-        _ => Err(StorageError::InvalidUrl(
-            "expected a URL starting with sqlite:// or postgres://".into(),
-        )),
+        _ => Err(StorageError::InvalidUrl("expected a URL starting with sqlite:// or postgres://".into())),
     }
 }
 
@@ -193,10 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_scheme_is_a_clear_error() {
-        let err = connect("mysql://localhost/db")
-            .await
-            .err()
-            .expect("must fail");
+        let err = connect("mysql://localhost/db").await.err().expect("must fail");
         assert!(matches!(err, StorageError::InvalidUrl(_)));
         assert!(err.to_string().contains("sqlite://"));
     }

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 mod instance;
 mod users;
 
-use super::{describe_connect_error, Catalog, Result, StorageError};
+use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};
 use crate::domain::Backend;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -30,10 +30,7 @@ impl PostgresCatalog {
             .connect_with(options)
             .await
             .map_err(|e| StorageError::Unavailable(describe_connect_error(&e)))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StorageError::Migration(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(|e| StorageError::Migration(e.to_string()))?;
         Ok(Self { pool })
     }
 }
@@ -51,5 +48,9 @@ impl Catalog for PostgresCatalog {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool(&self) -> DbPool {
+        DbPool::Postgres(self.pool.clone())
     }
 }

@@ -37,7 +37,13 @@ impl PostgresCatalog {
 
 #[async_trait]
 impl UserStore for PostgresCatalog {
-    async fn create_user(&self, username: &str, password_hash: &str, role: Role, now: DateTime<Utc>) -> Result<User> {
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now.timestamp_millis();
         let row = sqlx::query(&format!(
@@ -55,7 +61,12 @@ impl UserStore for PostgresCatalog {
         Ok(record_from_row(&row)?.user)
     }
 
-    async fn create_first_admin(&self, username: &str, password_hash: &str, now: DateTime<Utc>) -> Result<Option<User>> {
+    async fn create_first_admin(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>> {
         // Under READ COMMITTED two racing set-ups could both see an empty table; the lock
         // (which conflicts with itself) makes them take turns.
         let now = now.timestamp_millis();
@@ -145,8 +156,9 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
         id: row.try_get("id")?,
         at: from_millis(row.try_get("at")?),
-        kind: AuditKind::parse(&kind)
-            .ok_or_else(|| StorageError::Query(sqlx::Error::Decode(format!("unknown audit kind {kind}").into())))?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| {
+            StorageError::Query(sqlx::Error::Decode(format!("unknown audit kind {kind}").into()))
+        })?,
         actor: row.try_get("actor")?,
         subject: row.try_get("subject")?,
         client: row.try_get("client")?,

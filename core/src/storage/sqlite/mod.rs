@@ -10,7 +10,7 @@ use sqlx::SqlitePool;
 mod instance;
 mod users;
 
-use super::{describe_connect_error, Catalog, Result, StorageError};
+use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};
 use crate::domain::Backend;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -40,10 +40,7 @@ impl SqliteCatalog {
             .connect_with(options)
             .await
             .map_err(|e| StorageError::Unavailable(describe_connect_error(&e)))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StorageError::Migration(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(|e| StorageError::Migration(e.to_string()))?;
         Ok(Self { pool })
     }
 }
@@ -61,5 +58,9 @@ impl Catalog for SqliteCatalog {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool(&self) -> DbPool {
+        DbPool::Sqlite(self.pool.clone())
     }
 }

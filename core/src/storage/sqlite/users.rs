@@ -37,7 +37,13 @@ impl SqliteCatalog {
 
 #[async_trait]
 impl UserStore for SqliteCatalog {
-    async fn create_user(&self, username: &str, password_hash: &str, role: Role, now: DateTime<Utc>) -> Result<User> {
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = now.timestamp_millis();
         let row = sqlx::query(&format!(
@@ -56,7 +62,12 @@ impl UserStore for SqliteCatalog {
         Ok(record_from_row(&row)?.user)
     }
 
-    async fn create_first_admin(&self, username: &str, password_hash: &str, now: DateTime<Utc>) -> Result<Option<User>> {
+    async fn create_first_admin(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>> {
         // One statement: SQLite runs it under its single writer lock, so two racing set-ups
         // cannot both see an empty table.
         let now = now.timestamp_millis();
@@ -145,8 +156,9 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent> {
     Ok(AuditEvent {
         id: row.try_get("id")?,
         at: from_millis(row.try_get("at")?),
-        kind: AuditKind::parse(&kind)
-            .ok_or_else(|| StorageError::Query(sqlx::Error::Decode(format!("unknown audit kind {kind}").into())))?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| {
+            StorageError::Query(sqlx::Error::Decode(format!("unknown audit kind {kind}").into()))
+        })?,
         actor: row.try_get("actor")?,
         subject: row.try_get("subject")?,
         client: row.try_get("client")?,
@@ -157,15 +169,17 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent> {
 #[async_trait]
 impl AuditStore for SqliteCatalog {
     async fn record_audit(&self, e: NewAuditEvent) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (at, kind, actor, subject, client, detail) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(e.at.timestamp_millis())
-            .bind(e.kind.as_str())
-            .bind(e.actor)
-            .bind(e.subject)
-            .bind(e.client)
-            .bind(e.detail)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_events (at, kind, actor, subject, client, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.at.timestamp_millis())
+        .bind(e.kind.as_str())
+        .bind(e.actor)
+        .bind(e.subject)
+        .bind(e.client)
+        .bind(e.detail)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

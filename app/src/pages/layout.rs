@@ -1,0 +1,65 @@
+//! The frame of every signed-in page: the top bar with navigation, the signed-in user and the
+//! sign-out button. It loads the current user once and shares it with the page through context,
+//! so pages can hide what the role may not use (the server refuses it anyway).
+
+use leptos::prelude::*;
+use quiesce_core::auth::{Action, User};
+
+use crate::api::auth::{me, Logout};
+use crate::ApiError;
+
+/// The signed-in user, as loaded by the layout.
+#[derive(Clone, Copy)]
+pub struct CurrentUser(pub Resource<Result<User, ApiError>>);
+
+impl CurrentUser {
+    /// Whether the signed-in user may do `action` (false while loading or signed out).
+    pub fn may(&self, action: Action) -> bool {
+        self.0.get().and_then(Result::ok).is_some_and(|u| u.role.may(action))
+    }
+}
+
+pub fn use_current_user() -> CurrentUser {
+    expect_context::<CurrentUser>()
+}
+
+#[component]
+pub fn Layout(children: Children) -> impl IntoView {
+    let user = Resource::new(|| (), |_| me());
+    let current = CurrentUser(user);
+    provide_context(current);
+    let logout = ServerAction::<Logout>::new();
+
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">"Quiesce"</a>
+            <nav aria-label="Main">
+                <a href="/">"Maintenance"</a>
+                <Transition fallback=|| ()>
+                    {move || current.may(Action::ManageUsers).then(|| view! { <a href="/users">"Users"</a> })}
+                </Transition>
+            </nav>
+            <div class="whoami">
+                <Transition fallback=|| ()>
+                    {move || {
+                        user.get()
+                            .map(|r| match r {
+                                Ok(u) => {
+                                    view! {
+                                        <span id="whoami-name">{u.username.clone()}</span>
+                                        <span class="role-badge" id="whoami-role">{u.role.to_string()}</span>
+                                        <ActionForm action=logout attr:class="inline">
+                                            <button type="submit" class="secondary">"Sign out"</button>
+                                        </ActionForm>
+                                    }
+                                        .into_any()
+                                }
+                                Err(_) => view! { <a href="/login">"Sign in"</a> }.into_any(),
+                            })
+                    }}
+                </Transition>
+            </div>
+        </header>
+        <main id="main">{children()}</main>
+    }
+}

@@ -1,0 +1,373 @@
+//! Sign-in, sessions and roles over real HTTP, on both catalog backends.
+
+mod support;
+
+use quiesce_core::auth::Role;
+use quiesce_core::Backend;
+use reqwest::Method;
+use serde_json::json;
+use support::{session_cookie, session_set_cookie, TestApp, PASSWORD};
+
+on_both_backends!(
+    every_server_function_enforces_the_role_table,
+    sign_in_issues_a_fresh_session_id_each_time,
+    sign_out_makes_the_old_cookie_worthless,
+    a_disabled_user_is_refused_on_the_next_request,
+    a_role_change_takes_effect_on_the_next_request,
+    a_password_reset_ends_existing_sessions,
+    a_cross_origin_post_is_refused_and_changes_nothing,
+    repeated_failures_are_throttled_even_with_the_right_password,
+    a_failed_sign_in_never_tells_whether_the_user_exists,
+    sign_ins_failures_sign_outs_and_role_changes_are_audited,
+    json_and_form_posts_reach_the_same_function,
+    the_setup_link_creates_the_first_admin_once,
+    admins_cannot_lock_themselves_out,
+);
+
+/// Every server function, the least role that may call it, and a body to send.
+fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value, Role)> {
+    vec![
+        (Method::GET, "/api/status", json!({}), Role::Viewer),
+        (Method::GET, "/api/me", json!({}), Role::Viewer),
+        (Method::GET, "/api/users", json!({}), Role::Admin),
+        (Method::GET, "/api/audit", json!({}), Role::Admin),
+        (
+            Method::POST,
+            "/api/users/create",
+            json!({"username": "made-by-matrix", "password": "long enough password", "role": "viewer"}),
+            Role::Admin,
+        ),
+        (Method::POST, "/api/users/set-role", json!({"id": some_user_id, "role": "operator"}), Role::Admin),
+        (
+            Method::POST,
+            "/api/users/set-disabled",
+            json!({"id": "no-such-user", "disabled": true}),
+            Role::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/users/reset-password",
+            json!({"id": some_user_id, "password": "another long password"}),
+            Role::Admin,
+        ),
+    ]
+}
+
+async fn call(
+    app: &TestApp,
+    client: &reqwest::Client,
+    method: &Method,
+    path: &str,
+    body: &serde_json::Value,
+) -> u16 {
+    let req = if *method == Method::GET {
+        client.get(app.url(path))
+    } else {
+        client.post(app.url(path)).json(body)
+    };
+    req.send().await.unwrap().status().as_u16()
+}
+
+async fn every_server_function_enforces_the_role_table(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let target = app.create_user("target", Role::Viewer).await;
+    let anonymous = app.client();
+    let mut clients = Vec::new();
+    for role in Role::ALL {
+        clients.push((role, app.signed_in(&format!("as-{role}"), role).await.1));
+    }
+    for (method, path, body, least) in endpoints(&target.id) {
+        assert_eq!(call(&app, &anonymous, &method, path, &body).await, 401, "anonymous {method} {path}");
+        for (role, client) in &clients {
+            let status = call(&app, client, &method, path, &body).await;
+            if *role >= least {
+                assert!(
+                    status != 401 && status != 403,
+                    "{role} {method} {path} must be allowed, got {status}"
+                );
+            } else {
+                assert_eq!(status, 403, "{role} {method} {path} must be forbidden");
+            }
+        }
+    }
+    app.stop().await;
+}
+
+async fn sign_in_issues_a_fresh_session_id_each_time(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("vera", Role::Viewer).await;
+    let client = app.client();
+    let first = app.login(&client, "vera", PASSWORD).await;
+    let id1 = session_cookie(&first).expect("a session cookie");
+    let second = app.login(&client, "vera", PASSWORD).await;
+    let id2 = session_cookie(&second).expect("a new session cookie");
+    assert_ne!(id1, id2, "signing in must cycle the session id");
+    // The old id is dead; the new one works.
+    let stale = reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .header("cookie", format!("quiesce_session={id1}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401);
+    assert_eq!(client.get(app.url("/api/me")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
+
+async fn sign_out_makes_the_old_cookie_worthless(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("vera", Role::Viewer).await;
+    let client = app.client();
+    let r = app.login(&client, "vera", PASSWORD).await;
+    let cookie = session_cookie(&r).unwrap();
+    assert_eq!(client.post(app.url("/api/logout")).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(app.url("/api/me")).send().await.unwrap().status(), 401);
+    let replay = reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .header("cookie", format!("quiesce_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401, "a replayed cookie after sign-out must not work");
+    app.stop().await;
+}
+
+async fn a_disabled_user_is_refused_on_the_next_request(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let (victim, client) = app.signed_in("otto", Role::Operator).await;
+    assert_eq!(client.get(app.url("/api/me")).send().await.unwrap().status(), 200);
+    let r = admin
+        .post(app.url("/api/users/set-disabled"))
+        .json(&json!({"id": victim.id, "disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(client.get(app.url("/api/me")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        app.login(&app.client(), "otto", PASSWORD).await.status(),
+        401,
+        "a disabled user cannot sign in"
+    );
+    app.stop().await;
+}
+
+async fn a_role_change_takes_effect_on_the_next_request(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, root) = app.signed_in("root", Role::Admin).await;
+    let (second, client) = app.signed_in("second", Role::Admin).await;
+    assert_eq!(client.get(app.url("/api/users")).send().await.unwrap().status(), 200);
+    let r = root
+        .post(app.url("/api/users/set-role"))
+        .json(&json!({"id": second.id, "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(client.get(app.url("/api/users")).send().await.unwrap().status(), 403);
+    let me: serde_json::Value = client.get(app.url("/api/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["role"], "viewer");
+    app.stop().await;
+}
+
+async fn a_password_reset_ends_existing_sessions(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, root) = app.signed_in("root", Role::Admin).await;
+    let (user, client) = app.signed_in("vera", Role::Viewer).await;
+    let r = root
+        .post(app.url("/api/users/reset-password"))
+        .json(&json!({"id": user.id, "password": "a brand new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(client.get(app.url("/api/me")).send().await.unwrap().status(), 401);
+    assert_eq!(app.login(&app.client(), "vera", PASSWORD).await.status(), 401);
+    assert_eq!(app.login(&app.client(), "vera", "a brand new password").await.status(), 200);
+    app.stop().await;
+}
+
+async fn a_cross_origin_post_is_refused_and_changes_nothing(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let r = admin
+        .post(app.url("/api/users/create"))
+        .header("origin", "http://evil.example")
+        .form(&[("username", "mallory"), ("password", "long enough password"), ("role", "admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["message"], "cross-origin request refused");
+    assert!(app.db.catalog().await.user_by_username("mallory").await.unwrap().is_none());
+    // The same request from our own origin goes through.
+    let r = admin
+        .post(app.url("/api/users/create"))
+        .header("origin", app.base.clone())
+        .form(&[("username", "mallory"), ("password", "long enough password"), ("role", "viewer")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
+async fn repeated_failures_are_throttled_even_with_the_right_password(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("vera", Role::Viewer).await;
+    let client = app.client();
+    for _ in 0..5 {
+        assert_eq!(app.login(&client, "vera", "wrong password!").await.status(), 401);
+    }
+    let r = app.login(&client, "vera", PASSWORD).await;
+    assert_eq!(r.status(), 429);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("try again in"), "{body}");
+    app.stop().await;
+}
+
+async fn a_failed_sign_in_never_tells_whether_the_user_exists(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("vera", Role::Viewer).await;
+    let wrong_pw = app.login(&app.client(), "vera", "not the password").await;
+    let no_user = app.login(&app.client(), "nobody", "not the password").await;
+    assert_eq!(wrong_pw.status(), no_user.status());
+    assert_eq!(wrong_pw.text().await.unwrap(), no_user.text().await.unwrap());
+    app.stop().await;
+}
+
+async fn sign_ins_failures_sign_outs_and_role_changes_are_audited(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, root) = app.signed_in("root", Role::Admin).await;
+    let (vera, client) = app.signed_in("vera", Role::Viewer).await;
+    app.login(&app.client(), "vera", "wrong password!").await;
+    client.post(app.url("/api/logout")).send().await.unwrap();
+    root.post(app.url("/api/users/set-role"))
+        .json(&json!({"id": vera.id, "role": "operator"}))
+        .send()
+        .await
+        .unwrap();
+    let audit: Vec<serde_json::Value> =
+        root.get(app.url("/api/audit")).send().await.unwrap().json().await.unwrap();
+    let kinds: Vec<&str> = audit.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for k in ["sign_in", "sign_in_failed", "sign_out", "role_changed"] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    let change = audit.iter().find(|e| e["kind"] == "role_changed").unwrap();
+    assert_eq!(change["actor"], "root");
+    assert_eq!(change["subject"], "vera");
+    assert_eq!(change["detail"], "viewer → operator");
+    assert_eq!(change["client"], "127.0.0.1");
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(!text.contains(PASSWORD) && !text.contains("wrong password!") && !text.contains("$argon2"));
+    app.stop().await;
+}
+
+async fn json_and_form_posts_reach_the_same_function(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("vera", Role::Viewer).await;
+    let as_form = app
+        .client()
+        .post(app.url("/api/login"))
+        .form(&[("username", "vera"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_form.status(), 200);
+    let as_json = app.login(&app.client(), "vera", PASSWORD).await;
+    assert_eq!(as_json.status(), 200);
+    let user: serde_json::Value = as_json.json().await.unwrap();
+    assert_eq!(user["username"], "vera");
+    assert!(user.get("password_hash").is_none());
+    let bad = app
+        .client()
+        .post(app.url("/api/login"))
+        .header("content-type", "application/json")
+        .body("[1,2]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    app.stop().await;
+}
+
+async fn the_setup_link_creates_the_first_admin_once(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let setup = |t: String| {
+        let client = app.client();
+        let url = app.url("/api/setup");
+        async move {
+            let r = client
+                .post(url)
+                .json(&json!({"token": t, "username": "first", "password": "first admin password"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), client)
+        }
+    };
+    assert_eq!(setup("wrong-token".into()).await.0, 403);
+    assert_eq!(app.db.catalog().await.count_users().await.unwrap(), 0);
+    let real = app.setup_token.clone().expect("a fresh catalog has a set-up token");
+    let (status, client) = setup(real.clone()).await;
+    assert_eq!(status, 200);
+    let me: serde_json::Value = client.get(app.url("/api/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["role"], "admin");
+    assert_eq!(setup(real).await.0, 403, "the link is single-use");
+    assert_eq!(app.db.catalog().await.count_users().await.unwrap(), 1);
+    app.stop().await;
+}
+
+async fn admins_cannot_lock_themselves_out(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (root, client) = app.signed_in("root", Role::Admin).await;
+    let r = client
+        .post(app.url("/api/users/set-disabled"))
+        .json(&json!({"id": root.id, "disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = client
+        .post(app.url("/api/users/set-role"))
+        .json(&json!({"id": root.id, "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(client.get(app.url("/api/users")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn session_cookies_are_secure_httponly_and_samesite_unless_plain_http_is_explicit() {
+    let app = TestApp::start_with(Backend::Sqlite, |c| c.secure_cookies = true).await;
+    app.create_user("vera", Role::Viewer).await;
+    let r = app.login(&app.client(), "vera", PASSWORD).await;
+    let cookie = session_set_cookie(&r).unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    app.stop().await;
+
+    let plain = TestApp::start(Backend::Sqlite).await;
+    plain.create_user("vera", Role::Viewer).await;
+    let r = plain.login(&plain.client(), "vera", PASSWORD).await;
+    let cookie = session_set_cookie(&r).unwrap();
+    assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "{cookie}");
+    plain.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_lifetime_however_active() {
+    let app =
+        TestApp::start_with(Backend::Sqlite, |c| c.session_lifetime = std::time::Duration::from_millis(1500))
+            .await;
+    let (_, client) = app.signed_in("vera", Role::Viewer).await;
+    assert_eq!(client.get(app.url("/api/me")).send().await.unwrap().status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert_eq!(client.get(app.url("/api/me")).send().await.unwrap().status(), 401);
+    app.stop().await;
+}

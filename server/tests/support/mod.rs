@@ -1,0 +1,135 @@
+//! Shared test harness: the application on port 0 over a fresh catalog, users, signed-in clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use quiesce_core::accounts::{Accounts, Origin};
+use quiesce_core::auth::{Role, User};
+use quiesce_core::testing::TestDb;
+use quiesce_core::Backend;
+use server::config::Config;
+use server::startup::Application;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub base: String,
+    pub addr: SocketAddr,
+    /// The one-time set-up token the server printed, if the catalog had no user.
+    pub setup_token: Option<String>,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), server::startup::StartupError>>>,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::new(backend).await;
+        Self::start_on(db, tweak).await
+    }
+
+    pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_tests(&db.url);
+        tweak(&mut config);
+        let app = Application::build(config).await.expect("the application builds");
+        let addr = app.local_addr();
+        let setup_token = app.setup_token();
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            db,
+            base: format!("http://{addr}"),
+            addr,
+            setup_token,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server and returns its database (for a restart on the same catalog).
+    pub async fn stop(mut self) -> TestDb {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().expect("the server stops cleanly");
+        }
+        let TestApp { db, .. } = self;
+        db
+    }
+
+    pub async fn create_user(&self, name: &str, role: Role) -> User {
+        let accounts = Accounts::new(self.db.catalog().await).await.unwrap();
+        accounts.create_user(None, name, PASSWORD, role, &Origin::default()).await.unwrap()
+    }
+
+    /// A client with its own cookie jar, not signed in.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub async fn login(&self, client: &reqwest::Client, name: &str, password: &str) -> reqwest::Response {
+        client
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({ "username": name, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new user with `role`, and a client signed in as them.
+    pub async fn signed_in(&self, name: &str, role: Role) -> (User, reqwest::Client) {
+        let user = self.create_user(name, role).await;
+        let client = self.client();
+        let r = self.login(&client, name, PASSWORD).await;
+        assert_eq!(r.status(), 200, "sign-in as {name}: {}", r.text().await.unwrap_or_default());
+        (user, client)
+    }
+}
+
+/// The `quiesce_session` cookie value a response set, if any.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        c.strip_prefix("quiesce_session=").map(|rest| rest.split(';').next().unwrap_or("").to_string())
+    })
+}
+
+/// The full Set-Cookie header for the session cookie.
+pub fn session_set_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("quiesce_session="))
+        .map(str::to_string)
+}
+
+/// Runs each listed `async fn(Backend)` once on SQLite and once on Postgres.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(quiesce_core::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $case() { super::$case(quiesce_core::Backend::Postgres).await } )*
+        }
+    };
+}
