@@ -4,6 +4,9 @@
 // port, waits for /healthz, runs Playwright against it, stops the server with SIGTERM and drops
 // the database. A missing Chromium or Postgres is a failure, never a skip.
 //
+// Before starting the server it creates one user per role with the real command line
+// (`server user create`); the tests sign in as them (names and password in QUIESCE_E2E_*).
+//
 // Environment: QUIESCE_E2E_BACKENDS (default "sqlite,postgres"), QUIESCE_TEST_POSTGRES_URL
 // (default postgres://postgres@127.0.0.1:5432/postgres), QUIESCE_SERVER_BIN (default
 // ../target/debug/server), CHROMIUM_PATH (default /usr/bin/chromium).
@@ -51,6 +54,20 @@ function createDatabase(backend) {
   fail(`unknown backend ${backend}`);
 }
 
+const PASSWORD = 'end-to-end password';
+const USERS = { viewer: 'e2e-viewer', operator: 'e2e-operator', admin: 'e2e-admin' };
+
+function createUsers(databaseUrl) {
+  for (const [role, name] of Object.entries(USERS)) {
+    const r = spawnSync(serverBin, ['user', 'create', '--username', name, '--role', role], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, QUIESCE_DATABASE_URL: databaseUrl, QUIESCE_PASSWORD: PASSWORD, QUIESCE_LOG: 'warn' },
+    });
+    if (r.status !== 0) throw new Error(`user create ${name} failed: ${r.stderr}`);
+  }
+}
+
 // Starts the server on port 0 and resolves with its base URL, read from its "serving on" log line.
 function startServer(databaseUrl) {
   return new Promise((resolveStart, rejectStart) => {
@@ -60,6 +77,8 @@ function startServer(databaseUrl) {
         ...process.env,
         QUIESCE_DATABASE_URL: databaseUrl,
         QUIESCE_LISTEN: '127.0.0.1:0',
+        // Local tests run over plain http; production keeps the Secure cookie flag.
+        QUIESCE_PLAIN_HTTP: 'true',
         QUIESCE_SITE_ROOT: siteRoot,
         QUIESCE_LOG: process.env.QUIESCE_LOG || 'info',
         NO_COLOR: '1',
@@ -121,12 +140,20 @@ for (const backend of backends) {
   const db = createDatabase(backend);
   let server;
   try {
+    createUsers(db.url);
     server = await startServer(db.url);
     await waitHealthy(server.baseUrl);
     const r = spawnSync('npx', ['playwright', 'test', ...process.argv.slice(2)], {
       cwd: here,
       stdio: 'inherit',
-      env: { ...process.env, QUIESCE_BASE_URL: server.baseUrl, QUIESCE_BACKEND: backend, QUIESCE_DATABASE_URL: db.url },
+      env: {
+        ...process.env,
+        QUIESCE_BASE_URL: server.baseUrl,
+        QUIESCE_BACKEND: backend,
+        QUIESCE_DATABASE_URL: db.url,
+        QUIESCE_E2E_PASSWORD: PASSWORD,
+        QUIESCE_E2E_USERS: JSON.stringify(USERS),
+      },
     });
     if (r.status !== 0) {
       failed += 1;

@@ -34,7 +34,19 @@ pub fn internal(err: impl std::fmt::Display) -> ApiError {
 }
 
 /// Sets the HTTP status of the current server-function response to match `err`, and returns it.
+///
+/// Plain HTML form posts (no JavaScript) are left alone: Leptos answers those with a redirect
+/// back to the form carrying the error, which a 4xx status would stop the browser following.
 pub fn respond(err: ApiError) -> ApiError {
+    let from_html_form = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
+        p.headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+    });
+    if from_html_form {
+        return err;
+    }
     if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
         if let Ok(code) = http::StatusCode::from_u16(err.status()) {
             opts.set_status(code);

@@ -1,10 +1,13 @@
 // The walking skeleton: the maintenance page is server-rendered from the database, hydrates, and
 // its interactive part round-trips through the /api/status server function.
 import { test, expect } from '@playwright/test';
+import { signIn, signInRequest } from './helpers.mjs';
 
 const backend = process.env.QUIESCE_BACKEND;
 
-test('the status endpoint answers JSON from the catalog', async ({ request }) => {
+test('the status endpoint answers JSON from the catalog, only when signed in', async ({ request }) => {
+  expect((await request.get('/api/status')).status()).toBe(401);
+  await signInRequest(request, 'viewer');
   const r = await request.get('/api/status');
   expect(r.status()).toBe(200);
   const body = await r.json();
@@ -14,6 +17,7 @@ test('the status endpoint answers JSON from the catalog', async ({ request }) =>
 });
 
 test('the page is rendered on the server with the instance status', async ({ request }) => {
+  await signInRequest(request, 'viewer');
   const status = await (await request.get('/api/status')).json();
   const html = await (await request.get('/')).text();
   expect(html).toContain('Maintenance');
@@ -21,7 +25,7 @@ test('the page is rendered on the server with the instance status', async ({ req
 });
 
 test('the page hydrates and refreshes the status through the server function', async ({ page }) => {
-  await page.goto('/');
+  await signIn(page, 'viewer');
   await expect(page.locator('section[data-hydrated="true"]')).toBeVisible();
   await expect(page.locator('#catalog-backend')).toContainText(backend);
   const refresh = page.locator('#refresh-status');
@@ -34,6 +38,7 @@ test('the page hydrates and refreshes the status through the server function', a
 });
 
 test('an unknown page is a 404 with a way back', async ({ page }) => {
+  await signIn(page, 'viewer');
   const r = await page.goto('/no-such-page');
   expect(r.status()).toBe(404);
   await expect(page.getByRole('link', { name: 'Back to maintenance' })).toBeVisible();

@@ -16,18 +16,17 @@ pub fn UsersPage() -> impl IntoView {
     let set_role = ServerAction::<SetUserRole>::new();
     let set_disabled = ServerAction::<SetUserDisabled>::new();
     let reset = ServerAction::<ResetPassword>::new();
-    let users = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                set_role.version().get(),
-                set_disabled.version().get(),
-                reset.version().get(),
-            )
-        },
-        |_| list_users(),
-    );
-    let audit = Resource::new(move || users.get().map(|_| ()), |_| list_audit(None));
+    // Any completed change reloads the list and the audit.
+    let changes = move || {
+        (
+            create.version().get(),
+            set_role.version().get(),
+            set_disabled.version().get(),
+            reset.version().get(),
+        )
+    };
+    let users = Resource::new(changes, |_| list_users());
+    let audit = Resource::new(changes, |_| list_audit(None));
 
     // The latest outcome of any of the forms, announced to screen readers.
     let message = move || {
@@ -178,7 +177,7 @@ fn AuditTable(events: Vec<AuditEvent>) -> impl IntoView {
                         view! {
                             <tr>
                                 <td>{fmt_time(e.at)}</td>
-                                <td>{format!("{:?}", e.kind)}</td>
+                                <td>{e.kind.as_str().replace('_', " ")}</td>
                                 <td>{e.actor.unwrap_or_default()}</td>
                                 <td>{e.subject.unwrap_or_default()}</td>
                                 <td>{e.client.unwrap_or_default()}</td>
