@@ -6,4 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/ensure-tools.sh
 cargo leptos build
+# Local use over plain http: session cookies without the Secure flag. Behind TLS, run the
+# binary directly (target/debug/server or a release build) without this.
+export QUIESCE_PLAIN_HTTP="${QUIESCE_PLAIN_HTTP:-true}"
 exec target/debug/server "$@"
