@@ -6,6 +6,7 @@
 //! unless it sits behind `server`.
 
 pub mod domain;
+pub mod events;
 
 #[cfg(feature = "server")]
 pub mod storage;

@@ -9,6 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 mod instance;
+mod mirror;
+mod peer;
 
 use super::{describe_connect_error, Catalog, Result, StorageError};
 use crate::domain::Backend;

@@ -8,6 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 mod instance;
+mod mirror;
+mod peer;
 
 use super::{describe_connect_error, Catalog, Result, StorageError};
 use crate::domain::Backend;
