@@ -9,6 +9,9 @@ pub mod domain;
 pub mod events;
 
 #[cfg(feature = "server")]
+pub mod engine;
+
+#[cfg(feature = "server")]
 pub mod storage;
 
 #[cfg(feature = "testing")]
