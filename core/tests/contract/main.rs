@@ -4,6 +4,7 @@
 //! two tests, `sqlite::<case>` and `postgres::<case>`, each on its own fresh database.
 
 mod instance;
+mod mirror;
 
 macro_rules! contract {
     ($($module:ident :: $case:ident),* $(,)?) => {
@@ -34,4 +35,15 @@ contract! {
     instance::later_starts_keep_the_identity_and_count_up,
     instance::migrations_are_idempotent_across_reopening,
     instance::ping_answers_and_backend_is_reported,
+    mirror::a_peer_is_listed_without_its_url,
+    mirror::a_second_peer_with_the_same_name_is_a_conflict,
+    mirror::a_peer_in_use_cannot_be_deleted,
+    mirror::a_new_mirror_starts_in_setup_without_holds,
+    mirror::a_mirror_needs_existing_peers_and_a_free_name,
+    mirror::adding_a_hold_pauses_and_is_idempotent,
+    mirror::removing_the_last_hold_resumes_at_the_checkpoint_stage,
+    mirror::progress_never_overrides_a_requested_pause,
+    mirror::a_dropped_mirror_refuses_resume_and_progress,
+    mirror::a_failed_mirror_keeps_its_reason_and_resumes_on_request,
+    mirror::concurrent_holds_leave_a_consistent_status,
 }
