@@ -12,6 +12,9 @@ pub mod events;
 pub mod engine;
 
 #[cfg(feature = "server")]
+pub mod demo;
+
+#[cfg(feature = "server")]
 pub mod storage;
 
 #[cfg(feature = "testing")]

@@ -34,7 +34,10 @@ async fn running_mirror(c: &dyn Catalog, name: &str) -> String {
         Some(p) => (p.id, c.peer_by_name("dst").await.unwrap().unwrap().id),
         None => two_peers(c).await,
     };
-    let m = c.create_mirror(&mirror(name, &s, &d), Utc::now()).await.unwrap();
+    let m = c
+        .create_mirror(&mirror(name, &s, &d), Utc::now())
+        .await
+        .unwrap();
     let progress = Progress {
         checkpoint: Checkpoint {
             stage: Stage::Cdc,
@@ -86,7 +89,10 @@ pub async fn a_peer_in_use_cannot_be_deleted(db: &TestDb) {
 pub async fn a_new_mirror_starts_in_setup_without_holds(db: &TestDb) {
     let c = db.catalog().await;
     let (s, d) = two_peers(&*c).await;
-    let m = c.create_mirror(&mirror("m1", &s, &d), Utc::now()).await.unwrap();
+    let m = c
+        .create_mirror(&mirror("m1", &s, &d), Utc::now())
+        .await
+        .unwrap();
     assert_eq!(m.status, MirrorStatus::Setup);
     assert!(m.holds.is_empty());
     assert_eq!(m.checkpoint, Checkpoint::initial());
@@ -105,7 +111,10 @@ pub async fn a_mirror_needs_existing_peers_and_a_free_name(db: &TestDb) {
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::NotFound(_)), "{err}");
-    let first = c.create_mirror(&mirror("m", &s, &d), Utc::now()).await.unwrap();
+    let first = c
+        .create_mirror(&mirror("m", &s, &d), Utc::now())
+        .await
+        .unwrap();
     let err = c
         .create_mirror(&mirror("m", &s, &d), Utc::now())
         .await
@@ -138,7 +147,11 @@ pub async fn removing_the_last_hold_resumes_at_the_checkpoint_stage(db: &TestDb)
     c.add_hold(&id, &w, Utc::now()).await.unwrap();
     c.confirm_paused(&id, Utc::now()).await.unwrap();
     let ch = c.remove_hold(&id, &w, Utc::now()).await.unwrap();
-    assert_eq!(ch.mirror.status, MirrorStatus::Paused, "the user hold remains");
+    assert_eq!(
+        ch.mirror.status,
+        MirrorStatus::Paused,
+        "the user hold remains"
+    );
     assert_eq!(c.list_holds(&id).await.unwrap(), vec![Hold::User]);
     let ch = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap();
     assert_eq!(ch.mirror.status, MirrorStatus::Running);
@@ -173,8 +186,14 @@ pub async fn a_dropped_mirror_refuses_resume_and_progress(db: &TestDb) {
     c.add_hold(&id, &Hold::User, Utc::now()).await.unwrap();
     let ch = c.drop_mirror(&id, Utc::now()).await.unwrap();
     assert_eq!(ch.mirror.status, MirrorStatus::Dropped);
-    assert!(c.drop_mirror(&id, Utc::now()).await.is_ok(), "dropping twice");
-    let err = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap_err();
+    assert!(
+        c.drop_mirror(&id, Utc::now()).await.is_ok(),
+        "dropping twice"
+    );
+    let err = c
+        .remove_hold(&id, &Hold::User, Utc::now())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("dropped"), "{err}");
     assert!(c.add_hold(&id, &Hold::User, Utc::now()).await.is_err());
     let p = Progress {
@@ -225,7 +244,10 @@ pub async fn concurrent_holds_leave_a_consistent_status(db: &TestDb) {
         t.await.unwrap();
     }
     let m = c.mirror(&id).await.unwrap().unwrap();
-    assert_eq!(m.holds.iter().cloned().collect::<Vec<_>>(), vec![Hold::User]);
+    assert_eq!(
+        m.holds.iter().cloned().collect::<Vec<_>>(),
+        vec![Hold::User]
+    );
     assert_eq!(m.status, MirrorStatus::Pausing);
     let ch = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap();
     assert_eq!(ch.mirror.status, MirrorStatus::Running);

@@ -24,7 +24,7 @@
 
 mod postgres;
 pub(crate) mod sql;
-mod sqlite;
+pub(crate) mod sqlite;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Peer SQL for Postgres: introspection through `pg_attribute`/`pg_index`, capture with one shared
 //! trigger function (`_quiesce_capture`, primary-key column names passed as trigger arguments)
-//! writing `to_jsonb(row)` into the change log.
+//! writing the row as JSON into the change log (`row_to_json(…)::jsonb`: `to_jsonb` would round
+//! double precision to 15 digits on its way through `numeric`).
 //!
 //! **Ordering trade-off.** CDC reads entries with `id > checkpoint`. Ids come from a sequence, and
 //! two transactions can commit in the opposite order of their ids: a reader could then see id 11,
@@ -43,7 +44,8 @@ pub(super) async fn table_schema(
 ) -> Result<Option<TableSchema>, EngineError> {
     let rows = sqlx::query(
         "SELECT a.attname::text, a.atttypid::regtype::text, NOT a.attnotnull,
-                COALESCE(array_position(i.indkey::int2[], a.attnum), 0)::int8
+                COALESCE(array_position(i.indkey::int2[], a.attnum)
+                         - array_lower(i.indkey::int2[], 1) + 1, 0)::int8
          FROM pg_attribute a
          JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
          LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
@@ -94,12 +96,12 @@ fn capture_function() -> String {
          BEGIN
            PERFORM pg_advisory_xact_lock({CAPTURE_LOCK});
            IF TG_OP <> 'INSERT' THEN
-             old_row := to_jsonb(OLD);
+             old_row := row_to_json(OLD)::jsonb;
              SELECT jsonb_agg(old_row -> a.c ORDER BY a.o) INTO old_key
                FROM unnest(TG_ARGV) WITH ORDINALITY AS a(c, o);
            END IF;
            IF TG_OP <> 'DELETE' THEN
-             new_row := to_jsonb(NEW);
+             new_row := row_to_json(NEW)::jsonb;
              SELECT jsonb_agg(new_row -> a.c ORDER BY a.o) INTO new_key
                FROM unnest(TG_ARGV) WITH ORDINALITY AS a(c, o);
            END IF;

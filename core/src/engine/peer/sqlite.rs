@@ -402,3 +402,84 @@ pub(super) async fn write(pool: &SqlitePool, batch: &[TableWrite<'_>]) -> Result
     }
     tx.commit().await.map_err(query_error)
 }
+
+// ---- Demo data (see `crate::demo`): the demo's source tables and its steady write load. ----
+
+/// Creates the demo tables if missing and fills the empty ones; never changes existing rows.
+pub(crate) async fn demo_prepare(pool: &SqlitePool) -> Result<(), EngineError> {
+    let tables = [
+        "CREATE TABLE IF NOT EXISTS demo_customers (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, vip BOOLEAN NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS demo_orders (
+            id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, amount REAL NOT NULL,
+            paid BOOLEAN NOT NULL, note TEXT)",
+        "CREATE TABLE IF NOT EXISTS demo_events (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload BLOB)",
+    ];
+    for t in tables {
+        sqlx::query(t).execute(pool).await.map_err(query_error)?;
+    }
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM demo_customers")
+        .fetch_one(pool)
+        .await
+        .map_err(query_error)?;
+    if customers == 0 {
+        for i in 1..=20i64 {
+            sqlx::query("INSERT INTO demo_customers (id, name, vip) VALUES (?, ?, ?)")
+                .bind(i)
+                .bind(format!("customer {i}"))
+                .bind(i % 5 == 0)
+                .execute(pool)
+                .await
+                .map_err(query_error)?;
+        }
+    }
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM demo_orders")
+        .fetch_one(pool)
+        .await
+        .map_err(query_error)?;
+    if orders == 0 {
+        for i in 1..=200i64 {
+            sqlx::query(
+                "INSERT INTO demo_orders (id, customer_id, amount, paid, note) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(i)
+            .bind(i % 20 + 1)
+            .bind((i * 37 % 1000) as f64 / 4.0)
+            .bind(i % 3 == 0)
+            .bind(format!("seed order {i}"))
+            .execute(pool)
+            .await
+            .map_err(query_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// One step of the demo's write load, chosen by `k`: new orders and events, payments, and the
+/// occasional deleted order.
+pub(crate) async fn demo_write(pool: &SqlitePool, k: u64) -> Result<(), EngineError> {
+    let k = i64::try_from(k % 1_000_000).unwrap_or(0);
+    let q = match k % 4 {
+        0 | 1 => sqlx::query(
+            "INSERT INTO demo_orders (customer_id, amount, paid, note) VALUES (?, ?, FALSE, 'new')",
+        )
+        .bind(k % 20 + 1)
+        .bind((k * 37 % 1000) as f64 / 4.0),
+        2 => sqlx::query(
+            "UPDATE demo_orders SET paid = TRUE, note = 'paid'
+             WHERE id = (SELECT min(id) FROM demo_orders WHERE NOT paid)",
+        ),
+        _ => sqlx::query(
+            "DELETE FROM demo_orders WHERE id = (SELECT min(id) FROM demo_orders WHERE paid)",
+        ),
+    };
+    q.execute(pool).await.map_err(query_error)?;
+    sqlx::query("INSERT INTO demo_events (kind, payload) VALUES (?, ?)")
+        .bind(["order", "payment", "refund"][usize::try_from(k % 3).unwrap_or(0)])
+        .bind(k.to_le_bytes().to_vec())
+        .execute(pool)
+        .await
+        .map_err(query_error)?;
+    Ok(())
+}
