@@ -237,6 +237,15 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Whether a connection coming back to its pool may be reused: not if it is still inside a
+/// transaction. A task cancelled (aborted) at the wrong moment can leave one open — sqlx
+/// acknowledges `BEGIN` before the `Transaction` guard exists — and reusing it would hold the
+/// database's write lock (SQLite) or row locks (Postgres) forever. Closing it rolls it back.
+pub(crate) fn reusable<DB: sqlx::Database>(conn: &DB::Connection) -> bool {
+    use sqlx::TransactionManager;
+    <DB::TransactionManager as TransactionManager>::get_transaction_depth(conn) == 0
+}
+
 /// Describes a connection failure without echoing the URL (which may hold a password).
 fn describe_connect_error(e: &sqlx::Error) -> String {
     match e {

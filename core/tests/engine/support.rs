@@ -168,20 +168,19 @@ impl World {
 
     /// Waits until the mirror is running CDC with nothing left in its backlog.
     pub async fn wait_caught_up(&self, mirror: &str) {
-        let engine = self.engine.clone();
-        let id = mirror.to_string();
-        poll("caught up", || {
-            let (engine, id) = (engine.clone(), id.clone());
-            async move {
-                let Some(m) = engine.catalog().mirror(&id).await.unwrap() else {
-                    return false;
-                };
-                m.checkpoint.stage == Stage::Cdc
-                    && m.status.is_working()
-                    && engine.backlog(&m).await == Some(0)
+        let mut last = None;
+        for _ in 0..6000 {
+            let m = self.engine.catalog().mirror(mirror).await.unwrap();
+            if let Some(m) = &m {
+                let backlog = self.engine.backlog(m).await;
+                if m.checkpoint.stage == Stage::Cdc && m.status.is_working() && backlog == Some(0) {
+                    return;
+                }
+                last = Some((m.clone(), backlog));
             }
-        })
-        .await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("gave up waiting to catch up: {last:?}");
     }
 
     pub async fn assert_same_rows(&self, table: &str) {

@@ -302,6 +302,9 @@ impl Peer {
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10));
                 let pool = SqlitePoolOptions::new()
+                    .after_release(|conn, _| {
+                        Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
+                    })
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
@@ -317,6 +320,11 @@ impl Peer {
                 let options = PgConnectOptions::from_str(&target.url)
                     .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;
                 let pool = PgPoolOptions::new()
+                    .after_release(|conn, _| {
+                        Box::pin(
+                            async move { Ok(crate::storage::reusable::<sqlx::Postgres>(conn)) },
+                        )
+                    })
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)

@@ -36,6 +36,9 @@ impl SqliteCatalog {
             })?;
         }
         let pool = SqlitePoolOptions::new()
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
+            })
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
