@@ -59,8 +59,8 @@ fn items_ddl(kind: PeerKind) -> &'static str {
 /// An `items` row as SQL literals (test data, not user input).
 fn item_values(kind: PeerKind, id: i64, k: u64) -> String {
     let price = (k % 1000) as f64 / 7.0;
-    let flag = if k % 2 == 0 { "TRUE" } else { "FALSE" };
-    let data = if k % 5 == 0 {
+    let flag = if k.is_multiple_of(2) { "TRUE" } else { "FALSE" };
+    let data = if k.is_multiple_of(5) {
         "NULL".to_string()
     } else {
         let hex = format!("{:02x}{:02x}00ff", k % 256, (k / 256) % 256);
@@ -69,7 +69,7 @@ fn item_values(kind: PeerKind, id: i64, k: u64) -> String {
             PeerKind::Postgres => format!("'\\x{hex}'::bytea"),
         }
     };
-    let qty = if k % 7 == 0 {
+    let qty = if k.is_multiple_of(7) {
         "NULL".to_string()
     } else {
         (k % 100).to_string()
