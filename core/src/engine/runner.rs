@@ -81,6 +81,9 @@ pub struct MirrorRunner {
     backlog: Option<i64>,
     backlog_at: Option<Instant>,
     pruned_at: Option<Instant>,
+    /// The next snapshot batch, read while the previous one was being written: (table index,
+    /// key it follows, rows). Used only if the checkpoint still matches.
+    prefetch: Option<(i64, Option<String>, Vec<super::peer::Row>)>,
 }
 
 impl MirrorRunner {
@@ -105,6 +108,7 @@ impl MirrorRunner {
             backlog: None,
             backlog_at: None,
             pruned_at: None,
+            prefetch: None,
         })
     }
 
@@ -195,10 +199,14 @@ impl MirrorRunner {
             .map(|k| key_from_json(schema, k))
             .transpose()
             .map_err(EngineError::Schema)?;
-        let rows = self
-            .source
-            .read_rows(schema, after.as_deref(), self.options.snapshot_batch)
-            .await?;
+        let rows = match self.prefetch.take() {
+            Some((table, key, rows)) if table == c.table_index && key == c.last_pk => rows,
+            _ => {
+                self.source
+                    .read_rows(schema, after.as_deref(), self.options.snapshot_batch)
+                    .await?
+            }
+        };
         let Some(last) = rows.last() else {
             let next = index + 1;
             let stage = if next >= self.schemas.len() {
@@ -216,15 +224,25 @@ impl MirrorRunner {
                 .await?;
             return Ok(StepOutcome::TableCopied);
         };
-        let last_pk = super::peer::key_to_json(&sql_key_of(schema, last));
+        let last_key = sql_key_of(schema, last);
+        let last_pk = super::peer::key_to_json(&last_key);
         let n = rows.len();
-        self.dest
-            .write(&[TableWrite {
-                schema,
-                upserts: rows,
-                deletes: Vec::new(),
-            }])
-            .await?;
+        // Read the next batch while this one is written. Snapshot rows may be older than the
+        // moment they are written: every change after the high-water mark is replayed by CDC.
+        let write = [TableWrite {
+            schema,
+            upserts: rows,
+            deletes: Vec::new(),
+        }];
+        let (written, next) = tokio::join!(
+            self.dest.write(&write),
+            self.source
+                .read_rows(schema, Some(&last_key), self.options.snapshot_batch)
+        );
+        written?;
+        if let Ok(next) = next {
+            self.prefetch = Some((c.table_index, Some(last_pk.clone()), next));
+        }
         let checkpoint = Checkpoint {
             stage: Stage::Snapshot,
             table_index: c.table_index,

@@ -384,19 +384,74 @@ pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(),
             }
             q.execute(&mut *tx).await.map_err(query_error)?;
         }
-        for chunk in w
-            .upserts
-            .chunks(sql::rows_per_statement(D, s.columns.len()))
-        {
-            let text = sql::upsert(D, s, chunk.len());
-            let mut q = sqlx::query(&text);
-            for row in chunk {
-                for (c, v) in s.columns.iter().zip(row) {
-                    q = bind(q, c.ty, v);
-                }
-            }
-            q.execute(&mut *tx).await.map_err(query_error)?;
+        if !w.upserts.is_empty() {
+            upsert_arrays(&mut tx, s, &w.upserts).await?;
         }
     }
     tx.commit().await.map_err(query_error)
+}
+
+/// Upserts `rows` with one statement binding one array per column
+/// (`INSERT … SELECT * FROM unnest($1::int8[], …) ON CONFLICT …`): far fewer parameters to send
+/// and parse than a multi-row `VALUES` list.
+async fn upsert_arrays(
+    conn: &mut sqlx::PgConnection,
+    s: &TableSchema,
+    rows: &[Row],
+) -> Result<(), EngineError> {
+    let text = sql::upsert_unnest(s, |ty| match ty {
+        ColumnType::Integer => "int8[]",
+        ColumnType::Float => "float8[]",
+        ColumnType::Text => "text[]",
+        ColumnType::Boolean => "bool[]",
+        ColumnType::Bytes => "bytea[]",
+    });
+    let mut q = sqlx::query(&text);
+    for (i, c) in s.columns.iter().enumerate() {
+        let cells = rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null));
+        q = match c.ty {
+            ColumnType::Integer => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Int(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Float => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Float(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Text => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Text(x) => Some(x.as_str()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Boolean => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Bool(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Bytes => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Bytes(x) => Some(x.as_slice()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        };
+    }
+    q.execute(&mut *conn).await.map_err(query_error)?;
+    Ok(())
 }

@@ -73,6 +73,17 @@ pub(super) fn upsert(d: Dialect, schema: &TableSchema, rows: usize) -> String {
             format!("({})", phs.join(", "))
         })
         .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES {} {}",
+        quote(&schema.name),
+        cols.join(", "),
+        values.join(", "),
+        conflict_action(schema)
+    )
+}
+
+/// `ON CONFLICT (pk) DO UPDATE SET <every other column> = excluded.<column>`.
+fn conflict_action(schema: &TableSchema) -> String {
     let updates: Vec<String> = schema
         .columns
         .iter()
@@ -80,17 +91,36 @@ pub(super) fn upsert(d: Dialect, schema: &TableSchema, rows: usize) -> String {
         .filter(|(i, _)| !schema.pk.contains(i))
         .map(|(_, c)| format!("{0} = excluded.{0}", quote(&c.name)))
         .collect();
-    let action = if updates.is_empty() {
-        "DO NOTHING".to_string()
+    if updates.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", pk_list(schema))
     } else {
-        format!("DO UPDATE SET {}", updates.join(", "))
-    };
+        format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            pk_list(schema),
+            updates.join(", ")
+        )
+    }
+}
+
+/// The Postgres bulk upsert: one array parameter per column, `array_type` naming each kind's
+/// array type.
+pub(super) fn upsert_unnest(
+    schema: &TableSchema,
+    array_type: impl Fn(super::ColumnType) -> &'static str,
+) -> String {
+    let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
+    let arrays: Vec<String> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}", i + 1, array_type(c.ty)))
+        .collect();
     format!(
-        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) {action}",
+        "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
         quote(&schema.name),
         cols.join(", "),
-        values.join(", "),
-        pk_list(schema)
+        arrays.join(", "),
+        conflict_action(schema)
     )
 }
 
