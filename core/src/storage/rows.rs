@@ -85,3 +85,15 @@ pub(super) fn tables_json(tables: &[String]) -> String {
 pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// Refuses a hold whose text form would not read back as the same hold (a window id with spaces,
+/// say, built directly rather than parsed): storing it would make the mirror unreadable.
+pub(super) fn check_hold(hold: &Hold) -> Result<()> {
+    match hold.to_string().parse::<Hold>() {
+        Ok(parsed) if &parsed == hold => Ok(()),
+        _ => Err(StorageError::Refused(
+            "a hold is `user` or `maintenance:<window id>` (no spaces, at most 128 characters)"
+                .into(),
+        )),
+    }
+}

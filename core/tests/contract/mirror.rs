@@ -137,6 +137,10 @@ pub async fn adding_a_hold_pauses_and_is_idempotent(db: &TestDb) {
     assert_eq!(c.list_holds(&id).await.unwrap(), vec![Hold::User]);
     let done = c.confirm_paused(&id, Utc::now()).await.unwrap();
     assert_eq!(done.mirror.status, MirrorStatus::Paused);
+    let malformed = Hold::Maintenance("window one".into());
+    let err = c.add_hold(&id, &malformed, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    assert_eq!(c.list_holds(&id).await.unwrap(), vec![Hold::User]);
 }
 
 pub async fn removing_the_last_hold_resumes_at_the_checkpoint_stage(db: &TestDb) {

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use super::PostgresCatalog;
 use crate::domain::{Hold, Mirror, MirrorStatus};
 use crate::storage::rows::{
-    holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
+    check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
 use crate::storage::{MirrorStore, NewMirror, Progress, Result, StatusChange, StorageError};
 
@@ -170,6 +170,7 @@ impl MirrorStore for PostgresCatalog {
     }
 
     async fn add_hold(&self, id: &str, hold: &Hold, now: DateTime<Utc>) -> Result<StatusChange> {
+        check_hold(hold)?;
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
         let before = load_existing(&mut tx, id).await?;

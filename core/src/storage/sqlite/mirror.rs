@@ -8,7 +8,7 @@ use sqlx::SqliteConnection;
 use super::SqliteCatalog;
 use crate::domain::{Hold, Mirror, MirrorStatus};
 use crate::storage::rows::{
-    holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
+    check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
 use crate::storage::{MirrorStore, NewMirror, Progress, Result, StatusChange, StorageError};
 
@@ -161,6 +161,7 @@ impl MirrorStore for SqliteCatalog {
     }
 
     async fn add_hold(&self, id: &str, hold: &Hold, now: DateTime<Utc>) -> Result<StatusChange> {
+        check_hold(hold)?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let before = load_existing(&mut tx, id).await?;
         let to = before.status.request_pause()?;
