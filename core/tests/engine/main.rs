@@ -140,6 +140,7 @@ both_catalogs! {
     applied_changes_are_pruned_for_every_mirror_of_the_source,
     status_changes_and_progress_are_published,
     a_worker_error_is_retried_and_visible,
+    several_tables_and_composite_keys_replicate_in_every_direction,
 }
 
 async fn pause_and_resume_repeated_many_times_loses_nothing(catalog: Backend) {
@@ -470,4 +471,51 @@ async fn the_demo_seeds_once_and_never_touches_existing_data() {
     }
     writer.stop().await;
     sup.shutdown().await;
+}
+
+async fn several_tables_and_composite_keys_replicate_in_every_direction(catalog: Backend) {
+    for (src, dst) in [
+        (PeerKind::Sqlite, PeerKind::Postgres),
+        (PeerKind::Postgres, PeerKind::Sqlite),
+    ] {
+        let w = World::new(catalog, src, dst).await;
+        w.seed_items(40).await;
+        w.src_exec(
+            "CREATE TABLE stock (warehouse TEXT NOT NULL, sku INTEGER NOT NULL, n INTEGER, \
+             PRIMARY KEY (warehouse, sku))",
+        )
+        .await;
+        let mut values = Vec::new();
+        for wh in ["north", "south", "east"] {
+            for sku in 1..=30 {
+                values.push(format!("('{wh}', {sku}, {})", sku * 3));
+            }
+        }
+        w.src_exec(&format!("INSERT INTO stock VALUES {}", values.join(", ")))
+            .await;
+        let mirror = w.create_mirror("m", &["items", "stock"]).await;
+        let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches())
+            .await
+            .unwrap();
+        // Part of the snapshot, then changes on both tables, including key changes.
+        for _ in 0..4 {
+            r.run_next_step().await.unwrap();
+        }
+        w.src_exec("UPDATE stock SET n = n + 1 WHERE sku % 4 = 0")
+            .await;
+        w.src_exec("UPDATE stock SET sku = sku + 100 WHERE warehouse = 'east' AND sku < 5")
+            .await;
+        w.src_exec("DELETE FROM stock WHERE warehouse = 'south' AND sku > 25")
+            .await;
+        w.src_exec("UPDATE items SET name = 'renamed' WHERE id % 3 = 0")
+            .await;
+        w.src_exec("DELETE FROM items WHERE id > 35").await;
+        assert_eq!(r.run_until_idle().await.unwrap(), StepOutcome::Idle);
+        w.assert_same_rows("items").await;
+        w.assert_same_rows("stock").await;
+        let view = w.engine.mirror_view(&mirror).await.unwrap().unwrap();
+        // items (40) were copied before the changes; stock after five of its rows were deleted.
+        assert_eq!(view.rows_copied, 40 + 85);
+        assert_eq!(view.backlog, Some(0));
+    }
 }
