@@ -84,11 +84,14 @@ impl MirrorStore for PostgresCatalog {
             ("source", &new.source_peer_id),
             ("destination", &new.dest_peer_id),
         ] {
-            let found: i64 = sqlx::query_scalar("SELECT count(*) FROM peers WHERE id = $1")
-                .bind(peer)
-                .fetch_one(&mut *tx)
-                .await?;
-            if found == 0 {
+            // FOR SHARE: a concurrent delete_peer waits for this transaction, then sees the
+            // new mirror and refuses.
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT id FROM peers WHERE id = $1 FOR SHARE")
+                    .bind(peer)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.is_none() {
                 return Err(StorageError::NotFound(format!(
                     "the {role} peer does not exist"
                 )));

@@ -65,6 +65,12 @@ impl PeerStore for PostgresCatalog {
 
     async fn delete_peer(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // Lock the peer first so a mirror being created on it concurrently is either seen below
+        // or waits and then finds the peer gone.
+        sqlx::query("SELECT id FROM peers WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let used: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM mirrors
              WHERE status <> 'dropped' AND (source_peer_id = $1 OR dest_peer_id = $2)",
