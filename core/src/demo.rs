@@ -103,7 +103,7 @@ impl Drop for DemoWriter {
 
 /// Starts writing a few rows per second into the demo source (orders, payments, deletes,
 /// events). Write errors are logged and the load goes on.
-pub async fn spawn_writer(_engine: &Engine, data_dir: &Path) -> Result<DemoWriter, EngineError> {
+pub async fn spawn_writer(data_dir: &Path) -> Result<DemoWriter, EngineError> {
     let pool = source(data_dir).await?;
     sqlite_peer::demo_prepare(&pool).await?;
     let stop = Arc::new(AtomicBool::new(false));

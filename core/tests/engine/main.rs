@@ -450,9 +450,7 @@ async fn the_demo_seeds_once_and_never_touches_existing_data() {
     let again = quiesce_core::demo::seed(&engine, dir.path()).await.unwrap();
     assert!(again.mirrors.is_empty(), "a second seed does nothing");
     assert_eq!(engine.list_peers().await.unwrap().len(), 2);
-    let writer = quiesce_core::demo::spawn_writer(&engine, dir.path())
-        .await
-        .unwrap();
+    let writer = quiesce_core::demo::spawn_writer(dir.path()).await.unwrap();
     let sup = Supervisor::start(engine.clone(), fast_config());
     for id in &first.mirrors {
         let id = id.clone();
