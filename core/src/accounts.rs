@@ -46,7 +46,7 @@ pub enum AccountError {
 impl From<StorageError> for AccountError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::Duplicate(what) => AccountError::Duplicate(what),
+            StorageError::Conflict(what) => AccountError::Duplicate(what),
             other => AccountError::Storage(other),
         }
     }

@@ -1,5 +1,5 @@
-//! Quiesce's domain crate: the types every layer shares and, behind the `server` feature, the
-//! catalog storage (and later the mirror engine and the orchestrator).
+//! Quiesce's domain crate: the types and events every layer shares and, behind the `server`
+//! feature, the catalog storage, the mirror engine and the demo seed (and later the orchestrator).
 //!
 //! Policy: this crate never depends on Leptos or axum. The browser build compiles it without the
 //! `server` feature and gets plain serialisable types only; nothing here may assume a runtime
@@ -7,6 +7,13 @@
 
 pub mod auth;
 pub mod domain;
+pub mod events;
+
+#[cfg(feature = "server")]
+pub mod engine;
+
+#[cfg(feature = "server")]
+pub mod demo;
 
 #[cfg(feature = "server")]
 pub mod storage;

@@ -62,6 +62,19 @@ impl TestDb {
         }
     }
 
+    /// A throw-away peer database of `kind` (a SQLite file or a fresh Postgres database), for
+    /// mirror tests. Its `url` is what `Engine::create_peer` takes.
+    pub async fn peer(kind: crate::domain::PeerKind) -> Self {
+        match kind {
+            crate::domain::PeerKind::Sqlite => {
+                let mut db = TestDb::new(Backend::Sqlite).await;
+                db.url = db.url.replace("/catalog.db", "/peer.db");
+                db
+            }
+            crate::domain::PeerKind::Postgres => TestDb::new(Backend::Postgres).await,
+        }
+    }
+
     /// Opens the catalog on this database (running the migrations).
     pub async fn catalog(&self) -> Arc<dyn Catalog> {
         storage::connect(&self.url).await.expect("open the test catalog")

@@ -79,7 +79,7 @@ async fn no_password_or_hash_appears_in_any_log_line_or_response() {
     struct KillOnDrop(u32);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
-            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).stderr(Stdio::null()).status();
         }
     }
     let _guard = KillOnDrop(pid);

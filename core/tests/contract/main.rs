@@ -4,6 +4,7 @@
 //! two tests, `sqlite::<case>` and `postgres::<case>`, each on its own fresh database.
 
 mod instance;
+mod mirror;
 mod users;
 
 macro_rules! contract {
@@ -43,4 +44,15 @@ contract! {
     users::a_password_reset_replaces_the_hash_and_ends_sessions,
     users::users_are_listed_by_name,
     users::the_audit_lists_newest_first_and_pages_backwards,
+    mirror::a_peer_is_listed_without_its_url,
+    mirror::a_second_peer_with_the_same_name_is_a_conflict,
+    mirror::a_peer_in_use_cannot_be_deleted,
+    mirror::a_new_mirror_starts_in_setup_without_holds,
+    mirror::a_mirror_needs_existing_peers_and_a_free_name,
+    mirror::adding_a_hold_pauses_and_is_idempotent,
+    mirror::removing_the_last_hold_resumes_at_the_checkpoint_stage,
+    mirror::progress_never_overrides_a_requested_pause,
+    mirror::a_dropped_mirror_refuses_resume_and_progress,
+    mirror::a_failed_mirror_keeps_its_reason_and_resumes_on_request,
+    mirror::concurrent_holds_leave_a_consistent_status,
 }

@@ -28,7 +28,7 @@ pub async fn a_taken_username_is_a_duplicate_and_changes_nothing(db: &TestDb) {
     let c = db.catalog().await;
     c.create_user("alice", "h1", Role::Viewer, t(1)).await.unwrap();
     let err = c.create_user("alice", "h2", Role::Admin, t(2)).await.unwrap_err();
-    assert!(matches!(err, StorageError::Duplicate(_)), "{err:?}");
+    assert!(matches!(err, StorageError::Conflict(_)), "{err:?}");
     let stored = c.user_by_username("alice").await.unwrap().unwrap();
     assert_eq!(stored.password_hash, "h1");
     assert_eq!(stored.user.role, Role::Viewer);

@@ -9,6 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 mod instance;
+mod mirror;
+mod peer;
 mod users;
 
 use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};
@@ -25,6 +27,9 @@ impl PostgresCatalog {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StorageError::InvalidUrl("not a valid postgres:// URL".into()))?;
         let pool = PgPoolOptions::new()
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Postgres>(conn)) })
+            })
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)

@@ -8,6 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 mod instance;
+mod mirror;
+mod peer;
 mod users;
 
 use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};
@@ -35,6 +37,9 @@ impl SqliteCatalog {
             })?;
         }
         let pool = SqlitePoolOptions::new()
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
+            })
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)

@@ -7,6 +7,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod mirror;
+mod peer;
+
+pub use mirror::{
+    Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,
+};
+pub use peer::{validate_name, NameError, PeerKind, PeerView};
+
 /// Which database holds the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

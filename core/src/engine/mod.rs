@@ -1,0 +1,366 @@
+//! The mirror engine: peers, change capture, the per-mirror worker and its supervisor.
+//!
+//! Owns everything that touches peer databases. [`Engine`] is the API the server and the
+//! orchestrator call (create peers and mirrors, pause and resume, holds, drop, views); it keeps a
+//! cache of peer connection pools and the wake-up registry the [`Supervisor`] listens on.
+//! [`MirrorRunner`] does one batch per call, so tests can drive a mirror step by step;
+//! the supervisor loops it in one tokio task per active mirror.
+//!
+//! Policy: every state change goes through the catalog's single-transaction methods
+//! ([`crate::storage::MirrorStore`]); the engine then publishes what changed on the
+//! [`EventBus`] and wakes the worker. Errors are [`EngineError`]s whose messages are safe to show
+//! (never a URL or a credential). Destination writes are idempotent, so replaying a batch after a
+//! crash between the write and the checkpoint has no effect: delivery is at least once, the
+//! effect exactly once.
+
+pub mod peer;
+mod runner;
+mod supervisor;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+pub use peer::{Column, ColumnType, Peer, TableSchema, Value};
+pub use runner::{MirrorRunner, RunnerOptions, StepOutcome};
+pub use supervisor::{Supervisor, SupervisorConfig};
+
+use crate::domain::{validate_name, Hold, Mirror, MirrorView, PeerView, Stage};
+use crate::events::{Event, EventBus};
+use crate::storage::{Catalog, NewMirror, NewPeer, StatusChange, StorageError};
+
+/// What can go wrong in the engine. Each message is safe to show to an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid peer: {0}")]
+    InvalidPeer(String),
+    #[error("cannot connect to the peer: {0}")]
+    PeerUnavailable(String),
+    #[error("peer query failed: {0}")]
+    PeerQuery(String),
+    /// The tables cannot be mirrored as they are (retrying will not help).
+    #[error("{0}")]
+    Schema(String),
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl EngineError {
+    pub(crate) fn unsupported_type(table: &str, column: &str, ty: &str) -> Self {
+        let ty = if ty.is_empty() { "(none)" } else { ty };
+        EngineError::Schema(format!(
+            "table {table:?} column {column:?} has type {ty:?}, which mirrors do not support \
+             (supported: integers, floating point, text, boolean, bytes)"
+        ))
+    }
+
+    /// Errors retrying cannot fix: the mirror is marked failed instead of retried.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, EngineError::Schema(_) | EngineError::Invalid(_))
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What a user asks for when creating a mirror (peers by id).
+#[derive(Debug, Clone)]
+pub struct MirrorRequest {
+    pub name: String,
+    pub source_peer_id: String,
+    pub dest_peer_id: String,
+    pub tables: Vec<String>,
+}
+
+/// Who is waiting to hear that a mirror's desired state changed.
+#[derive(Default)]
+pub(crate) struct Wakeups {
+    pub(crate) control: Notify,
+    mirrors: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Wakeups {
+    pub(crate) fn for_mirror(&self, id: &str) -> Arc<Notify> {
+        let mut map = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id.to_string()).or_default().clone()
+    }
+}
+
+/// The engine's API. Cheap to clone; clones share the peer pools and the wake-ups.
+#[derive(Clone)]
+pub struct Engine {
+    catalog: Arc<dyn Catalog>,
+    events: EventBus,
+    peers: Arc<tokio::sync::Mutex<HashMap<String, Peer>>>,
+    pub(crate) wakeups: Arc<Wakeups>,
+}
+
+impl Engine {
+    pub fn new(catalog: Arc<dyn Catalog>, events: EventBus) -> Self {
+        Engine { catalog, events, peers: Arc::default(), wakeups: Arc::default() }
+    }
+
+    pub fn catalog(&self) -> &Arc<dyn Catalog> {
+        &self.catalog
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Asks the supervisor to re-read `mirror_id`'s desired state now (after adding a hold, say).
+    pub fn notify(&self, mirror_id: &str) {
+        self.wakeups.for_mirror(mirror_id).notify_one();
+        self.wakeups.control.notify_one();
+    }
+
+    // ---- peers ----
+
+    /// Connects to `url` (a SQLite file path, `sqlite://path`, or `postgres://…`), proves it
+    /// answers, and records the peer. Nothing is saved when the connection fails; the error
+    /// never contains the URL or its password.
+    #[tracing::instrument(skip(self, url), fields(peer.name = %name))]
+    pub async fn create_peer(&self, name: &str, url: &str) -> Result<PeerView> {
+        validate_name(name).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let target = peer::parse_target(url)?;
+        let conn = Peer::connect(&target.url).await?;
+        conn.close().await;
+        let view = self
+            .catalog
+            .create_peer(
+                &NewPeer {
+                    name: name.to_string(),
+                    kind: target.kind,
+                    url: target.url,
+                    location: target.location,
+                },
+                Utc::now(),
+            )
+            .await?;
+        tracing::info!(peer.id = %view.id, "peer created");
+        Ok(view)
+    }
+
+    pub async fn list_peers(&self) -> Result<Vec<PeerView>> {
+        Ok(self.catalog.list_peers().await?)
+    }
+
+    /// Deletes a peer no live mirror uses.
+    pub async fn delete_peer(&self, id: &str) -> Result<()> {
+        self.catalog.delete_peer(id).await?;
+        if let Some(p) = self.peers.lock().await.remove(id) {
+            p.close().await;
+        }
+        Ok(())
+    }
+
+    /// The open pool for peer `id`, connecting on first use.
+    pub async fn peer(&self, id: &str) -> Result<Peer> {
+        let mut peers = self.peers.lock().await;
+        if let Some(p) = peers.get(id) {
+            return Ok(p.clone());
+        }
+        let url =
+            self.catalog.peer_url(id).await?.ok_or_else(|| EngineError::Invalid("no such peer".into()))?;
+        let p = Peer::connect(&url).await?;
+        peers.insert(id.to_string(), p.clone());
+        Ok(p)
+    }
+
+    // ---- mirrors ----
+
+    /// Validates the tables on both peers and records the mirror in `setup`; its worker then
+    /// installs capture, creates the destination tables and starts the snapshot.
+    ///
+    /// Refused with a clear error: a bad name, no tables, a table listed twice, the same peer on
+    /// both sides, an unknown table, a table without a primary key, an unsupported column type,
+    /// or an existing destination table of another shape.
+    #[tracing::instrument(skip(self, req), fields(mirror.name = %req.name))]
+    pub async fn create_mirror(&self, req: &MirrorRequest) -> Result<Mirror> {
+        validate_name(&req.name).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if req.tables.is_empty() {
+            return Err(EngineError::Invalid("a mirror needs at least one table".into()));
+        }
+        let distinct: BTreeSet<&String> = req.tables.iter().collect();
+        if distinct.len() != req.tables.len() {
+            return Err(EngineError::Invalid("a table is listed twice".into()));
+        }
+        if req.source_peer_id == req.dest_peer_id {
+            return Err(EngineError::Invalid("source and destination must be different peers".into()));
+        }
+        for t in &req.tables {
+            peer::check_identifier("table", t)?;
+        }
+        let source = self.peer(&req.source_peer_id).await?;
+        let dest = self.peer(&req.dest_peer_id).await?;
+        for t in &req.tables {
+            let schema = source.table_schema(t).await?;
+            if let Ok(existing) = dest.table_schema(t).await {
+                if !existing.compatible_with(&schema) {
+                    return Err(EngineError::Schema(format!(
+                        "destination table {t:?} exists with different columns or primary key"
+                    )));
+                }
+            }
+        }
+        let mirror = self
+            .catalog
+            .create_mirror(
+                &NewMirror {
+                    name: req.name.clone(),
+                    source_peer_id: req.source_peer_id.clone(),
+                    dest_peer_id: req.dest_peer_id.clone(),
+                    tables: req.tables.clone(),
+                },
+                Utc::now(),
+            )
+            .await?;
+        tracing::info!(mirror.id = %mirror.id, "mirror created");
+        self.events.publish(Event::MirrorStatusChanged {
+            mirror_id: mirror.id.clone(),
+            from: mirror.status,
+            to: mirror.status,
+            at: Utc::now(),
+        });
+        self.notify(&mirror.id);
+        Ok(mirror)
+    }
+
+    /// A user pauses the mirror: adds the `user` hold (idempotent).
+    pub async fn pause(&self, mirror_id: &str) -> Result<Mirror> {
+        self.add_hold(mirror_id, &Hold::User).await
+    }
+
+    /// A user resumes the mirror: removes the `user` hold (idempotent). It runs again only if no
+    /// other hold (maintenance) remains. Also retries a failed mirror.
+    pub async fn resume(&self, mirror_id: &str) -> Result<Mirror> {
+        self.remove_hold(mirror_id, &Hold::User).await
+    }
+
+    /// Adds `hold`; a working mirror stops at its next batch boundary.
+    #[tracing::instrument(skip(self), fields(mirror.id = %mirror_id, hold = %hold))]
+    pub async fn add_hold(&self, mirror_id: &str, hold: &Hold) -> Result<Mirror> {
+        let change = self.catalog.add_hold(mirror_id, hold, Utc::now()).await?;
+        Ok(self.after_change(change))
+    }
+
+    /// Removes `hold`; with no hold left the mirror resumes from its checkpoint.
+    #[tracing::instrument(skip(self), fields(mirror.id = %mirror_id, hold = %hold))]
+    pub async fn remove_hold(&self, mirror_id: &str, hold: &Hold) -> Result<Mirror> {
+        let change = self.catalog.remove_hold(mirror_id, hold, Utc::now()).await?;
+        Ok(self.after_change(change))
+    }
+
+    /// Drops the mirror: its worker stops, the capture triggers of tables no other live mirror
+    /// of the source uses are removed, and change-log entries nobody needs are pruned.
+    #[tracing::instrument(skip(self), fields(mirror.id = %mirror_id))]
+    pub async fn drop_mirror(&self, mirror_id: &str) -> Result<Mirror> {
+        let change = self.catalog.drop_mirror(mirror_id, Utc::now()).await?;
+        let mirror = self.after_change(change);
+        let source = self.peer(&mirror.source_peer_id).await?;
+        let others = self.catalog.mirrors_on_source(&mirror.source_peer_id).await?;
+        for t in &mirror.tables {
+            if !others.iter().any(|o| o.tables.contains(t)) {
+                source.remove_capture(t).await?;
+            }
+        }
+        self.prune_source(&mirror.source_peer_id).await?;
+        Ok(mirror)
+    }
+
+    pub(crate) fn after_change(&self, change: StatusChange) -> Mirror {
+        if change.changed() {
+            tracing::info!(
+                mirror.id = %change.mirror.id,
+                from = %change.from,
+                to = %change.mirror.status,
+                "mirror status changed"
+            );
+            self.events.publish(Event::MirrorStatusChanged {
+                mirror_id: change.mirror.id.clone(),
+                from: change.from,
+                to: change.mirror.status,
+                at: Utc::now(),
+            });
+        }
+        self.notify(&change.mirror.id);
+        change.mirror
+    }
+
+    /// Deletes the source's change-log entries every live mirror has applied. Skipped while a
+    /// mirror of the source has not recorded its high-water mark yet (it is in setup).
+    pub async fn prune_source(&self, source_peer_id: &str) -> Result<u64> {
+        let mirrors = self.catalog.mirrors_on_source(source_peer_id).await?;
+        if mirrors.iter().any(|m| m.checkpoint.stage == Stage::Setup) {
+            return Ok(0);
+        }
+        let upto = mirrors.iter().map(|m| m.checkpoint.change_id).min().unwrap_or(i64::MAX);
+        let source = self.peer(source_peer_id).await?;
+        source.prune_changes(upto).await
+    }
+
+    /// Every live mirror as pages show it.
+    pub async fn mirror_views(&self) -> Result<Vec<MirrorView>> {
+        let mirrors = self.catalog.list_mirrors().await?;
+        let names: HashMap<String, String> =
+            self.catalog.list_peers().await?.into_iter().map(|p| (p.id, p.name)).collect();
+        let mut out = Vec::with_capacity(mirrors.len());
+        for m in mirrors {
+            let backlog = self.backlog(&m).await;
+            out.push(view_of(m, &names, backlog));
+        }
+        Ok(out)
+    }
+
+    /// One mirror as pages show it (dropped ones too).
+    pub async fn mirror_view(&self, mirror_id: &str) -> Result<Option<MirrorView>> {
+        let Some(m) = self.catalog.mirror(mirror_id).await? else {
+            return Ok(None);
+        };
+        let names: HashMap<String, String> =
+            self.catalog.list_peers().await?.into_iter().map(|p| (p.id, p.name)).collect();
+        let backlog = self.backlog(&m).await;
+        Ok(Some(view_of(m, &names, backlog)))
+    }
+
+    /// Change-log entries of the mirror's tables it has not applied; `None` when unknown.
+    pub async fn backlog(&self, m: &Mirror) -> Option<i64> {
+        if m.checkpoint.stage == Stage::Setup {
+            return None;
+        }
+        let ask = async {
+            let source = self.peer(&m.source_peer_id).await?;
+            source.count_changes(&m.tables, m.checkpoint.change_id).await
+        };
+        match tokio::time::timeout(Duration::from_secs(2), ask).await {
+            Ok(Ok(n)) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+fn view_of(m: Mirror, names: &HashMap<String, String>, backlog: Option<i64>) -> MirrorView {
+    let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| "?".into());
+    MirrorView {
+        checkpoint: m.checkpoint.describe(&m.tables),
+        stage: m.checkpoint.stage,
+        source_peer: name_of(&m.source_peer_id),
+        dest_peer: name_of(&m.dest_peer_id),
+        holds: m.holds.into_iter().collect(),
+        id: m.id,
+        name: m.name,
+        tables: m.tables,
+        status: m.status,
+        rows_copied: m.rows_copied,
+        rows_applied: m.rows_applied,
+        backlog,
+        last_error: m.last_error,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}

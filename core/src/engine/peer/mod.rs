@@ -1,0 +1,522 @@
+//! Peer databases as the engine sees them: connecting, reading tables' shapes, installing change
+//! capture, reading rows and change-log entries, and writing idempotently.
+//!
+//! Policy: SQL that runs on a peer lives here — the statement shapes both backends share in
+//! `sql.rs`, everything backend-specific (introspection, triggers, binding and decoding values) in
+//! `sqlite.rs` and `postgres.rs`. Table and column names come from users: they are checked by
+//! [`check_identifier`] and always double-quoted; values are always bound, never interpolated.
+//!
+//! # Supported column types
+//!
+//! | kind | SQLite declared type | Postgres type | destination (SQLite / Postgres) |
+//! |---|---|---|---|
+//! | integer | contains `INT` (`INTEGER`, `BIGINT`, …) | `smallint`, `integer`, `bigint` | `INTEGER` / `BIGINT` |
+//! | floating point | contains `REAL`, `FLOA` or `DOUB` | `real`, `double precision` | `REAL` / `DOUBLE PRECISION` |
+//! | text | contains `CHAR`, `CLOB` or `TEXT` | `text`, `character varying` | `TEXT` / `TEXT` |
+//! | boolean | `BOOLEAN` or `BOOL` | `boolean` | `BOOLEAN` / `BOOLEAN` |
+//! | bytes | `BLOB` | `bytea` | `BLOB` / `BYTEA` |
+//!
+//! Anything else (numeric/decimal, dates and times, json, arrays, an undeclared SQLite type, …) is
+//! refused when the mirror is created, naming the table, the column and its type. Every table
+//! needs a primary key. Postgres tables are looked up in the connection's `search_path`.
+//! SQLite's flexible typing is trusted: a value stored against its column's declared type (text
+//! in an `INTEGER` column) is read as that column's kind.
+
+mod postgres;
+pub(crate) mod sql;
+pub(crate) mod sqlite;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use super::EngineError;
+use crate::domain::PeerKind;
+
+/// The change-log table capture writes on every source.
+pub const CHANGELOG_TABLE: &str = "_quiesce_changelog";
+
+/// A column's kind; see the module docs for the type names each covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Integer,
+    Float,
+    Text,
+    Boolean,
+    Bytes,
+}
+
+/// A column of a replicated table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub ty: ColumnType,
+    pub nullable: bool,
+}
+
+/// A replicated table's shape: its columns, and which of them form the primary key (in key
+/// order, as indices into `columns`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub pk: Vec<usize>,
+}
+
+impl TableSchema {
+    /// Whether `other` has the same columns (names, kinds) and primary key.
+    pub fn compatible_with(&self, other: &TableSchema) -> bool {
+        self.pk == other.pk
+            && self.columns.len() == other.columns.len()
+            && self.columns.iter().zip(&other.columns).all(|(a, b)| a.name == b.name && a.ty == b.ty)
+    }
+}
+
+/// One value of a supported column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+    Bytes(Vec<u8>),
+}
+
+/// A row: values in the table's column order.
+pub type Row = Vec<Value>;
+
+impl Value {
+    /// The JSON form used in checkpoints (bytes as lowercase hex).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => {
+                serde_json::Number::from_f64(*f).map(J::Number).unwrap_or_else(|| J::String(f.to_string()))
+            }
+            Value::Text(s) => J::String(s.clone()),
+            Value::Bool(b) => J::Bool(*b),
+            Value::Bytes(b) => J::String(hex_encode(b)),
+        }
+    }
+
+    /// Reads a value of kind `ty` from the JSON written by a checkpoint or a capture trigger.
+    pub fn from_json(ty: ColumnType, j: &serde_json::Value) -> Result<Value, String> {
+        use serde_json::Value as J;
+        let bad = || format!("cannot read {j} as {ty:?}");
+        Ok(match (ty, j) {
+            (_, J::Null) => Value::Null,
+            (ColumnType::Integer, J::Number(n)) => Value::Int(n.as_i64().ok_or_else(bad)?),
+            (ColumnType::Integer, J::String(s)) => Value::Int(s.parse().map_err(|_| bad())?),
+            (ColumnType::Float, J::Number(n)) => Value::Float(n.as_f64().ok_or_else(bad)?),
+            (ColumnType::Float, J::String(s)) => Value::Float(s.parse().map_err(|_| bad())?),
+            (ColumnType::Text, J::String(s)) => Value::Text(s.clone()),
+            (ColumnType::Text, J::Number(n)) => Value::Text(n.to_string()),
+            (ColumnType::Boolean, J::Bool(b)) => Value::Bool(*b),
+            (ColumnType::Boolean, J::Number(n)) => Value::Bool(n.as_i64().ok_or_else(bad)? != 0),
+            (ColumnType::Bytes, J::String(s)) => {
+                let hex = s.strip_prefix("\\x").unwrap_or(s);
+                Value::Bytes(hex_decode(hex).ok_or_else(bad)?)
+            }
+            _ => return Err(bad()),
+        })
+    }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+/// Encodes a primary key for a checkpoint.
+pub fn key_to_json(key: &[Value]) -> String {
+    serde_json::Value::Array(key.iter().map(Value::to_json).collect()).to_string()
+}
+
+/// Decodes a checkpoint's (or a change's) primary key for `schema`.
+pub fn key_from_json(schema: &TableSchema, text: &str) -> Result<Vec<Value>, String> {
+    let j: serde_json::Value = serde_json::from_str(text).map_err(|_| format!("bad key {text}"))?;
+    let items = j.as_array().ok_or_else(|| format!("bad key {text}"))?;
+    if items.len() != schema.pk.len() {
+        return Err(format!("bad key {text} for table {}", schema.name));
+    }
+    schema.pk.iter().zip(items).map(|(&i, v)| Value::from_json(schema.columns[i].ty, v)).collect()
+}
+
+/// Decodes a captured row (a JSON object keyed by column name) for `schema`.
+pub fn row_from_json(schema: &TableSchema, text: &str) -> Result<Row, String> {
+    let j: serde_json::Value = serde_json::from_str(text).map_err(|_| "bad captured row".to_string())?;
+    let obj = j.as_object().ok_or_else(|| "bad captured row".to_string())?;
+    schema
+        .columns
+        .iter()
+        .map(|c| Value::from_json(c.ty, obj.get(&c.name).unwrap_or(&serde_json::Value::Null)))
+        .collect()
+}
+
+pub(crate) use sql::key_of as sql_key_of;
+
+/// One change-log entry.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub id: i64,
+    pub table: String,
+    /// `I`, `U` or `D`.
+    pub op: String,
+    /// The primary key as JSON text.
+    pub pk: String,
+    /// The row after the change as JSON text (`None` for deletes).
+    pub row: Option<String>,
+}
+
+/// Checks a table or column name: a letter or `_`, then letters, digits and `_`, at most 48
+/// characters, and not in Quiesce's own `_quiesce` namespace.
+pub fn check_identifier(kind: &str, name: &str) -> Result<(), EngineError> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.to_ascii_lowercase().starts_with("_quiesce");
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!(
+            "{kind} name {name:?} is not supported: use letters, digits and '_' (at most 48), \
+             starting with a letter"
+        )))
+    }
+}
+
+/// A checked identifier, double-quoted.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// An open connection pool to a peer.
+#[derive(Clone)]
+pub enum Peer {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A connection target parsed from what the user typed.
+pub struct Target {
+    pub kind: PeerKind,
+    /// The URL to store (credentials included).
+    pub url: String,
+    /// The redacted form pages may show.
+    pub location: String,
+}
+
+/// Parses a peer's URL: `sqlite://path`, `sqlite:path`, a bare file path, or `postgres://…`.
+pub fn parse_target(input: &str) -> Result<Target, EngineError> {
+    let input = input.trim();
+    if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+        let u = url::Url::parse(input)
+            .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;
+        let host = u.host_str().unwrap_or("localhost");
+        let port = u.port().unwrap_or(5432);
+        let db = u.path().trim_start_matches('/');
+        PgConnectOptions::from_str(input)
+            .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;
+        return Ok(Target {
+            kind: PeerKind::Postgres,
+            url: input.to_string(),
+            location: format!("{host}:{port}/{db}"),
+        });
+    }
+    let path = input.strip_prefix("sqlite://").or_else(|| input.strip_prefix("sqlite:")).unwrap_or(input);
+    if path.is_empty()
+        || path.contains('?')
+        || path == ":memory:"
+        || input.contains("://") && !input.starts_with("sqlite://")
+    {
+        return Err(EngineError::InvalidPeer(
+            "expected a SQLite file path (or sqlite://path) or a postgres:// URL".into(),
+        ));
+    }
+    Ok(Target { kind: PeerKind::Sqlite, url: format!("sqlite://{path}"), location: path.to_string() })
+}
+
+impl Peer {
+    /// Connects to `url` and proves the database answers. Errors never contain the URL.
+    pub async fn connect(url: &str) -> Result<Peer, EngineError> {
+        let target = parse_target(url)?;
+        let unavailable = |e: sqlx::Error| EngineError::PeerUnavailable(describe(&e));
+        match target.kind {
+            PeerKind::Sqlite => {
+                let path = target.location.clone();
+                let file = std::path::Path::new(&path);
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    if !dir.is_dir() {
+                        return Err(EngineError::PeerUnavailable(format!(
+                            "directory {} does not exist",
+                            dir.display()
+                        )));
+                    }
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(file)
+                    .create_if_missing(true)
+                    // WAL lets capture, snapshot reads and the application's writes overlap.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .after_release(|conn, _| {
+                        Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
+                    })
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(unavailable)?;
+                sqlx::query("SELECT count(*) FROM sqlite_master")
+                    .execute(&pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Peer::Sqlite(pool))
+            }
+            PeerKind::Postgres => {
+                let options = PgConnectOptions::from_str(&target.url)
+                    .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;
+                let pool = PgPoolOptions::new()
+                    .after_release(|conn, _| {
+                        Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Postgres>(conn)) })
+                    })
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await
+                    .map_err(unavailable)?;
+                sqlx::query("SELECT 1").execute(&pool).await.map_err(unavailable)?;
+                Ok(Peer::Postgres(pool))
+            }
+        }
+    }
+
+    pub fn kind(&self) -> PeerKind {
+        match self {
+            Peer::Sqlite(_) => PeerKind::Sqlite,
+            Peer::Postgres(_) => PeerKind::Postgres,
+        }
+    }
+
+    /// Reads `table`'s shape, refusing unknown tables, tables without a primary key and
+    /// unsupported column types.
+    pub async fn table_schema(&self, table: &str) -> Result<TableSchema, EngineError> {
+        check_identifier("table", table)?;
+        let schema = match self {
+            Peer::Sqlite(p) => sqlite::table_schema(p, table).await?,
+            Peer::Postgres(p) => postgres::table_schema(p, table).await?,
+        };
+        let Some(schema) = schema else {
+            return Err(EngineError::Schema(format!("table {table:?} does not exist")));
+        };
+        if schema.pk.is_empty() {
+            return Err(EngineError::Schema(format!("table {table:?} has no primary key; mirrors need one")));
+        }
+        for c in &schema.columns {
+            check_identifier("column", &c.name)?;
+        }
+        Ok(schema)
+    }
+
+    /// Creates the change-log table and the capture triggers on `schema`'s table (idempotent).
+    pub async fn install_capture(&self, schema: &TableSchema) -> Result<(), EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::install_capture(p, schema).await,
+            Peer::Postgres(p) => postgres::install_capture(p, schema).await,
+        }
+    }
+
+    /// Removes the capture triggers from `table` (idempotent).
+    pub async fn remove_capture(&self, table: &str) -> Result<(), EngineError> {
+        check_identifier("table", table)?;
+        match self {
+            Peer::Sqlite(p) => sqlite::remove_capture(p, table).await,
+            Peer::Postgres(p) => postgres::remove_capture(p, table).await,
+        }
+    }
+
+    /// Creates `schema`'s table here if missing; an existing table must have the same shape.
+    pub async fn ensure_table(&self, schema: &TableSchema) -> Result<(), EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::create_table(p, schema).await?,
+            Peer::Postgres(p) => postgres::create_table(p, schema).await?,
+        }
+        let existing = self.table_schema(&schema.name).await?;
+        if !existing.compatible_with(schema) {
+            return Err(EngineError::Schema(format!(
+                "destination table {:?} exists with different columns or primary key",
+                schema.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The highest change-log id (0 when empty or missing).
+    pub async fn high_water_mark(&self) -> Result<i64, EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::high_water_mark(p).await,
+            Peer::Postgres(p) => postgres::high_water_mark(p).await,
+        }
+    }
+
+    /// Up to `limit` rows of `schema` after primary key `after`, in key order.
+    pub async fn read_rows(
+        &self,
+        schema: &TableSchema,
+        after: Option<&[Value]>,
+        limit: usize,
+    ) -> Result<Vec<Row>, EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::read_rows(p, schema, after, limit).await,
+            Peer::Postgres(p) => postgres::read_rows(p, schema, after, limit).await,
+        }
+    }
+
+    /// Every row of `schema`'s table, in key order (for checks and tests).
+    pub async fn read_all(&self, schema: &TableSchema) -> Result<Vec<Row>, EngineError> {
+        let mut out = Vec::new();
+        loop {
+            let after = out.last().map(|r: &Row| sql::key_of(schema, r));
+            let batch = self.read_rows(schema, after.as_deref(), 5000).await?;
+            if batch.is_empty() {
+                return Ok(out);
+            }
+            out.extend(batch);
+        }
+    }
+
+    /// Up to `limit` change-log entries after `after`, in id order.
+    pub async fn read_changes(&self, after: i64, limit: usize) -> Result<Vec<Change>, EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::read_changes(p, after, limit).await,
+            Peer::Postgres(p) => postgres::read_changes(p, after, limit).await,
+        }
+    }
+
+    /// Change-log entries for `tables` after `after`: a mirror's backlog.
+    pub async fn count_changes(&self, tables: &[String], after: i64) -> Result<i64, EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::count_changes(p, tables, after).await,
+            Peer::Postgres(p) => postgres::count_changes(p, tables, after).await,
+        }
+    }
+
+    /// Deletes change-log entries up to and including `upto`.
+    pub async fn prune_changes(&self, upto: i64) -> Result<u64, EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::prune_changes(p, upto).await,
+            Peer::Postgres(p) => postgres::prune_changes(p, upto).await,
+        }
+    }
+
+    /// In one transaction: upserts `upserts` and deletes the rows with keys `deletes`, per table.
+    pub async fn write(&self, batch: &[TableWrite<'_>]) -> Result<(), EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::write(p, batch).await,
+            Peer::Postgres(p) => postgres::write(p, batch).await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Peer::Sqlite(p) => p.close().await,
+            Peer::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Writes for one destination table.
+pub struct TableWrite<'a> {
+    pub schema: &'a TableSchema,
+    pub upserts: Vec<Row>,
+    pub deletes: Vec<Vec<Value>>,
+}
+
+/// A peer error's text, without the URL (which may hold a password).
+pub(crate) fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Tls(_) => "TLS negotiation failed".into(),
+        sqlx::Error::PoolTimedOut => "timed out connecting".into(),
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Configuration(_) => "the URL is not a valid database URL".into(),
+        sqlx::Error::ColumnDecode { index, .. } => format!("cannot decode column {index}"),
+        other => other.to_string(),
+    }
+}
+
+/// Maps a peer query failure (transient: the worker retries).
+pub(crate) fn query_error(e: sqlx::Error) -> EngineError {
+    EngineError::PeerQuery(describe(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_with_quotes_or_spaces_are_refused() {
+        for bad in ["", "a b", "x\"y", "1abc", "_quiesce_changelog", "a;drop", &"a".repeat(49)] {
+            assert!(check_identifier("table", bad).is_err(), "{bad}");
+        }
+        for good in ["orders", "Order_Lines", "_t2"] {
+            assert!(check_identifier("table", good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn values_round_trip_through_json() {
+        let cases = [
+            (ColumnType::Integer, Value::Int(-42)),
+            (ColumnType::Float, Value::Float(0.1)),
+            (ColumnType::Text, Value::Text("héllo \"q\"".into())),
+            (ColumnType::Boolean, Value::Bool(true)),
+            (ColumnType::Bytes, Value::Bytes(vec![0, 1, 255])),
+            (ColumnType::Text, Value::Null),
+        ];
+        for (ty, v) in cases {
+            assert_eq!(Value::from_json(ty, &v.to_json()), Ok(v));
+        }
+    }
+
+    #[test]
+    fn captured_forms_from_either_backend_are_read() {
+        use serde_json::json;
+        assert_eq!(Value::from_json(ColumnType::Bytes, &json!("\\x0aff")), Ok(Value::Bytes(vec![10, 255])));
+        assert_eq!(Value::from_json(ColumnType::Bytes, &json!("0AFF")), Ok(Value::Bytes(vec![10, 255])));
+        assert_eq!(Value::from_json(ColumnType::Float, &json!("0.10000000000000001")), Ok(Value::Float(0.1)));
+        assert_eq!(Value::from_json(ColumnType::Boolean, &json!(1)), Ok(Value::Bool(true)));
+        assert!(Value::from_json(ColumnType::Integer, &json!("x")).is_err());
+        assert!(Value::from_json(ColumnType::Bytes, &json!("abc")).is_err());
+    }
+
+    #[test]
+    fn peer_targets_are_parsed_and_redacted() {
+        let t = parse_target("postgres://bob:pw@db:6543/app").unwrap();
+        assert_eq!(t.kind, PeerKind::Postgres);
+        assert_eq!(t.location, "db:6543/app");
+        let t = parse_target("/tmp/x.db").unwrap();
+        assert_eq!(t.kind, PeerKind::Sqlite);
+        assert_eq!(t.url, "sqlite:///tmp/x.db");
+        assert!(parse_target("mysql://h/db").is_err());
+        assert!(parse_target("").is_err());
+    }
+}

@@ -1,0 +1,418 @@
+//! Peer SQL for Postgres: introspection through `pg_attribute`/`pg_index`, capture with one shared
+//! trigger function (`_quiesce_capture`, primary-key column names passed as trigger arguments)
+//! writing the row as `json` into the change log. `json`, not `jsonb`: it keeps each value's text
+//! exactly as Postgres prints it (`jsonb` would round double precision to 15 digits on its way
+//! through `numeric`) and costs no parsing on write or read.
+//!
+//! **Ordering trade-off.** CDC reads entries with `id > checkpoint`. Ids come from a sequence, and
+//! two transactions can commit in the opposite order of their ids: a reader could then see id 11,
+//! move its checkpoint past it, and never see id 10 when it commits later. The trigger therefore
+//! takes a transaction-scoped advisory lock ([`CAPTURE_LOCK`]) before taking an id, so writers of
+//! captured tables commit one at a time, in id order. The cost is that concurrent write
+//! transactions on captured tables of one database serialise from their first captured write to
+//! their commit; uncaptured tables are unaffected.
+
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row as _};
+
+use super::sql::{self, Dialect};
+use super::{
+    query_error, quote, Change, Column, ColumnType, Row, TableSchema, TableWrite, Value, CHANGELOG_TABLE,
+};
+use crate::engine::EngineError;
+
+const D: Dialect = Dialect::Postgres;
+
+/// The advisory lock key serialising change-log writers (and capture installs, with `+ 1`).
+pub const CAPTURE_LOCK: i64 = 0x5155_4945_5343_0001;
+
+fn column_type(table: &str, column: &str, pg_type: &str) -> Result<ColumnType, EngineError> {
+    Ok(match pg_type {
+        "smallint" | "integer" | "bigint" => ColumnType::Integer,
+        "real" | "double precision" => ColumnType::Float,
+        "text" | "character varying" => ColumnType::Text,
+        "boolean" => ColumnType::Boolean,
+        "bytea" => ColumnType::Bytes,
+        other => return Err(EngineError::unsupported_type(table, column, other)),
+    })
+}
+
+pub(super) async fn table_schema(pool: &PgPool, table: &str) -> Result<Option<TableSchema>, EngineError> {
+    let rows = sqlx::query(
+        "SELECT a.attname::text, a.atttypid::regtype::text, NOT a.attnotnull,
+                COALESCE(array_position(i.indkey::int2[], a.attnum)
+                         - array_lower(i.indkey::int2[], 1) + 1, 0)::int8
+         FROM pg_attribute a
+         JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
+         LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+         WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .map_err(query_error)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut columns = Vec::new();
+    let mut pk: Vec<(i64, usize)> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let name: String = r.try_get(0).map_err(query_error)?;
+        let pg_type: String = r.try_get(1).map_err(query_error)?;
+        let nullable: bool = r.try_get(2).map_err(query_error)?;
+        let pk_pos: i64 = r.try_get(3).map_err(query_error)?;
+        super::check_identifier("column", &name)?;
+        let ty = column_type(table, &name, &pg_type)?;
+        if pk_pos > 0 {
+            pk.push((pk_pos, i));
+        }
+        columns.push(Column { name, ty, nullable });
+    }
+    pk.sort();
+    Ok(Some(TableSchema { name: table.to_string(), columns, pk: pk.into_iter().map(|(_, i)| i).collect() }))
+}
+
+fn capture_function() -> String {
+    let entry = |op: &str, key: &str, row: &str| {
+        format!(
+            "INSERT INTO {CHANGELOG_TABLE} (tbl, op, pk, row, created_at) \
+             VALUES (TG_TABLE_NAME, {op}, {key}, {row}, \
+                     (extract(epoch FROM clock_timestamp()) * 1000)::bigint);"
+        )
+    };
+    format!(
+        "CREATE OR REPLACE FUNCTION _quiesce_capture() RETURNS trigger LANGUAGE plpgsql AS $fn$
+         DECLARE
+           new_row json; old_row json; new_key json; old_key json;
+         BEGIN
+           PERFORM pg_advisory_xact_lock({CAPTURE_LOCK});
+           IF TG_OP <> 'INSERT' THEN
+             old_row := row_to_json(OLD);
+             SELECT json_agg(old_row -> a.c ORDER BY a.o) INTO old_key
+               FROM unnest(TG_ARGV) WITH ORDINALITY AS a(c, o);
+           END IF;
+           IF TG_OP <> 'DELETE' THEN
+             new_row := row_to_json(NEW);
+             SELECT json_agg(new_row -> a.c ORDER BY a.o) INTO new_key
+               FROM unnest(TG_ARGV) WITH ORDINALITY AS a(c, o);
+           END IF;
+           IF TG_OP = 'DELETE' OR old_key::text IS DISTINCT FROM new_key::text AND TG_OP = 'UPDATE' THEN
+             {}
+           END IF;
+           IF TG_OP <> 'DELETE' THEN
+             {}
+           END IF;
+           RETURN NULL;
+         END
+         $fn$",
+        entry("'D'", "old_key", "NULL"),
+        entry("left(TG_OP, 1)", "new_key", "new_row")
+    )
+}
+
+fn trigger_name(table: &str) -> String {
+    quote(&format!("_quiesce_{table}"))
+}
+
+pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<(), EngineError> {
+    // Names are checked identifiers (no quotes), so they are safe inside string literals too.
+    let args: Vec<String> = s.pk.iter().map(|&i| format!("'{}'", s.columns[i].name)).collect();
+    let statements = [
+        format!("SELECT pg_advisory_xact_lock({})", CAPTURE_LOCK + 1),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {CHANGELOG_TABLE} (
+                id BIGSERIAL PRIMARY KEY,
+                tbl TEXT NOT NULL,
+                op TEXT NOT NULL,
+                pk JSON NOT NULL,
+                row JSON,
+                created_at BIGINT NOT NULL)"
+        ),
+        capture_function(),
+        format!(
+            "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} \
+             FOR EACH ROW EXECUTE FUNCTION _quiesce_capture({})",
+            trigger_name(&s.name),
+            quote(&s.name),
+            args.join(", ")
+        ),
+    ];
+    let mut tx = pool.begin().await.map_err(query_error)?;
+    for st in statements {
+        sqlx::query(&st).execute(&mut *tx).await.map_err(query_error)?;
+    }
+    tx.commit().await.map_err(query_error)
+}
+
+pub(super) async fn remove_capture(pool: &PgPool, table: &str) -> Result<(), EngineError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass(quote_ident($1)) IS NOT NULL")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .map_err(query_error)?;
+    if exists {
+        sqlx::raw_sql(&format!("DROP TRIGGER IF EXISTS {} ON {}", trigger_name(table), quote(table)))
+            .execute(pool)
+            .await
+            .map_err(query_error)?;
+    }
+    Ok(())
+}
+
+fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Integer => "BIGINT",
+        ColumnType::Float => "DOUBLE PRECISION",
+        ColumnType::Text => "TEXT",
+        ColumnType::Boolean => "BOOLEAN",
+        ColumnType::Bytes => "BYTEA",
+    }
+}
+
+pub(super) async fn create_table(pool: &PgPool, s: &TableSchema) -> Result<(), EngineError> {
+    let mut defs: Vec<String> = s
+        .columns
+        .iter()
+        .map(|c| {
+            let null = if c.nullable { "" } else { " NOT NULL" };
+            format!("{} {}{null}", quote(&c.name), sql_type(c.ty))
+        })
+        .collect();
+    let pk: Vec<String> = s.pk.iter().map(|&i| quote(&s.columns[i].name)).collect();
+    defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+    sqlx::raw_sql(&format!("CREATE TABLE IF NOT EXISTS {} ({})", quote(&s.name), defs.join(", ")))
+        .execute(pool)
+        .await
+        .map_err(query_error)?;
+    Ok(())
+}
+
+async fn has_changelog(pool: &PgPool) -> Result<bool, EngineError> {
+    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(CHANGELOG_TABLE)
+        .fetch_one(pool)
+        .await
+        .map_err(query_error)
+}
+
+pub(super) async fn high_water_mark(pool: &PgPool) -> Result<i64, EngineError> {
+    if !has_changelog(pool).await? {
+        return Ok(0);
+    }
+    sqlx::query_scalar(&format!("SELECT COALESCE(max(id), 0)::int8 FROM {CHANGELOG_TABLE}"))
+        .fetch_one(pool)
+        .await
+        .map_err(query_error)
+}
+
+type Q<'q> = Query<'q, Postgres, PgArguments>;
+
+fn bind<'q>(q: Q<'q>, ty: ColumnType, v: &'q Value) -> Q<'q> {
+    match v {
+        Value::Int(i) => q.bind(*i),
+        Value::Float(f) => q.bind(*f),
+        Value::Text(s) => q.bind(s.as_str()),
+        Value::Bool(b) => q.bind(*b),
+        Value::Bytes(b) => q.bind(b.as_slice()),
+        // A typed NULL: Postgres checks the parameter's type against the column's.
+        Value::Null => match ty {
+            ColumnType::Integer => q.bind(None::<i64>),
+            ColumnType::Float => q.bind(None::<f64>),
+            ColumnType::Text => q.bind(None::<String>),
+            ColumnType::Boolean => q.bind(None::<bool>),
+            ColumnType::Bytes => q.bind(None::<Vec<u8>>),
+        },
+    }
+}
+
+/// The select list: every kind cast to the type it is decoded as. Floats go through text so a
+/// `real` reads the same here as in the captured JSON.
+fn select_list(s: &TableSchema) -> String {
+    s.columns
+        .iter()
+        .map(|c| {
+            let q = quote(&c.name);
+            match c.ty {
+                ColumnType::Integer => format!("{q}::int8"),
+                ColumnType::Float => format!("{q}::text::float8"),
+                ColumnType::Text => format!("{q}::text"),
+                ColumnType::Boolean | ColumnType::Bytes => q,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn decode(row: &PgRow, s: &TableSchema) -> Result<Row, EngineError> {
+    s.columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let v = match c.ty {
+                ColumnType::Integer => row.try_get::<Option<i64>, _>(i).map(|v| v.map(Value::Int)),
+                ColumnType::Float => row.try_get::<Option<f64>, _>(i).map(|v| v.map(Value::Float)),
+                ColumnType::Text => row.try_get::<Option<String>, _>(i).map(|v| v.map(Value::Text)),
+                ColumnType::Boolean => row.try_get::<Option<bool>, _>(i).map(|v| v.map(Value::Bool)),
+                ColumnType::Bytes => row.try_get::<Option<Vec<u8>>, _>(i).map(|v| v.map(Value::Bytes)),
+            };
+            v.map(|v| v.unwrap_or(Value::Null)).map_err(query_error)
+        })
+        .collect()
+}
+
+pub(super) async fn read_rows(
+    pool: &PgPool,
+    s: &TableSchema,
+    after: Option<&[Value]>,
+    limit: usize,
+) -> Result<Vec<Row>, EngineError> {
+    let text = sql::select_after(D, s, &select_list(s), after.is_some());
+    let mut q = sqlx::query(&text);
+    if let Some(key) = after {
+        for (&i, v) in s.pk.iter().zip(key) {
+            q = bind(q, s.columns[i].ty, v);
+        }
+    }
+    let rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch_all(pool).await.map_err(query_error)?;
+    rows.iter().map(|r| decode(r, s)).collect()
+}
+
+pub(super) async fn read_changes(
+    pool: &PgPool,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<Change>, EngineError> {
+    if !has_changelog(pool).await? {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&sql::read_changes(D, true))
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await
+        .map_err(query_error)?;
+    rows.iter()
+        .map(|r| {
+            Ok(Change {
+                id: r.try_get(0)?,
+                table: r.try_get(1)?,
+                op: r.try_get(2)?,
+                pk: r.try_get(3)?,
+                row: r.try_get(4)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(query_error)
+}
+
+pub(super) async fn count_changes(pool: &PgPool, tables: &[String], after: i64) -> Result<i64, EngineError> {
+    if tables.is_empty() || !has_changelog(pool).await? {
+        return Ok(0);
+    }
+    let text = sql::count_changes(D, tables.len());
+    let mut q = sqlx::query_scalar(&text).bind(after);
+    for t in tables {
+        q = q.bind(t);
+    }
+    q.fetch_one(pool).await.map_err(query_error)
+}
+
+pub(super) async fn prune_changes(pool: &PgPool, upto: i64) -> Result<u64, EngineError> {
+    if !has_changelog(pool).await? {
+        return Ok(0);
+    }
+    let done = sqlx::query(&format!("DELETE FROM {CHANGELOG_TABLE} WHERE id <= $1"))
+        .bind(upto)
+        .execute(pool)
+        .await
+        .map_err(query_error)?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(), EngineError> {
+    let mut tx = pool.begin().await.map_err(query_error)?;
+    for w in batch {
+        let s = w.schema;
+        for chunk in w.deletes.chunks(sql::rows_per_statement(D, s.pk.len())) {
+            let text = sql::delete(D, s, chunk.len());
+            let mut q = sqlx::query(&text);
+            for key in chunk {
+                for (&i, v) in s.pk.iter().zip(key) {
+                    q = bind(q, s.columns[i].ty, v);
+                }
+            }
+            q.execute(&mut *tx).await.map_err(query_error)?;
+        }
+        if !w.upserts.is_empty() {
+            upsert_arrays(&mut tx, s, &w.upserts).await?;
+        }
+    }
+    tx.commit().await.map_err(query_error)
+}
+
+/// Upserts `rows` with one statement binding one array per column
+/// (`INSERT … SELECT * FROM unnest($1::int8[], …) ON CONFLICT …`): far fewer parameters to send
+/// and parse than a multi-row `VALUES` list.
+async fn upsert_arrays(
+    conn: &mut sqlx::PgConnection,
+    s: &TableSchema,
+    rows: &[Row],
+) -> Result<(), EngineError> {
+    let text = sql::upsert_unnest(s, |ty| match ty {
+        ColumnType::Integer => "int8[]",
+        ColumnType::Float => "float8[]",
+        ColumnType::Text => "text[]",
+        ColumnType::Boolean => "bool[]",
+        ColumnType::Bytes => "bytea[]",
+    });
+    let mut q = sqlx::query(&text);
+    for (i, c) in s.columns.iter().enumerate() {
+        let cells = rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null));
+        q = match c.ty {
+            ColumnType::Integer => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Int(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Float => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Float(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Text => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Text(x) => Some(x.as_str()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Boolean => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Bool(x) => Some(*x),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            ColumnType::Bytes => q.bind(
+                cells
+                    .map(|v| match v {
+                        Value::Bytes(x) => Some(x.as_slice()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        };
+    }
+    q.execute(&mut *conn).await.map_err(query_error)?;
+    Ok(())
+}

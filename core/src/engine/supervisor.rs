@@ -1,0 +1,270 @@
+//! The supervisor: one tokio task per mirror that needs a worker.
+//!
+//! Policy: the catalog is the only source of truth. A control loop lists mirrors on start, on
+//! every [`Engine::notify`] and every `poll_interval`, and starts a task for each mirror whose
+//! status needs a worker (setup, snapshot, running, pausing) and has none. A task builds a
+//! [`MirrorRunner`] and steps it; it ends by itself when the mirror is paused, failed or dropped.
+//! Work is bounded by a semaphore held for one step at a time, so idle mirrors hold no permit.
+//! A transient error is stored as the mirror's last error and published, then the task waits
+//! (exponential backoff) and rebuilds its runner from the persisted checkpoint; an error retrying
+//! cannot fix marks the mirror failed. Killing tasks ([`Supervisor::abort`]) loses nothing: a new
+//! supervisor on the same catalog resumes every mirror from its checkpoint.
+//!
+//! One supervisor per catalog is assumed; running two against one catalog would replicate each
+//! mirror twice (harmless to the data, thanks to idempotent writes, but wasteful).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::runner::{MirrorRunner, RunnerOptions, StepOutcome};
+use super::{Engine, EngineError};
+use crate::events::Event;
+
+/// How the supervisor runs workers.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// At most this many mirrors do a step at the same time.
+    pub max_concurrent: usize,
+    /// How often the control loop re-reads the catalog, and an idle worker polls its change log.
+    pub poll_interval: Duration,
+    /// The first retry delay after an error; doubles per consecutive error up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub runner: RunnerOptions,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            max_concurrent: 8,
+            poll_interval: Duration::from_millis(500),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            runner: RunnerOptions::default(),
+        }
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    config: SupervisorConfig,
+    permits: Semaphore,
+    tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Runs every mirror that should run. Dropping it aborts its tasks; prefer [`Supervisor::shutdown`].
+pub struct Supervisor {
+    inner: Arc<Inner>,
+    control: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Supervisor {
+    /// Starts the control loop, which at once starts a worker for every mirror that needs one.
+    pub fn start(engine: Engine, config: SupervisorConfig) -> Supervisor {
+        let (stop, stop_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            engine,
+            permits: Semaphore::new(config.max_concurrent.max(1)),
+            config,
+            tasks: Mutex::default(),
+            stop: stop_rx,
+        });
+        let control = tokio::spawn(control_loop(inner.clone()));
+        Supervisor { inner, control: Some(control), stop }
+    }
+
+    /// Ids of mirrors with a live worker task.
+    pub fn running(&self) -> Vec<String> {
+        let tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<String> =
+            tasks.iter().filter(|(_, h)| !h.is_finished()).map(|(id, _)| id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Stops gracefully: each worker finishes its current step (so its checkpoint is
+    /// persisted) and exits.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.inner.engine.wakeups.control.notify_one();
+        if let Some(c) = self.control.take() {
+            let _ = c.await;
+        }
+        let handles: Vec<JoinHandle<()>> = {
+            let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            tasks.drain().map(|(_, h)| h).collect()
+        };
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
+    /// Kills every task at once, wherever it is (as a crash would). For tests and emergencies.
+    pub fn abort(mut self) {
+        self.abort_all();
+    }
+
+    fn abort_all(&mut self) {
+        if let Some(c) = self.control.take() {
+            c.abort();
+        }
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, h) in tasks.drain() {
+            h.abort();
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.abort_all();
+    }
+}
+
+async fn control_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.clone();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(e) = reconcile(&inner).await {
+            tracing::warn!(error = %e, "cannot list mirrors; will retry");
+        }
+        tokio::select! {
+            _ = inner.engine.wakeups.control.notified() => {}
+            _ = tokio::time::sleep(inner.config.poll_interval) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
+    let mirrors = inner.engine.catalog().list_mirrors().await?;
+    let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+    tasks.retain(|_, h| !h.is_finished());
+    for m in mirrors {
+        if m.status.needs_worker() && !tasks.contains_key(&m.id) {
+            tracing::debug!(mirror.id = %m.id, "starting worker");
+            let handle = tokio::spawn(worker(inner.clone(), m.id.clone()));
+            tasks.insert(m.id, handle);
+        }
+    }
+    Ok(())
+}
+
+/// Sleeps for `d` unless stopping; returns whether to stop.
+async fn pause_for(d: Duration, wake: Option<&Notify>, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    match wake {
+        Some(w) => tokio::select! {
+            _ = w.notified() => {}
+            _ = tokio::time::sleep(d) => {}
+            _ = stop.changed() => {}
+        },
+        None => tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = stop.changed() => {}
+        },
+    }
+    *stop.borrow()
+}
+
+#[tracing::instrument(skip(inner), fields(mirror.id = %id))]
+async fn worker(inner: Arc<Inner>, id: String) {
+    let engine = &inner.engine;
+    let wake = engine.wakeups.for_mirror(&id);
+    let mut stop = inner.stop.clone();
+    let mut failures: u32 = 0;
+    loop {
+        let error = match MirrorRunner::new(engine.clone(), &id, inner.config.runner.clone()).await {
+            Ok(mut runner) => loop {
+                if *stop.borrow() {
+                    return;
+                }
+                let step = {
+                    let Ok(_permit) = inner.permits.acquire().await else {
+                        return;
+                    };
+                    runner.run_next_step().await
+                };
+                match step {
+                    Ok(out) if out.is_stop() => return,
+                    Ok(StepOutcome::Idle) => {
+                        failures = 0;
+                        if pause_for(inner.config.poll_interval, Some(&wake), &mut stop).await {
+                            return;
+                        }
+                    }
+                    Ok(_) => failures = 0,
+                    Err(e) => break e,
+                }
+            },
+            Err(e) => e,
+        };
+        let message = error.to_string();
+        if error.is_permanent() {
+            tracing::warn!(error = %message, "mirror failed");
+            match engine.catalog().fail_mirror(&id, &message, Utc::now()).await {
+                Ok(change) => {
+                    engine.after_change(change);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot record the failure"),
+            }
+            engine.events().publish(Event::MirrorError {
+                mirror_id: id.clone(),
+                message,
+                retry_in_ms: None,
+                at: Utc::now(),
+            });
+            return;
+        }
+        let delay = backoff(&inner.config, failures);
+        failures = failures.saturating_add(1);
+        tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "worker error");
+        if let Err(e) = engine.catalog().set_last_error(&id, Some(&message), Utc::now()).await {
+            tracing::warn!(error = %e, "cannot record the error");
+        }
+        engine.events().publish(Event::MirrorError {
+            mirror_id: id.clone(),
+            message,
+            retry_in_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+            at: Utc::now(),
+        });
+        if pause_for(delay, None, &mut stop).await {
+            return;
+        }
+    }
+}
+
+fn backoff(config: &SupervisorConfig, failures: u32) -> Duration {
+    let factor = 1u32.checked_shl(failures.min(16)).unwrap_or(u32::MAX);
+    config.backoff_base.saturating_mul(factor).min(config.backoff_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let c = SupervisorConfig {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..SupervisorConfig::default()
+        };
+        assert_eq!(backoff(&c, 0), Duration::from_millis(100));
+        assert_eq!(backoff(&c, 1), Duration::from_millis(200));
+        assert_eq!(backoff(&c, 3), Duration::from_millis(800));
+        assert_eq!(backoff(&c, 4), Duration::from_secs(1));
+        assert_eq!(backoff(&c, 1000), Duration::from_secs(1));
+    }
+}

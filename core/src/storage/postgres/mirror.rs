@@ -1,0 +1,289 @@
+//! Mirrors and their holds on Postgres. Read-then-write changes lock the mirror row first
+//! (`SELECT … FOR UPDATE`), so two callers never decide on the same stale state.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::PostgresCatalog;
+use crate::domain::{Hold, Mirror, MirrorStatus};
+use crate::storage::rows::{
+    check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
+};
+use crate::storage::{MirrorStore, NewMirror, Progress, Result, StatusChange, StorageError};
+
+async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Mirror>> {
+    let Some(row) = sqlx::query(&format!("SELECT {MIRROR_COLUMNS} FROM mirrors WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let holds: Vec<String> =
+        sqlx::query_scalar("SELECT hold FROM mirror_holds WHERE mirror_id = $1 ORDER BY hold")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    mirror_from_row(&row, holds_from(holds)?).map(Some)
+}
+
+/// Locks the mirror's row until the transaction ends.
+async fn lock(conn: &mut PgConnection, id: &str) -> Result<()> {
+    sqlx::query("SELECT id FROM mirrors WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn load_existing(conn: &mut PgConnection, id: &str) -> Result<Mirror> {
+    load(conn, id).await?.ok_or_else(|| StorageError::NotFound("no such mirror".into()))
+}
+
+/// The maintenance gate: every change that lets a mirror run, or changes its configuration,
+/// passes here inside its transaction. Today it refuses only dropped mirrors; the maintenance
+/// orchestrator adds "an active window covering this mirror refuses the change" here.
+async fn check_gate(_conn: &mut PgConnection, mirror: Option<&Mirror>) -> Result<()> {
+    if let Some(m) = mirror {
+        if m.status == MirrorStatus::Dropped {
+            return Err(StorageError::Refused(format!("mirror {:?} is dropped", m.name)));
+        }
+    }
+    Ok(())
+}
+
+async fn set_status(
+    conn: &mut PgConnection,
+    id: &str,
+    status: MirrorStatus,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE mirrors SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status.as_str())
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl MirrorStore for PostgresCatalog {
+    async fn create_mirror(&self, new: &NewMirror, now: DateTime<Utc>) -> Result<Mirror> {
+        let mut tx = self.pool.begin().await?;
+        check_gate(&mut tx, None).await?;
+        for (role, peer) in [("source", &new.source_peer_id), ("destination", &new.dest_peer_id)] {
+            // FOR SHARE: a concurrent delete_peer waits for this transaction, then sees the
+            // new mirror and refuses.
+            let found: Option<String> = sqlx::query_scalar("SELECT id FROM peers WHERE id = $1 FOR SHARE")
+                .bind(peer)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Err(StorageError::NotFound(format!("the {role} peer does not exist")));
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let ms = now.timestamp_millis();
+        sqlx::query(
+            "INSERT INTO mirrors (id, name, source_peer_id, dest_peer_id, tables, status, stage,
+                table_index, last_pk, change_id, rows_copied, rows_applied, last_error,
+                created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&new.name)
+        .bind(&new.source_peer_id)
+        .bind(&new.dest_peer_id)
+        .bind(tables_json(&new.tables))
+        .bind(ms)
+        .bind(ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StorageError::Conflict(format!("a mirror named {:?} already exists", new.name))
+            } else {
+                e.into()
+            }
+        })?;
+        let mirror = load_existing(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(mirror)
+    }
+
+    async fn list_mirrors(&self) -> Result<Vec<Mirror>> {
+        let mut conn = self.pool.acquire().await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM mirrors WHERE status <> 'dropped' ORDER BY name")
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = load(&mut conn, &id).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mirror(&self, id: &str) -> Result<Option<Mirror>> {
+        let mut conn = self.pool.acquire().await?;
+        load(&mut conn, id).await
+    }
+
+    async fn mirrors_on_source(&self, peer_id: &str) -> Result<Vec<Mirror>> {
+        let mut conn = self.pool.acquire().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM mirrors WHERE status <> 'dropped' AND source_peer_id = $1 ORDER BY name",
+        )
+        .bind(peer_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = load(&mut conn, &id).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_holds(&self, id: &str) -> Result<Vec<Hold>> {
+        let holds: Vec<String> =
+            sqlx::query_scalar("SELECT hold FROM mirror_holds WHERE mirror_id = $1 ORDER BY hold")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(holds_from(holds)?.into_iter().collect())
+    }
+
+    async fn add_hold(&self, id: &str, hold: &Hold, now: DateTime<Utc>) -> Result<StatusChange> {
+        check_hold(hold)?;
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        let before = load_existing(&mut tx, id).await?;
+        let to = before.status.request_pause()?;
+        sqlx::query(
+            "INSERT INTO mirror_holds (mirror_id, hold, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (mirror_id, hold) DO NOTHING",
+        )
+        .bind(id)
+        .bind(hold.to_string())
+        .bind(now.timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        if to != before.status {
+            set_status(&mut tx, id, to, now).await?;
+        }
+        let mirror = load_existing(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(StatusChange { mirror, from: before.status })
+    }
+
+    async fn remove_hold(&self, id: &str, hold: &Hold, now: DateTime<Utc>) -> Result<StatusChange> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        let before = load_existing(&mut tx, id).await?;
+        check_gate(&mut tx, Some(&before)).await?;
+        sqlx::query("DELETE FROM mirror_holds WHERE mirror_id = $1 AND hold = $2")
+            .bind(id)
+            .bind(hold.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mirror_holds WHERE mirror_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if left == 0 {
+            let to = before.status.resume(before.checkpoint.stage)?;
+            if to != before.status {
+                set_status(&mut tx, id, to, now).await?;
+            }
+        }
+        let mirror = load_existing(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(StatusChange { mirror, from: before.status })
+    }
+
+    async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        let before = load_existing(&mut tx, id).await?;
+        if before.status == MirrorStatus::Pausing {
+            let to = before.status.confirm_paused()?;
+            set_status(&mut tx, id, to, now).await?;
+        }
+        let mirror = load_existing(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(StatusChange { mirror, from: before.status })
+    }
+
+    async fn save_progress(&self, id: &str, progress: &Progress, now: DateTime<Utc>) -> Result<StatusChange> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        let before = load_existing(&mut tx, id).await?;
+        if before.status == MirrorStatus::Dropped {
+            return Err(StorageError::Refused(format!("mirror {:?} is dropped", before.name)));
+        }
+        let to = before.status.advance(progress.checkpoint.stage);
+        let c = &progress.checkpoint;
+        sqlx::query(
+            "UPDATE mirrors SET status = $1, stage = $2, table_index = $3, last_pk = $4, change_id = $5,
+                rows_copied = $6, rows_applied = $7, updated_at = $8
+             WHERE id = $9",
+        )
+        .bind(to.as_str())
+        .bind(c.stage.as_str())
+        .bind(c.table_index)
+        .bind(&c.last_pk)
+        .bind(c.change_id)
+        .bind(progress.rows_copied)
+        .bind(progress.rows_applied)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let mirror = load_existing(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(StatusChange { mirror, from: before.status })
+    }
+
+    async fn set_last_error(&self, id: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE mirrors SET last_error = $1, updated_at = $2 WHERE id = $3")
+            .bind(error)
+            .bind(now.timestamp_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_mirror(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<StatusChange> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        let before = load_existing(&mut tx, id).await?;
+        let to = before.status.fail()?;
+        sqlx::query("UPDATE mirrors SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4")
+            .bind(to.as_str())
+            .bind(reason)
+            .bind(now.timestamp_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let mirror = load_existing(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(StatusChange { mirror, from: before.status })
+    }
+
+    async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        let before = load_existing(&mut tx, id).await?;
+        let to = before.status.drop()?;
+        if to != before.status {
+            set_status(&mut tx, id, to, now).await?;
+        }
+        let mirror = load_existing(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(StatusChange { mirror, from: before.status })
+    }
+}

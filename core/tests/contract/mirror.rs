@@ -1,0 +1,206 @@
+//! Peers, mirrors and holds in the catalog.
+
+use chrono::Utc;
+use quiesce_core::domain::{Checkpoint, Hold, MirrorStatus, PeerKind, Stage};
+use quiesce_core::storage::{Catalog, NewMirror, NewPeer, Progress, StorageError};
+use quiesce_core::testing::TestDb;
+
+fn peer(name: &str) -> NewPeer {
+    NewPeer {
+        name: name.into(),
+        kind: PeerKind::Postgres,
+        url: format!("postgres://alice:s3cret@db.example/{name}"),
+        location: format!("db.example:5432/{name}"),
+    }
+}
+
+async fn two_peers(c: &dyn Catalog) -> (String, String) {
+    let a = c.create_peer(&peer("src"), Utc::now()).await.unwrap();
+    let b = c.create_peer(&peer("dst"), Utc::now()).await.unwrap();
+    (a.id, b.id)
+}
+
+fn mirror(name: &str, src: &str, dst: &str) -> NewMirror {
+    NewMirror {
+        name: name.into(),
+        source_peer_id: src.into(),
+        dest_peer_id: dst.into(),
+        tables: vec!["orders".into(), "lines".into()],
+    }
+}
+
+async fn running_mirror(c: &dyn Catalog, name: &str) -> String {
+    let (s, d) = match c.peer_by_name("src").await.unwrap() {
+        Some(p) => (p.id, c.peer_by_name("dst").await.unwrap().unwrap().id),
+        None => two_peers(c).await,
+    };
+    let m = c.create_mirror(&mirror(name, &s, &d), Utc::now()).await.unwrap();
+    let progress = Progress {
+        checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 2, last_pk: None, change_id: 10 },
+        rows_copied: 5,
+        rows_applied: 1,
+    };
+    let ch = c.save_progress(&m.id, &progress, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Running);
+    m.id
+}
+
+pub async fn a_peer_is_listed_without_its_url(db: &TestDb) {
+    let c = db.catalog().await;
+    let p = c.create_peer(&peer("src"), Utc::now()).await.unwrap();
+    let listed = c.list_peers().await.unwrap();
+    assert_eq!(listed, vec![p.clone()]);
+    assert!(!format!("{listed:?}").contains("s3cret"));
+    assert_eq!(c.peer_url(&p.id).await.unwrap().as_deref(), Some("postgres://alice:s3cret@db.example/src"));
+    assert_eq!(c.peer_by_name("src").await.unwrap(), Some(p.clone()));
+    assert_eq!(c.peer(&p.id).await.unwrap(), Some(p));
+}
+
+pub async fn a_second_peer_with_the_same_name_is_a_conflict(db: &TestDb) {
+    let c = db.catalog().await;
+    c.create_peer(&peer("src"), Utc::now()).await.unwrap();
+    let err = c.create_peer(&peer("src"), Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict(_)), "{err}");
+    assert_eq!(c.list_peers().await.unwrap().len(), 1);
+}
+
+pub async fn a_peer_in_use_cannot_be_deleted(db: &TestDb) {
+    let c = db.catalog().await;
+    let id = running_mirror(&*c, "m").await;
+    let src = c.peer_by_name("src").await.unwrap().unwrap();
+    let err = c.delete_peer(&src.id).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    c.drop_mirror(&id, Utc::now()).await.unwrap();
+    c.delete_peer(&src.id).await.unwrap();
+    assert_eq!(c.peer(&src.id).await.unwrap(), None);
+}
+
+pub async fn a_new_mirror_starts_in_setup_without_holds(db: &TestDb) {
+    let c = db.catalog().await;
+    let (s, d) = two_peers(&*c).await;
+    let m = c.create_mirror(&mirror("m1", &s, &d), Utc::now()).await.unwrap();
+    assert_eq!(m.status, MirrorStatus::Setup);
+    assert!(m.holds.is_empty());
+    assert_eq!(m.checkpoint, Checkpoint::initial());
+    assert_eq!(m.tables, vec!["orders".to_string(), "lines".to_string()]);
+    assert_eq!(c.list_mirrors().await.unwrap(), vec![m.clone()]);
+    assert_eq!(c.mirrors_on_source(&s).await.unwrap(), vec![m.clone()]);
+    assert!(c.mirrors_on_source(&d).await.unwrap().is_empty());
+    assert_eq!(c.mirror(&m.id).await.unwrap(), Some(m));
+}
+
+pub async fn a_mirror_needs_existing_peers_and_a_free_name(db: &TestDb) {
+    let c = db.catalog().await;
+    let (s, d) = two_peers(&*c).await;
+    let err = c.create_mirror(&mirror("m", &s, "nope"), Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound(_)), "{err}");
+    let first = c.create_mirror(&mirror("m", &s, &d), Utc::now()).await.unwrap();
+    let err = c.create_mirror(&mirror("m", &s, &d), Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict(_)), "{err}");
+    c.drop_mirror(&first.id, Utc::now()).await.unwrap();
+    c.create_mirror(&mirror("m", &s, &d), Utc::now()).await.expect("a dropped mirror's name is free again");
+}
+
+pub async fn adding_a_hold_pauses_and_is_idempotent(db: &TestDb) {
+    let c = db.catalog().await;
+    let id = running_mirror(&*c, "m").await;
+    let ch = c.add_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(ch.from, MirrorStatus::Running);
+    assert_eq!(ch.mirror.status, MirrorStatus::Pausing);
+    let again = c.add_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    assert!(!again.changed());
+    assert_eq!(c.list_holds(&id).await.unwrap(), vec![Hold::User]);
+    let done = c.confirm_paused(&id, Utc::now()).await.unwrap();
+    assert_eq!(done.mirror.status, MirrorStatus::Paused);
+    let malformed = Hold::Maintenance("window one".into());
+    let err = c.add_hold(&id, &malformed, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    assert_eq!(c.list_holds(&id).await.unwrap(), vec![Hold::User]);
+}
+
+pub async fn removing_the_last_hold_resumes_at_the_checkpoint_stage(db: &TestDb) {
+    let c = db.catalog().await;
+    let id = running_mirror(&*c, "m").await;
+    let w = Hold::Maintenance("w1".into());
+    c.add_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    c.add_hold(&id, &w, Utc::now()).await.unwrap();
+    c.confirm_paused(&id, Utc::now()).await.unwrap();
+    let ch = c.remove_hold(&id, &w, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Paused, "the user hold remains");
+    assert_eq!(c.list_holds(&id).await.unwrap(), vec![Hold::User]);
+    let ch = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Running);
+    assert!(ch.mirror.holds.is_empty());
+    let again = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    assert!(!again.changed(), "removing a missing hold is a no-op");
+}
+
+pub async fn progress_never_overrides_a_requested_pause(db: &TestDb) {
+    let c = db.catalog().await;
+    let id = running_mirror(&*c, "m").await;
+    c.add_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    let progress = Progress {
+        checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 2, last_pk: None, change_id: 42 },
+        rows_copied: 5,
+        rows_applied: 33,
+    };
+    let ch = c.save_progress(&id, &progress, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Pausing);
+    assert_eq!(ch.mirror.checkpoint.change_id, 42);
+    assert_eq!(ch.mirror.rows_applied, 33);
+}
+
+pub async fn a_dropped_mirror_refuses_resume_and_progress(db: &TestDb) {
+    let c = db.catalog().await;
+    let id = running_mirror(&*c, "m").await;
+    c.add_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    let ch = c.drop_mirror(&id, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Dropped);
+    assert!(c.drop_mirror(&id, Utc::now()).await.is_ok(), "dropping twice");
+    let err = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap_err();
+    assert!(err.to_string().contains("dropped"), "{err}");
+    assert!(c.add_hold(&id, &Hold::User, Utc::now()).await.is_err());
+    let p = Progress { checkpoint: Checkpoint::initial(), rows_copied: 0, rows_applied: 0 };
+    assert!(c.save_progress(&id, &p, Utc::now()).await.is_err());
+    assert!(c.list_mirrors().await.unwrap().is_empty());
+    assert_eq!(c.mirror(&id).await.unwrap().map(|m| m.status), Some(MirrorStatus::Dropped));
+}
+
+pub async fn a_failed_mirror_keeps_its_reason_and_resumes_on_request(db: &TestDb) {
+    let c = db.catalog().await;
+    let id = running_mirror(&*c, "m").await;
+    c.set_last_error(&id, Some("peer query failed: timeout"), Utc::now()).await.unwrap();
+    let m = c.mirror(&id).await.unwrap().unwrap();
+    assert_eq!(m.status, MirrorStatus::Running);
+    assert_eq!(m.last_error.as_deref(), Some("peer query failed: timeout"));
+    let ch = c.fail_mirror(&id, "table gone", Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Failed);
+    assert_eq!(ch.mirror.last_error.as_deref(), Some("table gone"));
+    let ch = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Running);
+}
+
+pub async fn concurrent_holds_leave_a_consistent_status(db: &TestDb) {
+    let c = db.catalog().await;
+    let id = running_mirror(&*c, "m").await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (c, id) = (c.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let hold = Hold::Maintenance(format!("w{}", i % 3));
+            for _ in 0..5 {
+                c.add_hold(&id, &hold, Utc::now()).await.unwrap();
+                c.remove_hold(&id, &hold, Utc::now()).await.unwrap();
+            }
+            c.add_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let m = c.mirror(&id).await.unwrap().unwrap();
+    assert_eq!(m.holds.iter().cloned().collect::<Vec<_>>(), vec![Hold::User]);
+    assert_eq!(m.status, MirrorStatus::Pausing);
+    let ch = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Running);
+}

@@ -1,0 +1,440 @@
+//! The mirror engine against real peer databases: every source/destination combination, on both
+//! catalog backends, with a concurrent writer, pauses, resumes and killed workers.
+//!
+//! Waits poll the catalog for a condition (with a generous limit that fails the test); nothing
+//! asserts on elapsed time.
+
+mod support;
+
+use std::time::Duration;
+
+use quiesce_core::domain::{Hold, MirrorStatus, PeerKind, Stage};
+use quiesce_core::engine::{EngineError, MirrorRunner, StepOutcome, Supervisor};
+use quiesce_core::events::Event;
+use quiesce_core::Backend;
+use support::*;
+
+/// The "done when" scenario: snapshot, pause, resume and a killed supervisor while a writer
+/// inserts, updates and deletes; afterwards the destination equals the source exactly.
+async fn converges_under_writes_pauses_and_restarts(catalog: Backend, src: PeerKind, dst: PeerKind) {
+    let w = World::new(catalog, src, dst).await;
+    w.seed_items(300).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let writer = Writer::start(&w.src_db, src);
+    let mut sup = Some(Supervisor::start(w.engine.clone(), fast_config()));
+
+    // Pause in the middle of the snapshot.
+    wait_for(&w, &mirror, "snapshot progress", |m| m.rows_copied >= 50).await;
+    w.engine.pause(&mirror).await.unwrap();
+    let paused = wait_for(&w, &mirror, "paused", |m| m.status == MirrorStatus::Paused).await;
+    let backlog_when_paused = w.engine.backlog(&paused).await.unwrap();
+    writer.wait_ops(40).await;
+    let still = w.engine.catalog().mirror(&mirror).await.unwrap().unwrap();
+    assert_eq!(still.status, MirrorStatus::Paused);
+    assert_eq!(still.checkpoint, paused.checkpoint, "nothing moves while paused");
+    let backlog_later = w.engine.backlog(&still).await.unwrap();
+    assert!(backlog_later > backlog_when_paused, "the backlog grows while paused");
+
+    // Resume, then kill every task mid-flight and start again.
+    w.engine.resume(&mirror).await.unwrap();
+    wait_for(&w, &mirror, "resumed", |m| m.status != MirrorStatus::Paused).await;
+    writer.wait_ops(20).await;
+    if let Some(s) = sup.take() {
+        s.abort();
+    }
+    writer.wait_ops(20).await;
+    sup = Some(Supervisor::start(w.engine.clone(), fast_config()));
+    wait_for(&w, &mirror, "cdc", |m| m.checkpoint.stage == Stage::Cdc && m.rows_applied > 0).await;
+
+    // Pause and resume during CDC, and kill once more.
+    w.engine.pause(&mirror).await.unwrap();
+    wait_for(&w, &mirror, "paused in cdc", |m| m.status == MirrorStatus::Paused).await;
+    writer.wait_ops(20).await;
+    w.engine.resume(&mirror).await.unwrap();
+    writer.wait_ops(20).await;
+    if let Some(s) = sup.take() {
+        s.abort();
+    }
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    writer.wait_ops(20).await;
+
+    let ops = writer.stop().await;
+    assert!(ops > 100, "the writer ran ({ops} operations)");
+    w.wait_caught_up(&mirror).await;
+    w.assert_same_rows("items").await;
+    sup.shutdown().await;
+}
+
+macro_rules! combinations {
+    ($($name:ident: $catalog:ident, $src:ident -> $dst:ident;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                converges_under_writes_pauses_and_restarts(
+                    Backend::$catalog,
+                    PeerKind::$src,
+                    PeerKind::$dst,
+                )
+                .await;
+            }
+        )*
+    };
+}
+
+combinations! {
+    sqlite_catalog_sqlite_to_sqlite_converges: Sqlite, Sqlite -> Sqlite;
+    sqlite_catalog_sqlite_to_postgres_converges: Sqlite, Sqlite -> Postgres;
+    sqlite_catalog_postgres_to_postgres_converges: Sqlite, Postgres -> Postgres;
+    sqlite_catalog_postgres_to_sqlite_converges: Sqlite, Postgres -> Sqlite;
+    postgres_catalog_sqlite_to_sqlite_converges: Postgres, Sqlite -> Sqlite;
+    postgres_catalog_sqlite_to_postgres_converges: Postgres, Sqlite -> Postgres;
+    postgres_catalog_postgres_to_postgres_converges: Postgres, Postgres -> Postgres;
+    postgres_catalog_postgres_to_sqlite_converges: Postgres, Postgres -> Sqlite;
+}
+
+/// Runs a case on both catalog backends.
+macro_rules! both_catalogs {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_catalog {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(quiesce_core::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres_catalog {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(quiesce_core::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+both_catalogs! {
+    pause_and_resume_repeated_many_times_loses_nothing,
+    concurrent_user_pause_and_resume_leave_a_consistent_mirror,
+    a_paused_mirror_stays_paused_after_a_restart,
+    bad_tables_are_refused_with_clear_errors,
+    bad_peers_are_refused_and_never_show_the_password,
+    dropping_a_mirror_removes_capture_only_when_unused,
+    applied_changes_are_pruned_for_every_mirror_of_the_source,
+    status_changes_and_progress_are_published,
+    a_worker_error_is_retried_and_visible,
+    several_tables_and_composite_keys_replicate_in_every_direction,
+}
+
+async fn pause_and_resume_repeated_many_times_loses_nothing(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Postgres).await;
+    w.seed_items(120).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let writer = Writer::start(&w.src_db, PeerKind::Sqlite);
+    let mut runner = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+    for round in 0..30 {
+        runner.run_next_step().await.unwrap();
+        runner.run_next_step().await.unwrap();
+        w.engine.pause(&mirror).await.unwrap();
+        assert_eq!(runner.run_next_step().await.unwrap(), StepOutcome::Paused, "round {round}");
+        assert_eq!(runner.run_next_step().await.unwrap(), StepOutcome::Paused);
+        let m = w.engine.catalog().mirror(&mirror).await.unwrap().unwrap();
+        assert_eq!(m.status, MirrorStatus::Paused);
+        writer.wait_ops(2).await;
+        let m = w.engine.resume(&mirror).await.unwrap();
+        assert!(m.status.is_working(), "round {round}: {}", m.status);
+    }
+    writer.stop().await;
+    assert_eq!(runner.run_until_idle().await.unwrap(), StepOutcome::Idle);
+    w.assert_same_rows("items").await;
+}
+
+async fn concurrent_user_pause_and_resume_leave_a_consistent_mirror(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    w.seed_items(200).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let writer = Writer::start(&w.src_db, PeerKind::Sqlite);
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let (engine, id) = (w.engine.clone(), mirror.clone());
+        tasks.push(tokio::spawn(async move {
+            for j in 0..8 {
+                if (i + j) % 2 == 0 {
+                    engine.pause(&id).await.unwrap();
+                } else {
+                    engine.resume(&id).await.unwrap();
+                }
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let m = w.engine.pause(&mirror).await.unwrap();
+    assert_eq!(m.holds.len(), 1, "one user hold however often it was added");
+    wait_for(&w, &mirror, "paused", |m| m.status == MirrorStatus::Paused).await;
+    let m = w.engine.resume(&mirror).await.unwrap();
+    assert!(m.holds.is_empty());
+    assert!(m.status.is_working());
+    writer.stop().await;
+    w.wait_caught_up(&mirror).await;
+    w.assert_same_rows("items").await;
+    sup.shutdown().await;
+}
+
+async fn a_paused_mirror_stays_paused_after_a_restart(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Postgres, PeerKind::Sqlite).await;
+    w.seed_items(50).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    w.wait_caught_up(&mirror).await;
+    w.engine.pause(&mirror).await.unwrap();
+    let paused = wait_for(&w, &mirror, "paused", |m| m.status == MirrorStatus::Paused).await;
+    sup.abort();
+    let writer = Writer::start(&w.src_db, PeerKind::Postgres);
+    writer.wait_ops(30).await;
+    writer.stop().await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    // Let the new supervisor look at the catalog several times.
+    for _ in 0..5 {
+        w.engine.notify(&mirror);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(!sup.running().contains(&mirror), "no worker for a paused mirror");
+    let m = w.engine.catalog().mirror(&mirror).await.unwrap().unwrap();
+    assert_eq!(m.status, MirrorStatus::Paused);
+    assert_eq!(m.checkpoint, paused.checkpoint);
+    assert!(w.engine.backlog(&m).await.unwrap() > 0);
+    w.engine.resume(&mirror).await.unwrap();
+    w.wait_caught_up(&mirror).await;
+    w.assert_same_rows("items").await;
+    sup.shutdown().await;
+}
+
+async fn bad_tables_are_refused_with_clear_errors(catalog: Backend) {
+    for kind in [PeerKind::Sqlite, PeerKind::Postgres] {
+        let w = World::new(catalog, kind, PeerKind::Sqlite).await;
+        w.src_exec("CREATE TABLE nokey (a INTEGER, b TEXT)").await;
+        let odd = match kind {
+            PeerKind::Sqlite => "CREATE TABLE odd (id INTEGER PRIMARY KEY, amount NUMERIC)",
+            PeerKind::Postgres => "CREATE TABLE odd (id BIGINT PRIMARY KEY, amount NUMERIC(10,2))",
+        };
+        w.src_exec(odd).await;
+        let err = w.try_create_mirror("a", &["nokey"]).await.unwrap_err();
+        assert!(err.to_string().contains("no primary key"), "{err}");
+        let err = w.try_create_mirror("b", &["missing"]).await.unwrap_err();
+        assert!(err.to_string().contains("\"missing\" does not exist"), "{err}");
+        let err = w.try_create_mirror("c", &["odd"]).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("\"odd\"")
+                && text.contains("\"amount\"")
+                && text.to_lowercase().contains("numeric"),
+            "{text}"
+        );
+        let err = w.try_create_mirror("d", &["x\"; DROP TABLE odd; --"]).await.unwrap_err();
+        assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+        let err = w.try_create_mirror("bad name", &["odd"]).await.unwrap_err();
+        assert!(matches!(err, EngineError::Invalid(_)), "{err}");
+        assert!(w.engine.catalog().list_mirrors().await.unwrap().is_empty());
+    }
+}
+
+async fn bad_peers_are_refused_and_never_show_the_password(catalog: Backend) {
+    let db = quiesce_core::testing::TestDb::new(catalog).await;
+    let engine = quiesce_core::engine::Engine::new(db.catalog().await, Default::default());
+    let cases = [
+        ("mysql://u:s3cretpw@localhost/db", "invalid peer"),
+        ("/definitely/not/a/dir/x.db", "does not exist"),
+        ("postgres://u:s3cretpw@127.0.0.1:1/db", "cannot connect"),
+        ("postgres://no_such_role:s3cretpw@127.0.0.1:5432/postgres", "no_such_role"),
+        ("postgres://postgres:s3cretpw@127.0.0.1:5432/no_such_database_here", "no_such_database_here"),
+    ];
+    for (url, expect) in cases {
+        let err = engine.create_peer("p", url).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(expect), "{url}: {text}");
+        assert!(!text.contains("s3cretpw"), "{text}");
+        assert!(!format!("{err:?}").contains("s3cretpw"), "{err:?}");
+    }
+    assert!(engine.list_peers().await.unwrap().is_empty(), "nothing saved");
+    let err = engine.create_peer("bad name!", "/tmp/x.db").await.unwrap_err();
+    assert!(matches!(err, EngineError::Invalid(_)));
+}
+
+async fn dropping_a_mirror_removes_capture_only_when_unused(catalog: Backend) {
+    for kind in [PeerKind::Sqlite, PeerKind::Postgres] {
+        let w = World::new(catalog, kind, PeerKind::Sqlite).await;
+        w.seed_items(10).await;
+        let a = w.create_mirror("a", &["items"]).await;
+        let b = w.create_mirror("b", &["items"]).await;
+        for id in [&a, &b] {
+            let mut r = MirrorRunner::new(w.engine.clone(), id, small_batches()).await.unwrap();
+            r.run_until_idle().await.unwrap();
+        }
+        assert!(w.capture_installed("items").await);
+        let dropped = w.engine.drop_mirror(&a).await.unwrap();
+        assert_eq!(dropped.status, MirrorStatus::Dropped);
+        assert!(w.capture_installed("items").await, "b still needs it");
+        assert!(w.engine.resume(&a).await.is_err(), "a dropped mirror cannot resume");
+        w.engine.drop_mirror(&b).await.unwrap();
+        assert!(!w.capture_installed("items").await);
+    }
+}
+
+async fn applied_changes_are_pruned_for_every_mirror_of_the_source(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Postgres, PeerKind::Sqlite).await;
+    w.seed_items(10).await;
+    let a = w.create_mirror("a", &["items"]).await;
+    let b = w.create_mirror("b", &["items"]).await;
+    let mut opts = small_batches();
+    opts.prune_every = Duration::ZERO;
+    let mut ra = MirrorRunner::new(w.engine.clone(), &a, opts.clone()).await.unwrap();
+    let mut rb = MirrorRunner::new(w.engine.clone(), &b, opts).await.unwrap();
+    ra.run_until_idle().await.unwrap();
+    rb.run_until_idle().await.unwrap();
+    w.src_exec("UPDATE items SET qty = qty + 1").await;
+    ra.run_until_idle().await.unwrap();
+    assert_eq!(w.changelog_len().await, 10, "b has not applied them yet");
+    rb.run_until_idle().await.unwrap();
+    assert_eq!(w.changelog_len().await, 0, "both applied: pruned");
+    w.assert_same_rows("items").await;
+}
+
+async fn status_changes_and_progress_are_published(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    w.seed_items(30).await;
+    let mut events = w.engine.events().subscribe();
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+    r.run_until_idle().await.unwrap();
+    w.engine.pause(&mirror).await.unwrap();
+    r.run_next_step().await.unwrap();
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    let transitions: Vec<(MirrorStatus, MirrorStatus)> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::MirrorStatusChanged { from, to, .. } if from != to => Some((*from, *to)),
+            _ => None,
+        })
+        .collect();
+    use MirrorStatus::*;
+    assert_eq!(
+        transitions,
+        vec![(Setup, Snapshot), (Snapshot, Running), (Running, Pausing), (Pausing, Paused)]
+    );
+    let copied = seen.iter().filter_map(|e| match e {
+        Event::MirrorProgress { rows_copied, .. } => Some(*rows_copied),
+        _ => None,
+    });
+    assert_eq!(copied.max(), Some(30));
+    let view = w.engine.mirror_view(&mirror).await.unwrap().unwrap();
+    assert_eq!(view.status, Paused);
+    assert_eq!(view.holds, vec![Hold::User]);
+    assert_eq!(view.rows_copied, 30);
+    assert_eq!(view.backlog, Some(0));
+    assert_eq!(view.source_peer, "src");
+    assert!(view.checkpoint.starts_with("change #"), "{}", view.checkpoint);
+    assert_eq!(w.engine.mirror_views().await.unwrap(), vec![view]);
+}
+
+async fn a_worker_error_is_retried_and_visible(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Postgres).await;
+    w.seed_items(20).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+    r.run_until_idle().await.unwrap();
+    // A destination table of another shape makes every write fail until it is fixed.
+    w.dst_exec("ALTER TABLE items RENAME TO items_moved").await;
+    w.dst_exec("CREATE TABLE items (id BIGINT PRIMARY KEY, other TEXT)").await;
+    w.src_exec("UPDATE items SET qty = qty + 1 WHERE id < 5").await;
+    let mut events = w.engine.events().subscribe();
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let m = wait_for(&w, &mirror, "an error", |m| m.last_error.is_some()).await;
+    assert!(m.last_error.unwrap().contains("peer query failed"));
+    loop {
+        match events.recv().await {
+            Ok(Event::MirrorError { retry_in_ms, .. }) => {
+                assert!(retry_in_ms.is_some());
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("event bus: {e}"),
+        }
+    }
+    w.dst_exec("DROP TABLE items").await;
+    w.dst_exec("ALTER TABLE items_moved RENAME TO items").await;
+    w.wait_caught_up(&mirror).await;
+    w.assert_same_rows("items").await;
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_seeds_once_and_never_touches_existing_data() {
+    let db = quiesce_core::testing::TestDb::new(Backend::Sqlite).await;
+    let engine = quiesce_core::engine::Engine::new(db.catalog().await, Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let first = quiesce_core::demo::seed(&engine, dir.path()).await.unwrap();
+    assert_eq!(first.mirrors.len(), 3);
+    let again = quiesce_core::demo::seed(&engine, dir.path()).await.unwrap();
+    assert!(again.mirrors.is_empty(), "a second seed does nothing");
+    assert_eq!(engine.list_peers().await.unwrap().len(), 2);
+    let writer = quiesce_core::demo::spawn_writer(dir.path()).await.unwrap();
+    let sup = Supervisor::start(engine.clone(), fast_config());
+    for id in &first.mirrors {
+        let id = id.clone();
+        let e = engine.clone();
+        poll(&format!("demo mirror {id} running"), || {
+            let (e, id) = (e.clone(), id.clone());
+            async move {
+                e.catalog().mirror(&id).await.unwrap().is_some_and(|m| m.status == MirrorStatus::Running)
+            }
+        })
+        .await;
+    }
+    writer.stop().await;
+    sup.shutdown().await;
+}
+
+async fn several_tables_and_composite_keys_replicate_in_every_direction(catalog: Backend) {
+    for (src, dst) in [(PeerKind::Sqlite, PeerKind::Postgres), (PeerKind::Postgres, PeerKind::Sqlite)] {
+        let w = World::new(catalog, src, dst).await;
+        w.seed_items(40).await;
+        w.src_exec(
+            "CREATE TABLE stock (warehouse TEXT NOT NULL, sku INTEGER NOT NULL, n INTEGER, \
+             PRIMARY KEY (warehouse, sku))",
+        )
+        .await;
+        let mut values = Vec::new();
+        for wh in ["north", "south", "east"] {
+            for sku in 1..=30 {
+                values.push(format!("('{wh}', {sku}, {})", sku * 3));
+            }
+        }
+        w.src_exec(&format!("INSERT INTO stock VALUES {}", values.join(", "))).await;
+        let mirror = w.create_mirror("m", &["items", "stock"]).await;
+        let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+        // Part of the snapshot, then changes on both tables, including key changes.
+        for _ in 0..4 {
+            r.run_next_step().await.unwrap();
+        }
+        w.src_exec("UPDATE stock SET n = n + 1 WHERE sku % 4 = 0").await;
+        w.src_exec("UPDATE stock SET sku = sku + 100 WHERE warehouse = 'east' AND sku < 5").await;
+        w.src_exec("DELETE FROM stock WHERE warehouse = 'south' AND sku > 25").await;
+        w.src_exec("UPDATE items SET name = 'renamed' WHERE id % 3 = 0").await;
+        w.src_exec("DELETE FROM items WHERE id > 35").await;
+        assert_eq!(r.run_until_idle().await.unwrap(), StepOutcome::Idle);
+        w.assert_same_rows("items").await;
+        w.assert_same_rows("stock").await;
+        let view = w.engine.mirror_view(&mirror).await.unwrap().unwrap();
+        // items (40) were copied before the changes; stock after five of its rows were deleted.
+        assert_eq!(view.rows_copied, 40 + 85);
+        assert_eq!(view.backlog, Some(0));
+    }
+}

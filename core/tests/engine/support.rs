@@ -1,0 +1,322 @@
+//! A world for engine tests: a catalog, a source and a destination peer, a writer.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiesce_core::domain::{Mirror, PeerKind, Stage};
+use quiesce_core::engine::{
+    Engine, EngineError, MirrorRequest, Peer, RunnerOptions, SupervisorConfig, Value,
+};
+use quiesce_core::events::EventBus;
+use quiesce_core::testing::TestDb;
+use quiesce_core::Backend;
+
+pub struct World {
+    pub _catalog_db: TestDb,
+    pub src_db: TestDb,
+    pub _dst_db: TestDb,
+    pub engine: Engine,
+    pub src: Peer,
+    pub dst: Peer,
+    src_id: String,
+    dst_id: String,
+}
+
+pub fn small_batches() -> RunnerOptions {
+    RunnerOptions {
+        snapshot_batch: 25,
+        cdc_batch: 40,
+        backlog_every: Duration::from_millis(50),
+        prune_every: Duration::from_millis(100),
+    }
+}
+
+pub fn fast_config() -> SupervisorConfig {
+    SupervisorConfig {
+        max_concurrent: 4,
+        poll_interval: Duration::from_millis(10),
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(100),
+        runner: small_batches(),
+    }
+}
+
+fn items_ddl(kind: PeerKind) -> &'static str {
+    match kind {
+        PeerKind::Sqlite => {
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, \
+             price REAL, flag BOOLEAN, data BLOB)"
+        }
+        PeerKind::Postgres => {
+            "CREATE TABLE items (id BIGINT PRIMARY KEY, name VARCHAR(40) NOT NULL, qty INTEGER, \
+             price DOUBLE PRECISION, flag BOOLEAN, data BYTEA)"
+        }
+    }
+}
+
+/// An `items` row as SQL literals (test data, not user input).
+fn item_values(kind: PeerKind, id: i64, k: u64) -> String {
+    let price = (k % 1000) as f64 / 7.0;
+    let flag = if k.is_multiple_of(2) { "TRUE" } else { "FALSE" };
+    let data = if k.is_multiple_of(5) {
+        "NULL".to_string()
+    } else {
+        let hex = format!("{:02x}{:02x}00ff", k % 256, (k / 256) % 256);
+        match kind {
+            PeerKind::Sqlite => format!("x'{hex}'"),
+            PeerKind::Postgres => format!("'\\x{hex}'::bytea"),
+        }
+    };
+    let qty = if k.is_multiple_of(7) { "NULL".to_string() } else { (k % 100).to_string() };
+    format!("({id}, 'n{k} ''quoted''', {qty}, {price:?}, {flag}, {data})")
+}
+
+pub async fn exec(peer: &Peer, sql: &str) {
+    match peer {
+        Peer::Sqlite(p) => {
+            sqlx::raw_sql(sql).execute(p).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        Peer::Postgres(p) => {
+            sqlx::raw_sql(sql).execute(p).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}
+
+async fn count(peer: &Peer, sql: &str) -> i64 {
+    match peer {
+        Peer::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        Peer::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+    }
+}
+
+impl World {
+    pub async fn new(catalog: Backend, src: PeerKind, dst: PeerKind) -> World {
+        let catalog_db = TestDb::new(catalog).await;
+        let src_db = TestDb::peer(src).await;
+        let dst_db = TestDb::peer(dst).await;
+        let engine = Engine::new(catalog_db.catalog().await, EventBus::default());
+        let src_peer = Peer::connect(&src_db.url).await.unwrap();
+        let dst_peer = Peer::connect(&dst_db.url).await.unwrap();
+        exec(&src_peer, items_ddl(src)).await;
+        let src_id = engine.create_peer("src", &src_db.url).await.unwrap().id;
+        let dst_id = engine.create_peer("dst", &dst_db.url).await.unwrap().id;
+        World {
+            _catalog_db: catalog_db,
+            src_db,
+            _dst_db: dst_db,
+            engine,
+            src: src_peer,
+            dst: dst_peer,
+            src_id,
+            dst_id,
+        }
+    }
+
+    pub async fn seed_items(&self, n: i64) {
+        let kind = self.src.kind();
+        let rows: Vec<String> = (1..=n).map(|i| item_values(kind, i, i as u64)).collect();
+        for chunk in rows.chunks(200) {
+            exec(
+                &self.src,
+                &format!("INSERT INTO items (id, name, qty, price, flag, data) VALUES {}", chunk.join(", ")),
+            )
+            .await;
+        }
+    }
+
+    pub async fn src_exec(&self, sql: &str) {
+        exec(&self.src, sql).await;
+    }
+
+    pub async fn dst_exec(&self, sql: &str) {
+        exec(&self.dst, sql).await;
+    }
+
+    pub async fn try_create_mirror(&self, name: &str, tables: &[&str]) -> Result<Mirror, EngineError> {
+        self.engine
+            .create_mirror(&MirrorRequest {
+                name: name.into(),
+                source_peer_id: self.src_id.clone(),
+                dest_peer_id: self.dst_id.clone(),
+                tables: tables.iter().map(|t| t.to_string()).collect(),
+            })
+            .await
+    }
+
+    pub async fn create_mirror(&self, name: &str, tables: &[&str]) -> String {
+        self.try_create_mirror(name, tables).await.unwrap().id
+    }
+
+    /// Waits until the mirror is running CDC with nothing left in its backlog.
+    pub async fn wait_caught_up(&self, mirror: &str) {
+        let mut last = None;
+        for _ in 0..6000 {
+            let m = self.engine.catalog().mirror(mirror).await.unwrap();
+            if let Some(m) = &m {
+                let backlog = self.engine.backlog(m).await;
+                if m.checkpoint.stage == Stage::Cdc && m.status.is_working() && backlog == Some(0) {
+                    return;
+                }
+                last = Some((m.clone(), backlog));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("gave up waiting to catch up: {last:?}");
+    }
+
+    pub async fn assert_same_rows(&self, table: &str) {
+        let schema = self.src.table_schema(table).await.unwrap();
+        let source = self.src.read_all(&schema).await.unwrap();
+        let dest = self.dst.read_all(&schema).await.unwrap();
+        assert!(!source.is_empty());
+        assert_eq!(source.len(), dest.len(), "row counts differ");
+        for (s, d) in source.iter().zip(&dest) {
+            assert_eq!(s, d);
+        }
+    }
+
+    pub async fn capture_installed(&self, table: &str) -> bool {
+        let n = match self.src.kind() {
+            PeerKind::Sqlite => {
+                count(
+                    &self.src,
+                    &format!(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{table}'"
+                    ),
+                )
+                .await
+            }
+            PeerKind::Postgres => {
+                count(
+                    &self.src,
+                    &format!(
+                        "SELECT count(*) FROM pg_trigger WHERE tgrelid = '{table}'::regclass AND NOT tgisinternal"
+                    ),
+                )
+                .await
+            }
+        };
+        n > 0
+    }
+
+    pub async fn changelog_len(&self) -> i64 {
+        count(&self.src, "SELECT count(*) FROM _quiesce_changelog").await
+    }
+}
+
+/// Polls `check` until it holds; fails the test after a generous limit.
+pub async fn poll<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..6000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for: {what}");
+}
+
+/// Waits until the mirror satisfies `pred` and returns it.
+pub async fn wait_for(w: &World, id: &str, what: &str, pred: impl Fn(&Mirror) -> bool) -> Mirror {
+    for _ in 0..6000 {
+        if let Some(m) = w.engine.catalog().mirror(id).await.unwrap() {
+            if pred(&m) {
+                return m;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let m = w.engine.catalog().mirror(id).await.unwrap();
+    panic!("gave up waiting for {what}: {m:?}");
+}
+
+/// Inserts, updates (including primary-key changes) and deletes `items` rows until stopped.
+pub struct Writer {
+    ops: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub fn start(db: &TestDb, kind: PeerKind) -> Writer {
+        let ops = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = db.url.clone();
+        let (ops2, stop2) = (ops.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let peer = Peer::connect(&url).await.unwrap();
+            let schema = peer.table_schema("items").await.unwrap();
+            let mut ids: Vec<i64> = peer
+                .read_all(&schema)
+                .await
+                .unwrap()
+                .iter()
+                .filter_map(|r| match r[0] {
+                    Value::Int(i) => Some(i),
+                    _ => None,
+                })
+                .collect();
+            let mut next_id = 1_000_000i64;
+            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+            while !stop2.load(Ordering::SeqCst) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let k = seed % 10_000;
+                let pick = if ids.is_empty() { None } else { Some((seed as usize / 7) % ids.len()) };
+                let sql = match (seed % 10, pick) {
+                    (0..=3, _) | (_, None) => {
+                        next_id += 1;
+                        ids.push(next_id);
+                        format!(
+                            "INSERT INTO items (id, name, qty, price, flag, data) VALUES {}",
+                            item_values(kind, next_id, k)
+                        )
+                    }
+                    (4..=6, Some(i)) => format!(
+                        "UPDATE items SET qty = {}, name = 'u{k}', price = {:?} WHERE id = {}",
+                        k % 50,
+                        k as f64 / 3.0,
+                        ids[i]
+                    ),
+                    (7 | 8, Some(i)) => {
+                        let id = ids.swap_remove(i);
+                        format!("DELETE FROM items WHERE id = {id}")
+                    }
+                    (_, Some(i)) => {
+                        next_id += 1;
+                        let old = std::mem::replace(&mut ids[i], next_id);
+                        format!("UPDATE items SET id = {next_id} WHERE id = {old}")
+                    }
+                };
+                exec(&peer, &sql).await;
+                ops2.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            peer.close().await;
+        });
+        Writer { ops, stop, task }
+    }
+
+    /// Waits until the writer has done `n` more operations.
+    pub async fn wait_ops(&self, n: u64) {
+        let target = self.ops.load(Ordering::SeqCst) + n;
+        let ops = self.ops.clone();
+        poll("writer progress", || {
+            let ops = ops.clone();
+            async move { ops.load(Ordering::SeqCst) >= target }
+        })
+        .await;
+    }
+
+    pub async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap();
+        self.ops.load(Ordering::SeqCst)
+    }
+}
