@@ -64,6 +64,14 @@ pub fn App() -> impl IntoView {
                     view=|| view! { <Layout><pages::maintenance::MaintenancePage /></Layout> }
                 />
                 <Route
+                    path=StaticSegment("mirrors")
+                    view=|| view! { <Layout><pages::mirrors::MirrorsPage /></Layout> }
+                />
+                <Route
+                    path=StaticSegment("peers")
+                    view=|| view! { <Layout><pages::peers::PeersPage /></Layout> }
+                />
+                <Route
                     path=StaticSegment("users")
                     view=|| view! { <Layout><pages::users::UsersPage /></Layout> }
                 />

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use quiesce_core::accounts::Accounts;
+use quiesce_core::engine::Engine;
 use quiesce_core::storage::Catalog;
 
 use crate::ApiError;
@@ -11,6 +12,8 @@ use crate::ApiError;
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub accounts: Arc<Accounts>,
+    /// The mirror engine: peers, mirrors, pause and resume.
+    pub engine: Engine,
     /// The version of this server build.
     pub version: &'static str,
     /// A session ends this long after sign-in, whatever its activity.

@@ -43,6 +43,15 @@ pub struct Cli {
     #[arg(long, env = "QUIESCE_SESSION_IDLE_MINUTES", default_value_t = 60)]
     pub session_idle_minutes: u64,
 
+    /// Directory for local files (the demo's SQLite peers).
+    #[arg(long, env = "QUIESCE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Seed a demo: two local SQLite peers, a source under a small steady write load, and three
+    /// mirrors. Never touches existing data; off by default.
+    #[arg(long, env = "QUIESCE_DEMO", default_value_t = false)]
+    pub demo: bool,
+
     /// Hours after sign-in after which a session ends, however active.
     #[arg(long, env = "QUIESCE_SESSION_LIFETIME_HOURS", default_value_t = 12)]
     pub session_lifetime_hours: u64,
@@ -83,6 +92,9 @@ pub struct Config {
     pub secure_cookies: bool,
     pub session_idle: Duration,
     pub session_lifetime: Duration,
+    pub data_dir: PathBuf,
+    pub demo: bool,
+    pub supervisor: quiesce_core::engine::SupervisorConfig,
 }
 
 impl Config {
@@ -96,6 +108,9 @@ impl Config {
             secure_cookies: false,
             session_idle: Duration::from_secs(3600),
             session_lifetime: Duration::from_secs(12 * 3600),
+            data_dir: std::env::temp_dir(),
+            demo: false,
+            supervisor: Default::default(),
         }
     }
 }
@@ -110,6 +125,9 @@ impl Cli {
             secure_cookies: !self.plain_http,
             session_idle: Duration::from_secs(self.session_idle_minutes.max(1) * 60),
             session_lifetime: Duration::from_secs(self.session_lifetime_hours.max(1) * 3600),
+            data_dir: self.data_dir.clone(),
+            demo: self.demo,
+            supervisor: Default::default(),
         }
     }
 }

@@ -22,6 +22,9 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use quiesce_core::accounts::Accounts;
+use quiesce_core::demo::{self, DemoWriter};
+use quiesce_core::engine::{Engine, Supervisor};
+use quiesce_core::events::EventBus;
 use quiesce_core::storage::{self, Catalog, StorageError};
 use tokio::net::TcpListener;
 
@@ -42,6 +45,8 @@ pub enum StartupError {
     Sessions(String),
     #[error("invalid public URL: {0}")]
     PublicUrl(String),
+    #[error("cannot start the mirror engine: {0}")]
+    Engine(String),
     #[error("{0}")]
     Command(String),
 }
@@ -53,6 +58,8 @@ pub struct Application {
     catalog: Arc<dyn Catalog>,
     local_addr: SocketAddr,
     background: Vec<tokio::task::JoinHandle<()>>,
+    supervisor: Supervisor,
+    demo_writer: Option<DemoWriter>,
 }
 
 impl Application {
@@ -100,9 +107,28 @@ impl Application {
         let background = vec![tokio::spawn(cleanup)];
         let session_layer = sessions::layer(store, config.session_idle, config.secure_cookies);
 
+        let engine = Engine::new(catalog.clone(), EventBus::new(4096));
+        let demo_writer = if config.demo {
+            let seeded = demo::seed(&engine, &config.data_dir)
+                .await
+                .map_err(|e| StartupError::Engine(e.to_string()))?;
+            if !seeded.mirrors.is_empty() {
+                tracing::info!(demo.mirrors = seeded.mirrors.len(), "demo seeded");
+            }
+            Some(
+                demo::spawn_writer(&config.data_dir)
+                    .await
+                    .map_err(|e| StartupError::Engine(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let supervisor = Supervisor::start(engine.clone(), config.supervisor.clone());
+
         let state = AppState {
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
+            engine,
             version: crate::VERSION,
             session_lifetime: chrono::Duration::from_std(config.session_lifetime)
                 .unwrap_or(chrono::Duration::hours(12)),
@@ -122,7 +148,7 @@ impl Application {
             .layer(from_fn(security::json_to_form))
             .layer(from_fn_with_state(guards, security::refuse_cross_origin))
             .layer(session_layer);
-        Ok(Self { setup_token, listener, router, catalog, local_addr, background })
+        Ok(Self { setup_token, listener, router, catalog, local_addr, background, supervisor, demo_writer })
     }
 
     /// The one-time set-up token while no user exists (it is also printed to the log).
@@ -149,6 +175,11 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(StartupError::Serve);
+        // Workers finish their current batch (checkpoint saved) before the catalog closes.
+        self.supervisor.shutdown().await;
+        if let Some(writer) = self.demo_writer {
+            writer.stop().await;
+        }
         for task in &self.background {
             task.abort();
         }

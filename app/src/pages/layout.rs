@@ -35,6 +35,8 @@ pub fn Layout(children: Children) -> impl IntoView {
             <a class="brand" href="/">"Quiesce"</a>
             <nav aria-label="Main">
                 <a href="/">"Maintenance"</a>
+                <a href="/mirrors">"Mirrors"</a>
+                <a href="/peers">"Peers"</a>
                 <Transition fallback=|| ()>
                     {move || current.may(Action::ManageUsers).then(|| view! { <a href="/users">"Users"</a> })}
                 </Transition>

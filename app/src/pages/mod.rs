@@ -3,6 +3,8 @@
 pub mod layout;
 pub mod login;
 pub mod maintenance;
+pub mod mirrors;
+pub mod peers;
 pub mod users;
 
 use leptos::prelude::*;

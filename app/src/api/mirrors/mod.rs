@@ -1,0 +1,14 @@
+//! Mirrors: listing for everyone signed in; creating, pausing, resuming and dropping for
+//! operators and admins.
+
+pub mod create;
+pub mod drop;
+pub mod list;
+pub mod pause;
+pub mod resume;
+
+pub use create::{create_mirror, CreateMirror};
+pub use drop::{drop_mirror, DropMirror};
+pub use list::list_mirrors;
+pub use pause::{pause_mirror, PauseMirror};
+pub use resume::{resume_mirror, ResumeMirror};

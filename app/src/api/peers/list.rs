@@ -1,0 +1,24 @@
+//! `GET /api/peers`: every peer, without its connection URL.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use quiesce_core::domain::PeerView;
+
+use crate::ApiError;
+
+#[server(prefix = "/api", endpoint = "peers", input = GetUrl)]
+pub async fn list_peers() -> Result<Vec<PeerView>, ApiError> {
+    use crate::api::engine_error;
+    use crate::auth::require;
+    use crate::state::respond;
+    use quiesce_core::auth::Action;
+    use tracing::Instrument;
+
+    async move {
+        let (state, _) = require(Action::View).await?;
+        state.engine.list_peers().await.map_err(engine_error)
+    }
+    .instrument(tracing::info_span!("api.peers.list"))
+    .await
+    .map_err(respond)
+}
