@@ -42,14 +42,23 @@ function psql(sql) {
 function createDatabase(backend) {
   if (backend === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'quiesce-e2e-'));
-    return { url: `sqlite://${dir}/catalog.db`, drop: () => rmSync(dir, { recursive: true, force: true }) };
+    return { url: `sqlite://${dir}/catalog.db`, dir, drop: () => rmSync(dir, { recursive: true, force: true }) };
   }
   if (backend === 'postgres') {
     const name = `quiesce_e2e_${randomUUID().replaceAll('-', '')}`;
     psql(`CREATE DATABASE ${name}`);
     const u = new URL(pgAdmin);
     u.pathname = `/${name}`;
-    return { url: u.toString(), drop: () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+    // The demo's SQLite peers live in a directory of their own.
+    const dir = mkdtempSync(join(tmpdir(), 'quiesce-e2e-'));
+    return {
+      url: u.toString(),
+      dir,
+      drop: () => {
+        psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
   }
   fail(`unknown backend ${backend}`);
 }
@@ -69,7 +78,7 @@ function createUsers(databaseUrl) {
 }
 
 // Starts the server on port 0 and resolves with its base URL, read from its "serving on" log line.
-function startServer(databaseUrl) {
+function startServer(databaseUrl, dataDir) {
   return new Promise((resolveStart, rejectStart) => {
     const child = spawn(serverBin, [], {
       cwd: root,
@@ -79,6 +88,9 @@ function startServer(databaseUrl) {
         QUIESCE_LISTEN: '127.0.0.1:0',
         // Local tests run over plain http; production keeps the Secure cookie flag.
         QUIESCE_PLAIN_HTTP: 'true',
+        // Real replication behind the pages: demo peers, a steady writer and three mirrors.
+        QUIESCE_DEMO: 'true',
+        QUIESCE_DATA_DIR: dataDir,
         QUIESCE_SITE_ROOT: siteRoot,
         QUIESCE_LOG: process.env.QUIESCE_LOG || 'info',
         NO_COLOR: '1',
@@ -141,7 +153,7 @@ for (const backend of backends) {
   let server;
   try {
     createUsers(db.url);
-    server = await startServer(db.url);
+    server = await startServer(db.url, db.dir);
     await waitHealthy(server.baseUrl);
     const r = spawnSync('npx', ['playwright', 'test', ...process.argv.slice(2)], {
       cwd: here,
