@@ -9,4 +9,7 @@ cargo leptos build
 # Local use over plain http: session cookies without the Secure flag. Behind TLS, run the
 # binary directly (target/debug/server or a release build) without this.
 export QUIESCE_PLAIN_HTTP="${QUIESCE_PLAIN_HTTP:-true}"
+# A newcomer sees replication at once: demo peers, a writer and three mirrors (never touches
+# existing data; QUIESCE_DEMO=false to skip).
+export QUIESCE_DEMO="${QUIESCE_DEMO:-true}"
 exec target/debug/server "$@"
