@@ -8,6 +8,7 @@ use quiesce_core::domain::{MirrorStatus, MirrorView, PeerView};
 use crate::api::mirrors::{list_mirrors, CreateMirror, DropMirror, PauseMirror, ResumeMirror};
 use crate::api::peers::list_peers;
 use crate::pages::layout::use_current_user;
+use crate::pages::report;
 
 #[derive(Clone, Copy)]
 struct MirrorActions {
@@ -38,19 +39,11 @@ pub fn MirrorsPage() -> impl IntoView {
     let mirrors = Resource::new(changes, |_| list_mirrors());
     let peers = Resource::new(|| (), |_| list_peers());
 
-    let outcome = move || {
-        let results = [
-            create.value().get().map(|r| r.map(|m| format!("Created mirror {}.", m.name))),
-            actions.pause.value().get().map(|r| r.map(|m| format!("{} is {}.", m.name, m.status))),
-            actions.resume.value().get().map(|r| r.map(|m| format!("{} is {}.", m.name, m.status))),
-            actions.drop.value().get().map(|r| r.map(|m| format!("{} was dropped.", m.name))),
-        ];
-        match results.into_iter().flatten().last() {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => e.to_string(),
-            None => String::new(),
-        }
-    };
+    let outcome = RwSignal::new(String::new());
+    Effect::new(move |_| report(outcome, create.value().get(), |m| format!("Created mirror {}.", m.name)));
+    Effect::new(move |_| report(outcome, actions.pause.value().get(), |m| format!("{} is {}.", m.name, m.status)));
+    Effect::new(move |_| report(outcome, actions.resume.value().get(), |m| format!("{} is {}.", m.name, m.status)));
+    Effect::new(move |_| report(outcome, actions.drop.value().get(), |m| format!("{} was dropped.", m.name)));
 
     view! {
         <section class="page">

@@ -9,6 +9,19 @@ pub mod users;
 
 use leptos::prelude::*;
 
+use crate::ApiError;
+
+/// Puts the outcome of a finished form action into a page's `role="status"` line: the action
+/// that finished last wins. Call inside an `Effect` tracking the action's value.
+pub fn report<T>(outcome: RwSignal<String>, result: Option<Result<T, ApiError>>, describe: impl FnOnce(T) -> String) {
+    if let Some(r) = result {
+        outcome.set(match r {
+            Ok(v) => describe(v),
+            Err(e) => e.to_string(),
+        });
+    }
+}
+
 #[component]
 pub fn NotFound() -> impl IntoView {
     #[cfg(feature = "ssr")]

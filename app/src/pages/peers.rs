@@ -7,6 +7,7 @@ use quiesce_core::domain::PeerView;
 
 use crate::api::peers::{list_peers, CreatePeer, DeletePeer};
 use crate::pages::layout::use_current_user;
+use crate::pages::report;
 
 #[component]
 pub fn PeersPage() -> impl IntoView {
@@ -14,17 +15,9 @@ pub fn PeersPage() -> impl IntoView {
     let create = ServerAction::<CreatePeer>::new();
     let delete = ServerAction::<DeletePeer>::new();
     let peers = Resource::new(move || (create.version().get(), delete.version().get()), |_| list_peers());
-    let outcome = move || {
-        let results = [
-            create.value().get().map(|r| r.map(|p| format!("Added peer {}.", p.name))),
-            delete.value().get().map(|r| r.map(|_| "Peer removed.".to_string())),
-        ];
-        match results.into_iter().flatten().last() {
-            Some(Ok(m)) => m,
-            Some(Err(e)) => e.to_string(),
-            None => String::new(),
-        }
-    };
+    let outcome = RwSignal::new(String::new());
+    Effect::new(move |_| report(outcome, create.value().get(), |p| format!("Added peer {}.", p.name)));
+    Effect::new(move |_| report(outcome, delete.value().get(), |_| "Peer removed.".to_string()));
     view! {
         <section class="page">
             <h1>"Peers"</h1>

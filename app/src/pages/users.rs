@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use quiesce_core::auth::{AuditEvent, Role, User};
 
+use crate::pages::report;
 use crate::api::users::{list_audit, list_users, CreateUser, ResetPassword, SetUserDisabled, SetUserRole};
 
 fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -29,27 +30,20 @@ pub fn UsersPage() -> impl IntoView {
     let audit = Resource::new(changes, |_| list_audit(None));
 
     // The latest outcome of any of the forms, announced to screen readers.
-    let message = move || {
-        let results = [
-            create.value().get().map(|r| r.map(|u| format!("Created {}.", u.username))),
-            set_role.value().get().map(|r| r.map(|u| format!("{} is now {}.", u.username, u.role))),
-            set_disabled.value().get().map(|r| {
-                r.map(|u| format!("{} is {}.", u.username, if u.disabled { "disabled" } else { "enabled" }))
-            }),
-            reset.value().get().map(|r| r.map(|u| format!("Password of {} reset.", u.username))),
-        ];
-        results.into_iter().flatten().last()
-    };
+    let outcome = RwSignal::new(String::new());
+    Effect::new(move |_| report(outcome, create.value().get(), |u| format!("Created {}.", u.username)));
+    Effect::new(move |_| report(outcome, set_role.value().get(), |u| format!("{} is now {}.", u.username, u.role)));
+    Effect::new(move |_| {
+        let state = |u: &quiesce_core::auth::User| if u.disabled { "disabled" } else { "enabled" };
+        report(outcome, set_disabled.value().get(), |u| format!("{} is {}.", u.username, state(&u)))
+    });
+    Effect::new(move |_| report(outcome, reset.value().get(), |u| format!("Password of {} reset.", u.username)));
 
     view! {
         <section class="page">
             <h1>"Users"</h1>
             <p class="outcome" role="status" id="users-outcome">
-                {move || match message() {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => e.to_string(),
-                    None => String::new(),
-                }}
+                {outcome}
             </p>
             <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
                 {move || {
