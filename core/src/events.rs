@@ -15,12 +15,9 @@ use crate::domain::MirrorStatus;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    MirrorStatusChanged {
-        mirror_id: String,
-        from: MirrorStatus,
-        to: MirrorStatus,
-        at: DateTime<Utc>,
-    },
+    /// A mirror's status changed. A new mirror is announced with `from` and `to` both `setup`.
+    MirrorStatusChanged { mirror_id: String, from: MirrorStatus, to: MirrorStatus, at: DateTime<Utc> },
+    /// A step finished with its checkpoint persisted (or a pause was confirmed).
     MirrorProgress {
         mirror_id: String,
         rows_copied: i64,
@@ -30,6 +27,7 @@ pub enum Event {
         /// Change-log entries not yet applied, when known.
         backlog: Option<i64>,
     },
+    /// A worker step failed; `retry_in_ms` is `None` when the mirror was marked failed.
     MirrorError {
         mirror_id: String,
         /// Safe to show: never a URL or credential.

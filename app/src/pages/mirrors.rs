@@ -41,8 +41,12 @@ pub fn MirrorsPage() -> impl IntoView {
 
     let outcome = RwSignal::new(String::new());
     Effect::new(move |_| report(outcome, create.value().get(), |m| format!("Created mirror {}.", m.name)));
-    Effect::new(move |_| report(outcome, actions.pause.value().get(), |m| format!("{} is {}.", m.name, m.status)));
-    Effect::new(move |_| report(outcome, actions.resume.value().get(), |m| format!("{} is {}.", m.name, m.status)));
+    Effect::new(move |_| {
+        report(outcome, actions.pause.value().get(), |m| format!("{} is {}.", m.name, m.status))
+    });
+    Effect::new(move |_| {
+        report(outcome, actions.resume.value().get(), |m| format!("{} is {}.", m.name, m.status))
+    });
     Effect::new(move |_| report(outcome, actions.drop.value().get(), |m| format!("{} was dropped.", m.name)));
 
     view! {

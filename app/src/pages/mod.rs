@@ -13,7 +13,11 @@ use crate::ApiError;
 
 /// Puts the outcome of a finished form action into a page's `role="status"` line: the action
 /// that finished last wins. Call inside an `Effect` tracking the action's value.
-pub fn report<T>(outcome: RwSignal<String>, result: Option<Result<T, ApiError>>, describe: impl FnOnce(T) -> String) {
+pub fn report<T>(
+    outcome: RwSignal<String>,
+    result: Option<Result<T, ApiError>>,
+    describe: impl FnOnce(T) -> String,
+) {
     if let Some(r) = result {
         outcome.set(match r {
             Ok(v) => describe(v),

@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use quiesce_core::auth::{AuditEvent, Role, User};
 
-use crate::pages::report;
 use crate::api::users::{list_audit, list_users, CreateUser, ResetPassword, SetUserDisabled, SetUserRole};
+use crate::pages::report;
 
 fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -32,12 +32,16 @@ pub fn UsersPage() -> impl IntoView {
     // The latest outcome of any of the forms, announced to screen readers.
     let outcome = RwSignal::new(String::new());
     Effect::new(move |_| report(outcome, create.value().get(), |u| format!("Created {}.", u.username)));
-    Effect::new(move |_| report(outcome, set_role.value().get(), |u| format!("{} is now {}.", u.username, u.role)));
+    Effect::new(move |_| {
+        report(outcome, set_role.value().get(), |u| format!("{} is now {}.", u.username, u.role))
+    });
     Effect::new(move |_| {
         let state = |u: &quiesce_core::auth::User| if u.disabled { "disabled" } else { "enabled" };
         report(outcome, set_disabled.value().get(), |u| format!("{} is {}.", u.username, state(&u)))
     });
-    Effect::new(move |_| report(outcome, reset.value().get(), |u| format!("Password of {} reset.", u.username)));
+    Effect::new(move |_| {
+        report(outcome, reset.value().get(), |u| format!("Password of {} reset.", u.username))
+    });
 
     view! {
         <section class="page">

@@ -161,15 +161,23 @@ impl Engine {
 
     /// The open pool for peer `id`, connecting on first use.
     pub async fn peer(&self, id: &str) -> Result<Peer> {
-        let mut peers = self.peers.lock().await;
-        if let Some(p) = peers.get(id) {
+        if let Some(p) = self.peers.lock().await.get(id) {
             return Ok(p.clone());
         }
+        // Connect without holding the lock: an unreachable peer must not stall the others.
         let url =
             self.catalog.peer_url(id).await?.ok_or_else(|| EngineError::Invalid("no such peer".into()))?;
-        let p = Peer::connect(&url).await?;
-        peers.insert(id.to_string(), p.clone());
-        Ok(p)
+        let fresh = Peer::connect(&url).await?;
+        let mut peers = self.peers.lock().await;
+        if let Some(p) = peers.get(id) {
+            // Someone else connected meanwhile; keep theirs.
+            let p = p.clone();
+            drop(peers);
+            fresh.close().await;
+            return Ok(p);
+        }
+        peers.insert(id.to_string(), fresh.clone());
+        Ok(fresh)
     }
 
     // ---- mirrors ----
@@ -309,12 +317,10 @@ impl Engine {
         let mirrors = self.catalog.list_mirrors().await?;
         let names: HashMap<String, String> =
             self.catalog.list_peers().await?.into_iter().map(|p| (p.id, p.name)).collect();
-        let mut out = Vec::with_capacity(mirrors.len());
-        for m in mirrors {
-            let backlog = self.backlog(&m).await;
-            out.push(view_of(m, &names, backlog));
-        }
-        Ok(out)
+        // Backlogs are counted on the sources concurrently: one slow source delays the list by
+        // its own timeout, not by the sum.
+        let backlogs = futures::future::join_all(mirrors.iter().map(|m| self.backlog(m))).await;
+        Ok(mirrors.into_iter().zip(backlogs).map(|(m, backlog)| view_of(m, &names, backlog)).collect())
     }
 
     /// One mirror as pages show it (dropped ones too).

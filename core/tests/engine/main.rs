@@ -125,6 +125,7 @@ both_catalogs! {
     status_changes_and_progress_are_published,
     a_worker_error_is_retried_and_visible,
     several_tables_and_composite_keys_replicate_in_every_direction,
+    large_batches_take_the_bulk_path_with_exact_values,
 }
 
 async fn pause_and_resume_repeated_many_times_loses_nothing(catalog: Backend) {
@@ -436,5 +437,30 @@ async fn several_tables_and_composite_keys_replicate_in_every_direction(catalog:
         // items (40) were copied before the changes; stock after five of its rows were deleted.
         assert_eq!(view.rows_copied, 40 + 85);
         assert_eq!(view.backlog, Some(0));
+    }
+}
+
+async fn large_batches_take_the_bulk_path_with_exact_values(catalog: Backend) {
+    for src in [PeerKind::Sqlite, PeerKind::Postgres] {
+        let w = World::new(catalog, src, PeerKind::Postgres).await;
+        w.seed_items(700).await;
+        w.src_exec(
+            "UPDATE items SET name = 'comma, \"quote\" back\\slash' || char_or_chr(10) || 'x', \
+             price = 1e-7 WHERE id % 10 = 0"
+                .replace("char_or_chr", if src == PeerKind::Sqlite { "char" } else { "chr" })
+                .as_str(),
+        )
+        .await;
+        w.src_exec("UPDATE items SET name = '' WHERE id % 10 = 1").await;
+        let mirror = w.create_mirror("m", &["items"]).await;
+        let mut opts = small_batches();
+        opts.snapshot_batch = 1000;
+        opts.cdc_batch = 1000;
+        let mut r = MirrorRunner::new(w.engine.clone(), &mirror, opts).await.unwrap();
+        r.run_until_idle().await.unwrap();
+        w.assert_same_rows("items").await;
+        w.src_exec("UPDATE items SET qty = NULL, price = -0.5 WHERE id % 2 = 0").await;
+        assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::AppliedChanges(350));
+        w.assert_same_rows("items").await;
     }
 }

@@ -345,7 +345,9 @@ pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(),
             }
             q.execute(&mut *tx).await.map_err(query_error)?;
         }
-        if !w.upserts.is_empty() {
+        if w.upserts.len() >= COPY_THRESHOLD {
+            upsert_copy(&mut tx, s, &w.upserts).await?;
+        } else if !w.upserts.is_empty() {
             upsert_arrays(&mut tx, s, &w.upserts).await?;
         }
     }
@@ -415,4 +417,85 @@ async fn upsert_arrays(
     }
     q.execute(&mut *conn).await.map_err(query_error)?;
     Ok(())
+}
+
+/// From this many rows on, upserts go through `COPY` into a staging table.
+const COPY_THRESHOLD: usize = 256;
+
+/// Upserts `rows` by streaming them with `COPY … FROM STDIN (FORMAT csv)` into a temporary
+/// staging table (one per destination table and connection, emptied at commit) and upserting
+/// from there with one `INSERT … SELECT … ON CONFLICT`: the bulk path Postgres is fastest at.
+async fn upsert_copy(
+    conn: &mut sqlx::PgConnection,
+    s: &TableSchema,
+    rows: &[Row],
+) -> Result<(), EngineError> {
+    let stage = quote(&format!("_quiesce_stage_{}", s.name));
+    let cols: Vec<String> = s.columns.iter().map(|c| quote(&c.name)).collect();
+    let defs: Vec<String> =
+        s.columns.iter().map(|c| format!("{} {}", quote(&c.name), sql_type(c.ty))).collect();
+    sqlx::query(&format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
+        defs.join(", ")
+    ))
+    .execute(&mut *conn)
+    .await
+    .map_err(query_error)?;
+    let mut csv = Vec::with_capacity(rows.len() * 64);
+    for row in rows {
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                csv.push(b',');
+            }
+            csv_value(&mut csv, v);
+        }
+        csv.push(b'\n');
+    }
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {stage} ({}) FROM STDIN (FORMAT csv)", cols.join(", ")))
+        .await
+        .map_err(query_error)?;
+    copy.send(csv).await.map_err(query_error)?;
+    copy.finish().await.map_err(query_error)?;
+    sqlx::query(&sql::upsert_from(s, &stage)).execute(&mut *conn).await.map_err(query_error)?;
+    // Rows from several batches in one transaction must not be upserted twice.
+    sqlx::query(&format!("TRUNCATE {stage}")).execute(&mut *conn).await.map_err(query_error)?;
+    Ok(())
+}
+
+/// One CSV field: NULL is an empty unquoted field; text and bytes are always quoted.
+fn csv_value(out: &mut Vec<u8>, v: &Value) {
+    use std::io::Write;
+    match v {
+        Value::Null => {}
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) if f.is_nan() => out.extend_from_slice(b"NaN"),
+        Value::Float(f) if f.is_infinite() => {
+            out.extend_from_slice(if *f > 0.0 { b"Infinity" } else { b"-Infinity" })
+        }
+        // `{:?}` prints the shortest text that reads back as the same double.
+        Value::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+        Value::Text(t) => {
+            out.push(b'"');
+            for &b in t.as_bytes() {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        }
+        Value::Bytes(bytes) => {
+            out.extend_from_slice(b"\"\\x");
+            for b in bytes {
+                let _ = write!(out, "{b:02x}");
+            }
+            out.push(b'"');
+        }
+    }
 }

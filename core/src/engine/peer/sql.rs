@@ -98,6 +98,17 @@ pub(super) fn upsert_unnest(
     )
 }
 
+/// Upserts every row of `stage` (same columns) into the table.
+pub(super) fn upsert_from(schema: &TableSchema, stage: &str) -> String {
+    let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
+    format!(
+        "INSERT INTO {} ({cols}) SELECT {cols} FROM {stage} {}",
+        quote(&schema.name),
+        conflict_action(schema),
+        cols = cols.join(", ")
+    )
+}
+
 /// `DELETE FROM t WHERE (pk) IN ((…), …)` for `keys` keys.
 pub(super) fn delete(d: Dialect, schema: &TableSchema, keys: usize) -> String {
     let width = schema.pk.len();
