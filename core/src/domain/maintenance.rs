@@ -378,6 +378,42 @@ pub struct Straggler {
     pub since: DateTime<Utc>,
 }
 
+/// A mirror as a dry run or a detail page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMirror {
+    pub mirror_id: String,
+    pub name: String,
+    pub status: MirrorStatus,
+    pub holds: Vec<super::mirror::Hold>,
+    /// For snapshotting mirrors, since when (the mirror's creation); otherwise its last update.
+    pub since: DateTime<Utc>,
+}
+
+/// What enabling maintenance with a scope would do, computed without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub scope: Scope,
+    /// Running mirrors that would be paused.
+    pub would_pause: Vec<PlanMirror>,
+    /// Mirrors in setup or snapshot: enable waits for them (or they are skipped), then pauses them.
+    pub snapshotting: Vec<PlanMirror>,
+    /// Mirrors already paused or pausing (by a user or otherwise): left as they are.
+    pub already_held: Vec<PlanMirror>,
+    /// Failed mirrors: left as they are (the gate keeps them from being retried meanwhile).
+    pub failed: Vec<PlanMirror>,
+    /// The window that would make enable refuse, if one is active.
+    pub blocked_by: Option<Window>,
+}
+
+/// Everything the history detail page shows about one window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowDetail {
+    pub window: Window,
+    pub steps: Vec<StepRecord>,
+    pub mirrors: Vec<BackupEntry>,
+    pub requests: Vec<MaintenanceRequest>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::WindowPhase::*;
