@@ -522,8 +522,9 @@ impl Orchestrator {
         step: WindowStep,
         detail: String,
     ) -> Result<StepOutcome> {
-        let change =
-            WindowChange { expect_phase: w.phase, expect_step: w.step, phase, step, error: None, detail };
+        // An aborted window keeps the error that led to the abort, for the history.
+        let error = if phase == WindowPhase::Aborted { w.error.clone() } else { None };
+        let change = WindowChange { expect_phase: w.phase, expect_step: w.step, phase, step, error, detail };
         Ok(match self.apply(w, change).await? {
             Some(nw) => StepOutcome::Advanced(nw),
             None => StepOutcome::Idle(self.window_or_not_found(&w.id).await?),
