@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::domain::{
     normalize_reason, MirrorOutcome, MirrorStatus, Plan, PlanMirror, RequestKind, RequestOutcome, Scope,
@@ -153,6 +154,15 @@ fn plan_mirror(m: &crate::domain::Mirror, since: DateTime<Utc>) -> PlanMirror {
         holds: m.holds.iter().cloned().collect(),
         since,
     }
+}
+
+// The server spawns the worker loop: it must stay `Send`.
+#[allow(dead_code)]
+fn worker_futures_are_send(o: &'static Orchestrator) {
+    fn send<T: Send>(_: T) {}
+    send(o.run_to_completion(""));
+    send(o.resume_unfinished());
+    send(o.abort("", ""));
 }
 
 impl Orchestrator {
@@ -639,14 +649,17 @@ impl Orchestrator {
         let batch = self.config.batch_size.max(1);
         for m in todo.iter().take(batch) {
             let span = tracing::info_span!("hold", window.id = %w.id, mirror.id = %m.id);
-            let _g = span.enter();
-            match self.catalog().hold_for_maintenance(token, &w.id, &m.id, Utc::now()).await {
+            let held =
+                self.catalog().hold_for_maintenance(token, &w.id, &m.id, Utc::now()).instrument(span).await;
+            match held {
                 Ok(held) => {
                     self.engine.after_change(held.change);
                     self.publish_mirror(&w.id, &m.id, "paused", None);
                 }
                 // Dropped meanwhile: nothing to pause.
-                Err(StorageError::Transition(e)) => tracing::info!(error = %e, "mirror skipped"),
+                Err(StorageError::Transition(e)) => {
+                    tracing::info!(window.id = %w.id, mirror.id = %m.id, error = %e, "mirror skipped")
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -714,8 +727,12 @@ impl Orchestrator {
                 continue;
             }
             if let Some(reason) = self.check_health(e).await {
-                let _g = tracing::info_span!("health", window.id = %w.id, mirror.id = %e.mirror_id).entered();
-                tracing::warn!(reason = %reason, "mirror failed its health check; it stays paused");
+                tracing::warn!(
+                    window.id = %w.id,
+                    mirror.id = %e.mirror_id,
+                    reason = %reason,
+                    "mirror failed its health check; it stays paused"
+                );
                 self.catalog()
                     .set_outcome(
                         token,
@@ -747,14 +764,23 @@ impl Orchestrator {
         let entries = self.catalog().backup_entries(&w.id).await?;
         let todo: Vec<_> = entries.iter().filter(|e| e.released_at.is_none()).collect();
         let batch = self.config.batch_size.max(1);
-        let results: Vec<_> = futures::stream::iter(todo.iter().take(batch))
-            .map(|e| async move {
-                let keep = e.outcome == Some(MirrorOutcome::FailedHealthCheck);
-                let r = self
-                    .catalog()
-                    .release_for_maintenance(token, &w.id, &e.mirror_id, keep, Utc::now())
-                    .await;
-                (e.mirror_id.clone(), r)
+        // Owned jobs: the futures must not borrow across the stream (the worker future is Send).
+        let jobs: Vec<(String, bool)> = todo
+            .iter()
+            .take(batch)
+            .map(|e| (e.mirror_id.clone(), e.outcome == Some(MirrorOutcome::FailedHealthCheck)))
+            .collect();
+        let catalog = self.catalog().clone();
+        let window_id = w.id.clone();
+        let results: Vec<_> = futures::stream::iter(jobs)
+            .map(move |(mirror_id, keep)| {
+                let (catalog, window_id) = (catalog.clone(), window_id.clone());
+                async move {
+                    let r = catalog
+                        .release_for_maintenance(token, &window_id, &mirror_id, keep, Utc::now())
+                        .await;
+                    (mirror_id, r)
+                }
             })
             .buffer_unordered(self.config.resume_concurrency.max(1))
             .collect()

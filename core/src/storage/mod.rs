@@ -260,10 +260,11 @@ impl StatusChange {
 ///
 /// **Maintenance gate.** Changes that let a mirror run or change its configuration — creating it
 /// and removing a hold (resume) — call the backend's private `check_gate` inside that same
-/// transaction before writing. Today it only refuses dropped mirrors; the maintenance orchestrator
-/// adds its check there (an active window whose scope covers the mirror refuses the change, naming
-/// the window), which makes the refusal race-free. Adding a hold (pause) is never gated: it only
-/// makes a mirror safer. An edit method, when added, must call `check_gate` the same way.
+/// transaction before writing. It refuses dropped mirrors and, while a maintenance window is
+/// active, any change to a mirror its scope covers (naming the window); see `storage/gate.rs`.
+/// Reading the window in the same transaction as the change makes the refusal race-free. Adding
+/// a hold (pause) is never gated: it only makes a mirror safer. An edit method, when added, must
+/// call `check_gate` the same way.
 #[async_trait]
 pub trait MirrorStore {
     /// Records a new mirror in `setup` with no holds. Both peers must exist and the name must be

@@ -323,6 +323,64 @@ async fn invariant_5_a_crash_after_any_step_converges_to_the_uninterrupted_end_s
     sup.shutdown().await;
 }
 
+/// Invariant 5, mid-step: the worker task is killed after its `k`-th per-mirror action (between
+/// the mirrors of one batch, before the step is persisted); a new orchestrator resumes and the
+/// end state equals the uninterrupted one — each mirror held and released exactly once.
+async fn invariant_5_a_task_killed_inside_a_step_converges_too(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 3).await;
+    for k in 1..=5 {
+        for id in &ids {
+            w.wait_caught_up(id).await;
+        }
+        let o = Arc::new(Orchestrator::new(
+            w.engine.clone(),
+            "server-1",
+            OrchestratorConfig { batch_size: 10, ..config() },
+        ));
+        let mut events = w.engine.events().subscribe();
+        let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+        let o2 = o.clone();
+        let id = win.id.clone();
+        let task = tokio::spawn(async move {
+            o2.run_to_completion(&id).await.unwrap();
+            o2.request_disable("alice", &id).await.unwrap();
+            o2.run_to_completion(&id).await.unwrap();
+        });
+        let mut seen = 0;
+        while seen < k {
+            if let Ok(Event::WindowMirror { .. }) = events.recv().await {
+                seen += 1;
+            }
+        }
+        task.abort();
+        let _ = task.await;
+        drop(o);
+        let o = orchestrator(&w, "server-1");
+        let mut end =
+            o.resume_unfinished().await.unwrap().unwrap_or(o.window_detail(&win.id).await.unwrap().window);
+        if end.phase == WindowPhase::Enabled {
+            o.request_disable("alice", &win.id).await.unwrap();
+            end = o.run_to_completion(&win.id).await.unwrap();
+        }
+        assert_eq!(end.phase, WindowPhase::Disabled, "killed after {k} mirror actions");
+        let entries = w.engine.catalog().backup_entries(&win.id).await.unwrap();
+        assert_eq!(entries.len(), 3, "killed after {k}");
+        assert!(
+            entries.iter().all(|e| e.outcome == Some(MirrorOutcome::Resumed)),
+            "killed after {k}: {entries:?}"
+        );
+        for id in &ids {
+            let m = mirror(&w, id).await;
+            assert!(m.status.is_working() && m.holds.is_empty(), "killed after {k}: {m:?}");
+        }
+        let steps: Vec<WindowStep> =
+            w.engine.catalog().list_steps(&win.id).await.unwrap().into_iter().map(|s| s.step).collect();
+        let unique: BTreeSet<String> = steps.iter().map(|s| s.to_string()).collect();
+        assert_eq!(unique.len(), steps.len(), "each step logged once: {steps:?}");
+    }
+    sup.shutdown().await;
+}
+
 /// Invariant 6: with a writer on the source, enable → disable → catch-up: the destination equals
 /// the source.
 async fn invariant_6_no_row_is_lost_or_duplicated_across_enable_and_disable(catalog: Backend) {
@@ -666,6 +724,7 @@ both_catalogs! {
     invariant_3_the_gate_refuses_creating_and_resuming_while_active,
     invariant_4_one_orchestration_at_a_time_across_orchestrators,
     invariant_5_a_crash_after_any_step_converges_to_the_uninterrupted_end_state,
+    invariant_5_a_task_killed_inside_a_step_converges_too,
     invariant_6_no_row_is_lost_or_duplicated_across_enable_and_disable,
     invariant_7_every_request_is_in_the_history_including_refused_and_failed,
     a_dry_run_shows_the_plan_and_changes_nothing,
