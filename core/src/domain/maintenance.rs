@@ -331,7 +331,7 @@ pub struct StepRecord {
 }
 
 /// A mirror's configuration as it was when the window paused it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MirrorConfig {
     pub tables: Vec<String>,
     pub source_peer_id: String,

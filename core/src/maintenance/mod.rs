@@ -607,6 +607,11 @@ impl Orchestrator {
         }
     }
 
+    /// Every live mirror by id (dropped ones are absent), in one catalog read.
+    async fn mirrors_by_id(&self) -> Result<std::collections::HashMap<String, crate::domain::Mirror>> {
+        Ok(self.catalog().list_mirrors().await?.into_iter().map(|m| (m.id.clone(), m)).collect())
+    }
+
     async fn in_scope(&self, w: &Window) -> Result<Vec<crate::domain::Mirror>> {
         Ok(self.catalog().list_mirrors().await?.into_iter().filter(|m| w.scope.covers(m)).collect())
     }
@@ -679,12 +684,13 @@ impl Orchestrator {
 
     async fn confirm_paused(&self, w: &Window) -> Result<StepOutcome> {
         let entries = self.catalog().backup_entries(&w.id).await?;
+        let mirrors = self.mirrors_by_id().await?;
         let mut waiting = vec![];
         for e in &entries {
-            if let Some(m) = self.catalog().mirror(&e.mirror_id).await? {
+            if let Some(m) = mirrors.get(&e.mirror_id) {
                 if !matches!(m.status, MirrorStatus::Paused | MirrorStatus::Failed | MirrorStatus::Dropped) {
                     self.engine.notify(&m.id);
-                    waiting.push(straggler(&m));
+                    waiting.push(straggler(m));
                 }
             }
         }
@@ -720,13 +726,23 @@ impl Orchestrator {
     async fn health_check(&self, w: &Window, token: i64) -> Result<StepOutcome> {
         let entries = self.catalog().backup_entries(&w.id).await?;
         let mut failed = vec![];
+        let mirrors = self.mirrors_by_id().await?;
+        // Mirrors sharing peers and tables share one check.
+        let mut checked: std::collections::HashMap<crate::domain::MirrorConfig, Option<String>> =
+            std::collections::HashMap::new();
         for e in entries.iter().filter(|e| e.released_at.is_none() && e.outcome.is_none()) {
-            let dropped =
-                self.catalog().mirror(&e.mirror_id).await?.is_none_or(|m| m.status == MirrorStatus::Dropped);
-            if dropped {
-                continue;
+            if !mirrors.contains_key(&e.mirror_id) {
+                continue; // dropped: the release records it
             }
-            if let Some(reason) = self.check_health(e).await {
+            let verdict = match checked.get(&e.config) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.check_health(e).await;
+                    checked.insert(e.config.clone(), v.clone());
+                    v
+                }
+            };
+            if let Some(reason) = verdict {
                 tracing::warn!(
                     window.id = %w.id,
                     mirror.id = %e.mirror_id,
@@ -813,25 +829,27 @@ impl Orchestrator {
     async fn confirm_running(&self, w: &Window, token: i64) -> Result<StepOutcome> {
         let entries = self.catalog().backup_entries(&w.id).await?;
         let mut waiting = vec![];
+        let mirrors = self.mirrors_by_id().await?;
         for e in entries.iter().filter(|e| e.outcome == Some(MirrorOutcome::Resumed)) {
-            let Some(m) = self.catalog().mirror(&e.mirror_id).await? else { continue };
-            let later = match m.status {
-                s if s.is_working() => None,
-                MirrorStatus::Failed => {
+            let later = match mirrors.get(&e.mirror_id) {
+                None => Some((MirrorOutcome::Dropped, None)),
+                Some(m) if m.status.is_working() => None,
+                Some(m) if m.status == MirrorStatus::Failed => {
                     Some((MirrorOutcome::FailedToResume, m.last_error.clone().or(Some("failed".into()))))
                 }
-                MirrorStatus::Dropped => Some((MirrorOutcome::Dropped, None)),
-                _ if m.holds.contains(&crate::domain::Hold::User) => Some((MirrorOutcome::HeldByUser, None)),
-                _ => {
-                    waiting.push(straggler(&m));
+                Some(m) if m.holds.contains(&crate::domain::Hold::User) => {
+                    Some((MirrorOutcome::HeldByUser, None))
+                }
+                Some(m) => {
+                    waiting.push(straggler(m));
                     None
                 }
             };
             if let Some((outcome, detail)) = later {
                 self.catalog()
-                    .set_outcome(token, &w.id, &m.id, outcome, detail.as_deref(), Utc::now())
+                    .set_outcome(token, &w.id, &e.mirror_id, outcome, detail.as_deref(), Utc::now())
                     .await?;
-                self.publish_mirror(&w.id, &m.id, "outcome", Some(outcome));
+                self.publish_mirror(&w.id, &e.mirror_id, "outcome", Some(outcome));
             }
         }
         if waiting.is_empty() {

@@ -543,6 +543,28 @@ async fn a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried(cat
     sup.shutdown().await;
 }
 
+/// Disable health-checks each mirror: one whose source table vanished during the window is not
+/// resumed; it stays paused under a `user` hold with the reason recorded, the others resume.
+async fn a_mirror_failing_its_health_check_stays_paused_for_an_operator(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "drop a table", Scope::All).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    w.src_exec("DROP TABLE t1").await;
+    o.request_disable("alice", &win.id).await.unwrap();
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Disabled);
+    assert!(mirror(&w, &ids[0]).await.status.is_working());
+    let sick = mirror(&w, &ids[1]).await;
+    assert_eq!((sick.status, holds(&sick)), (MirrorStatus::Paused, vec![Hold::User]));
+    let detail = o.window_detail(&win.id).await.unwrap();
+    let entry = detail.mirrors.iter().find(|e| e.mirror_id == ids[1]).unwrap();
+    assert_eq!(entry.outcome, Some(MirrorOutcome::FailedHealthCheck));
+    assert!(entry.outcome_detail.as_deref().unwrap_or("").contains("t1"), "{entry:?}");
+    assert!(detail.steps.iter().any(|s| s.step == WindowStep::HealthCheck && s.detail.contains("m1")));
+    sup.shutdown().await;
+}
+
 /// A window over chosen peers pauses only the mirrors touching them.
 async fn a_peer_scope_pauses_only_mirrors_of_those_peers(catalog: Backend) {
     let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
@@ -730,5 +752,6 @@ both_catalogs! {
     a_dry_run_shows_the_plan_and_changes_nothing,
     a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried,
     a_peer_scope_pauses_only_mirrors_of_those_peers,
+    a_mirror_failing_its_health_check_stays_paused_for_an_operator,
     a_random_interleaving_keeps_every_invariant,
 }

@@ -171,16 +171,30 @@ impl MirrorStore for PostgresCatalog {
     }
 
     async fn list_mirrors(&self) -> Result<Vec<Mirror>> {
-        let mut conn = self.pool.acquire().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM mirrors WHERE status <> 'dropped' ORDER BY name")
-                .fetch_all(&mut *conn)
-                .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(m) = load(&mut conn, &id).await? {
-                out.push(m);
-            }
+        // Two queries in one read transaction (a consistent snapshot), not one per mirror: the
+        // orchestrator lists thousands of mirrors per step.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {MIRROR_COLUMNS} FROM mirrors WHERE status <> 'dropped' ORDER BY name"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let pairs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT h.mirror_id, h.hold FROM mirror_holds h JOIN mirrors m ON m.id = h.mirror_id
+             WHERE m.status <> 'dropped' ORDER BY h.mirror_id, h.hold",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut by_mirror: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        for (mirror_id, hold) in pairs {
+            by_mirror.entry(mirror_id).or_default().push(hold);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = sqlx::Row::try_get(row, "id")?;
+            out.push(mirror_from_row(row, holds_from(by_mirror.remove(&id).unwrap_or_default())?)?);
         }
         Ok(out)
     }
