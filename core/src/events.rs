@@ -9,9 +9,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::MirrorStatus;
+use crate::domain::{MirrorOutcome, MirrorStatus, WindowPhase, WindowStep};
 
-/// Something that happened to a mirror.
+/// Something that happened to a mirror or a maintenance window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -36,15 +36,52 @@ pub enum Event {
         retry_in_ms: Option<u64>,
         at: DateTime<Utc>,
     },
+    /// A maintenance window changed phase or step (opened, step done, failed, retried, ended).
+    WindowChanged {
+        window_id: String,
+        phase: WindowPhase,
+        step: WindowStep,
+        /// Why it failed, when it did (stragglers, errors).
+        error: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// A window step finished (persisted) with what it did.
+    WindowStepFinished {
+        window_id: String,
+        step: WindowStep,
+        detail: String,
+        at: DateTime<Utc>,
+    },
+    /// The orchestrator did something to one mirror of a window: `paused` (hold and backup
+    /// written), `released` (hold removed, with its outcome) or an outcome recorded later.
+    WindowMirror {
+        window_id: String,
+        mirror_id: String,
+        action: String,
+        outcome: Option<MirrorOutcome>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
-    /// The mirror the event is about.
+    /// The mirror the event is about; empty for window-wide events.
     pub fn mirror_id(&self) -> &str {
         match self {
             Event::MirrorStatusChanged { mirror_id, .. }
             | Event::MirrorProgress { mirror_id, .. }
-            | Event::MirrorError { mirror_id, .. } => mirror_id,
+            | Event::MirrorError { mirror_id, .. }
+            | Event::WindowMirror { mirror_id, .. } => mirror_id,
+            Event::WindowChanged { .. } | Event::WindowStepFinished { .. } => "",
+        }
+    }
+
+    /// The maintenance window the event is about, if any.
+    pub fn window_id(&self) -> Option<&str> {
+        match self {
+            Event::WindowChanged { window_id, .. }
+            | Event::WindowStepFinished { window_id, .. }
+            | Event::WindowMirror { window_id, .. } => Some(window_id),
+            _ => None,
         }
     }
 }

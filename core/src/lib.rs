@@ -1,5 +1,5 @@
 //! Quiesce's domain crate: the types and events every layer shares and, behind the `server`
-//! feature, the catalog storage, the mirror engine and the demo seed (and later the orchestrator).
+//! feature, the catalog storage, the mirror engine and the demo seed and the maintenance orchestrator.
 //!
 //! Policy: this crate never depends on Leptos or axum. The browser build compiles it without the
 //! `server` feature and gets plain serialisable types only; nothing here may assume a runtime
@@ -14,6 +14,9 @@ pub mod engine;
 
 #[cfg(feature = "server")]
 pub mod demo;
+
+#[cfg(feature = "server")]
+pub mod maintenance;
 
 #[cfg(feature = "server")]
 pub mod storage;

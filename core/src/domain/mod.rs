@@ -7,9 +7,15 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod maintenance;
 mod mirror;
 mod peer;
 
+pub use maintenance::{
+    normalize_reason, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorOutcome, PhaseError, Plan,
+    PlanMirror, ReasonError, RequestKind, RequestOutcome, Scope, StepRecord, Straggler, Window, WindowDetail,
+    WindowPhase, WindowStep, MAX_REASON_CHARS,
+};
 pub use mirror::{
     Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,
 };

@@ -5,18 +5,22 @@
 //! backend only by URL, through [`connect`]; nothing above this module knows which one it has.
 //! Errors never carry a database URL or a credential.
 
+mod gate;
 mod postgres;
 mod rows;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::auth::{AuditEvent, AuditKind, Role, User};
 use crate::domain::{
-    Backend, Checkpoint, Hold, Instance, Mirror, MirrorStatus, PeerKind, PeerView, TransitionError,
+    Backend, BackupEntry, Checkpoint, Hold, Instance, MaintenanceRequest, Mirror, MirrorOutcome,
+    MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, StepRecord,
+    TransitionError, Window, WindowPhase, WindowStep,
 };
 
 pub use postgres::PostgresCatalog;
@@ -46,6 +50,12 @@ pub enum StorageError {
     Refused(String),
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Phase(#[from] PhaseError),
+    /// The orchestration lease was taken over by another process: this writer is stale and its
+    /// change was not made.
+    #[error("{0}")]
+    Fenced(String),
     /// A row the catalog wrote cannot be read back (a bug or a hand-edited catalog).
     #[error("corrupt catalog row: {0}")]
     Corrupt(String),
@@ -63,7 +73,16 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// here. Callers hold an `Arc<dyn Catalog>` and never learn which backend they have.
 #[async_trait]
 pub trait Catalog:
-    InstanceStore + UserStore + AuditStore + PeerStore + MirrorStore + Send + Sync + 'static
+    InstanceStore
+    + UserStore
+    + AuditStore
+    + PeerStore
+    + MirrorStore
+    + MaintenanceStore
+    + LeaseStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database this catalog lives in.
     fn backend(&self) -> Backend;
@@ -241,10 +260,11 @@ impl StatusChange {
 ///
 /// **Maintenance gate.** Changes that let a mirror run or change its configuration — creating it
 /// and removing a hold (resume) — call the backend's private `check_gate` inside that same
-/// transaction before writing. Today it only refuses dropped mirrors; the maintenance orchestrator
-/// adds its check there (an active window whose scope covers the mirror refuses the change, naming
-/// the window), which makes the refusal race-free. Adding a hold (pause) is never gated: it only
-/// makes a mirror safer. An edit method, when added, must call `check_gate` the same way.
+/// transaction before writing. It refuses dropped mirrors and, while a maintenance window is
+/// active, any change to a mirror its scope covers (naming the window); see `storage/gate.rs`.
+/// Reading the window in the same transaction as the change makes the refusal race-free. Adding
+/// a hold (pause) is never gated: it only makes a mirror safer. An edit method, when added, must
+/// call `check_gate` the same way.
 #[async_trait]
 pub trait MirrorStore {
     /// Records a new mirror in `setup` with no holds. Both peers must exist and the name must be
@@ -286,6 +306,202 @@ pub trait MirrorStore {
 
     /// Drops the mirror (idempotent). Its row and checkpoint stay for the record.
     async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange>;
+}
+
+/// A window to open.
+#[derive(Debug, Clone)]
+pub struct NewWindow {
+    /// Already trimmed and checked ([`crate::domain::normalize_reason`]).
+    pub reason: String,
+    pub requested_by: String,
+    pub scope: Scope,
+}
+
+/// Which windows to list: newest first, `limit` at a time after skipping `offset`.
+#[derive(Debug, Clone, Default)]
+pub struct WindowFilter {
+    pub actor: Option<String>,
+    pub phase: Option<WindowPhase>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A step or phase change, applied only if the window is still at `expect_phase`/`expect_step`
+/// (so replaying a step after a crash is a no-op). The finished step is logged with `detail`.
+#[derive(Debug, Clone)]
+pub struct WindowChange {
+    pub expect_phase: WindowPhase,
+    pub expect_step: WindowStep,
+    pub phase: WindowPhase,
+    pub step: WindowStep,
+    /// The window's error afterwards (`None` clears it).
+    pub error: Option<String>,
+    pub detail: String,
+}
+
+/// The result of [`MaintenanceStore::hold_for_maintenance`].
+#[derive(Debug, Clone)]
+pub struct HeldForMaintenance {
+    pub change: StatusChange,
+    pub entry: BackupEntry,
+    /// `false` when the entry already existed and nothing was changed.
+    pub created: bool,
+}
+
+/// A request for the history.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub kind: RequestKind,
+    pub actor: String,
+    pub reason: String,
+    pub window_id: Option<String>,
+    pub outcome: RequestOutcome,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Which requests to list: newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub actor: Option<String>,
+    pub window_id: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Maintenance windows, their step log, backup entries and the request history.
+///
+/// Policy: at most one window is active, enforced by the database (a UNIQUE `active` column set
+/// to 1 while the window is under way, NULL once it ended). Every write the orchestrator makes
+/// carries its lease `token` and is refused with [`StorageError::Fenced`] — changing nothing —
+/// when the lease has since been taken over. A mirror's backup entry and its maintenance hold are
+/// written in one transaction, and so are releasing the hold and recording the outcome.
+#[async_trait]
+pub trait MaintenanceStore {
+    /// Opens a window in phase `enabling` at step `wait_snapshots`. While another window is
+    /// active this is a [`StorageError::Conflict`] naming it (id, who, since, reason).
+    async fn create_window(&self, token: i64, window: &NewWindow, now: DateTime<Utc>) -> Result<Window>;
+
+    /// The active window, if any: "in maintenance" is exactly this being `Some`.
+    async fn active_window(&self) -> Result<Option<Window>>;
+
+    async fn window(&self, id: &str) -> Result<Option<Window>>;
+
+    /// Windows newest first.
+    async fn list_windows(&self, filter: &WindowFilter) -> Result<Vec<Window>>;
+
+    /// Applies `change` if the window is still where the caller expects; returns the window as
+    /// stored and whether the change was applied. Ending phases clear `active`.
+    async fn advance_window(
+        &self,
+        token: i64,
+        id: &str,
+        change: &WindowChange,
+        now: DateTime<Utc>,
+    ) -> Result<(Window, bool)>;
+
+    /// The window's finished steps, oldest first.
+    async fn list_steps(&self, window_id: &str) -> Result<Vec<StepRecord>>;
+
+    /// In ONE transaction: writes the mirror's backup entry (configuration, status, checkpoint)
+    /// and adds the `maintenance:<window>` hold with the same rule as [`MirrorStore::add_hold`].
+    /// Idempotent: a second call for the same window and mirror changes nothing.
+    async fn hold_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<HeldForMaintenance>;
+
+    /// The window's backup entries, by mirror name.
+    async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>>;
+
+    /// Records (or replaces) a mirror's outcome without touching holds.
+    async fn set_outcome(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_id: &str,
+        outcome: MirrorOutcome,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// In ONE transaction: removes the window's hold from the mirror (passing the gate, because
+    /// the window is `disabling`), resumes it if no hold is left, and records the outcome
+    /// (resumed, held by a user, dropped). With `keep_paused` a `user` hold replaces the
+    /// maintenance hold, so the mirror stays paused for an operator (failed health check).
+    /// `None` if the hold was already released (idempotent).
+    async fn release_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_id: &str,
+        keep_paused: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(StatusChange, BackupEntry)>>;
+
+    /// Stops the snapshot wait for one mirror (idempotent).
+    async fn skip_wait(&self, window_id: &str, mirror_id: &str, now: DateTime<Utc>) -> Result<()>;
+
+    /// Mirrors whose snapshot wait was skipped.
+    async fn skipped(&self, window_id: &str) -> Result<Vec<String>>;
+
+    /// Records a request in the history (no lease needed: refused requests are recorded too).
+    async fn record_request(&self, request: &NewRequest) -> Result<MaintenanceRequest>;
+
+    /// Requests newest first.
+    async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<MaintenanceRequest>>;
+}
+
+/// The orchestration lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    /// Grows on every acquisition; writes carrying an older token are fenced.
+    pub token: i64,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The single orchestration lease every process on the catalog shares.
+///
+/// Policy: `acquire` succeeds when the lease is free, expired, or already held by the same
+/// holder, and every acquisition increments the fencing token. Times are passed in, so expiry is
+/// decided by the caller's clock value (tests use explicit times; no sleeping).
+#[async_trait]
+pub trait LeaseStore {
+    /// The lease and its new token, or `None` while another holder's lease is unexpired.
+    async fn acquire_lease(&self, holder: &str, ttl: Duration, now: DateTime<Utc>) -> Result<Option<Lease>>;
+
+    /// Extends the lease. [`StorageError::Fenced`] if `token` is no longer the current one.
+    async fn renew_lease(&self, holder: &str, token: i64, ttl: Duration, now: DateTime<Utc>)
+        -> Result<Lease>;
+
+    /// Gives the lease up (expires it now) if `token` is still current; otherwise a no-op.
+    async fn release_lease(&self, holder: &str, token: i64, now: DateTime<Utc>) -> Result<()>;
+
+    /// The lease as stored, if anyone ever took it.
+    async fn lease(&self) -> Result<Option<Lease>>;
+}
+
+/// The refusal a stale orchestrator gets.
+fn fenced(current: &Lease, token: i64) -> StorageError {
+    StorageError::Fenced(format!(
+        "the orchestration lease was taken over by {:?} (token {} replaced token {token}); \
+         this change was not made",
+        current.holder, current.token
+    ))
+}
+
+/// The refusal a second window gets, naming the active one.
+fn window_conflict(w: &Window) -> StorageError {
+    StorageError::Conflict(format!("another maintenance window is active: {}", w.describe()))
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 /// Opens the catalog named by `url` and brings its schema up to date.

@@ -90,3 +90,108 @@ pub(super) fn check_hold(hold: &Hold) -> Result<()> {
         )),
     }
 }
+
+/// The window columns every query selects.
+pub(super) const WINDOW_COLUMNS: &str = "id, reason, requested_by, scope, phase, step, \
+    step_started_at, error, created_at, updated_at, ended_at";
+
+pub(super) const BACKUP_COLUMNS: &str = "window_id, mirror_id, mirror_name, status_before, \
+    checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at, checkpoint_at_resume";
+
+pub(super) const REQUEST_COLUMNS: &str = "id, kind, actor, reason, window_id, outcome, error, at";
+
+pub(super) fn window_from_row<'r, R>(row: &'r R) -> Result<crate::domain::Window>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let scope: String = row.try_get("scope")?;
+    let phase: String = row.try_get("phase")?;
+    let step: String = row.try_get("step")?;
+    let ended: Option<i64> = row.try_get("ended_at")?;
+    Ok(crate::domain::Window {
+        id: row.try_get("id")?,
+        reason: row.try_get("reason")?,
+        requested_by: row.try_get("requested_by")?,
+        scope: serde_json::from_str(&scope).map_err(corrupt)?,
+        phase: phase.parse().map_err(corrupt)?,
+        step: step.parse().map_err(corrupt)?,
+        step_started_at: from_millis(row.try_get("step_started_at")?),
+        error: row.try_get("error")?,
+        created_at: from_millis(row.try_get("created_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+        ended_at: ended.map(from_millis),
+    })
+}
+
+pub(super) fn backup_from_row<'r, R>(row: &'r R) -> Result<crate::domain::BackupEntry>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let status: String = row.try_get("status_before")?;
+    let cp: String = row.try_get("checkpoint_at_pause")?;
+    let config: String = row.try_get("config")?;
+    let outcome: Option<String> = row.try_get("outcome")?;
+    let released: Option<i64> = row.try_get("released_at")?;
+    let cp_resume: Option<String> = row.try_get("checkpoint_at_resume")?;
+    Ok(crate::domain::BackupEntry {
+        window_id: row.try_get("window_id")?,
+        mirror_id: row.try_get("mirror_id")?,
+        mirror_name: row.try_get("mirror_name")?,
+        status_before: status.parse().map_err(corrupt)?,
+        checkpoint_at_pause: serde_json::from_str(&cp).map_err(corrupt)?,
+        config: serde_json::from_str(&config).map_err(corrupt)?,
+        paused_at: from_millis(row.try_get("paused_at")?),
+        outcome: outcome.map(|o| o.parse()).transpose().map_err(corrupt)?,
+        outcome_detail: row.try_get("outcome_detail")?,
+        released_at: released.map(from_millis),
+        checkpoint_at_resume: cp_resume.map(|c| serde_json::from_str(&c)).transpose().map_err(corrupt)?,
+    })
+}
+
+pub(super) fn request_from_row<'r, R>(row: &'r R) -> Result<crate::domain::MaintenanceRequest>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let kind: String = row.try_get("kind")?;
+    let outcome: String = row.try_get("outcome")?;
+    Ok(crate::domain::MaintenanceRequest {
+        id: row.try_get("id")?,
+        kind: kind.parse().map_err(corrupt)?,
+        actor: row.try_get("actor")?,
+        reason: row.try_get("reason")?,
+        window_id: row.try_get("window_id")?,
+        outcome: outcome.parse().map_err(corrupt)?,
+        error: row.try_get("error")?,
+        at: from_millis(row.try_get("at")?),
+    })
+}
+
+pub(super) fn step_from_row<'r, R>(row: &'r R) -> Result<crate::domain::StepRecord>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let step: String = row.try_get("step")?;
+    Ok(crate::domain::StepRecord {
+        window_id: row.try_get("window_id")?,
+        step: step.parse().map_err(corrupt)?,
+        detail: row.try_get("detail")?,
+        started_at: from_millis(row.try_get("started_at")?),
+        finished_at: from_millis(row.try_get("finished_at")?),
+    })
+}
+
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}

@@ -4,6 +4,7 @@
 //! two tests, `sqlite::<case>` and `postgres::<case>`, each on its own fresh database.
 
 mod instance;
+mod maintenance;
 mod mirror;
 mod users;
 
@@ -55,4 +56,14 @@ contract! {
     mirror::a_dropped_mirror_refuses_resume_and_progress,
     mirror::a_failed_mirror_keeps_its_reason_and_resumes_on_request,
     mirror::concurrent_holds_leave_a_consistent_status,
+    maintenance::only_one_window_is_active_and_a_second_names_the_first,
+    maintenance::racing_window_openings_create_exactly_one,
+    maintenance::the_gate_refuses_creating_and_resuming_covered_mirrors_naming_the_window,
+    maintenance::a_window_over_chosen_mirrors_still_allows_creating_mirrors,
+    maintenance::holding_for_maintenance_writes_backup_and_hold_together_and_is_idempotent,
+    maintenance::releasing_passes_the_gate_only_while_disabling_and_records_the_outcome,
+    maintenance::two_holders_racing_for_the_lease_get_it_once,
+    maintenance::an_expired_lease_is_taken_over_with_a_new_token,
+    maintenance::a_stale_holder_is_fenced_and_changes_nothing,
+    maintenance::windows_and_requests_list_newest_first_with_filters_and_pages,
 }

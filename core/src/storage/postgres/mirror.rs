@@ -7,12 +7,13 @@ use sqlx::PgConnection;
 
 use super::PostgresCatalog;
 use crate::domain::{Hold, Mirror, MirrorStatus};
+use crate::storage::gate::{self, GateTarget};
 use crate::storage::rows::{
     check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
 use crate::storage::{MirrorStore, NewMirror, Progress, Result, StatusChange, StorageError};
 
-async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Mirror>> {
+pub(super) async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Mirror>> {
     let Some(row) = sqlx::query(&format!("SELECT {MIRROR_COLUMNS} FROM mirrors WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -29,28 +30,83 @@ async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Mirror>> {
 }
 
 /// Locks the mirror's row until the transaction ends.
-async fn lock(conn: &mut PgConnection, id: &str) -> Result<()> {
+pub(super) async fn lock(conn: &mut PgConnection, id: &str) -> Result<()> {
     sqlx::query("SELECT id FROM mirrors WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *conn).await?;
     Ok(())
 }
 
-async fn load_existing(conn: &mut PgConnection, id: &str) -> Result<Mirror> {
+pub(super) async fn load_existing(conn: &mut PgConnection, id: &str) -> Result<Mirror> {
     load(conn, id).await?.ok_or_else(|| StorageError::NotFound("no such mirror".into()))
 }
 
 /// The maintenance gate: every change that lets a mirror run, or changes its configuration,
-/// passes here inside its transaction. Today it refuses only dropped mirrors; the maintenance
-/// orchestrator adds "an active window covering this mirror refuses the change" here.
-async fn check_gate(_conn: &mut PgConnection, mirror: Option<&Mirror>) -> Result<()> {
-    if let Some(m) = mirror {
-        if m.status == MirrorStatus::Dropped {
-            return Err(StorageError::Refused(format!("mirror {:?} is dropped", m.name)));
-        }
-    }
-    Ok(())
+/// passes here inside its transaction (see [`crate::storage::gate`] for the rule). The active
+/// window is read in the same transaction as the change, so the check cannot race it.
+pub(super) async fn check_gate(conn: &mut PgConnection, target: GateTarget<'_>) -> Result<()> {
+    // Share-lock the gate row: opening a window locks it exclusively, so the check below never
+    // races a window being opened (the transaction waits, then sees the new window).
+    sqlx::query("SELECT id FROM maintenance_gate WHERE id = 1 FOR SHARE").execute(&mut *conn).await?;
+    let active = super::maintenance::active_window_in(&mut *conn).await?;
+    gate::decide(active.as_ref(), &target)
 }
 
-async fn set_status(
+/// Adds `hold` inside the caller's transaction (the mirror must be locked on Postgres): the
+/// status follows [`MirrorStatus::request_pause`]. Shared by `add_hold` and maintenance.
+pub(super) async fn add_hold_tx(
+    conn: &mut PgConnection,
+    id: &str,
+    hold: &Hold,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    check_hold(hold)?;
+    let before = load_existing(&mut *conn, id).await?;
+    let to = before.status.request_pause()?;
+    sqlx::query(
+        "INSERT INTO mirror_holds (mirror_id, hold, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (mirror_id, hold) DO NOTHING",
+    )
+    .bind(id)
+    .bind(hold.to_string())
+    .bind(now.timestamp_millis())
+    .execute(&mut *conn)
+    .await?;
+    if to != before.status {
+        set_status(&mut *conn, id, to, now).await?;
+    }
+    let mirror = load_existing(&mut *conn, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+/// Removes `hold` inside the caller's transaction, after the gate; with no hold left the mirror
+/// resumes at its checkpoint's stage. Shared by `remove_hold` and maintenance.
+pub(super) async fn remove_hold_tx(
+    conn: &mut PgConnection,
+    id: &str,
+    hold: &Hold,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(&mut *conn, id).await?;
+    check_gate(&mut *conn, GateTarget::RemoveHold { mirror: &before, hold }).await?;
+    sqlx::query("DELETE FROM mirror_holds WHERE mirror_id = $1 AND hold = $2")
+        .bind(id)
+        .bind(hold.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mirror_holds WHERE mirror_id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if left == 0 {
+        let to = before.status.resume(before.checkpoint.stage)?;
+        if to != before.status {
+            set_status(&mut *conn, id, to, now).await?;
+        }
+    }
+    let mirror = load_existing(&mut *conn, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+pub(super) async fn set_status(
     conn: &mut PgConnection,
     id: &str,
     status: MirrorStatus,
@@ -69,7 +125,11 @@ async fn set_status(
 impl MirrorStore for PostgresCatalog {
     async fn create_mirror(&self, new: &NewMirror, now: DateTime<Utc>) -> Result<Mirror> {
         let mut tx = self.pool.begin().await?;
-        check_gate(&mut tx, None).await?;
+        check_gate(
+            &mut tx,
+            GateTarget::Create { source_peer_id: &new.source_peer_id, dest_peer_id: &new.dest_peer_id },
+        )
+        .await?;
         for (role, peer) in [("source", &new.source_peer_id), ("destination", &new.dest_peer_id)] {
             // FOR SHARE: a concurrent delete_peer waits for this transaction, then sees the
             // new mirror and refuses.
@@ -111,16 +171,30 @@ impl MirrorStore for PostgresCatalog {
     }
 
     async fn list_mirrors(&self) -> Result<Vec<Mirror>> {
-        let mut conn = self.pool.acquire().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM mirrors WHERE status <> 'dropped' ORDER BY name")
-                .fetch_all(&mut *conn)
-                .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(m) = load(&mut conn, &id).await? {
-                out.push(m);
-            }
+        // Two queries in one read transaction (a consistent snapshot), not one per mirror: the
+        // orchestrator lists thousands of mirrors per step.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {MIRROR_COLUMNS} FROM mirrors WHERE status <> 'dropped' ORDER BY name"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let pairs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT h.mirror_id, h.hold FROM mirror_holds h JOIN mirrors m ON m.id = h.mirror_id
+             WHERE m.status <> 'dropped' ORDER BY h.mirror_id, h.hold",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut by_mirror: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        for (mirror_id, hold) in pairs {
+            by_mirror.entry(mirror_id).or_default().push(hold);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = sqlx::Row::try_get(row, "id")?;
+            out.push(mirror_from_row(row, holds_from(by_mirror.remove(&id).unwrap_or_default())?)?);
         }
         Ok(out)
     }
@@ -160,48 +234,17 @@ impl MirrorStore for PostgresCatalog {
         check_hold(hold)?;
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
-        let before = load_existing(&mut tx, id).await?;
-        let to = before.status.request_pause()?;
-        sqlx::query(
-            "INSERT INTO mirror_holds (mirror_id, hold, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (mirror_id, hold) DO NOTHING",
-        )
-        .bind(id)
-        .bind(hold.to_string())
-        .bind(now.timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
-        if to != before.status {
-            set_status(&mut tx, id, to, now).await?;
-        }
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = add_hold_tx(&mut tx, id, hold, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn remove_hold(&self, id: &str, hold: &Hold, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
-        let before = load_existing(&mut tx, id).await?;
-        check_gate(&mut tx, Some(&before)).await?;
-        sqlx::query("DELETE FROM mirror_holds WHERE mirror_id = $1 AND hold = $2")
-            .bind(id)
-            .bind(hold.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mirror_holds WHERE mirror_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if left == 0 {
-            let to = before.status.resume(before.checkpoint.stage)?;
-            if to != before.status {
-                set_status(&mut tx, id, to, now).await?;
-            }
-        }
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = remove_hold_tx(&mut tx, id, hold, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {

@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 mod instance;
+mod maintenance;
 mod mirror;
 mod peer;
 mod users;

@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 mod instance;
+mod maintenance;
 mod mirror;
 mod peer;
 mod users;

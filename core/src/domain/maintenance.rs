@@ -1,0 +1,539 @@
+//! Maintenance windows in domain words: phases, steps, scope, backup entries and outcomes.
+//!
+//! Policy: "in maintenance" is never a flag. It is derived from the one window whose phase is
+//! active ([`WindowPhase::is_active`]); the catalog enforces that at most one exists. Every phase
+//! change is a method on [`WindowPhase`] returning the new phase or a [`PhaseError`], so the rules
+//! live (and are tested) here. A window's progress is its current [`WindowStep`]: steps are
+//! persisted before they count as done, and each one is idempotent, so a restarted orchestrator
+//! simply runs the current step again.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::mirror::{Checkpoint, Mirror, MirrorStatus};
+
+/// Longest reason accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Declares a unit enum with a stable lower-case text form (stored in the catalog and sent to
+/// the browser).
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(format!(concat!("unknown ", stringify!($name), " {:?}"), other)),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where a window is. `enabling → enabled → disabling → disabled`, plus `failed` (waiting for
+    /// an operator to retry or abort; still active) and `aborted`.
+    WindowPhase {
+        Enabling = "enabling",
+        Enabled = "enabled",
+        Disabling = "disabling",
+        Disabled = "disabled",
+        Failed = "failed",
+        Aborted = "aborted",
+    }
+}
+
+text_enum! {
+    /// The step a window is at. Enable: `wait_snapshots → pause_mirrors → confirm_paused → done`.
+    /// Disable: `health_check → release_holds → confirm_running → done`. Abort: `abort_release`.
+    WindowStep {
+        WaitSnapshots = "wait_snapshots",
+        PauseMirrors = "pause_mirrors",
+        ConfirmPaused = "confirm_paused",
+        HealthCheck = "health_check",
+        ReleaseHolds = "release_holds",
+        ConfirmRunning = "confirm_running",
+        AbortRelease = "abort_release",
+        Done = "done",
+    }
+}
+
+text_enum! {
+    /// What became of one mirror a window paused.
+    MirrorOutcome {
+        /// Its hold was released and it runs again from its checkpoint.
+        Resumed = "resumed",
+        /// Its maintenance hold was released, but a `user` hold keeps it paused.
+        HeldByUser = "held_by_user",
+        /// It was dropped during the window.
+        Dropped = "dropped",
+        /// Its peer or tables failed the health check: it stays paused under a `user` hold.
+        FailedHealthCheck = "failed_health_check",
+        /// It was released but failed instead of running.
+        FailedToResume = "failed_to_resume",
+    }
+}
+
+text_enum! {
+    /// What an operator asked for.
+    RequestKind {
+        Enable = "enable",
+        Disable = "disable",
+        SkipWait = "skip_wait",
+        Retry = "retry",
+        Abort = "abort",
+    }
+}
+
+text_enum! {
+    /// What became of a request.
+    RequestOutcome {
+        Accepted = "accepted",
+        Refused = "refused",
+        Failed = "failed",
+    }
+}
+
+/// A phase change the rules do not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a window that is {from} cannot {action}")]
+pub struct PhaseError {
+    pub from: WindowPhase,
+    pub action: &'static str,
+}
+
+impl WindowPhase {
+    /// Whether the window is under way: the catalog is "in maintenance" while one is.
+    pub fn is_active(self) -> bool {
+        !matches!(self, WindowPhase::Disabled | WindowPhase::Aborted)
+    }
+
+    fn refuse(self, action: &'static str) -> PhaseError {
+        PhaseError { from: self, action }
+    }
+
+    /// Every in-scope mirror is confirmed paused.
+    pub fn finish_enable(self) -> Result<Self, PhaseError> {
+        match self {
+            WindowPhase::Enabling | WindowPhase::Enabled => Ok(WindowPhase::Enabled),
+            _ => Err(self.refuse("finish enabling")),
+        }
+    }
+
+    /// An operator asked to end the window.
+    pub fn start_disable(self) -> Result<Self, PhaseError> {
+        match self {
+            WindowPhase::Enabled | WindowPhase::Disabling => Ok(WindowPhase::Disabling),
+            _ => Err(self.refuse("be disabled")),
+        }
+    }
+
+    /// Every backed-up mirror has its outcome.
+    pub fn finish_disable(self) -> Result<Self, PhaseError> {
+        match self {
+            WindowPhase::Disabling | WindowPhase::Disabled => Ok(WindowPhase::Disabled),
+            _ => Err(self.refuse("finish disabling")),
+        }
+    }
+
+    /// A step missed its deadline or hit an error: the window waits for retry or abort.
+    pub fn fail(self) -> Result<Self, PhaseError> {
+        match self {
+            WindowPhase::Enabling | WindowPhase::Disabling | WindowPhase::Failed => Ok(WindowPhase::Failed),
+            _ => Err(self.refuse("fail")),
+        }
+    }
+
+    /// An operator retries a failed window: it continues at `step`, in the phase that step
+    /// belongs to.
+    pub fn retry(self, step: WindowStep) -> Result<Self, PhaseError> {
+        match self {
+            WindowPhase::Failed => Ok(step.phase()),
+            _ => Err(self.refuse("be retried")),
+        }
+    }
+
+    /// An admin aborts the window: its holds are released (phase `disabling`, step
+    /// `abort_release`), then it ends as `aborted`.
+    pub fn start_abort(self) -> Result<Self, PhaseError> {
+        match self {
+            p if p.is_active() => Ok(WindowPhase::Disabling),
+            _ => Err(self.refuse("be aborted")),
+        }
+    }
+
+    /// The abort released every hold.
+    pub fn finish_abort(self) -> Result<Self, PhaseError> {
+        match self {
+            WindowPhase::Disabling | WindowPhase::Aborted => Ok(WindowPhase::Aborted),
+            _ => Err(self.refuse("finish aborting")),
+        }
+    }
+}
+
+impl WindowStep {
+    /// The phase a window is in while it runs this step.
+    pub fn phase(self) -> WindowPhase {
+        match self {
+            WindowStep::WaitSnapshots | WindowStep::PauseMirrors | WindowStep::ConfirmPaused => {
+                WindowPhase::Enabling
+            }
+            WindowStep::HealthCheck
+            | WindowStep::ReleaseHolds
+            | WindowStep::ConfirmRunning
+            | WindowStep::AbortRelease => WindowPhase::Disabling,
+            WindowStep::Done => WindowPhase::Enabled,
+        }
+    }
+}
+
+/// Which mirrors a window covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "ids", rename_all = "snake_case")]
+pub enum Scope {
+    /// Every mirror, and mirror creation everywhere.
+    All,
+    /// These mirrors (by id). Creating new mirrors stays allowed.
+    Mirrors(Vec<String>),
+    /// Every mirror reading from or writing to one of these peers (by id), and creating one.
+    Peers(Vec<String>),
+}
+
+impl Scope {
+    /// Whether the window covers `mirror`.
+    pub fn covers(&self, mirror: &Mirror) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Mirrors(ids) => ids.contains(&mirror.id),
+            Scope::Peers(_) => self.covers_peers(&mirror.source_peer_id, &mirror.dest_peer_id),
+        }
+    }
+
+    /// Whether the window covers a mirror (existing or about to be created) between these peers.
+    pub fn covers_peers(&self, source_peer_id: &str, dest_peer_id: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Mirrors(_) => false,
+            Scope::Peers(ids) => ids.iter().any(|p| p == source_peer_id || p == dest_peer_id),
+        }
+    }
+
+    /// A scope naming nothing covers nothing: refused.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Scope::Mirrors(ids) | Scope::Peers(ids) if ids.is_empty() => {
+                Err("a scope of chosen mirrors or peers must name at least one".into())
+            }
+            Scope::Mirrors(ids) | Scope::Peers(ids) if ids.iter().any(|i| i.len() > 128) => {
+                Err("an id in the scope is too long".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::All => "all mirrors".into(),
+            Scope::Mirrors(ids) => format!("{} chosen mirror(s)", ids.len()),
+            Scope::Peers(ids) => format!("mirrors of {} chosen peer(s)", ids.len()),
+        }
+    }
+}
+
+/// Why a reason was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReasonError {
+    #[error("a reason is required")]
+    Empty,
+    #[error("the reason is longer than {MAX_REASON_CHARS} characters")]
+    TooLong,
+}
+
+/// Trims a reason and checks it is present and not too long.
+pub fn normalize_reason(reason: &str) -> Result<String, ReasonError> {
+    let r = reason.trim();
+    if r.is_empty() {
+        Err(ReasonError::Empty)
+    } else if r.chars().count() > MAX_REASON_CHARS {
+        Err(ReasonError::TooLong)
+    } else {
+        Ok(r.to_string())
+    }
+}
+
+/// One maintenance episode, as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub id: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub scope: Scope,
+    pub phase: WindowPhase,
+    pub step: WindowStep,
+    /// When the current step started (its deadline counts from here).
+    pub step_started_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why the window failed (stragglers, errors); cleared by a retry.
+    pub error: Option<String>,
+}
+
+impl Window {
+    pub fn is_active(&self) -> bool {
+        self.phase.is_active()
+    }
+
+    /// One line naming the window for refusals: id, who, since when, why.
+    pub fn describe(&self) -> String {
+        format!(
+            "maintenance window {} ({}) opened by {} at {} for {:?}",
+            self.id,
+            self.phase,
+            self.requested_by,
+            self.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.reason
+        )
+    }
+}
+
+/// One finished step in a window's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub window_id: String,
+    pub step: WindowStep,
+    pub detail: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// A mirror's configuration as it was when the window paused it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MirrorConfig {
+    pub tables: Vec<String>,
+    pub source_peer_id: String,
+    pub dest_peer_id: String,
+}
+
+/// What a window remembers about a mirror it paused, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEntry {
+    pub window_id: String,
+    pub mirror_id: String,
+    pub mirror_name: String,
+    pub status_before: MirrorStatus,
+    pub checkpoint_at_pause: Checkpoint,
+    pub config: MirrorConfig,
+    pub paused_at: DateTime<Utc>,
+    pub outcome: Option<MirrorOutcome>,
+    pub outcome_detail: Option<String>,
+    /// When the window's hold was released (`None` while it is still held).
+    pub released_at: Option<DateTime<Utc>>,
+    pub checkpoint_at_resume: Option<Checkpoint>,
+}
+
+/// One request in the maintenance history, accepted, refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceRequest {
+    pub id: i64,
+    pub kind: RequestKind,
+    pub actor: String,
+    pub reason: String,
+    pub window_id: Option<String>,
+    pub outcome: RequestOutcome,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A mirror a wait is still waiting for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Straggler {
+    pub mirror_id: String,
+    pub name: String,
+    pub status: MirrorStatus,
+    /// Since when it has been in that status (its last update).
+    pub since: DateTime<Utc>,
+}
+
+/// A mirror as a dry run or a detail page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMirror {
+    pub mirror_id: String,
+    pub name: String,
+    pub status: MirrorStatus,
+    pub holds: Vec<super::mirror::Hold>,
+    /// For snapshotting mirrors, since when (the mirror's creation); otherwise its last update.
+    pub since: DateTime<Utc>,
+}
+
+/// What enabling maintenance with a scope would do, computed without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub scope: Scope,
+    /// Running mirrors that would be paused.
+    pub would_pause: Vec<PlanMirror>,
+    /// Mirrors in setup or snapshot: enable waits for them (or they are skipped), then pauses them.
+    pub snapshotting: Vec<PlanMirror>,
+    /// Mirrors already paused or pausing (by a user or otherwise): left as they are.
+    pub already_held: Vec<PlanMirror>,
+    /// Failed mirrors: left as they are (the gate keeps them from being retried meanwhile).
+    pub failed: Vec<PlanMirror>,
+    /// The window that would make enable refuse, if one is active.
+    pub blocked_by: Option<Window>,
+}
+
+/// Everything the history detail page shows about one window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowDetail {
+    pub window: Window,
+    pub steps: Vec<StepRecord>,
+    pub mirrors: Vec<BackupEntry>,
+    pub requests: Vec<MaintenanceRequest>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WindowPhase::*;
+    use super::*;
+
+    #[test]
+    fn a_window_goes_enabling_enabled_disabling_disabled() {
+        let p = Enabling.finish_enable().unwrap();
+        assert_eq!(p, Enabled);
+        let p = p.start_disable().unwrap();
+        assert_eq!(p, Disabling);
+        assert_eq!(p.finish_disable(), Ok(Disabled));
+    }
+
+    #[test]
+    fn only_ended_windows_are_inactive() {
+        for p in WindowPhase::ALL {
+            assert_eq!(p.is_active(), !matches!(p, Disabled | Aborted), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_window_still_enabling_cannot_be_disabled() {
+        let err = Enabling.start_disable().unwrap_err();
+        assert_eq!(err.to_string(), "a window that is enabling cannot be disabled");
+        assert!(Failed.start_disable().is_err());
+        assert!(Disabled.start_disable().is_err());
+    }
+
+    #[test]
+    fn a_failed_window_retries_in_the_phase_of_its_step() {
+        assert_eq!(Failed.retry(WindowStep::ConfirmPaused), Ok(Enabling));
+        assert_eq!(Failed.retry(WindowStep::ReleaseHolds), Ok(Disabling));
+        assert!(Enabled.retry(WindowStep::Done).is_err());
+    }
+
+    #[test]
+    fn only_running_steps_can_fail() {
+        assert_eq!(Enabling.fail(), Ok(Failed));
+        assert_eq!(Disabling.fail(), Ok(Failed));
+        assert!(Enabled.fail().is_err());
+        assert!(Disabled.fail().is_err());
+    }
+
+    #[test]
+    fn any_active_window_can_be_aborted_but_an_ended_one_cannot() {
+        for p in [Enabling, Enabled, Disabling, Failed] {
+            assert_eq!(p.start_abort(), Ok(Disabling), "{p}");
+        }
+        assert!(Disabled.start_abort().is_err());
+        assert!(Aborted.start_abort().is_err());
+        assert_eq!(Disabling.finish_abort(), Ok(Aborted));
+    }
+
+    #[test]
+    fn phases_steps_and_outcomes_round_trip_through_their_text_form() {
+        for p in WindowPhase::ALL {
+            assert_eq!(p.as_str().parse::<WindowPhase>(), Ok(*p));
+            assert_eq!(serde_json::to_string(p).unwrap(), format!("\"{p}\""));
+        }
+        for s in WindowStep::ALL {
+            assert_eq!(s.as_str().parse::<WindowStep>(), Ok(*s));
+        }
+        for o in MirrorOutcome::ALL {
+            assert_eq!(o.as_str().parse::<MirrorOutcome>(), Ok(*o));
+        }
+        assert!("sleeping".parse::<WindowPhase>().is_err());
+    }
+
+    fn mirror(id: &str, src: &str, dst: &str) -> Mirror {
+        let now = Utc::now();
+        Mirror {
+            id: id.into(),
+            name: id.into(),
+            source_peer_id: src.into(),
+            dest_peer_id: dst.into(),
+            tables: vec!["t".into()],
+            status: MirrorStatus::Running,
+            holds: Default::default(),
+            checkpoint: Checkpoint::initial(),
+            rows_copied: 0,
+            rows_applied: 0,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_scope_covers_all_chosen_mirrors_or_mirrors_touching_chosen_peers() {
+        let m = mirror("m1", "p1", "p2");
+        assert!(Scope::All.covers(&m));
+        assert!(Scope::Mirrors(vec!["m1".into()]).covers(&m));
+        assert!(!Scope::Mirrors(vec!["m2".into()]).covers(&m));
+        assert!(Scope::Peers(vec!["p2".into()]).covers(&m));
+        assert!(!Scope::Peers(vec!["p3".into()]).covers(&m));
+        assert!(!Scope::Mirrors(vec!["m1".into()]).covers_peers("p1", "p2"));
+    }
+
+    #[test]
+    fn an_empty_chosen_scope_is_refused() {
+        assert!(Scope::Mirrors(vec![]).validate().is_err());
+        assert!(Scope::Peers(vec![]).validate().is_err());
+        assert!(Scope::All.validate().is_ok());
+    }
+
+    #[test]
+    fn scopes_serialise_with_a_kind_tag() {
+        let s = Scope::Peers(vec!["p".into()]);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, r#"{"kind":"peers","ids":["p"]}"#);
+        assert_eq!(serde_json::from_str::<Scope>(&json).unwrap(), s);
+        assert_eq!(serde_json::to_string(&Scope::All).unwrap(), r#"{"kind":"all"}"#);
+    }
+
+    #[test]
+    fn reasons_are_trimmed_required_and_bounded() {
+        assert_eq!(normalize_reason("  upgrade pg  "), Ok("upgrade pg".into()));
+        assert_eq!(normalize_reason(" \n "), Err(ReasonError::Empty));
+        assert_eq!(normalize_reason(&"é".repeat(500)).map(|r| r.chars().count()), Ok(500));
+        assert_eq!(normalize_reason(&"x".repeat(501)), Err(ReasonError::TooLong));
+    }
+}

@@ -1,0 +1,467 @@
+//! Maintenance windows, backup entries, history and the orchestration lease on Postgres.
+//!
+//! Locking: orchestrator writes share-lock the lease row (`fence`), so a takeover (which locks it
+//! exclusively) waits for writes in flight and every later write sees the new token. Opening a
+//! window locks the gate row exclusively and gated mirror changes share-lock it, so a gate check
+//! never races a window being opened. Windows and mirrors are locked `FOR UPDATE` before a
+//! read-then-write. Lock order: lease, then mirror, then gate (shared); the only exclusive gate
+//! lock (opening a window) never waits for a mirror, so the orders cannot deadlock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+
+use super::mirror::{add_hold_tx, load_existing, lock, remove_hold_tx};
+use super::PostgresCatalog;
+use crate::domain::from_millis;
+use crate::domain::{
+    BackupEntry, Hold, MaintenanceRequest, MirrorConfig, MirrorOutcome, MirrorStatus, StepRecord, Window,
+    WindowPhase, WindowStep,
+};
+use crate::storage::rows::{
+    backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
+    BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
+};
+use crate::storage::{
+    ttl_ms, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest, NewWindow, RequestFilter,
+    Result, StatusChange, StorageError, WindowChange, WindowFilter,
+};
+
+/// The active window, read inside the caller's transaction.
+pub(super) async fn active_window_in(conn: &mut PgConnection) -> Result<Option<Window>> {
+    let row = sqlx::query(&format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE active = 1"))
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(window_from_row).transpose()
+}
+
+async fn window_in(conn: &mut PgConnection, id: &str) -> Result<Option<Window>> {
+    let row = sqlx::query(&format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(window_from_row).transpose()
+}
+
+async fn backup_in(conn: &mut PgConnection, window_id: &str, mirror_id: &str) -> Result<Option<BackupEntry>> {
+    let row = sqlx::query(&format!(
+        "SELECT {BACKUP_COLUMNS} FROM maintenance_backups WHERE window_id = $1 AND mirror_id = $2"
+    ))
+    .bind(window_id)
+    .bind(mirror_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(backup_from_row).transpose()
+}
+
+/// The lease row; `lock` is `""`, `"FOR SHARE"` or `"FOR UPDATE"`.
+async fn lease_in(conn: &mut PgConnection, lock: &str) -> Result<Lease> {
+    let row = sqlx::query(&format!(
+        "SELECT holder, token, acquired_at, expires_at FROM orchestration_lease WHERE id = 1 {lock}"
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Lease {
+        holder: row.try_get("holder")?,
+        token: row.try_get("token")?,
+        acquired_at: from_millis(row.try_get("acquired_at")?),
+        expires_at: from_millis(row.try_get("expires_at")?),
+    })
+}
+
+/// Refuses the write unless `token` is still the lease's current token.
+async fn fence(conn: &mut PgConnection, token: i64) -> Result<()> {
+    let lease = lease_in(conn, "FOR SHARE").await?;
+    if lease.token != token {
+        return Err(crate::storage::fenced(&lease, token));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MaintenanceStore for PostgresCatalog {
+    async fn create_window(&self, token: i64, new: &NewWindow, now: DateTime<Utc>) -> Result<Window> {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, token).await?;
+        sqlx::query("SELECT id FROM maintenance_gate WHERE id = 1 FOR UPDATE").execute(&mut *tx).await?;
+        if let Some(w) = active_window_in(&mut tx).await? {
+            return Err(crate::storage::window_conflict(&w));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let ms = now.timestamp_millis();
+        let inserted = sqlx::query(
+            "INSERT INTO maintenance_windows (id, reason, requested_by, scope, phase, step,
+                step_started_at, active, error, created_at, updated_at, ended_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, $8, $9, NULL)",
+        )
+        .bind(&id)
+        .bind(&new.reason)
+        .bind(&new.requested_by)
+        .bind(to_json(&new.scope))
+        .bind(WindowPhase::Enabling.as_str())
+        .bind(WindowStep::WaitSnapshots.as_str())
+        .bind(ms)
+        .bind(ms)
+        .bind(ms)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = inserted {
+            if is_unique_violation(&e) {
+                drop(tx);
+                let active = self.active_window().await?;
+                return Err(match active {
+                    Some(w) => crate::storage::window_conflict(&w),
+                    None => StorageError::Conflict("another maintenance window is active".into()),
+                });
+            }
+            return Err(e.into());
+        }
+        let w =
+            window_in(&mut tx, &id).await?.ok_or_else(|| StorageError::NotFound("no such window".into()))?;
+        tx.commit().await?;
+        Ok(w)
+    }
+
+    async fn active_window(&self) -> Result<Option<Window>> {
+        let mut conn = self.pool.acquire().await?;
+        active_window_in(&mut conn).await
+    }
+
+    async fn window(&self, id: &str) -> Result<Option<Window>> {
+        let mut conn = self.pool.acquire().await?;
+        window_in(&mut conn, id).await
+    }
+
+    async fn list_windows(&self, f: &WindowFilter) -> Result<Vec<Window>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WINDOW_COLUMNS} FROM maintenance_windows
+             WHERE ($1::TEXT IS NULL OR requested_by = $1) AND ($2::TEXT IS NULL OR phase = $2)
+             ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(f.actor.as_deref())
+        .bind(f.phase.map(|p| p.as_str()))
+        .bind(f.limit.clamp(0, 1000))
+        .bind(f.offset.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(window_from_row).collect()
+    }
+
+    async fn advance_window(
+        &self,
+        token: i64,
+        id: &str,
+        change: &WindowChange,
+        now: DateTime<Utc>,
+    ) -> Result<(Window, bool)> {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, token).await?;
+        sqlx::query("SELECT id FROM maintenance_windows WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let w =
+            window_in(&mut tx, id).await?.ok_or_else(|| StorageError::NotFound("no such window".into()))?;
+        if w.phase != change.expect_phase || w.step != change.expect_step {
+            return Ok((w, false));
+        }
+        let ms = now.timestamp_millis();
+        let active = change.phase.is_active();
+        sqlx::query(
+            "UPDATE maintenance_windows SET phase = $1, step = $2, step_started_at = $3, error = $4,
+                updated_at = $5, active = $6, ended_at = $7
+             WHERE id = $8",
+        )
+        .bind(change.phase.as_str())
+        .bind(change.step.as_str())
+        .bind(ms)
+        .bind(change.error.as_deref())
+        .bind(ms)
+        .bind(active.then_some(1i64))
+        .bind((!active).then_some(ms))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO maintenance_steps (window_id, step, detail, started_at, finished_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(change.expect_step.as_str())
+        .bind(&change.detail)
+        .bind(w.step_started_at.timestamp_millis())
+        .bind(ms)
+        .execute(&mut *tx)
+        .await?;
+        let w =
+            window_in(&mut tx, id).await?.ok_or_else(|| StorageError::NotFound("no such window".into()))?;
+        tx.commit().await?;
+        Ok((w, true))
+    }
+
+    async fn list_steps(&self, window_id: &str) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(
+            "SELECT window_id, step, detail, started_at, finished_at FROM maintenance_steps
+             WHERE window_id = $1 ORDER BY id",
+        )
+        .bind(window_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(step_from_row).collect()
+    }
+
+    async fn hold_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<HeldForMaintenance> {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, token).await?;
+        lock(&mut tx, mirror_id).await?;
+        if let Some(entry) = backup_in(&mut tx, window_id, mirror_id).await? {
+            let mirror = load_existing(&mut tx, mirror_id).await?;
+            let from = mirror.status;
+            return Ok(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false });
+        }
+        let before = load_existing(&mut tx, mirror_id).await?;
+        let change = add_hold_tx(&mut tx, mirror_id, &Hold::Maintenance(window_id.to_string()), now).await?;
+        let config = MirrorConfig {
+            tables: before.tables.clone(),
+            source_peer_id: before.source_peer_id.clone(),
+            dest_peer_id: before.dest_peer_id.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO maintenance_backups (window_id, mirror_id, mirror_name, status_before,
+                checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at,
+                checkpoint_at_resume)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, NULL)",
+        )
+        .bind(window_id)
+        .bind(mirror_id)
+        .bind(&before.name)
+        .bind(before.status.as_str())
+        .bind(to_json(&before.checkpoint))
+        .bind(to_json(&config))
+        .bind(now.timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        let entry = backup_in(&mut tx, window_id, mirror_id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+        tx.commit().await?;
+        Ok(HeldForMaintenance { change, entry, created: true })
+    }
+
+    async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {BACKUP_COLUMNS} FROM maintenance_backups WHERE window_id = $1 ORDER BY mirror_name, mirror_id"
+        ))
+        .bind(window_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(backup_from_row).collect()
+    }
+
+    async fn set_outcome(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_id: &str,
+        outcome: MirrorOutcome,
+        detail: Option<&str>,
+        _now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, token).await?;
+        sqlx::query(
+            "UPDATE maintenance_backups SET outcome = $1, outcome_detail = $2 WHERE window_id = $3 AND mirror_id = $4",
+        )
+        .bind(outcome.as_str())
+        .bind(detail)
+        .bind(window_id)
+        .bind(mirror_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_id: &str,
+        keep_paused: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(StatusChange, BackupEntry)>> {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, token).await?;
+        lock(&mut tx, mirror_id).await?;
+        let entry = backup_in(&mut tx, window_id, mirror_id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound("the window did not pause this mirror".into()))?;
+        if entry.released_at.is_some() {
+            return Ok(None);
+        }
+        let hold = Hold::Maintenance(window_id.to_string());
+        let before = load_existing(&mut tx, mirror_id).await?;
+        let (change, outcome) = if before.status == MirrorStatus::Dropped {
+            sqlx::query("DELETE FROM mirror_holds WHERE mirror_id = $1 AND hold = $2")
+                .bind(mirror_id)
+                .bind(hold.to_string())
+                .execute(&mut *tx)
+                .await?;
+            let mirror = load_existing(&mut tx, mirror_id).await?;
+            (StatusChange { mirror, from: before.status }, MirrorOutcome::Dropped)
+        } else if keep_paused {
+            add_hold_tx(&mut tx, mirror_id, &Hold::User, now).await?;
+            let change = remove_hold_tx(&mut tx, mirror_id, &hold, now).await?;
+            (StatusChange { mirror: change.mirror, from: before.status }, MirrorOutcome::FailedHealthCheck)
+        } else {
+            let change = remove_hold_tx(&mut tx, mirror_id, &hold, now).await?;
+            let outcome = if change.mirror.holds.is_empty() {
+                MirrorOutcome::Resumed
+            } else {
+                MirrorOutcome::HeldByUser
+            };
+            (change, outcome)
+        };
+        sqlx::query(
+            "UPDATE maintenance_backups SET outcome = $1, released_at = $2, checkpoint_at_resume = $3
+             WHERE window_id = $4 AND mirror_id = $5",
+        )
+        .bind(outcome.as_str())
+        .bind(now.timestamp_millis())
+        .bind(to_json(&change.mirror.checkpoint))
+        .bind(window_id)
+        .bind(mirror_id)
+        .execute(&mut *tx)
+        .await?;
+        let entry = backup_in(&mut tx, window_id, mirror_id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+        tx.commit().await?;
+        Ok(Some((change, entry)))
+    }
+
+    async fn skip_wait(&self, window_id: &str, mirror_id: &str, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO maintenance_skips (window_id, mirror_id, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (window_id, mirror_id) DO NOTHING",
+        )
+        .bind(window_id)
+        .bind(mirror_id)
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn skipped(&self, window_id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT mirror_id FROM maintenance_skips WHERE window_id = $1 ORDER BY mirror_id",
+        )
+        .bind(window_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn record_request(&self, r: &NewRequest) -> Result<MaintenanceRequest> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO maintenance_requests (kind, actor, reason, window_id, outcome, error, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {REQUEST_COLUMNS}"
+        ))
+        .bind(r.kind.as_str())
+        .bind(&r.actor)
+        .bind(&r.reason)
+        .bind(r.window_id.as_deref())
+        .bind(r.outcome.as_str())
+        .bind(r.error.as_deref())
+        .bind(r.at.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        request_from_row(&row)
+    }
+
+    async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<MaintenanceRequest>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM maintenance_requests
+             WHERE ($1::TEXT IS NULL OR actor = $1) AND ($2::TEXT IS NULL OR window_id = $2)
+             ORDER BY id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(f.actor.as_deref())
+        .bind(f.window_id.as_deref())
+        .bind(f.limit.clamp(0, 1000))
+        .bind(f.offset.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PostgresCatalog {
+    async fn acquire_lease(&self, holder: &str, ttl: Duration, now: DateTime<Utc>) -> Result<Option<Lease>> {
+        let mut tx = self.pool.begin().await?;
+        let current = lease_in(&mut tx, "FOR UPDATE").await?;
+        if current.token > 0 && current.holder != holder && current.expires_at > now {
+            return Ok(None);
+        }
+        let ms = now.timestamp_millis();
+        sqlx::query(
+            "UPDATE orchestration_lease SET holder = $1, token = token + 1, acquired_at = $2, expires_at = $3
+             WHERE id = 1",
+        )
+        .bind(holder)
+        .bind(ms)
+        .bind(ms.saturating_add(ttl_ms(ttl)))
+        .execute(&mut *tx)
+        .await?;
+        let lease = lease_in(&mut tx, "").await?;
+        tx.commit().await?;
+        Ok(Some(lease))
+    }
+
+    async fn renew_lease(
+        &self,
+        holder: &str,
+        token: i64,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Lease> {
+        let mut tx = self.pool.begin().await?;
+        let current = lease_in(&mut tx, "FOR UPDATE").await?;
+        if current.token != token || current.holder != holder {
+            return Err(crate::storage::fenced(&current, token));
+        }
+        sqlx::query("UPDATE orchestration_lease SET expires_at = $1 WHERE id = 1")
+            .bind(now.timestamp_millis().saturating_add(ttl_ms(ttl)))
+            .execute(&mut *tx)
+            .await?;
+        let lease = lease_in(&mut tx, "").await?;
+        tx.commit().await?;
+        Ok(lease)
+    }
+
+    async fn release_lease(&self, holder: &str, token: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE orchestration_lease SET expires_at = $1 WHERE id = 1 AND holder = $2 AND token = $3",
+        )
+        .bind(now.timestamp_millis())
+        .bind(holder)
+        .bind(token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn lease(&self) -> Result<Option<Lease>> {
+        let mut conn = self.pool.acquire().await?;
+        let lease = lease_in(&mut conn, "").await?;
+        Ok((lease.token > 0).then_some(lease))
+    }
+}

@@ -1,0 +1,387 @@
+//! Maintenance windows, the gate, backup entries, history and the orchestration lease.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use quiesce_core::domain::{
+    Checkpoint, Hold, MirrorOutcome, MirrorStatus, PeerKind, RequestKind, RequestOutcome, Scope, Stage,
+    WindowPhase, WindowStep,
+};
+use quiesce_core::storage::{
+    Catalog, NewMirror, NewPeer, NewRequest, NewWindow, Progress, RequestFilter, StorageError, WindowChange,
+    WindowFilter,
+};
+use quiesce_core::testing::TestDb;
+
+const TTL: Duration = Duration::from_secs(30);
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(1_764_000_000_000 + ms).unwrap_or_default()
+}
+
+async fn peers(c: &dyn Catalog) -> (String, String, String) {
+    let mut ids = vec![];
+    for name in ["a", "b", "c"] {
+        let p = NewPeer {
+            name: name.into(),
+            kind: PeerKind::Sqlite,
+            url: format!("sqlite:///tmp/{name}.db"),
+            location: format!("{name}.db"),
+        };
+        ids.push(c.create_peer(&p, Utc::now()).await.unwrap().id);
+    }
+    (ids[0].clone(), ids[1].clone(), ids[2].clone())
+}
+
+async fn running(c: &dyn Catalog, name: &str, src: &str, dst: &str) -> String {
+    let new = NewMirror {
+        name: name.into(),
+        source_peer_id: src.into(),
+        dest_peer_id: dst.into(),
+        tables: vec!["t".into()],
+    };
+    let m = c.create_mirror(&new, Utc::now()).await.unwrap();
+    let progress = Progress {
+        checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 7 },
+        rows_copied: 3,
+        rows_applied: 2,
+    };
+    c.save_progress(&m.id, &progress, Utc::now()).await.unwrap();
+    m.id
+}
+
+async fn token(c: &dyn Catalog, holder: &str) -> i64 {
+    c.acquire_lease(holder, TTL, Utc::now()).await.unwrap().expect("lease is free").token
+}
+
+fn window(actor: &str, scope: Scope) -> NewWindow {
+    NewWindow { reason: "upgrade".into(), requested_by: actor.into(), scope }
+}
+
+async fn to_disabling(c: &dyn Catalog, tok: i64, id: &str) {
+    for (p, s, np, ns) in [
+        (WindowPhase::Enabling, WindowStep::WaitSnapshots, WindowPhase::Enabling, WindowStep::PauseMirrors),
+        (WindowPhase::Enabling, WindowStep::PauseMirrors, WindowPhase::Enabling, WindowStep::ConfirmPaused),
+        (WindowPhase::Enabling, WindowStep::ConfirmPaused, WindowPhase::Enabled, WindowStep::Done),
+        (WindowPhase::Enabled, WindowStep::Done, WindowPhase::Disabling, WindowStep::HealthCheck),
+    ] {
+        let change = WindowChange {
+            expect_phase: p,
+            expect_step: s,
+            phase: np,
+            step: ns,
+            error: None,
+            detail: format!("{s} done"),
+        };
+        let (_, applied) = c.advance_window(tok, id, &change, Utc::now()).await.unwrap();
+        assert!(applied);
+    }
+}
+
+pub async fn only_one_window_is_active_and_a_second_names_the_first(db: &TestDb) {
+    let c = db.catalog().await;
+    let tok = token(&*c, "o1").await;
+    assert_eq!(c.active_window().await.unwrap(), None);
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    assert_eq!((w.phase, w.step), (WindowPhase::Enabling, WindowStep::WaitSnapshots));
+    assert_eq!(c.active_window().await.unwrap(), Some(w.clone()));
+    let err = c.create_window(tok, &window("bob", Scope::All), Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&w.id) && msg.contains("alice") && msg.contains("upgrade"), "{msg}");
+
+    // Ending the window (aborted) frees the slot.
+    let change = WindowChange {
+        expect_phase: WindowPhase::Enabling,
+        expect_step: WindowStep::WaitSnapshots,
+        phase: WindowPhase::Aborted,
+        step: WindowStep::Done,
+        error: None,
+        detail: "aborted".into(),
+    };
+    let (ended, applied) = c.advance_window(tok, &w.id, &change, Utc::now()).await.unwrap();
+    assert!(applied);
+    assert!(ended.ended_at.is_some());
+    assert_eq!(c.active_window().await.unwrap(), None);
+    // Replaying the same change is a no-op.
+    let (_, again) = c.advance_window(tok, &w.id, &change, Utc::now()).await.unwrap();
+    assert!(!again);
+    let steps = c.list_steps(&w.id).await.unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].step, WindowStep::WaitSnapshots);
+    c.create_window(tok, &window("bob", Scope::All), Utc::now()).await.unwrap();
+}
+
+pub async fn racing_window_openings_create_exactly_one(db: &TestDb) {
+    let c = db.catalog().await;
+    let tok = token(&*c, "o1").await;
+    let mut tasks = vec![];
+    for i in 0..8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.create_window(tok, &window(&format!("user{i}"), Scope::All), Utc::now()).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(matches!(e, StorageError::Conflict(_)), "{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let all = c.list_windows(&WindowFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+pub async fn the_gate_refuses_creating_and_resuming_covered_mirrors_naming_the_window(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, cc) = peers(&*c).await;
+    let m1 = running(&*c, "m1", &a, &b).await;
+    let m2 = running(&*c, "m2", &cc, &b).await;
+    c.add_hold(&m1, &Hold::User, Utc::now()).await.unwrap();
+    c.add_hold(&m2, &Hold::User, Utc::now()).await.unwrap();
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::Peers(vec![a.clone()])), Utc::now()).await.unwrap();
+
+    // Covered: creating a mirror on peer a, resuming m1.
+    let new = NewMirror {
+        name: "m3".into(),
+        source_peer_id: b.clone(),
+        dest_peer_id: a.clone(),
+        tables: vec!["t".into()],
+    };
+    let err = c.create_mirror(&new, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    assert!(err.to_string().contains(&w.id) && err.to_string().contains("alice"), "{err}");
+    let err = c.remove_hold(&m1, &Hold::User, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    let still = c.mirror(&m1).await.unwrap().unwrap();
+    assert!(still.holds.contains(&Hold::User));
+    assert_ne!(still.status, MirrorStatus::Running);
+    // The window's own hold cannot be removed by hand either while it is not disabling.
+    let err = c.remove_hold(&m1, &Hold::Maintenance(w.id.clone()), Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+
+    // Not covered: peers b and c only, and pausing is never gated.
+    let other = NewMirror {
+        name: "m4".into(),
+        source_peer_id: cc.clone(),
+        dest_peer_id: b.clone(),
+        tables: vec!["t".into()],
+    };
+    c.create_mirror(&other, Utc::now()).await.unwrap();
+    c.remove_hold(&m2, &Hold::User, Utc::now()).await.unwrap();
+    c.add_hold(&m2, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(c.list_mirrors().await.unwrap().len(), 3);
+}
+
+pub async fn a_window_over_chosen_mirrors_still_allows_creating_mirrors(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m1 = running(&*c, "m1", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    c.create_window(tok, &window("alice", Scope::Mirrors(vec![m1.clone()])), Utc::now()).await.unwrap();
+    running(&*c, "m2", &a, &b).await;
+    let all = c.create_window(tok, &window("bob", Scope::All), Utc::now()).await;
+    assert!(all.is_err());
+}
+
+pub async fn holding_for_maintenance_writes_backup_and_hold_together_and_is_idempotent(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m = running(&*c, "m1", &a, &b).await;
+    let before = c.mirror(&m).await.unwrap().unwrap();
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    let held = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap();
+    assert!(held.created);
+    assert_eq!(held.change.from, MirrorStatus::Running);
+    assert_eq!(held.change.mirror.status, MirrorStatus::Pausing);
+    assert_eq!(held.entry.status_before, MirrorStatus::Running);
+    assert_eq!(held.entry.checkpoint_at_pause, before.checkpoint);
+    assert_eq!(held.entry.config.tables, before.tables);
+    assert_eq!(held.entry.mirror_name, "m1");
+    assert_eq!(held.entry.outcome, None);
+
+    c.confirm_paused(&m, Utc::now()).await.unwrap();
+    let again = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.entry, held.entry);
+    let after = c.mirror(&m).await.unwrap().unwrap();
+    assert_eq!(after.status, MirrorStatus::Paused);
+    assert_eq!(after.holds.iter().cloned().collect::<Vec<_>>(), vec![Hold::Maintenance(w.id.clone())]);
+    assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 1);
+}
+
+pub async fn releasing_passes_the_gate_only_while_disabling_and_records_the_outcome(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let free = running(&*c, "free", &a, &b).await;
+    let user = running(&*c, "user", &a, &b).await;
+    let sick = running(&*c, "sick", &a, &b).await;
+    let gone = running(&*c, "gone", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    for m in [&free, &user, &sick, &gone] {
+        c.hold_for_maintenance(tok, &w.id, m, Utc::now()).await.unwrap();
+        c.confirm_paused(m, Utc::now()).await.unwrap();
+    }
+    c.add_hold(&user, &Hold::User, Utc::now()).await.unwrap();
+    c.drop_mirror(&gone, Utc::now()).await.unwrap();
+
+    // While enabling, even the window's own release is refused by the gate.
+    let err = c.release_for_maintenance(tok, &w.id, &free, false, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+
+    to_disabling(&*c, tok, &w.id).await;
+    let (ch, e) = c.release_for_maintenance(tok, &w.id, &free, false, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Running);
+    assert!(ch.mirror.holds.is_empty());
+    assert_eq!(e.outcome, Some(MirrorOutcome::Resumed));
+    assert!(e.released_at.is_some());
+    assert_eq!(e.checkpoint_at_resume.as_ref(), Some(&ch.mirror.checkpoint));
+
+    let (ch, e) = c.release_for_maintenance(tok, &w.id, &user, false, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Paused);
+    assert_eq!(ch.mirror.holds.iter().cloned().collect::<Vec<_>>(), vec![Hold::User]);
+    assert_eq!(e.outcome, Some(MirrorOutcome::HeldByUser));
+
+    let (ch, e) = c.release_for_maintenance(tok, &w.id, &sick, true, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Paused);
+    assert_eq!(ch.mirror.holds.iter().cloned().collect::<Vec<_>>(), vec![Hold::User]);
+    assert_eq!(e.outcome, Some(MirrorOutcome::FailedHealthCheck));
+
+    let (_, e) = c.release_for_maintenance(tok, &w.id, &gone, false, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(e.outcome, Some(MirrorOutcome::Dropped));
+
+    // Idempotent: a second release changes nothing.
+    assert!(c.release_for_maintenance(tok, &w.id, &free, false, Utc::now()).await.unwrap().is_none());
+    // A user resume is still refused while the window is disabling.
+    let err = c.remove_hold(&user, &Hold::User, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+}
+
+pub async fn two_holders_racing_for_the_lease_get_it_once(db: &TestDb) {
+    let c = db.catalog().await;
+    let now = at(0);
+    let (x, y) = tokio::join!(c.acquire_lease("x", TTL, now), c.acquire_lease("y", TTL, now));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(x.is_some() != y.is_some(), "exactly one wins: {x:?} {y:?}");
+    let winner = x.or(y).unwrap();
+    assert_eq!(winner.token, 1);
+    assert_eq!(c.lease().await.unwrap(), Some(winner.clone()));
+    // The same holder re-acquires (a restart) and gets a new token.
+    let again = c.acquire_lease(&winner.holder, TTL, at(10)).await.unwrap().unwrap();
+    assert_eq!(again.token, 2);
+}
+
+pub async fn an_expired_lease_is_taken_over_with_a_new_token(db: &TestDb) {
+    let c = db.catalog().await;
+    let first = c.acquire_lease("x", Duration::from_secs(1), at(0)).await.unwrap().unwrap();
+    assert!(c.acquire_lease("y", TTL, at(999)).await.unwrap().is_none());
+    let renewed = c.renew_lease("x", first.token, Duration::from_secs(1), at(900)).await.unwrap();
+    assert_eq!(renewed.expires_at, at(1900));
+    assert!(c.acquire_lease("y", TTL, at(1899)).await.unwrap().is_none());
+    let taken = c.acquire_lease("y", TTL, at(1900)).await.unwrap().unwrap();
+    assert_eq!((taken.holder.as_str(), taken.token), ("y", first.token + 1));
+    let err = c.renew_lease("x", first.token, TTL, at(2000)).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+    // Releasing frees it at once for anyone.
+    c.release_lease("y", taken.token, at(2001)).await.unwrap();
+    assert!(c.acquire_lease("z", TTL, at(2002)).await.unwrap().is_some());
+}
+
+pub async fn a_stale_holder_is_fenced_and_changes_nothing(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m = running(&*c, "m1", &a, &b).await;
+    let old = c.acquire_lease("x", Duration::from_millis(10), Utc::now()).await.unwrap().unwrap();
+    let w = c.create_window(old.token, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    let later = Utc::now() + chrono::Duration::seconds(60);
+    let new = c.acquire_lease("y", TTL, later).await.unwrap().unwrap();
+    assert!(new.token > old.token);
+
+    let err = c.hold_for_maintenance(old.token, &w.id, &m, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+    assert!(err.to_string().contains("\"y\""), "{err}");
+    let change = WindowChange {
+        expect_phase: WindowPhase::Enabling,
+        expect_step: WindowStep::WaitSnapshots,
+        phase: WindowPhase::Enabling,
+        step: WindowStep::PauseMirrors,
+        error: None,
+        detail: "stale".into(),
+    };
+    let err = c.advance_window(old.token, &w.id, &change, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+    let err = c.create_window(old.token, &window("bob", Scope::All), Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+
+    let mirror = c.mirror(&m).await.unwrap().unwrap();
+    assert_eq!(mirror.status, MirrorStatus::Running);
+    assert!(mirror.holds.is_empty());
+    assert!(c.backup_entries(&w.id).await.unwrap().is_empty());
+    assert_eq!(c.window(&w.id).await.unwrap().unwrap().step, WindowStep::WaitSnapshots);
+    // The new holder's writes go through.
+    c.hold_for_maintenance(new.token, &w.id, &m, Utc::now()).await.unwrap();
+}
+
+pub async fn windows_and_requests_list_newest_first_with_filters_and_pages(db: &TestDb) {
+    let c = db.catalog().await;
+    let tok = token(&*c, "o1").await;
+    let mut ids = vec![];
+    for (i, actor) in ["alice", "bob", "alice"].iter().enumerate() {
+        let w = c.create_window(tok, &window(actor, Scope::All), at(i as i64 * 1000)).await.unwrap();
+        let end = WindowChange {
+            expect_phase: WindowPhase::Enabling,
+            expect_step: WindowStep::WaitSnapshots,
+            phase: WindowPhase::Aborted,
+            step: WindowStep::Done,
+            error: None,
+            detail: "aborted".into(),
+        };
+        c.advance_window(tok, &w.id, &end, at(i as i64 * 1000 + 1)).await.unwrap();
+        ids.push(w.id);
+    }
+    let all = c.list_windows(&WindowFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        all.iter().map(|w| w.id.clone()).collect::<Vec<_>>(),
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    let alice = c
+        .list_windows(&WindowFilter { actor: Some("alice".into()), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(alice.len(), 2);
+    let page = c.list_windows(&WindowFilter { limit: 1, offset: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(page[0].id, ids[1]);
+    let aborted = c
+        .list_windows(&WindowFilter { phase: Some(WindowPhase::Aborted), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(aborted.len(), 3);
+
+    for (actor, outcome) in [("carol", RequestOutcome::Refused), ("dave", RequestOutcome::Accepted)] {
+        c.record_request(&NewRequest {
+            kind: RequestKind::Enable,
+            actor: actor.into(),
+            reason: "r".into(),
+            window_id: None,
+            outcome,
+            error: (outcome == RequestOutcome::Refused).then(|| "busy".to_string()),
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    }
+    let reqs = c.list_requests(&RequestFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].actor, "dave");
+    assert_eq!(reqs[1].error.as_deref(), Some("busy"));
+    let carol = c
+        .list_requests(&RequestFilter { actor: Some("carol".into()), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(carol.len(), 1);
+}

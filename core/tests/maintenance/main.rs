@@ -1,0 +1,757 @@
+//! The maintenance orchestrator against real replicating mirrors, on both catalog backends: one
+//! named test per invariant of DESIGN §4, plus the dry run, skips, deadlines, retry and abort,
+//! and a seeded randomized interleaving.
+//!
+//! Waits poll the catalog for a condition (with a generous limit that fails the test); nothing
+//! asserts on elapsed time.
+
+#[allow(dead_code)]
+#[path = "../engine/support.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiesce_core::domain::{
+    Hold, Mirror, MirrorOutcome, MirrorStatus, PeerKind, RequestKind, RequestOutcome, Scope, WindowPhase,
+    WindowStep,
+};
+use quiesce_core::engine::{EngineError, Supervisor};
+use quiesce_core::events::Event;
+use quiesce_core::maintenance::{MaintenanceError, Orchestrator, OrchestratorConfig, StepOutcome};
+use quiesce_core::storage::{RequestFilter, StorageError, WindowFilter};
+use quiesce_core::Backend;
+use support::*;
+
+fn config() -> OrchestratorConfig {
+    OrchestratorConfig {
+        snapshot_deadline: Duration::from_secs(60),
+        pause_deadline: Duration::from_secs(60),
+        resume_deadline: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(5),
+        batch_size: 2,
+        resume_concurrency: 2,
+        health_timeout: Duration::from_secs(10),
+        lease_ttl: Duration::from_secs(30),
+    }
+}
+
+fn orchestrator(w: &World, holder: &str) -> Orchestrator {
+    Orchestrator::new(w.engine.clone(), holder, config())
+}
+
+/// A world with `n` small tables `t0…`, one mirror per table (`m0…`), all running and caught up.
+async fn world_with_mirrors(catalog: Backend, n: usize) -> (World, Supervisor, Vec<String>) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    for i in 0..n {
+        w.src_exec(&format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, v TEXT)")).await;
+        w.src_exec(&format!("INSERT INTO t{i} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')")).await;
+    }
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let mut ids = vec![];
+    for i in 0..n {
+        ids.push(w.create_mirror(&format!("m{i}"), &[&format!("t{i}")]).await);
+    }
+    for id in &ids {
+        w.wait_caught_up(id).await;
+    }
+    (w, sup, ids)
+}
+
+async fn mirror(w: &World, id: &str) -> Mirror {
+    w.engine.catalog().mirror(id).await.unwrap().unwrap()
+}
+
+async fn wait_paused(w: &World, id: &str) -> Mirror {
+    wait_for(w, id, "paused", |m| m.status == MirrorStatus::Paused).await
+}
+
+fn holds(m: &Mirror) -> Vec<Hold> {
+    m.holds.iter().cloned().collect()
+}
+
+/// Invariant 1: after enable, every running mirror in scope is paused with exactly one backup
+/// entry and one maintenance hold from this window; nothing else changed.
+async fn invariant_1_enable_pauses_every_running_mirror_in_scope_with_one_backup_and_one_hold(
+    catalog: Backend,
+) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 4).await;
+    // m3 was paused by hand before the window.
+    w.engine.pause(&ids[3]).await.unwrap();
+    let hand = wait_paused(&w, &ids[3]).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "  upgrade the source  ", Scope::All).await.unwrap();
+    assert_eq!(win.reason, "upgrade the source");
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!((done.phase, done.step), (WindowPhase::Enabled, WindowStep::Done));
+
+    let entries = w.engine.catalog().backup_entries(&win.id).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.mirror_id.clone()).collect::<BTreeSet<_>>(),
+        ids[..3].iter().cloned().collect()
+    );
+    for id in &ids[..3] {
+        let m = mirror(&w, id).await;
+        assert_eq!(m.status, MirrorStatus::Paused, "{}", m.name);
+        assert_eq!(holds(&m), vec![Hold::Maintenance(win.id.clone())]);
+        let e = entries.iter().find(|e| &e.mirror_id == id).unwrap();
+        assert_eq!(e.status_before, MirrorStatus::Running);
+        assert_eq!(e.checkpoint_at_pause.stage, m.checkpoint.stage);
+    }
+    let after = mirror(&w, &ids[3]).await;
+    assert_eq!(
+        (after.status, holds(&after), after.checkpoint.clone()),
+        (hand.status, holds(&hand), hand.checkpoint.clone())
+    );
+    // A second run changes nothing.
+    assert!(matches!(o.run_next_step(&win.id).await.unwrap(), StepOutcome::Idle(_)));
+    assert_eq!(w.engine.catalog().backup_entries(&win.id).await.unwrap().len(), 3);
+    sup.shutdown().await;
+}
+
+/// Invariant 2: after disable exactly the paused mirrors run again, except those that also got
+/// a `user` hold; mirrors paused by hand before the window are untouched throughout.
+async fn invariant_2_disable_resumes_exactly_those_mirrors_except_user_held_ones(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 4).await;
+    w.engine.pause(&ids[3]).await.unwrap();
+    let hand = wait_paused(&w, &ids[3]).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    // Someone pauses m2 by hand during the window (pausing is never gated).
+    w.engine.pause(&ids[2]).await.unwrap();
+    o.request_disable("bob", &win.id).await.unwrap();
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Disabled);
+    assert!(done.ended_at.is_some());
+    assert_eq!(o.active_window().await.unwrap(), None);
+
+    for id in &ids[..2] {
+        let m = mirror(&w, id).await;
+        assert!(m.status.is_working(), "{} is {}", m.name, m.status);
+        assert!(m.holds.is_empty());
+    }
+    let m2 = mirror(&w, &ids[2]).await;
+    assert_eq!(holds(&m2), vec![Hold::User]);
+    assert!(!m2.status.is_working());
+    let after = mirror(&w, &ids[3]).await;
+    assert_eq!((after.status, holds(&after), after.checkpoint), (hand.status, holds(&hand), hand.checkpoint));
+
+    let outcomes: BTreeMap<String, Option<MirrorOutcome>> = w
+        .engine
+        .catalog()
+        .backup_entries(&win.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.mirror_name, e.outcome))
+        .collect();
+    let expected: BTreeMap<String, Option<MirrorOutcome>> = [
+        ("m0".to_string(), Some(MirrorOutcome::Resumed)),
+        ("m1".to_string(), Some(MirrorOutcome::Resumed)),
+        ("m2".to_string(), Some(MirrorOutcome::HeldByUser)),
+    ]
+    .into();
+    assert_eq!(outcomes, expected);
+    // The resumed mirrors really replicate again.
+    w.src_exec("INSERT INTO t0 (id, v) VALUES (4, 'after')").await;
+    w.wait_caught_up(&ids[0]).await;
+    w.assert_same_rows("t0").await;
+    sup.shutdown().await;
+}
+
+/// Invariant 3: while a window is active no mirror in scope can be created or resumed, through
+/// the engine (the path the server uses); the refusal names the window. A user resuming in a
+/// tight loop while enable runs never leaves a mirror running afterwards.
+async fn invariant_3_the_gate_refuses_creating_and_resuming_while_active(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 3).await;
+    w.engine.pause(&ids[0]).await.unwrap();
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+
+    // Racing resumes while the window runs.
+    let engine = w.engine.clone();
+    let target = ids[0].clone();
+    let racer = tokio::spawn(async move {
+        let mut refused = 0;
+        for _ in 0..200 {
+            match engine.resume(&target).await {
+                Err(EngineError::Storage(StorageError::Refused(_))) => refused += 1,
+                Err(e) => panic!("unexpected: {e}"),
+                Ok(_) => {
+                    let _ = engine.pause(&target).await;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        refused
+    });
+    o.run_to_completion(&win.id).await.unwrap();
+    assert!(racer.await.unwrap() > 0);
+    for id in &ids {
+        let m = mirror(&w, id).await;
+        assert!(!m.status.is_working(), "{} is {}", m.name, m.status);
+    }
+
+    w.src_exec("CREATE TABLE extra (id INTEGER PRIMARY KEY)").await;
+    let err = w.try_create_mirror("late", &["extra"]).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, EngineError::Storage(StorageError::Refused(_))), "{msg}");
+    assert!(msg.contains(&win.id) && msg.contains("alice") && msg.contains("upgrade"), "{msg}");
+    let err = w.engine.resume(&ids[1]).await.unwrap_err();
+    assert!(err.to_string().contains(&win.id), "{err}");
+    let m1 = mirror(&w, &ids[1]).await;
+    assert_eq!(m1.status, MirrorStatus::Paused);
+
+    o.request_disable("alice", &win.id).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    w.try_create_mirror("late", &["extra"]).await.unwrap();
+    sup.shutdown().await;
+}
+
+/// Invariant 4: two concurrent enables — one runs, the other gets a clear error; two
+/// orchestrators with separate holder ids on one catalog never both run steps.
+async fn invariant_4_one_orchestration_at_a_time_across_orchestrators(catalog: Backend) {
+    let (w, sup, _ids) = world_with_mirrors(catalog, 2).await;
+    let a = Arc::new(orchestrator(&w, "server-a"));
+    let b = Arc::new(orchestrator(&w, "server-b"));
+    let (ra, rb) = tokio::join!(
+        a.request_enable("alice", "upgrade a", Scope::All),
+        b.request_enable("bob", "upgrade b", Scope::All)
+    );
+    let (win, winner, loser, err) = match (ra, rb) {
+        (Ok(win), Err(e)) => (win, a.clone(), b.clone(), e),
+        (Err(e), Ok(win)) => (win, b.clone(), a.clone(), e),
+        other => panic!("exactly one enable must win: {other:?}"),
+    };
+    assert!(matches!(err, MaintenanceError::Busy(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&win.id) || msg.contains(winner.holder_id()), "{msg}");
+
+    // The loser cannot run the winner's steps while the winner holds the lease.
+    let e = loser.run_next_step(&win.id).await.unwrap_err();
+    assert!(matches!(e, MaintenanceError::Busy(_)), "{e}");
+    assert!(e.to_string().contains(winner.holder_id()), "{e}");
+
+    // Both drive the window at once: steps are logged exactly once each, in order.
+    let (x, y) = tokio::join!(winner.run_to_completion(&win.id), async {
+        loop {
+            match loser.run_next_step(&win.id).await {
+                Err(MaintenanceError::Busy(_)) => tokio::time::sleep(Duration::from_millis(2)).await,
+                Ok(StepOutcome::Idle(w)) => break Ok(w),
+                Ok(StepOutcome::Failed(w)) => break Ok(w),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        }
+    });
+    let x = x.unwrap();
+    let y = y.unwrap();
+    assert_eq!(x.phase, WindowPhase::Enabled);
+    assert_eq!(y.phase, WindowPhase::Enabled);
+    let steps: Vec<WindowStep> =
+        w.engine.catalog().list_steps(&win.id).await.unwrap().into_iter().map(|s| s.step).collect();
+    assert_eq!(steps, vec![WindowStep::WaitSnapshots, WindowStep::PauseMirrors, WindowStep::ConfirmPaused]);
+    sup.shutdown().await;
+}
+
+/// Runs an enable and a disable, stopping the orchestrator after `crash_after` persisted calls
+/// (`None`: never), building a new one and resuming. Returns the end state by mirror name.
+async fn cycle(
+    w: &World,
+    crash_after: Option<usize>,
+) -> (BTreeMap<String, (bool, Vec<Hold>, Option<MirrorOutcome>)>, Vec<WindowStep>) {
+    let mut o = orchestrator(w, "server-1");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    let mut calls = 0;
+    let mut crashed = false;
+    let mut disable_requested = false;
+    loop {
+        if Some(calls) == crash_after && !crashed {
+            // The process dies: the orchestrator and everything in memory are gone.
+            drop(o);
+            crashed = true;
+            o = orchestrator(w, "server-1");
+            o.resume_unfinished().await.unwrap();
+        }
+        let out = o.run_next_step(&win.id).await.unwrap();
+        match out {
+            StepOutcome::Advanced(_) | StepOutcome::Progress { .. } => calls += 1,
+            StepOutcome::Waiting { .. } => tokio::time::sleep(Duration::from_millis(2)).await,
+            StepOutcome::Failed(w) => panic!("window failed: {:?}", w.error),
+            StepOutcome::Idle(cur) if cur.phase == WindowPhase::Enabled && !disable_requested => {
+                o.request_disable("alice", &win.id).await.unwrap();
+                disable_requested = true;
+                calls += 1;
+            }
+            StepOutcome::Idle(cur) => {
+                assert_eq!(cur.phase, WindowPhase::Disabled);
+                break;
+            }
+        }
+    }
+    let entries = w.engine.catalog().backup_entries(&win.id).await.unwrap();
+    let mut state = BTreeMap::new();
+    for m in w.engine.catalog().list_mirrors().await.unwrap() {
+        let outcome = entries.iter().find(|e| e.mirror_id == m.id).and_then(|e| e.outcome);
+        state.insert(m.name.clone(), (m.status.is_working(), holds(&m), outcome));
+    }
+    let steps = w.engine.catalog().list_steps(&win.id).await.unwrap().into_iter().map(|s| s.step).collect();
+    (state, steps)
+}
+
+/// Invariant 5: stopping the orchestrator after every persisted step, then starting a new one
+/// that resumes, converges to the end state an uninterrupted run reaches; every step is logged
+/// once, and no mirror is resumed twice or left paused.
+async fn invariant_5_a_crash_after_any_step_converges_to_the_uninterrupted_end_state(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 4).await;
+    w.engine.pause(&ids[3]).await.unwrap();
+    wait_paused(&w, &ids[3]).await;
+    let (expected, expected_steps) = cycle(&w, None).await;
+    assert_eq!(expected.values().filter(|(running, _, _)| *running).count(), 3);
+    // enable: wait, pause ×2 batches, confirm; disable request; health, release ×2, confirm.
+    let total = 9;
+    for k in 0..=total {
+        for id in &ids[..3] {
+            w.wait_caught_up(id).await;
+        }
+        let (state, steps) = cycle(&w, Some(k)).await;
+        assert_eq!(state, expected, "crash after {k} steps");
+        assert_eq!(steps, expected_steps, "crash after {k} steps");
+    }
+    sup.shutdown().await;
+}
+
+/// Invariant 5, mid-step: the worker task is killed after its `k`-th per-mirror action (between
+/// the mirrors of one batch, before the step is persisted); a new orchestrator resumes and the
+/// end state equals the uninterrupted one — each mirror held and released exactly once.
+async fn invariant_5_a_task_killed_inside_a_step_converges_too(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 3).await;
+    for k in 1..=5 {
+        for id in &ids {
+            w.wait_caught_up(id).await;
+        }
+        let o = Arc::new(Orchestrator::new(
+            w.engine.clone(),
+            "server-1",
+            OrchestratorConfig { batch_size: 10, ..config() },
+        ));
+        let mut events = w.engine.events().subscribe();
+        let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+        let o2 = o.clone();
+        let id = win.id.clone();
+        let task = tokio::spawn(async move {
+            o2.run_to_completion(&id).await.unwrap();
+            o2.request_disable("alice", &id).await.unwrap();
+            o2.run_to_completion(&id).await.unwrap();
+        });
+        let mut seen = 0;
+        while seen < k {
+            if let Ok(Event::WindowMirror { .. }) = events.recv().await {
+                seen += 1;
+            }
+        }
+        task.abort();
+        let _ = task.await;
+        drop(o);
+        let o = orchestrator(&w, "server-1");
+        let mut end =
+            o.resume_unfinished().await.unwrap().unwrap_or(o.window_detail(&win.id).await.unwrap().window);
+        if end.phase == WindowPhase::Enabled {
+            o.request_disable("alice", &win.id).await.unwrap();
+            end = o.run_to_completion(&win.id).await.unwrap();
+        }
+        assert_eq!(end.phase, WindowPhase::Disabled, "killed after {k} mirror actions");
+        let entries = w.engine.catalog().backup_entries(&win.id).await.unwrap();
+        assert_eq!(entries.len(), 3, "killed after {k}");
+        assert!(
+            entries.iter().all(|e| e.outcome == Some(MirrorOutcome::Resumed)),
+            "killed after {k}: {entries:?}"
+        );
+        for id in &ids {
+            let m = mirror(&w, id).await;
+            assert!(m.status.is_working() && m.holds.is_empty(), "killed after {k}: {m:?}");
+        }
+        let steps: Vec<WindowStep> =
+            w.engine.catalog().list_steps(&win.id).await.unwrap().into_iter().map(|s| s.step).collect();
+        let unique: BTreeSet<String> = steps.iter().map(|s| s.to_string()).collect();
+        assert_eq!(unique.len(), steps.len(), "each step logged once: {steps:?}");
+    }
+    sup.shutdown().await;
+}
+
+/// Invariant 6: with a writer on the source, enable → disable → catch-up: the destination equals
+/// the source.
+async fn invariant_6_no_row_is_lost_or_duplicated_across_enable_and_disable(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    w.seed_items(200).await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let id = w.create_mirror("m", &["items"]).await;
+    w.wait_caught_up(&id).await;
+    let writer = Writer::start(&w.src_db, PeerKind::Sqlite);
+    writer.wait_ops(30).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    let paused = mirror(&w, &id).await;
+    writer.wait_ops(30).await;
+    assert_eq!(mirror(&w, &id).await.checkpoint, paused.checkpoint, "nothing moves while paused");
+    o.request_disable("alice", &win.id).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    writer.wait_ops(30).await;
+    writer.stop().await;
+    w.wait_caught_up(&id).await;
+    w.assert_same_rows("items").await;
+    sup.shutdown().await;
+}
+
+/// Invariant 7: every request — accepted, refused and failed — is in the history with actor,
+/// reason, time and outcome, and each window with its steps and per-mirror results.
+async fn invariant_7_every_request_is_in_the_history_including_refused_and_failed(catalog: Backend) {
+    let (w, sup, _ids) = world_with_mirrors(catalog, 2).await;
+    let o = orchestrator(&w, "o1");
+    let err = o.request_enable("carol", "   ", Scope::All).await.unwrap_err();
+    assert_eq!(err.to_string(), "a reason is required");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    let busy = o.request_enable("bob", "me too", Scope::All).await.unwrap_err();
+    assert!(busy.to_string().contains(&win.id));
+    let early = o.request_disable("dave", &win.id).await.unwrap_err();
+    assert!(matches!(early, MaintenanceError::Refused(_)), "{early}");
+    o.run_to_completion(&win.id).await.unwrap();
+    o.request_disable("alice", &win.id).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+
+    // A failed window: its pause cannot be confirmed (no worker) before a zero deadline.
+    sup.shutdown().await;
+    let strict = Orchestrator::new(
+        w.engine.clone(),
+        "o1",
+        OrchestratorConfig { pause_deadline: Duration::ZERO, ..config() },
+    );
+    let w2 = strict.request_enable("erin", "second", Scope::All).await.unwrap();
+    let failed = strict.run_to_completion(&w2.id).await.unwrap();
+    assert_eq!(failed.phase, WindowPhase::Failed);
+    let error = failed.error.clone().unwrap();
+    assert!(error.contains("m0") && error.contains("m1"), "{error}");
+    strict.abort("root", &w2.id).await.unwrap();
+
+    let reqs = o.requests(&RequestFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let summary: Vec<(RequestKind, &str, &str, RequestOutcome)> =
+        reqs.iter().rev().map(|r| (r.kind, r.actor.as_str(), r.reason.as_str(), r.outcome)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (RequestKind::Enable, "carol", "", RequestOutcome::Refused),
+            (RequestKind::Enable, "alice", "upgrade", RequestOutcome::Accepted),
+            (RequestKind::Enable, "bob", "me too", RequestOutcome::Refused),
+            (RequestKind::Disable, "dave", "upgrade", RequestOutcome::Refused),
+            (RequestKind::Disable, "alice", "upgrade", RequestOutcome::Accepted),
+            (RequestKind::Enable, "erin", "second", RequestOutcome::Accepted),
+            (RequestKind::Abort, "root", "abort", RequestOutcome::Accepted),
+        ]
+    );
+    assert!(reqs.iter().filter(|r| r.outcome == RequestOutcome::Refused).all(|r| r.error.is_some()));
+
+    let windows = o.windows(&WindowFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        windows.iter().map(|w| w.phase).collect::<Vec<_>>(),
+        vec![WindowPhase::Aborted, WindowPhase::Disabled]
+    );
+    assert_eq!(windows[0].error.as_deref(), Some(error.as_str()));
+    let detail = o.window_detail(&win.id).await.unwrap();
+    assert_eq!(detail.mirrors.len(), 2);
+    assert!(detail
+        .mirrors
+        .iter()
+        .all(|e| e.outcome == Some(MirrorOutcome::Resumed) && e.released_at.is_some()));
+    assert_eq!(detail.steps.len(), 7);
+    assert_eq!(detail.requests.len(), 3);
+    let aborted = o.window_detail(&w2.id).await.unwrap();
+    assert!(aborted.steps.iter().any(|s| s.detail.starts_with("failed:")));
+    assert!(aborted.steps.iter().any(|s| s.detail == "aborted by root"));
+    // Aborting released every hold: nothing is left paused by the window.
+    for m in w.engine.catalog().list_mirrors().await.unwrap() {
+        assert!(m.holds.is_empty(), "{}", m.name);
+    }
+}
+
+/// A dry run lists what would pause, what is snapshotting and what is already held, and
+/// changes nothing.
+async fn a_dry_run_shows_the_plan_and_changes_nothing(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 3).await;
+    w.engine.pause(&ids[2]).await.unwrap();
+    wait_paused(&w, &ids[2]).await;
+    sup.shutdown().await;
+    w.src_exec("CREATE TABLE fresh (id INTEGER PRIMARY KEY)").await;
+    let fresh = w.create_mirror("fresh", &["fresh"]).await;
+    let before = w.engine.catalog().list_mirrors().await.unwrap();
+    let o = orchestrator(&w, "o1");
+    let plan = o.dry_run(Scope::All).await.unwrap();
+    let names = |l: &[quiesce_core::domain::PlanMirror]| l.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&plan.would_pause), vec!["m0", "m1"]);
+    assert_eq!(names(&plan.snapshotting), vec!["fresh"]);
+    assert_eq!(names(&plan.already_held), vec!["m2"]);
+    assert_eq!(plan.blocked_by, None);
+    let peer_only = o.dry_run(Scope::Mirrors(vec![ids[0].clone(), fresh])).await.unwrap();
+    assert_eq!(names(&peer_only.would_pause), vec!["m0"]);
+    assert_eq!(w.engine.catalog().list_mirrors().await.unwrap(), before);
+    assert!(o.windows(&WindowFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+}
+
+/// The snapshot wait lists stragglers, can be skipped per mirror, and a missed deadline fails the
+/// window visibly; retry continues from the persisted step.
+async fn a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried(catalog: Backend) {
+    let (w, sup, _ids) = world_with_mirrors(catalog, 1).await;
+    sup.shutdown().await;
+    w.src_exec("CREATE TABLE slow (id INTEGER PRIMARY KEY)").await;
+    let slow = w.create_mirror("slow", &["slow"]).await;
+    let mut events = w.engine.events().subscribe();
+    let o = Orchestrator::new(
+        w.engine.clone(),
+        "o1",
+        OrchestratorConfig { pause_deadline: Duration::ZERO, ..config() },
+    );
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    match o.run_next_step(&win.id).await.unwrap() {
+        StepOutcome::Waiting { stragglers, .. } => {
+            assert_eq!(stragglers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["slow"]);
+            assert_eq!(stragglers[0].status, MirrorStatus::Setup);
+        }
+        other => panic!("expected a wait: {other:?}"),
+    }
+    o.skip_wait("alice", &win.id, &slow).await.unwrap();
+    // No worker runs: the pause cannot be confirmed before the (zero) deadline.
+    let failed = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!((failed.phase, failed.step), (WindowPhase::Failed, WindowStep::ConfirmPaused));
+    assert!(failed.error.as_deref().unwrap_or("").contains("slow"));
+    // The operator starts the workers and retries with a sane deadline.
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let o = orchestrator(&w, "o1");
+    let retried = o.retry("alice", &win.id).await.unwrap();
+    assert_eq!((retried.phase, retried.step), (WindowPhase::Enabling, WindowStep::ConfirmPaused));
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Enabled);
+    assert_eq!(mirror(&w, &slow).await.status, MirrorStatus::Paused);
+    let mut kinds = vec![];
+    while let Ok(e) = events.try_recv() {
+        if let Event::WindowChanged { phase, .. } = e {
+            kinds.push(phase);
+        }
+    }
+    assert!(kinds.contains(&WindowPhase::Failed) && kinds.contains(&WindowPhase::Enabled), "{kinds:?}");
+    sup.shutdown().await;
+}
+
+/// Disable health-checks each mirror: one whose source table vanished during the window is not
+/// resumed; it stays paused under a `user` hold with the reason recorded, the others resume.
+async fn a_mirror_failing_its_health_check_stays_paused_for_an_operator(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "drop a table", Scope::All).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    w.src_exec("DROP TABLE t1").await;
+    o.request_disable("alice", &win.id).await.unwrap();
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Disabled);
+    assert!(mirror(&w, &ids[0]).await.status.is_working());
+    let sick = mirror(&w, &ids[1]).await;
+    assert_eq!((sick.status, holds(&sick)), (MirrorStatus::Paused, vec![Hold::User]));
+    let detail = o.window_detail(&win.id).await.unwrap();
+    let entry = detail.mirrors.iter().find(|e| e.mirror_id == ids[1]).unwrap();
+    assert_eq!(entry.outcome, Some(MirrorOutcome::FailedHealthCheck));
+    assert!(entry.outcome_detail.as_deref().unwrap_or("").contains("t1"), "{entry:?}");
+    assert!(detail.steps.iter().any(|s| s.step == WindowStep::HealthCheck && s.detail.contains("m1")));
+    sup.shutdown().await;
+}
+
+/// A window over chosen peers pauses only the mirrors touching them.
+async fn a_peer_scope_pauses_only_mirrors_of_those_peers(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
+    let third = TestDbPeer::new().await;
+    third.create_table().await;
+    let p3 = w.engine.create_peer("third", &third.db.url).await.unwrap().id;
+    let src = w.engine.list_peers().await.unwrap().into_iter().find(|p| p.name == "src").unwrap().id;
+    let other = w
+        .engine
+        .create_mirror(&quiesce_core::engine::MirrorRequest {
+            name: "other".into(),
+            source_peer_id: p3.clone(),
+            dest_peer_id: src,
+            tables: vec!["side".into()],
+        })
+        .await
+        .unwrap()
+        .id;
+    w.wait_caught_up(&other).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "fix third", Scope::Peers(vec![p3])).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(mirror(&w, &other).await.status, MirrorStatus::Paused);
+    for id in &ids {
+        assert!(mirror(&w, id).await.status.is_working());
+    }
+    // Mirrors outside the scope can still be paused and resumed by hand.
+    w.engine.pause(&ids[0]).await.unwrap();
+    w.engine.resume(&ids[0]).await.unwrap();
+    o.request_disable("alice", &win.id).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    assert!(mirror(&w, &other).await.status.is_working());
+    sup.shutdown().await;
+}
+
+/// A third SQLite peer with a `side` table.
+struct TestDbPeer {
+    db: quiesce_core::testing::TestDb,
+}
+
+impl TestDbPeer {
+    async fn new() -> Self {
+        TestDbPeer { db: quiesce_core::testing::TestDb::peer(PeerKind::Sqlite).await }
+    }
+
+    async fn create_table(&self) {
+        let p = quiesce_core::engine::Peer::connect(&self.db.url).await.unwrap();
+        exec(&p, "CREATE TABLE side (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO side VALUES (1, 'x')")
+            .await;
+        p.close().await;
+    }
+}
+
+/// Checks the invariants that must hold between actions.
+async fn check_invariants(w: &World, o: &Orchestrator) {
+    let mirrors = w.engine.catalog().list_mirrors().await.unwrap();
+    match o.active_window().await.unwrap() {
+        Some(win) if win.phase == WindowPhase::Enabled => {
+            let entries = w.engine.catalog().backup_entries(&win.id).await.unwrap();
+            for m in mirrors.iter().filter(|m| win.scope.covers(m)) {
+                assert!(!m.status.is_working(), "{} runs during maintenance", m.name);
+                let mine = Hold::Maintenance(win.id.clone());
+                let backed = entries.iter().filter(|e| e.mirror_id == m.id).count();
+                assert_eq!(m.holds.contains(&mine), backed == 1, "{}: hold and backup go together", m.name);
+            }
+        }
+        Some(win) => panic!("a window was left {}", win.phase),
+        None => {
+            for m in &mirrors {
+                assert!(
+                    !m.holds.iter().any(|h| matches!(h, Hold::Maintenance(_))),
+                    "{} keeps a maintenance hold",
+                    m.name
+                );
+                if m.holds.is_empty() {
+                    assert!(
+                        m.status.is_working() || m.status == MirrorStatus::Failed,
+                        "{} is {}",
+                        m.name,
+                        m.status
+                    );
+                } else {
+                    assert!(!m.status.is_working(), "{} runs with holds", m.name);
+                }
+            }
+        }
+    }
+}
+
+/// A seeded random interleaving of user pauses and resumes, mirror creation, enable and disable,
+/// checking the invariants after every action.
+async fn a_random_interleaving_keeps_every_invariant(catalog: Backend) {
+    let (w, sup, _ids) = world_with_mirrors(catalog, 3).await;
+    for i in 0..4 {
+        w.src_exec(&format!("CREATE TABLE n{i} (id INTEGER PRIMARY KEY, v TEXT)")).await;
+    }
+    let o = orchestrator(&w, "o1");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut created = 0;
+    for step in 0..30 {
+        let mirrors = w.engine.catalog().list_mirrors().await.unwrap();
+        let pick = &mirrors[(next() as usize) % mirrors.len()];
+        let active = o.active_window().await.unwrap();
+        match next() % 5 {
+            0 => {
+                w.engine.pause(&pick.id).await.unwrap();
+            }
+            1 => match w.engine.resume(&pick.id).await {
+                Ok(_) => assert!(active.is_none(), "resume allowed during maintenance"),
+                Err(e) => {
+                    assert!(active.is_some(), "resume refused without maintenance: {e}");
+                    assert!(e.to_string().contains("maintenance"), "{e}");
+                }
+            },
+            2 if created < 4 => {
+                match w.try_create_mirror(&format!("n{created}"), &[&format!("n{created}")]).await {
+                    Ok(_) => {
+                        assert!(active.is_none());
+                        created += 1;
+                    }
+                    Err(e) => assert!(active.is_some(), "{e}"),
+                }
+            }
+            3 if active.is_none() => {
+                let win = o.request_enable("alice", &format!("step {step}"), Scope::All).await.unwrap();
+                let done = o.run_to_completion(&win.id).await.unwrap();
+                assert_eq!(done.phase, WindowPhase::Enabled);
+            }
+            _ => {
+                if let Some(win) = active {
+                    o.request_disable("alice", &win.id).await.unwrap();
+                    let done = o.run_to_completion(&win.id).await.unwrap();
+                    assert_eq!(done.phase, WindowPhase::Disabled);
+                }
+            }
+        }
+        // Let pauses settle so the check sees confirmed states.
+        for m in w.engine.catalog().list_mirrors().await.unwrap() {
+            if m.status == MirrorStatus::Pausing {
+                wait_for(&w, &m.id, "paused", |m| m.status != MirrorStatus::Pausing).await;
+            }
+        }
+        check_invariants(&w, &o).await;
+    }
+    sup.shutdown().await;
+}
+
+/// Runs a case on both catalog backends.
+macro_rules! both_catalogs {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_catalog {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(quiesce_core::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres_catalog {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(quiesce_core::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+both_catalogs! {
+    invariant_1_enable_pauses_every_running_mirror_in_scope_with_one_backup_and_one_hold,
+    invariant_2_disable_resumes_exactly_those_mirrors_except_user_held_ones,
+    invariant_3_the_gate_refuses_creating_and_resuming_while_active,
+    invariant_4_one_orchestration_at_a_time_across_orchestrators,
+    invariant_5_a_crash_after_any_step_converges_to_the_uninterrupted_end_state,
+    invariant_5_a_task_killed_inside_a_step_converges_too,
+    invariant_6_no_row_is_lost_or_duplicated_across_enable_and_disable,
+    invariant_7_every_request_is_in_the_history_including_refused_and_failed,
+    a_dry_run_shows_the_plan_and_changes_nothing,
+    a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried,
+    a_peer_scope_pauses_only_mirrors_of_those_peers,
+    a_mirror_failing_its_health_check_stays_paused_for_an_operator,
+    a_random_interleaving_keeps_every_invariant,
+}
