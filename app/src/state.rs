@@ -1,9 +1,11 @@
 //! The server-side state every page and server function reads from context.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use quiesce_core::accounts::Accounts;
 use quiesce_core::engine::Engine;
+use quiesce_core::maintenance::Orchestrator;
 use quiesce_core::storage::Catalog;
 
 use crate::ApiError;
@@ -14,12 +16,66 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// The mirror engine: peers, mirrors, pause and resume.
     pub engine: Engine,
+    /// Maintenance windows and the background runs that carry them out.
+    pub maintenance: MaintenanceRunner,
     /// The version of this server build.
     pub version: &'static str,
     /// A session ends this long after sign-in, whatever its activity.
     pub session_lifetime: chrono::Duration,
     /// The one-time set-up token, while no user exists (see `api::auth::setup`).
     pub setup_token: Arc<Mutex<Option<String>>>,
+}
+
+/// Carries maintenance windows out in the background of this process: one task per window,
+/// started by an accepted request (or at start-up for a window under way) and running the
+/// orchestrator's steps until the window needs a person again (enabled, failed) or ends.
+/// The orchestrator's lease keeps two processes from running steps at once.
+#[derive(Clone)]
+pub struct MaintenanceRunner {
+    pub orchestrator: Arc<Orchestrator>,
+    /// Windows with a running task, and whether another run was asked for meanwhile.
+    running: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+impl MaintenanceRunner {
+    pub fn new(orchestrator: Arc<Orchestrator>) -> Self {
+        Self { orchestrator, running: Arc::default() }
+    }
+
+    /// Makes sure the window's steps run. A request that arrives while a run is finishing gets one
+    /// more run, so a disable right after an enable completes is never lost.
+    pub fn kick(&self, window_id: &str) {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(again) = running.get_mut(window_id) {
+                *again = true;
+                return;
+            }
+            running.insert(window_id.to_string(), false);
+        }
+        let (orchestrator, running, id) =
+            (self.orchestrator.clone(), self.running.clone(), window_id.to_string());
+        tokio::spawn(async move {
+            loop {
+                match orchestrator.run_to_completion(&id).await {
+                    Ok(w) => {
+                        tracing::info!(window.id = %id, window.phase = %w.phase, "maintenance run finished")
+                    }
+                    Err(e) => {
+                        tracing::error!(window.id = %id, error = %e, "maintenance run stopped with an error")
+                    }
+                }
+                let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+                match running.get_mut(&id) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        running.remove(&id);
+                        break;
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// The state, or an internal error if the server was wired without it.

@@ -46,12 +46,7 @@ pub enum Event {
         at: DateTime<Utc>,
     },
     /// A window step finished (persisted) with what it did.
-    WindowStepFinished {
-        window_id: String,
-        step: WindowStep,
-        detail: String,
-        at: DateTime<Utc>,
-    },
+    WindowStepFinished { window_id: String, step: WindowStep, detail: String, at: DateTime<Utc> },
     /// The orchestrator did something to one mirror of a window: `paused` (hold and backup
     /// written), `released` (hold removed, with its outcome) or an outcome recorded later.
     WindowMirror {

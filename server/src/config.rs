@@ -95,6 +95,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub demo: bool,
     pub supervisor: quiesce_core::engine::SupervisorConfig,
+    pub orchestrator: quiesce_core::maintenance::OrchestratorConfig,
 }
 
 impl Config {
@@ -111,6 +112,7 @@ impl Config {
             data_dir: std::env::temp_dir(),
             demo: false,
             supervisor: Default::default(),
+            orchestrator: Default::default(),
         }
     }
 }
@@ -128,6 +130,7 @@ impl Cli {
             data_dir: self.data_dir.clone(),
             demo: self.demo,
             supervisor: Default::default(),
+            orchestrator: Default::default(),
         }
     }
 }

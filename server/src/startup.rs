@@ -9,7 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use app::state::AppState;
+use app::state::{AppState, MaintenanceRunner};
 use app::{shell, App};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,8 +23,10 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use quiesce_core::accounts::Accounts;
 use quiesce_core::demo::{self, DemoWriter};
+use quiesce_core::domain::WindowPhase;
 use quiesce_core::engine::{Engine, Supervisor};
 use quiesce_core::events::EventBus;
+use quiesce_core::maintenance::Orchestrator;
 use quiesce_core::storage::{self, Catalog, StorageError};
 use tokio::net::TcpListener;
 
@@ -124,11 +126,23 @@ impl Application {
             None
         };
         let supervisor = Supervisor::start(engine.clone(), config.supervisor.clone());
+        // One orchestrator per process; the same address after a restart takes its lease back.
+        let holder = format!("server@{local_addr}");
+        let orchestrator = Arc::new(Orchestrator::new(engine.clone(), holder, config.orchestrator.clone()));
+        let maintenance = MaintenanceRunner::new(orchestrator.clone());
+        // A window that was enabling or disabling when the last process stopped goes on.
+        if let Some(w) = catalog.active_window().await? {
+            if matches!(w.phase, WindowPhase::Enabling | WindowPhase::Disabling) {
+                tracing::info!(window.id = %w.id, window.phase = %w.phase, "continuing a maintenance window");
+                maintenance.kick(&w.id);
+            }
+        }
 
         let state = AppState {
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
             engine,
+            maintenance,
             version: crate::VERSION,
             session_lifetime: chrono::Duration::from_std(config.session_lifetime)
                 .unwrap_or(chrono::Duration::hours(12)),

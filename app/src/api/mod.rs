@@ -3,6 +3,7 @@
 //! `quiesce-core`, and maps errors; `state::respond` gives each error its HTTP status.
 
 pub mod auth;
+pub mod maintenance;
 pub mod mirrors;
 pub mod peers;
 pub mod status;

@@ -1,0 +1,34 @@
+//! `POST /api/maintenance/enable`: opens a window (reason required) and starts pausing every
+//! running mirror in scope. A second enable while a window is active is refused, naming it.
+
+use leptos::prelude::*;
+use quiesce_core::domain::Window;
+
+use crate::ApiError;
+
+#[server(prefix = "/api", endpoint = "maintenance/enable")]
+pub async fn enable_maintenance(
+    reason: String,
+    scope: String,
+    ids: Option<String>,
+) -> Result<Window, ApiError> {
+    use crate::api::maintenance::{maintenance_error, parse_scope};
+    use crate::auth::require;
+    use crate::state::respond;
+    use quiesce_core::auth::Action;
+    use tracing::Instrument;
+
+    async move {
+        let (state, user) = require(Action::OperateMaintenance).await?;
+        let scope = parse_scope(&scope, ids.as_deref())?;
+        let m = &state.maintenance;
+        let window =
+            m.orchestrator.request_enable(&user.username, &reason, scope).await.map_err(maintenance_error)?;
+        tracing::info!(window.id = %window.id, user.name = %user.username, "maintenance enable requested");
+        m.kick(&window.id);
+        Ok(window)
+    }
+    .instrument(tracing::info_span!("api.maintenance.enable"))
+    .await
+    .map_err(respond)
+}

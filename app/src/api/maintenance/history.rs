@@ -1,0 +1,36 @@
+//! `GET /api/maintenance/windows`: maintenance windows, newest first, 20 a page, optionally
+//! filtered by who asked and by phase.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use quiesce_core::domain::Window;
+
+use crate::ApiError;
+
+#[server(prefix = "/api", endpoint = "maintenance/windows", input = GetUrl)]
+pub async fn list_windows(
+    actor: Option<String>,
+    phase: Option<String>,
+    page: Option<i64>,
+) -> Result<Vec<Window>, ApiError> {
+    use crate::api::maintenance::maintenance_error;
+    use crate::auth::require;
+    use crate::state::respond;
+    use quiesce_core::auth::Action;
+    use quiesce_core::storage::WindowFilter;
+    use tracing::Instrument;
+
+    async move {
+        let (state, _) = require(Action::View).await?;
+        let phase = match phase.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => Some(p.parse().map_err(ApiError::BadRequest)?),
+            None => None,
+        };
+        let actor = actor.map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
+        let filter = WindowFilter { actor, phase, limit: 20, offset: page.unwrap_or(0).max(0) * 20 };
+        state.maintenance.orchestrator.windows(&filter).await.map_err(maintenance_error)
+    }
+    .instrument(tracing::info_span!("api.maintenance.windows"))
+    .await
+    .map_err(respond)
+}

@@ -1,0 +1,26 @@
+//! `GET /api/maintenance/plan`: the dry run — what an enable with this scope would pause, what is
+//! snapshotting and since when, what is already held or failed. Changes nothing.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use quiesce_core::domain::Plan;
+
+use crate::ApiError;
+
+#[server(prefix = "/api", endpoint = "maintenance/plan", input = GetUrl)]
+pub async fn dry_run(scope: String, ids: Option<String>) -> Result<Plan, ApiError> {
+    use crate::api::maintenance::{maintenance_error, parse_scope};
+    use crate::auth::require;
+    use crate::state::respond;
+    use quiesce_core::auth::Action;
+    use tracing::Instrument;
+
+    async move {
+        let (state, _) = require(Action::View).await?;
+        let scope = parse_scope(&scope, ids.as_deref())?;
+        state.maintenance.orchestrator.dry_run(scope).await.map_err(maintenance_error)
+    }
+    .instrument(tracing::info_span!("api.maintenance.plan"))
+    .await
+    .map_err(respond)
+}
