@@ -6,8 +6,10 @@ export default defineConfig({
   testDir: './tests',
   timeout: 30_000,
   expect: { timeout: 10_000 },
-  fullyParallel: true,
-  workers: 2,
+  // One server per backend is shared by every test, and maintenance is global to it (a window
+  // pauses every mirror): tests run one at a time so one cannot change what another asserts.
+  fullyParallel: false,
+  workers: 1,
   retries: 0,
   forbidOnly: true,
   reporter: [['list']],

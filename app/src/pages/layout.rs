@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use quiesce_core::auth::{Action, User};
 
 use crate::api::auth::{me, Logout};
+use crate::api::maintenance::maintenance_status;
 use crate::ApiError;
 
 /// The signed-in user, as loaded by the layout.
@@ -29,6 +30,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     let current = CurrentUser(user);
     provide_context(current);
     let logout = ServerAction::<Logout>::new();
+    let window = Resource::new(|| (), |_| maintenance_status());
 
     view! {
         <header class="topbar">
@@ -62,6 +64,29 @@ pub fn Layout(children: Children) -> impl IntoView {
                 </Transition>
             </div>
         </header>
+        <Transition fallback=|| ()>
+            {move || {
+                window
+                    .get()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .map(|d| {
+                        let w = d.window;
+                        view! {
+                            <div class="banner" role="status" id="maintenance-banner">
+                                <strong>{format!("Maintenance {}", w.phase)}</strong>
+                                {format!(
+                                    ": \u{201c}{}\u{201d} — {} since {} ",
+                                    w.reason,
+                                    w.requested_by,
+                                    w.created_at.format("%Y-%m-%d %H:%M UTC"),
+                                )}
+                                <a href="/">"Open the maintenance page"</a>
+                            </div>
+                        }
+                    })
+            }}
+        </Transition>
         <main id="main">{children()}</main>
     }
 }
