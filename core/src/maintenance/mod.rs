@@ -607,6 +607,15 @@ impl Orchestrator {
         }
     }
 
+    /// Publishes the holds just written and wakes the mirrors' workers.
+    fn wake(&self, window_id: &str, changes: Vec<crate::storage::StatusChange>) {
+        for change in changes {
+            let id = change.mirror.id.clone();
+            self.engine.after_change(change);
+            self.publish_mirror(window_id, &id, "paused", None);
+        }
+    }
+
     /// Every live mirror by id (dropped ones are absent), in one catalog read.
     async fn mirrors_by_id(&self) -> Result<std::collections::HashMap<String, crate::domain::Mirror>> {
         Ok(self.catalog().list_mirrors().await?.into_iter().map(|m| (m.id.clone(), m)).collect())
@@ -652,22 +661,26 @@ impl Orchestrator {
         let todo: Vec<crate::domain::Mirror> =
             self.in_scope(w).await?.into_iter().filter(|m| m.status.is_working()).collect();
         let batch = self.config.batch_size.max(1);
+        // Workers are woken after the whole batch is held: waking each one at once would make
+        // them compete with the remaining holds for the catalog's write lock.
+        let mut changes = Vec::with_capacity(batch.min(todo.len()));
         for m in todo.iter().take(batch) {
             let span = tracing::info_span!("hold", window.id = %w.id, mirror.id = %m.id);
             let held =
                 self.catalog().hold_for_maintenance(token, &w.id, &m.id, Utc::now()).instrument(span).await;
             match held {
-                Ok(held) => {
-                    self.engine.after_change(held.change);
-                    self.publish_mirror(&w.id, &m.id, "paused", None);
-                }
+                Ok(held) => changes.push(held.change),
                 // Dropped meanwhile: nothing to pause.
                 Err(StorageError::Transition(e)) => {
                     tracing::info!(window.id = %w.id, mirror.id = %m.id, error = %e, "mirror skipped")
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    self.wake(&w.id, changes);
+                    return Err(e.into());
+                }
             }
         }
+        self.wake(&w.id, changes);
         if todo.len() > batch {
             let window = self.window_or_not_found(&w.id).await?;
             return Ok(StepOutcome::Progress { window, done: batch, left: todo.len() - batch });

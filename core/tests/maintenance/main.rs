@@ -335,7 +335,7 @@ async fn invariant_5_a_task_killed_inside_a_step_converges_too(catalog: Backend)
         let o = Arc::new(Orchestrator::new(
             w.engine.clone(),
             "server-1",
-            OrchestratorConfig { batch_size: 10, ..config() },
+            OrchestratorConfig { batch_size: 1, ..config() },
         ));
         let mut events = w.engine.events().subscribe();
         let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
