@@ -40,6 +40,9 @@ use crate::storage::{
     Catalog, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
 };
 
+/// How many mirrors' backup entries and holds one catalog transaction writes.
+const HOLDS_PER_TRANSACTION: usize = 100;
+
 /// Deadlines, pacing and batch sizes.
 #[derive(Debug, Clone)]
 pub struct OrchestratorConfig {
@@ -664,16 +667,17 @@ impl Orchestrator {
         // Workers are woken after the whole batch is held: waking each one at once would make
         // them compete with the remaining holds for the catalog's write lock.
         let mut changes = Vec::with_capacity(batch.min(todo.len()));
-        for m in todo.iter().take(batch) {
-            let span = tracing::info_span!("hold", window.id = %w.id, mirror.id = %m.id);
-            let held =
-                self.catalog().hold_for_maintenance(token, &w.id, &m.id, Utc::now()).instrument(span).await;
+        let ids: Vec<String> = todo.iter().take(batch).map(|m| m.id.clone()).collect();
+        // Up to HOLDS_PER_TRANSACTION mirrors per transaction: fewer commits, short write locks.
+        for chunk in ids.chunks(HOLDS_PER_TRANSACTION) {
+            let span = tracing::info_span!("hold", window.id = %w.id, mirrors = chunk.len());
+            let held = self
+                .catalog()
+                .hold_many_for_maintenance(token, &w.id, chunk, Utc::now())
+                .instrument(span)
+                .await;
             match held {
-                Ok(held) => changes.push(held.change),
-                // Dropped meanwhile: nothing to pause.
-                Err(StorageError::Transition(e)) => {
-                    tracing::info!(window.id = %w.id, mirror.id = %m.id, error = %e, "mirror skipped")
-                }
+                Ok(held) => changes.extend(held.into_iter().map(|h| h.change)),
                 Err(e) => {
                     self.wake(&w.id, changes);
                     return Err(e.into());

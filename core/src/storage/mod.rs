@@ -414,6 +414,17 @@ pub trait MaintenanceStore {
         now: DateTime<Utc>,
     ) -> Result<HeldForMaintenance>;
 
+    /// [`Self::hold_for_maintenance`] for several mirrors in one transaction (each mirror's entry
+    /// and hold still go together; fewer commits when thousands of mirrors pause). Mirrors that
+    /// cannot be paused (dropped meanwhile) are skipped.
+    async fn hold_many_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HeldForMaintenance>>;
+
     /// The window's backup entries, by mirror name.
     async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>>;
 

@@ -61,6 +61,7 @@ contract! {
     maintenance::the_gate_refuses_creating_and_resuming_covered_mirrors_naming_the_window,
     maintenance::a_window_over_chosen_mirrors_still_allows_creating_mirrors,
     maintenance::holding_for_maintenance_writes_backup_and_hold_together_and_is_idempotent,
+    maintenance::holding_many_in_one_transaction_skips_dropped_mirrors_and_is_idempotent,
     maintenance::releasing_passes_the_gate_only_while_disabling_and_records_the_outcome,
     maintenance::two_holders_racing_for_the_lease_get_it_once,
     maintenance::an_expired_lease_is_taken_over_with_a_new_token,

@@ -214,6 +214,29 @@ pub async fn holding_for_maintenance_writes_backup_and_hold_together_and_is_idem
     assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 1);
 }
 
+pub async fn holding_many_in_one_transaction_skips_dropped_mirrors_and_is_idempotent(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m1 = running(&*c, "m1", &a, &b).await;
+    let m2 = running(&*c, "m2", &a, &b).await;
+    let gone = running(&*c, "gone", &a, &b).await;
+    c.drop_mirror(&gone, Utc::now()).await.unwrap();
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    let ids = vec![m1.clone(), gone.clone(), m2.clone()];
+    let held = c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    assert_eq!(
+        held.iter().map(|h| h.entry.mirror_id.clone()).collect::<Vec<_>>(),
+        vec![m1.clone(), m2.clone()]
+    );
+    assert!(held.iter().all(|h| h.created && h.change.mirror.status == MirrorStatus::Pausing));
+    let again = c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    assert!(again.iter().all(|h| !h.created));
+    assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 2);
+    let dropped = c.mirror(&gone).await.unwrap().unwrap();
+    assert!(dropped.holds.is_empty());
+}
+
 pub async fn releasing_passes_the_gate_only_while_disabling_and_records_the_outcome(db: &TestDb) {
     let c = db.catalog().await;
     let (a, b, _) = peers(&*c).await;

@@ -79,6 +79,47 @@ async fn fence(conn: &mut SqliteConnection, token: i64) -> Result<()> {
     Ok(())
 }
 
+/// Writes one mirror's backup entry and maintenance hold inside the caller's transaction (the
+/// mirror locked on Postgres); a no-op returning the existing entry if it was already held.
+async fn hold_tx(
+    conn: &mut SqliteConnection,
+    window_id: &str,
+    mirror_id: &str,
+    now: DateTime<Utc>,
+) -> Result<HeldForMaintenance> {
+    if let Some(entry) = backup_in(&mut *conn, window_id, mirror_id).await? {
+        let mirror = load_existing(&mut *conn, mirror_id).await?;
+        let from = mirror.status;
+        return Ok(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false });
+    }
+    let before = load_existing(&mut *conn, mirror_id).await?;
+    let change = add_hold_tx(&mut *conn, mirror_id, &Hold::Maintenance(window_id.to_string()), now).await?;
+    let config = MirrorConfig {
+        tables: before.tables.clone(),
+        source_peer_id: before.source_peer_id.clone(),
+        dest_peer_id: before.dest_peer_id.clone(),
+    };
+    sqlx::query(
+        "INSERT INTO maintenance_backups (window_id, mirror_id, mirror_name, status_before,
+                checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at,
+                checkpoint_at_resume)
+             VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL)",
+    )
+    .bind(window_id)
+    .bind(mirror_id)
+    .bind(&before.name)
+    .bind(before.status.as_str())
+    .bind(to_json(&before.checkpoint))
+    .bind(to_json(&config))
+    .bind(now.timestamp_millis())
+    .execute(&mut *conn)
+    .await?;
+    let entry = backup_in(&mut *conn, window_id, mirror_id)
+        .await?
+        .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+    Ok(HeldForMaintenance { change, entry, created: true })
+}
+
 #[async_trait]
 impl MaintenanceStore for SqliteCatalog {
     async fn create_window(&self, token: i64, new: &NewWindow, now: DateTime<Utc>) -> Result<Window> {
@@ -215,38 +256,31 @@ impl MaintenanceStore for SqliteCatalog {
     ) -> Result<HeldForMaintenance> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         fence(&mut tx, token).await?;
-        if let Some(entry) = backup_in(&mut tx, window_id, mirror_id).await? {
-            let mirror = load_existing(&mut tx, mirror_id).await?;
-            let from = mirror.status;
-            return Ok(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false });
-        }
-        let before = load_existing(&mut tx, mirror_id).await?;
-        let change = add_hold_tx(&mut tx, mirror_id, &Hold::Maintenance(window_id.to_string()), now).await?;
-        let config = MirrorConfig {
-            tables: before.tables.clone(),
-            source_peer_id: before.source_peer_id.clone(),
-            dest_peer_id: before.dest_peer_id.clone(),
-        };
-        sqlx::query(
-            "INSERT INTO maintenance_backups (window_id, mirror_id, mirror_name, status_before,
-                checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at,
-                checkpoint_at_resume)
-             VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL)",
-        )
-        .bind(window_id)
-        .bind(mirror_id)
-        .bind(&before.name)
-        .bind(before.status.as_str())
-        .bind(to_json(&before.checkpoint))
-        .bind(to_json(&config))
-        .bind(now.timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
-        let entry = backup_in(&mut tx, window_id, mirror_id)
-            .await?
-            .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+        let held = hold_tx(&mut tx, window_id, mirror_id, now).await?;
         tx.commit().await?;
-        Ok(HeldForMaintenance { change, entry, created: true })
+        Ok(held)
+    }
+
+    async fn hold_many_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HeldForMaintenance>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        fence(&mut tx, token).await?;
+        let mut out = Vec::with_capacity(mirror_ids.len());
+        for mirror_id in mirror_ids {
+            match hold_tx(&mut tx, window_id, mirror_id, now).await {
+                Ok(held) => out.push(held),
+                // Dropped meanwhile (decided before any write): nothing to pause.
+                Err(StorageError::Transition(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>> {
