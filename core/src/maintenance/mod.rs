@@ -40,7 +40,7 @@ use crate::storage::{
     Catalog, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
 };
 
-/// How many mirrors' backup entries and holds one catalog transaction writes.
+/// How many mirrors' backup entries and holds one catalog transaction writes (or releases).
 const HOLDS_PER_TRANSACTION: usize = 100;
 
 /// Deadlines, pacing and batch sizes.
@@ -56,7 +56,7 @@ pub struct OrchestratorConfig {
     pub poll_interval: Duration,
     /// Mirrors paused or released per step call.
     pub batch_size: usize,
-    /// Releases running at the same time within a batch.
+    /// Release transactions (of up to 100 mirrors each) running at the same time within a batch.
     pub resume_concurrency: usize,
     /// How long a health check of one mirror may take.
     pub health_timeout: Duration,
@@ -805,24 +805,33 @@ impl Orchestrator {
             .collect();
         let catalog = self.catalog().clone();
         let window_id = w.id.clone();
-        let results: Vec<_> = futures::stream::iter(jobs)
-            .map(move |(mirror_id, keep)| {
-                let (catalog, window_id) = (catalog.clone(), window_id.clone());
-                async move {
-                    let r = catalog
-                        .release_for_maintenance(token, &window_id, &mirror_id, keep, Utc::now())
-                        .await;
-                    (mirror_id, r)
+        let chunks: Vec<Vec<(String, bool)>> =
+            jobs.chunks(HOLDS_PER_TRANSACTION).map(<[_]>::to_vec).collect();
+        let results: Vec<_> =
+            futures::stream::iter(chunks)
+                .map(move |chunk| {
+                    let (catalog, window_id) = (catalog.clone(), window_id.clone());
+                    async move {
+                        catalog.release_many_for_maintenance(token, &window_id, &chunk, Utc::now()).await
+                    }
+                })
+                .buffer_unordered(self.config.resume_concurrency.max(1))
+                .collect()
+                .await;
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(released) => {
+                    for (change, entry) in released {
+                        self.engine.after_change(change);
+                        self.publish_mirror(&w.id, &entry.mirror_id, "released", entry.outcome);
+                    }
                 }
-            })
-            .buffer_unordered(self.config.resume_concurrency.max(1))
-            .collect()
-            .await;
-        for (mirror_id, r) in results {
-            if let Some((change, entry)) = r? {
-                self.engine.after_change(change);
-                self.publish_mirror(&w.id, &mirror_id, "released", entry.outcome);
+                Err(e) => first_error = first_error.or(Some(e)),
             }
+        }
+        if let Some(e) = first_error {
+            return Err(e.into());
         }
         if todo.len() > batch {
             let window = self.window_or_not_found(&w.id).await?;

@@ -453,6 +453,16 @@ pub trait MaintenanceStore {
         now: DateTime<Utc>,
     ) -> Result<Option<(StatusChange, BackupEntry)>>;
 
+    /// [`Self::release_for_maintenance`] for several mirrors (`(mirror id, keep_paused)`) in one
+    /// transaction; returns the ones released now (already released ones are skipped).
+    async fn release_many_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirrors: &[(String, bool)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(StatusChange, BackupEntry)>>;
+
     /// Stops the snapshot wait for one mirror (idempotent).
     async fn skip_wait(&self, window_id: &str, mirror_id: &str, now: DateTime<Utc>) -> Result<()>;
 
