@@ -241,7 +241,7 @@ async fn invariant_4_one_orchestration_at_a_time_across_orchestrators(catalog: B
                 Err(MaintenanceError::Busy(_)) => tokio::time::sleep(Duration::from_millis(2)).await,
                 Ok(StepOutcome::Idle(w)) => break Ok(w),
                 Ok(StepOutcome::Failed(w)) => break Ok(w),
-                Ok(_) => {}
+                Ok(other) => panic!("the second orchestrator ran a step: {other:?}"),
                 Err(e) => break Err(e),
             }
         }
