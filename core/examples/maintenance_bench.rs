@@ -117,6 +117,13 @@ async fn run(backend: Backend, n: usize) -> (Duration, Duration) {
     if w.phase != WindowPhase::Disabled {
         fail("disable", format!("ended {} ({:?})", w.phase, w.error));
     }
+    if let Ok(steps) = catalog.list_steps(&w.id).await {
+        let parts: Vec<String> = steps
+            .iter()
+            .map(|s| format!("{} {} ms", s.step, (s.finished_at - s.started_at).num_milliseconds()))
+            .collect();
+        println!("  {} {n}: {}", backend.as_str(), parts.join(", "));
+    }
     sup.shutdown().await;
     (enable, disable)
 }

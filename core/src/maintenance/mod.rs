@@ -40,6 +40,9 @@ use crate::storage::{
     Catalog, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
 };
 
+/// How many mirrors' backup entries and holds one catalog transaction writes (or releases).
+const HOLDS_PER_TRANSACTION: usize = 100;
+
 /// Deadlines, pacing and batch sizes.
 #[derive(Debug, Clone)]
 pub struct OrchestratorConfig {
@@ -53,7 +56,7 @@ pub struct OrchestratorConfig {
     pub poll_interval: Duration,
     /// Mirrors paused or released per step call.
     pub batch_size: usize,
-    /// Releases running at the same time within a batch.
+    /// Release transactions (of up to 100 mirrors each) running at the same time within a batch.
     pub resume_concurrency: usize,
     /// How long a health check of one mirror may take.
     pub health_timeout: Duration,
@@ -607,6 +610,15 @@ impl Orchestrator {
         }
     }
 
+    /// Publishes the holds just written and wakes the mirrors' workers.
+    fn wake(&self, window_id: &str, changes: Vec<crate::storage::StatusChange>) {
+        for change in changes {
+            let id = change.mirror.id.clone();
+            self.engine.after_change(change);
+            self.publish_mirror(window_id, &id, "paused", None);
+        }
+    }
+
     /// Every live mirror by id (dropped ones are absent), in one catalog read.
     async fn mirrors_by_id(&self) -> Result<std::collections::HashMap<String, crate::domain::Mirror>> {
         Ok(self.catalog().list_mirrors().await?.into_iter().map(|m| (m.id.clone(), m)).collect())
@@ -652,22 +664,27 @@ impl Orchestrator {
         let todo: Vec<crate::domain::Mirror> =
             self.in_scope(w).await?.into_iter().filter(|m| m.status.is_working()).collect();
         let batch = self.config.batch_size.max(1);
-        for m in todo.iter().take(batch) {
-            let span = tracing::info_span!("hold", window.id = %w.id, mirror.id = %m.id);
-            let held =
-                self.catalog().hold_for_maintenance(token, &w.id, &m.id, Utc::now()).instrument(span).await;
+        // Workers are woken after the whole batch is held: waking each one at once would make
+        // them compete with the remaining holds for the catalog's write lock.
+        let mut changes = Vec::with_capacity(batch.min(todo.len()));
+        let ids: Vec<String> = todo.iter().take(batch).map(|m| m.id.clone()).collect();
+        // Up to HOLDS_PER_TRANSACTION mirrors per transaction: fewer commits, short write locks.
+        for chunk in ids.chunks(HOLDS_PER_TRANSACTION) {
+            let span = tracing::info_span!("hold", window.id = %w.id, mirrors = chunk.len());
+            let held = self
+                .catalog()
+                .hold_many_for_maintenance(token, &w.id, chunk, Utc::now())
+                .instrument(span)
+                .await;
             match held {
-                Ok(held) => {
-                    self.engine.after_change(held.change);
-                    self.publish_mirror(&w.id, &m.id, "paused", None);
+                Ok(held) => changes.extend(held.into_iter().map(|h| h.change)),
+                Err(e) => {
+                    self.wake(&w.id, changes);
+                    return Err(e.into());
                 }
-                // Dropped meanwhile: nothing to pause.
-                Err(StorageError::Transition(e)) => {
-                    tracing::info!(window.id = %w.id, mirror.id = %m.id, error = %e, "mirror skipped")
-                }
-                Err(e) => return Err(e.into()),
             }
         }
+        self.wake(&w.id, changes);
         if todo.len() > batch {
             let window = self.window_or_not_found(&w.id).await?;
             return Ok(StepOutcome::Progress { window, done: batch, left: todo.len() - batch });
@@ -788,24 +805,33 @@ impl Orchestrator {
             .collect();
         let catalog = self.catalog().clone();
         let window_id = w.id.clone();
-        let results: Vec<_> = futures::stream::iter(jobs)
-            .map(move |(mirror_id, keep)| {
-                let (catalog, window_id) = (catalog.clone(), window_id.clone());
-                async move {
-                    let r = catalog
-                        .release_for_maintenance(token, &window_id, &mirror_id, keep, Utc::now())
-                        .await;
-                    (mirror_id, r)
+        let chunks: Vec<Vec<(String, bool)>> =
+            jobs.chunks(HOLDS_PER_TRANSACTION).map(<[_]>::to_vec).collect();
+        let results: Vec<_> =
+            futures::stream::iter(chunks)
+                .map(move |chunk| {
+                    let (catalog, window_id) = (catalog.clone(), window_id.clone());
+                    async move {
+                        catalog.release_many_for_maintenance(token, &window_id, &chunk, Utc::now()).await
+                    }
+                })
+                .buffer_unordered(self.config.resume_concurrency.max(1))
+                .collect()
+                .await;
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(released) => {
+                    for (change, entry) in released {
+                        self.engine.after_change(change);
+                        self.publish_mirror(&w.id, &entry.mirror_id, "released", entry.outcome);
+                    }
                 }
-            })
-            .buffer_unordered(self.config.resume_concurrency.max(1))
-            .collect()
-            .await;
-        for (mirror_id, r) in results {
-            if let Some((change, entry)) = r? {
-                self.engine.after_change(change);
-                self.publish_mirror(&w.id, &mirror_id, "released", entry.outcome);
+                Err(e) => first_error = first_error.or(Some(e)),
             }
+        }
+        if let Some(e) = first_error {
+            return Err(e.into());
         }
         if todo.len() > batch {
             let window = self.window_or_not_found(&w.id).await?;

@@ -414,6 +414,17 @@ pub trait MaintenanceStore {
         now: DateTime<Utc>,
     ) -> Result<HeldForMaintenance>;
 
+    /// [`Self::hold_for_maintenance`] for several mirrors in one transaction (each mirror's entry
+    /// and hold still go together; fewer commits when thousands of mirrors pause). Mirrors that
+    /// cannot be paused (dropped meanwhile) are skipped.
+    async fn hold_many_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HeldForMaintenance>>;
+
     /// The window's backup entries, by mirror name.
     async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>>;
 
@@ -441,6 +452,16 @@ pub trait MaintenanceStore {
         keep_paused: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<(StatusChange, BackupEntry)>>;
+
+    /// [`Self::release_for_maintenance`] for several mirrors (`(mirror id, keep_paused)`) in one
+    /// transaction; returns the ones released now (already released ones are skipped).
+    async fn release_many_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirrors: &[(String, bool)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(StatusChange, BackupEntry)>>;
 
     /// Stops the snapshot wait for one mirror (idempotent).
     async fn skip_wait(&self, window_id: &str, mirror_id: &str, now: DateTime<Utc>) -> Result<()>;

@@ -214,6 +214,29 @@ pub async fn holding_for_maintenance_writes_backup_and_hold_together_and_is_idem
     assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 1);
 }
 
+pub async fn holding_many_in_one_transaction_skips_dropped_mirrors_and_is_idempotent(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m1 = running(&*c, "m1", &a, &b).await;
+    let m2 = running(&*c, "m2", &a, &b).await;
+    let gone = running(&*c, "gone", &a, &b).await;
+    c.drop_mirror(&gone, Utc::now()).await.unwrap();
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    let ids = vec![m1.clone(), gone.clone(), m2.clone()];
+    let held = c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    assert_eq!(
+        held.iter().map(|h| h.entry.mirror_id.clone()).collect::<Vec<_>>(),
+        vec![m1.clone(), m2.clone()]
+    );
+    assert!(held.iter().all(|h| h.created && h.change.mirror.status == MirrorStatus::Pausing));
+    let again = c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    assert!(again.iter().all(|h| !h.created));
+    assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 2);
+    let dropped = c.mirror(&gone).await.unwrap().unwrap();
+    assert!(dropped.holds.is_empty());
+}
+
 pub async fn releasing_passes_the_gate_only_while_disabling_and_records_the_outcome(db: &TestDb) {
     let c = db.catalog().await;
     let (a, b, _) = peers(&*c).await;
@@ -260,6 +283,31 @@ pub async fn releasing_passes_the_gate_only_while_disabling_and_records_the_outc
     // A user resume is still refused while the window is disabling.
     let err = c.remove_hold(&user, &Hold::User, Utc::now()).await.unwrap_err();
     assert!(matches!(err, StorageError::Refused(_)), "{err}");
+}
+
+pub async fn releasing_many_in_one_transaction_skips_released_mirrors(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m1 = running(&*c, "m1", &a, &b).await;
+    let m2 = running(&*c, "m2", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    c.hold_many_for_maintenance(tok, &w.id, &[m1.clone(), m2.clone()], Utc::now()).await.unwrap();
+    to_disabling(&*c, tok, &w.id).await;
+    c.release_for_maintenance(tok, &w.id, &m1, false, Utc::now()).await.unwrap().unwrap();
+    let released = c
+        .release_many_for_maintenance(tok, &w.id, &[(m1.clone(), false), (m2.clone(), true)], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].1.mirror_id, m2);
+    assert_eq!(released[0].1.outcome, Some(MirrorOutcome::FailedHealthCheck));
+    assert_eq!(holds_of(&*c, &m2).await, vec![Hold::User]);
+    assert!(holds_of(&*c, &m1).await.is_empty());
+}
+
+async fn holds_of(c: &dyn Catalog, id: &str) -> Vec<Hold> {
+    c.list_holds(id).await.unwrap()
 }
 
 pub async fn two_holders_racing_for_the_lease_get_it_once(db: &TestDb) {

@@ -80,6 +80,99 @@ async fn fence(conn: &mut PgConnection, token: i64) -> Result<()> {
     Ok(())
 }
 
+/// Writes one mirror's backup entry and maintenance hold inside the caller's transaction (the
+/// mirror locked on Postgres); a no-op returning the existing entry if it was already held.
+async fn hold_tx(
+    conn: &mut PgConnection,
+    window_id: &str,
+    mirror_id: &str,
+    now: DateTime<Utc>,
+) -> Result<HeldForMaintenance> {
+    if let Some(entry) = backup_in(&mut *conn, window_id, mirror_id).await? {
+        let mirror = load_existing(&mut *conn, mirror_id).await?;
+        let from = mirror.status;
+        return Ok(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false });
+    }
+    let before = load_existing(&mut *conn, mirror_id).await?;
+    let change = add_hold_tx(&mut *conn, mirror_id, &Hold::Maintenance(window_id.to_string()), now).await?;
+    let config = MirrorConfig {
+        tables: before.tables.clone(),
+        source_peer_id: before.source_peer_id.clone(),
+        dest_peer_id: before.dest_peer_id.clone(),
+    };
+    sqlx::query(
+        "INSERT INTO maintenance_backups (window_id, mirror_id, mirror_name, status_before,
+                checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at,
+                checkpoint_at_resume)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, NULL)",
+    )
+    .bind(window_id)
+    .bind(mirror_id)
+    .bind(&before.name)
+    .bind(before.status.as_str())
+    .bind(to_json(&before.checkpoint))
+    .bind(to_json(&config))
+    .bind(now.timestamp_millis())
+    .execute(&mut *conn)
+    .await?;
+    let entry = backup_in(&mut *conn, window_id, mirror_id)
+        .await?
+        .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+    Ok(HeldForMaintenance { change, entry, created: true })
+}
+
+/// Releases one mirror's maintenance hold and records its outcome inside the caller's
+/// transaction (the mirror locked on Postgres); `None` if it was already released.
+async fn release_tx(
+    conn: &mut PgConnection,
+    window_id: &str,
+    mirror_id: &str,
+    keep_paused: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<(StatusChange, BackupEntry)>> {
+    let entry = backup_in(&mut *conn, window_id, mirror_id)
+        .await?
+        .ok_or_else(|| StorageError::NotFound("the window did not pause this mirror".into()))?;
+    if entry.released_at.is_some() {
+        return Ok(None);
+    }
+    let hold = Hold::Maintenance(window_id.to_string());
+    let before = load_existing(&mut *conn, mirror_id).await?;
+    let (change, outcome) = if before.status == MirrorStatus::Dropped {
+        sqlx::query("DELETE FROM mirror_holds WHERE mirror_id = $1 AND hold = $2")
+            .bind(mirror_id)
+            .bind(hold.to_string())
+            .execute(&mut *conn)
+            .await?;
+        let mirror = load_existing(&mut *conn, mirror_id).await?;
+        (StatusChange { mirror, from: before.status }, MirrorOutcome::Dropped)
+    } else if keep_paused {
+        add_hold_tx(&mut *conn, mirror_id, &Hold::User, now).await?;
+        let change = remove_hold_tx(&mut *conn, mirror_id, &hold, now).await?;
+        (StatusChange { mirror: change.mirror, from: before.status }, MirrorOutcome::FailedHealthCheck)
+    } else {
+        let change = remove_hold_tx(&mut *conn, mirror_id, &hold, now).await?;
+        let outcome =
+            if change.mirror.holds.is_empty() { MirrorOutcome::Resumed } else { MirrorOutcome::HeldByUser };
+        (change, outcome)
+    };
+    sqlx::query(
+        "UPDATE maintenance_backups SET outcome = $1, released_at = $2, checkpoint_at_resume = $3
+         WHERE window_id = $4 AND mirror_id = $5",
+    )
+    .bind(outcome.as_str())
+    .bind(now.timestamp_millis())
+    .bind(to_json(&change.mirror.checkpoint))
+    .bind(window_id)
+    .bind(mirror_id)
+    .execute(&mut *conn)
+    .await?;
+    let entry = backup_in(&mut *conn, window_id, mirror_id)
+        .await?
+        .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+    Ok(Some((change, entry)))
+}
+
 #[async_trait]
 impl MaintenanceStore for PostgresCatalog {
     async fn create_window(&self, token: i64, new: &NewWindow, now: DateTime<Utc>) -> Result<Window> {
@@ -222,38 +315,32 @@ impl MaintenanceStore for PostgresCatalog {
         let mut tx = self.pool.begin().await?;
         fence(&mut tx, token).await?;
         lock(&mut tx, mirror_id).await?;
-        if let Some(entry) = backup_in(&mut tx, window_id, mirror_id).await? {
-            let mirror = load_existing(&mut tx, mirror_id).await?;
-            let from = mirror.status;
-            return Ok(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false });
-        }
-        let before = load_existing(&mut tx, mirror_id).await?;
-        let change = add_hold_tx(&mut tx, mirror_id, &Hold::Maintenance(window_id.to_string()), now).await?;
-        let config = MirrorConfig {
-            tables: before.tables.clone(),
-            source_peer_id: before.source_peer_id.clone(),
-            dest_peer_id: before.dest_peer_id.clone(),
-        };
-        sqlx::query(
-            "INSERT INTO maintenance_backups (window_id, mirror_id, mirror_name, status_before,
-                checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at,
-                checkpoint_at_resume)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, NULL, NULL)",
-        )
-        .bind(window_id)
-        .bind(mirror_id)
-        .bind(&before.name)
-        .bind(before.status.as_str())
-        .bind(to_json(&before.checkpoint))
-        .bind(to_json(&config))
-        .bind(now.timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
-        let entry = backup_in(&mut tx, window_id, mirror_id)
-            .await?
-            .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+        let held = hold_tx(&mut tx, window_id, mirror_id, now).await?;
         tx.commit().await?;
-        Ok(HeldForMaintenance { change, entry, created: true })
+        Ok(held)
+    }
+
+    async fn hold_many_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirror_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HeldForMaintenance>> {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, token).await?;
+        let mut out = Vec::with_capacity(mirror_ids.len());
+        for mirror_id in mirror_ids {
+            lock(&mut tx, mirror_id).await?;
+            match hold_tx(&mut tx, window_id, mirror_id, now).await {
+                Ok(held) => out.push(held),
+                // Dropped meanwhile (decided before any write): nothing to pause.
+                Err(StorageError::Transition(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>> {
@@ -301,51 +388,29 @@ impl MaintenanceStore for PostgresCatalog {
         let mut tx = self.pool.begin().await?;
         fence(&mut tx, token).await?;
         lock(&mut tx, mirror_id).await?;
-        let entry = backup_in(&mut tx, window_id, mirror_id)
-            .await?
-            .ok_or_else(|| StorageError::NotFound("the window did not pause this mirror".into()))?;
-        if entry.released_at.is_some() {
-            return Ok(None);
-        }
-        let hold = Hold::Maintenance(window_id.to_string());
-        let before = load_existing(&mut tx, mirror_id).await?;
-        let (change, outcome) = if before.status == MirrorStatus::Dropped {
-            sqlx::query("DELETE FROM mirror_holds WHERE mirror_id = $1 AND hold = $2")
-                .bind(mirror_id)
-                .bind(hold.to_string())
-                .execute(&mut *tx)
-                .await?;
-            let mirror = load_existing(&mut tx, mirror_id).await?;
-            (StatusChange { mirror, from: before.status }, MirrorOutcome::Dropped)
-        } else if keep_paused {
-            add_hold_tx(&mut tx, mirror_id, &Hold::User, now).await?;
-            let change = remove_hold_tx(&mut tx, mirror_id, &hold, now).await?;
-            (StatusChange { mirror: change.mirror, from: before.status }, MirrorOutcome::FailedHealthCheck)
-        } else {
-            let change = remove_hold_tx(&mut tx, mirror_id, &hold, now).await?;
-            let outcome = if change.mirror.holds.is_empty() {
-                MirrorOutcome::Resumed
-            } else {
-                MirrorOutcome::HeldByUser
-            };
-            (change, outcome)
-        };
-        sqlx::query(
-            "UPDATE maintenance_backups SET outcome = $1, released_at = $2, checkpoint_at_resume = $3
-             WHERE window_id = $4 AND mirror_id = $5",
-        )
-        .bind(outcome.as_str())
-        .bind(now.timestamp_millis())
-        .bind(to_json(&change.mirror.checkpoint))
-        .bind(window_id)
-        .bind(mirror_id)
-        .execute(&mut *tx)
-        .await?;
-        let entry = backup_in(&mut tx, window_id, mirror_id)
-            .await?
-            .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
+        let released = release_tx(&mut tx, window_id, mirror_id, keep_paused, now).await?;
         tx.commit().await?;
-        Ok(Some((change, entry)))
+        Ok(released)
+    }
+
+    async fn release_many_for_maintenance(
+        &self,
+        token: i64,
+        window_id: &str,
+        mirrors: &[(String, bool)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(StatusChange, BackupEntry)>> {
+        let mut tx = self.pool.begin().await?;
+        fence(&mut tx, token).await?;
+        let mut out = Vec::with_capacity(mirrors.len());
+        for (mirror_id, keep_paused) in mirrors {
+            lock(&mut tx, mirror_id).await?;
+            if let Some(released) = release_tx(&mut tx, window_id, mirror_id, *keep_paused, now).await? {
+                out.push(released);
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn skip_wait(&self, window_id: &str, mirror_id: &str, now: DateTime<Utc>) -> Result<()> {
