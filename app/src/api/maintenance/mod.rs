@@ -55,6 +55,8 @@ pub fn maintenance_error(e: quiesce_core::maintenance::MaintenanceError) -> crat
             ApiError::Conflict(m)
         }
         MaintenanceError::Storage(StorageError::NotFound(m)) => ApiError::NotFound(m),
+        MaintenanceError::Storage(StorageError::Fenced(m)) => ApiError::Conflict(m),
+        MaintenanceError::Storage(StorageError::Phase(p)) => ApiError::Conflict(p.to_string()),
         e @ MaintenanceError::Storage(_) => crate::state::internal(e),
     }
 }
