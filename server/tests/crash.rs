@@ -1,0 +1,201 @@
+//! Real server processes: `kill -9` in the middle of an enable and of a disable, then a restart on
+//! the same catalog, must converge to the end state an uninterrupted run reaches; and two server
+//! processes sharing one catalog never run two orchestrations at once.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use quiesce_core::testing::TestDb;
+use quiesce_core::Backend;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_server");
+const PASSWORD: &str = "crash test password";
+
+/// A server process; killed with SIGKILL when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn create_operator(db: &TestDb) {
+    let out = Command::new(BIN)
+        .args(["user", "create", "--username", "ops", "--role", "operator"])
+        .env("QUIESCE_DATABASE_URL", &db.url)
+        .env("QUIESCE_PASSWORD", PASSWORD)
+        .env("QUIESCE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts the server with the demo (real mirrors under a writer) on `port`.
+async fn start(db: &TestDb, data_dir: &std::path::Path, port: u16) -> (Proc, String) {
+    let child = Command::new(BIN)
+        .env("QUIESCE_DATABASE_URL", &db.url)
+        .env("QUIESCE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("QUIESCE_PLAIN_HTTP", "true")
+        .env("QUIESCE_DEMO", "true")
+        .env("QUIESCE_DATA_DIR", data_dir)
+        .env("QUIESCE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status() == 200 {
+                return (proc, base);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not start on {base}");
+}
+
+async fn client(base: &str) -> reqwest::Client {
+    let c = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let r = c
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": "ops", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    c
+}
+
+async fn get(c: &reqwest::Client, url: String) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+async fn all_mirrors(c: &reqwest::Client, base: &str, status: &str) -> bool {
+    let ms = get(c, format!("{base}/api/mirrors")).await;
+    let ms = ms.as_array().unwrap();
+    !ms.is_empty() && ms.iter().all(|m| m["status"] == status)
+}
+
+async fn kill_nine_mid_enable_and_mid_disable_then_restart_converges(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let data = tempfile::tempdir().unwrap();
+    create_operator(&db);
+    let port = free_port();
+
+    let (proc, base) = start(&db, data.path(), port).await;
+    let c = client(&base).await;
+    eventually("the demo mirrors run", || all_mirrors(&c, &base, "running")).await;
+    let r = c
+        .post(format!("{base}/api/maintenance/enable"))
+        .json(&json!({"reason": "crash test", "scope": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let window_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    drop(proc); // SIGKILL, mid-enable
+
+    // The same address (so the same lease holder) picks the window up at start-up.
+    let (proc, base) = start(&db, data.path(), port).await;
+    let c = client(&base).await;
+    eventually("the window is enabled after the restart", async || {
+        get(&c, format!("{base}/api/maintenance/status")).await["window"]["phase"] == "enabled"
+    })
+    .await;
+    eventually("every mirror is paused", || all_mirrors(&c, &base, "paused")).await;
+    let detail = get(&c, format!("{base}/api/maintenance/window?id={window_id}")).await;
+    let entries = detail["mirrors"].as_array().unwrap();
+    let mirrors = get(&c, format!("{base}/api/mirrors")).await;
+    assert_eq!(entries.len(), mirrors.as_array().unwrap().len(), "exactly one backup entry per mirror");
+    for m in mirrors.as_array().unwrap() {
+        assert_eq!(m["holds"], json!([format!("maintenance:{window_id}")]), "one maintenance hold: {m}");
+    }
+
+    let r = c
+        .post(format!("{base}/api/maintenance/disable"))
+        .json(&json!({"window_id": window_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(proc); // SIGKILL, mid-disable
+
+    let (_proc, base) = start(&db, data.path(), port).await;
+    let c = client(&base).await;
+    eventually("the window ends after the restart", async || {
+        get(&c, format!("{base}/api/maintenance/status")).await.is_null()
+    })
+    .await;
+    eventually("every mirror runs again", || all_mirrors(&c, &base, "running")).await;
+    let detail = get(&c, format!("{base}/api/maintenance/window?id={window_id}")).await;
+    assert_eq!(detail["window"]["phase"], "disabled");
+    for e in detail["mirrors"].as_array().unwrap() {
+        assert_eq!(e["outcome"], "resumed", "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kill_nine_mid_enable_and_mid_disable_then_restart_converges() {
+    kill_nine_mid_enable_and_mid_disable_then_restart_converges(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_kill_nine_mid_enable_and_mid_disable_then_restart_converges() {
+    kill_nine_mid_enable_and_mid_disable_then_restart_converges(Backend::Postgres).await;
+}
+
+/// Two server processes on one Postgres catalog: enables sent to both at once open exactly one
+/// window; the other is refused with the window named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_catalog_run_one_orchestration() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let data = tempfile::tempdir().unwrap();
+    create_operator(&db);
+    let (_a, base_a) = start(&db, data.path(), free_port()).await;
+    let (_b, base_b) = start(&db, data.path(), free_port()).await;
+    let (ca, cb) = (client(&base_a).await, client(&base_b).await);
+    eventually("the demo mirrors run", || all_mirrors(&ca, &base_a, "running")).await;
+    let enable = |c: reqwest::Client, base: String, reason: &'static str| async move {
+        c.post(format!("{base}/api/maintenance/enable"))
+            .json(&json!({"reason": reason, "scope": "all"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let (sa, sb) = tokio::join!(
+        enable(ca.clone(), base_a.clone(), "from a"),
+        enable(cb.clone(), base_b.clone(), "from b")
+    );
+    let mut statuses = [sa, sb];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "exactly one enable is accepted");
+    eventually("the window is enabled", async || {
+        get(&ca, format!("{base_a}/api/maintenance/status")).await["window"]["phase"] == "enabled"
+    })
+    .await;
+    let windows = get(&cb, format!("{base_b}/api/maintenance/windows")).await;
+    assert_eq!(windows.as_array().unwrap().len(), 1, "one window, seen the same from both processes");
+    eventually("every mirror is paused", || all_mirrors(&cb, &base_b, "paused")).await;
+}
