@@ -17,7 +17,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    ParamSegment, StaticSegment,
 };
 
 pub use error::ApiError;
@@ -70,6 +70,14 @@ pub fn App() -> impl IntoView {
                 <Route
                     path=StaticSegment("peers")
                     view=|| view! { <Layout><pages::peers::PeersPage /></Layout> }
+                />
+                <Route
+                    path=StaticSegment("history")
+                    view=|| view! { <Layout><pages::history::HistoryPage /></Layout> }
+                />
+                <Route
+                    path=(StaticSegment("history"), ParamSegment("id"))
+                    view=|| view! { <Layout><pages::history::WindowPage /></Layout> }
                 />
                 <Route
                     path=StaticSegment("users")

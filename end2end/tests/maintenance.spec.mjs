@@ -38,6 +38,26 @@ test('an operator enables maintenance, sees the banner, and disables it', async 
   }).toPass({ timeout: 30_000 });
 });
 
+test('the window is in the history with its per-mirror outcomes and exports', async ({ page }) => {
+  await signIn(page, 'viewer', '/history');
+  const row = page.locator('#history-table tbody tr', { hasText: 'database upgrade' }).first();
+  await expect(row).toContainText('disabled');
+  await row.getByRole('link').click();
+  await expect(page.locator('#window-phase')).toHaveText('disabled');
+  await expect(page.locator('#timeline li')).not.toHaveCount(0);
+  const outcomes = page.locator('#window-mirrors tbody tr');
+  await expect(outcomes).toHaveCount(3);
+  for (const r of await outcomes.all()) await expect(r).toContainText('resumed');
+  const csvUrl = await page.locator('#export-csv').getAttribute('href');
+  const csv = await page.request.get(csvUrl);
+  expect(csv.status()).toBe(200);
+  const lines = (await csv.text()).trim().split('\n');
+  expect(lines).toHaveLength(4);
+  expect(lines.slice(1).every((l) => l.includes('database upgrade') && l.includes(',resumed,'))).toBe(true);
+  const json = await page.request.get(await page.locator('#export-json').getAttribute('href'));
+  expect((await json.json()).mirrors).toHaveLength(3);
+});
+
 test('a viewer sees no maintenance buttons and the server refuses a direct call', async ({ page, request }) => {
   await signIn(page, 'viewer');
   await expect(page.locator('#phase')).toBeVisible();

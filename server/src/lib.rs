@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod security;
 pub mod sessions;
 pub mod startup;

@@ -213,7 +213,10 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
         let options = leptos_options.clone();
         move || shell(options.clone())
     };
-    let health = Router::new().route("/healthz", get(healthz)).with_state(state);
+    let health = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/export/window.csv", get(crate::export::window_csv))
+        .with_state(state);
     Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
         .fallback(leptos_axum::file_and_error_handler(shell))

@@ -153,6 +153,18 @@ async fn an_operator_enables_and_disables_maintenance_over_http(backend: Backend
     let outcomes: Vec<&str> =
         detail["mirrors"].as_array().unwrap().iter().map(|m| m["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["resumed", "resumed"]);
+
+    // The same window as CSV: a header and one row per mirror, for signed-in users only.
+    let csv = ops.get(app.url(&format!("/export/window.csv?id={id}"))).send().await.unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("window_id,reason,requested_by"));
+    assert!(lines[1..].iter().all(|l| l.contains(",upgrade,ops,disabled,") && l.contains(",resumed,")), "{text}");
+    let anonymous = app.client().get(app.url(&format!("/export/window.csv?id={id}"))).send().await.unwrap();
+    assert_eq!(anonymous.status(), 303, "without a session the export sends you to sign in");
     app.stop().await;
 }
 

@@ -39,6 +39,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/">"Maintenance"</a>
                 <a href="/mirrors">"Mirrors"</a>
                 <a href="/peers">"Peers"</a>
+                <a href="/history">"History"</a>
                 <Transition fallback=|| ()>
                     {move || current.may(Action::ManageUsers).then(|| view! { <a href="/users">"Users"</a> })}
                 </Transition>
