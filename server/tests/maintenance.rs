@@ -162,7 +162,10 @@ async fn an_operator_enables_and_disables_maintenance_over_http(backend: Backend
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with("window_id,reason,requested_by"));
-    assert!(lines[1..].iter().all(|l| l.contains(",upgrade,ops,disabled,") && l.contains(",resumed,")), "{text}");
+    assert!(
+        lines[1..].iter().all(|l| l.contains(",upgrade,ops,disabled,") && l.contains(",resumed,")),
+        "{text}"
+    );
     let anonymous = app.client().get(app.url(&format!("/export/window.csv?id={id}"))).send().await.unwrap();
     assert_eq!(anonymous.status(), 303, "without a session the export sends you to sign in");
     app.stop().await;
