@@ -86,7 +86,7 @@ pub fn MaintenancePage() -> impl IntoView {
                     {move || user.0.get().and_then(Result::ok).map(|u| access_note(u.role))}
                 </Transition>
             </p>
-            <p class="outcome" role="status" id="maintenance-outcome">{outcome}</p>
+            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="maintenance-outcome">{outcome}</p>
             <Transition fallback=|| view! { <p class="muted">"Loading maintenance state…"</p> }>
                 {move || {
                     window

@@ -52,7 +52,7 @@ pub fn MirrorsPage() -> impl IntoView {
     view! {
         <section class="page">
             <h1>"Mirrors"</h1>
-            <p class="outcome" role="status" id="mirrors-outcome">{outcome}</p>
+            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="mirrors-outcome">{outcome}</p>
             <p class="actions">
                 <button type="button" class="secondary" id="refresh-mirrors" on:click=move |_| refreshes.update(|n| *n += 1)>
                     "Refresh"

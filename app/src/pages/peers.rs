@@ -21,7 +21,7 @@ pub fn PeersPage() -> impl IntoView {
     view! {
         <section class="page">
             <h1>"Peers"</h1>
-            <p class="outcome" role="status" id="peers-outcome">{outcome}</p>
+            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="peers-outcome">{outcome}</p>
             <Transition fallback=|| view! { <p class="muted">"Loading peers…"</p> }>
                 {move || {
                     let can_manage = user.may(Action::ManagePeers);

@@ -46,7 +46,7 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <section class="page">
             <h1>"Users"</h1>
-            <p class="outcome" role="status" id="users-outcome">
+            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="users-outcome">
                 {outcome}
             </p>
             <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
