@@ -9,6 +9,7 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod auth;
 pub mod error;
+pub mod live;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod state;

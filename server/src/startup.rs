@@ -31,6 +31,7 @@ use quiesce_core::storage::{self, Catalog, StorageError};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::live::LiveState;
 use crate::security::{self, Guards};
 use crate::sessions::{self, CatalogSessionStore};
 
@@ -62,6 +63,8 @@ pub struct Application {
     background: Vec<tokio::task::JoinHandle<()>>,
     supervisor: Supervisor,
     demo_writer: Option<DemoWriter>,
+    /// Tells open live streams to end, so a graceful shutdown is not held up by open pages.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -107,7 +110,7 @@ impl Application {
             .map_err(|e| StartupError::Sessions(e.to_string()))?;
         let cleanup = store.clone().delete_expired_forever(std::time::Duration::from_secs(300));
         let background = vec![tokio::spawn(cleanup)];
-        let session_layer = sessions::layer(store, config.session_idle, config.secure_cookies);
+        let session_layer = sessions::layer(store.clone(), config.session_idle, config.secure_cookies);
 
         let engine = Engine::new(catalog.clone(), EventBus::new(4096));
         let demo_writer = if config.demo {
@@ -155,14 +158,26 @@ impl Application {
             .site_addr(local_addr)
             .build();
         let guards = Guards { public_origin, state: state.clone() };
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+        let live = LiveState { app: state.clone(), store, stopping: stopping_rx };
         // Layers run outermost-last: sessions, then the cross-origin refusal, the JSON re-encoding,
         // and the page sign-in redirect, then the routes.
-        let router = router(state, leptos_options)
+        let router = router(state, live, leptos_options)
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::json_to_form))
             .layer(from_fn_with_state(guards, security::refuse_cross_origin))
             .layer(session_layer);
-        Ok(Self { setup_token, listener, router, catalog, local_addr, background, supervisor, demo_writer })
+        Ok(Self {
+            setup_token,
+            listener,
+            router,
+            catalog,
+            local_addr,
+            background,
+            supervisor,
+            demo_writer,
+            stopping,
+        })
     }
 
     /// The one-time set-up token while no user exists (it is also printed to the log).
@@ -185,6 +200,12 @@ impl Application {
             let _ = tcp.set_nodelay(true);
         });
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let stopping = self.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Live streams never end on their own; end them so in-flight requests can drain.
+            let _ = stopping.send(true);
+        };
         let result = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
@@ -203,7 +224,7 @@ impl Application {
     }
 }
 
-fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
+fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
@@ -217,11 +238,13 @@ fn router(state: AppState, leptos_options: LeptosOptions) -> Router {
         .route("/healthz", get(healthz))
         .route("/export/window.csv", get(crate::export::window_csv))
         .with_state(state);
+    let events = Router::new().route("/api/events", get(crate::live::events)).with_state(live);
     Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
         .merge(health)
+        .merge(events)
 }
 
 /// Liveness and readiness in one: 200 when the catalog answers, 503 when it does not.

@@ -1,5 +1,5 @@
-//! The History page: maintenance windows newest first, filtered by who asked and by phase, 20 a
-//! page; and one window's detail — a timeline of its steps, the per-mirror table, the requests —
+//! The History page: maintenance windows newest first, filtered by who asked, by phase and by the
+//! days they were opened on, 20 a page (re-read live when a window changes); and one window's detail — a timeline of its steps, the per-mirror table, the requests —
 //! with CSV and JSON export.
 
 use leptos::prelude::*;
@@ -7,19 +7,36 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use quiesce_core::domain::{StepRecord, Window, WindowDetail, WindowPhase};
 
 use crate::api::maintenance::{get_window, list_windows};
+use crate::live::use_live;
 use crate::pages::maintenance::{fmt_time, BackupTable};
+
+/// Percent-encodes a query value (only what the filters can contain needs care).
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 #[component]
 pub fn HistoryPage() -> impl IntoView {
     let query = use_query_map();
     let actor = move || query.read().get("actor").unwrap_or_default();
     let phase = move || query.read().get("phase").unwrap_or_default();
+    let from = move || query.read().get("from").unwrap_or_default();
+    let to = move || query.read().get("to").unwrap_or_default();
     let page = move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(0).max(0);
+    let live = use_live();
     let windows = Resource::new(
-        move || (actor(), phase(), page()),
-        |(a, p, n)| list_windows(Some(a), Some(p), Some(n)),
+        move || (actor(), phase(), page(), from(), to(), live.windows.get()),
+        |(a, p, n, f, t, _)| list_windows(Some(a), Some(p), Some(n), Some(f), Some(t)),
     );
-    let page_link = move |n: i64| format!("/history?actor={}&phase={}&page={n}", actor(), phase());
+    let page_link = move |n: i64| {
+        let q = |k: &str, v: String| format!("{k}={}", urlencode(&v));
+        format!("/history?{}&{}&{}&{}&page={n}", q("actor", actor()), q("phase", phase()), q("from", from()), q("to", to()))
+    };
     view! {
         <section class="page">
             <h1>"Maintenance history"</h1>
@@ -37,6 +54,10 @@ pub fn HistoryPage() -> impl IntoView {
                         })
                         .collect_view()}
                 </select>
+                <label for="filter-from">"Opened from"</label>
+                <input id="filter-from" name="from" type="date" prop:value=from />
+                <label for="filter-to">"to (inclusive, UTC)"</label>
+                <input id="filter-to" name="to" type="date" prop:value=to />
                 <button type="submit" class="secondary">"Filter"</button>
             </form>
             <Transition fallback=|| view! { <p class="muted">"Loading history…"</p> }>
@@ -98,7 +119,8 @@ fn WindowTable(windows: Vec<Window>) -> impl IntoView {
 pub fn WindowPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    let detail = Resource::new(id, get_window);
+    let live = use_live();
+    let detail = Resource::new(move || (id(), live.windows.get()), |(id, _)| get_window(id));
     view! {
         <section class="page">
             <p><a href="/history">"← All windows"</a></p>

@@ -1,12 +1,15 @@
 //! The frame of every signed-in page: the top bar with navigation, the signed-in user and the
 //! sign-out button. It loads the current user once and shares it with the page through context,
-//! so pages can hide what the role may not use (the server refuses it anyway).
+//! so pages can hide what the role may not use (the server refuses it anyway). It also owns the
+//! page's live connection (`crate::live`): the banner re-reads on window events, and the top bar
+//! says whether the page is live.
 
 use leptos::prelude::*;
 use quiesce_core::auth::{Action, User};
 
 use crate::api::auth::{me, Logout};
 use crate::api::maintenance::maintenance_status;
+use crate::live::provide_live;
 use crate::ApiError;
 
 /// The signed-in user, as loaded by the layout.
@@ -30,7 +33,8 @@ pub fn Layout(children: Children) -> impl IntoView {
     let current = CurrentUser(user);
     provide_context(current);
     let logout = ServerAction::<Logout>::new();
-    let window = Resource::new(|| (), |_| maintenance_status());
+    let live = provide_live();
+    let window = Resource::new(move || live.windows.get(), |_| maintenance_status());
 
     view! {
         <header class="topbar">
@@ -44,6 +48,14 @@ pub fn Layout(children: Children) -> impl IntoView {
                     {move || current.may(Action::ManageUsers).then(|| view! { <a href="/users">"Users"</a> })}
                 </Transition>
             </nav>
+            <span
+                class="live-state"
+                id="live-state"
+                data-state=move || live.connection.get().as_str()
+                role="status"
+            >
+                {move || live.connection.get().describe()}
+            </span>
             <div class="whoami">
                 <Transition fallback=|| ()>
                     {move || {

@@ -1,17 +1,31 @@
-//! The maintenance page: the current phase at a glance; enable (reason, scope, the dry-run plan
-//! first), disable, retry and abort; the active window's per-mirror progress and step log; the
-//! instance's status.
+//! The maintenance page: the current phase at a glance; enable (reason, scope picker, the
+//! dry-run plan first, a confirmation), disable, retry and abort; while a window is active, its
+//! live progress — counts, elapsed time and deadline, the mirrors a step waits for (with skip
+//! buttons while snapshots are awaited), each backed-up mirror's state, the step log.
+//!
+//! Live: the page re-reads the window whenever the event stream reports a window or mirror
+//! change (`crate::live`). What is re-rendered is kept small on purpose: the enable form is only
+//! rebuilt when the page switches between normal operation and an active window (so a reason
+//! being typed survives updates), and the buttons only when the window's phase changes (so
+//! keyboard focus survives them).
 
 use leptos::prelude::*;
 use quiesce_core::auth::{Action, Role};
-use quiesce_core::domain::{BackupEntry, Plan, PlanMirror, Window, WindowDetail, WindowPhase};
+use quiesce_core::domain::{
+    BackupEntry, MirrorNow, MirrorView, PeerView, Plan, PlanMirror, Straggler, Window, WindowPhase,
+    WindowProgress, WindowStep,
+};
 use quiesce_core::InstanceStatus;
 
 use crate::api::get_status;
 use crate::api::maintenance::{
-    dry_run, maintenance_status, AbortMaintenance, DisableMaintenance, EnableMaintenance, RetryMaintenance,
+    dry_run, maintenance_progress, AbortMaintenance, DisableMaintenance, EnableMaintenance,
+    RetryMaintenance, SkipSnapshotWait,
 };
-use crate::pages::layout::use_current_user;
+use crate::api::mirrors::list_mirrors;
+use crate::api::peers::list_peers;
+use crate::live::{refreshed, use_live, Live};
+use crate::pages::layout::{use_current_user, CurrentUser};
 use crate::pages::report;
 
 /// What the signed-in role may do here, in words (the permission table of DESIGN.md §6).
@@ -31,87 +45,48 @@ pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// "42 s", "3 min 5 s", "2 h 7 min".
+pub fn fmt_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 #[derive(Clone, Copy)]
 struct WindowActions {
     disable: ServerAction<DisableMaintenance>,
     retry: ServerAction<RetryMaintenance>,
     abort: ServerAction<AbortMaintenance>,
+    skip: ServerAction<SkipSnapshotWait>,
 }
 
 #[component]
 pub fn MaintenancePage() -> impl IntoView {
     let user = use_current_user();
-    let enable = ServerAction::<EnableMaintenance>::new();
-    let actions = WindowActions {
-        disable: ServerAction::<DisableMaintenance>::new(),
-        retry: ServerAction::<RetryMaintenance>::new(),
-        abort: ServerAction::<AbortMaintenance>::new(),
-    };
-    // Bumped by the refresh button; resources refetch whenever it or an action changes.
-    let refreshes = RwSignal::new(0u32);
-    let changes = move || {
-        (
-            refreshes.get(),
-            enable.version().get(),
-            actions.disable.version().get(),
-            actions.retry.version().get(),
-            actions.abort.version().get(),
-        )
-    };
-    let window = Resource::new(changes, |_| maintenance_status());
-    let status = Resource::new(move || refreshes.get(), |_| get_status());
-    // Effects run only in the browser, so this flips once the WASM has hydrated the page.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
-
-    let outcome = RwSignal::new(String::new());
-    Effect::new(move |_| {
-        report(outcome, enable.value().get(), |w| format!("Maintenance window {} is {}.", w.id, w.phase))
-    });
-    Effect::new(move |_| {
-        report(outcome, actions.disable.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
-    });
-    Effect::new(move |_| {
-        report(outcome, actions.retry.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
-    });
-    Effect::new(move |_| {
-        report(outcome, actions.abort.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
-    });
-
+    // Loaded once with the page; `MaintenanceLive` keeps it current from then on.
+    let initial = Resource::new(|| (), |_| maintenance_progress());
+    let status = Resource::new(|| (), |_| get_status());
     view! {
-        <section class="page" data-hydrated=move || hydrated.get().to_string()>
+        <section class="page">
             <h1>"Maintenance"</h1>
             <p class="access-note" id="access-note">
                 <Transition fallback=|| ()>
                     {move || user.0.get().and_then(Result::ok).map(|u| access_note(u.role))}
                 </Transition>
             </p>
-            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="maintenance-outcome">{outcome}</p>
             <Transition fallback=|| view! { <p class="muted">"Loading maintenance state…"</p> }>
                 {move || {
-                    window
+                    initial
                         .get()
                         .map(|r| match r {
-                            Ok(Some(detail)) => view! { <ActiveWindow detail actions user /> }.into_any(),
-                            Ok(None) => view! { <NormalOperation enable user /> }.into_any(),
+                            Ok(progress) => view! { <MaintenanceLive progress user /> }.into_any(),
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
             </Transition>
-            <p class="actions">
-                <button
-                    id="refresh-status"
-                    type="button"
-                    class="secondary"
-                    disabled=move || !hydrated.get()
-                    on:click=move |_| refreshes.update(|n| *n += 1)
-                >
-                    "Refresh"
-                </button>
-                <span class="muted">
-                    " Refreshed " <span id="refresh-count">{move || refreshes.get()}</span> " times in this page."
-                </span>
-            </p>
             <h2>"Instance"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading status…"</p> }>
                 {move || {
@@ -128,43 +103,203 @@ pub fn MaintenancePage() -> impl IntoView {
 }
 
 #[component]
-fn NormalOperation(
-    enable: ServerAction<EnableMaintenance>,
-    user: crate::pages::layout::CurrentUser,
-) -> impl IntoView {
-    let plan = Resource::new(|| (), |_| dry_run("all".to_string(), None));
+fn MaintenanceLive(progress: Option<WindowProgress>, user: CurrentUser) -> impl IntoView {
+    let live = use_live();
+    let enable = ServerAction::<EnableMaintenance>::new();
+    let actions = WindowActions {
+        disable: ServerAction::<DisableMaintenance>::new(),
+        retry: ServerAction::<RetryMaintenance>::new(),
+        abort: ServerAction::<AbortMaintenance>::new(),
+        skip: ServerAction::<SkipSnapshotWait>::new(),
+    };
+    let state = refreshed(
+        progress,
+        move || {
+            (
+                live.windows.get(),
+                live.mirrors.get(),
+                enable.version().get(),
+                actions.disable.version().get(),
+                actions.retry.version().get(),
+                actions.abort.version().get(),
+                actions.skip.version().get(),
+            )
+        },
+        maintenance_progress,
+    );
+    let outcome = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        report(outcome, enable.value().get(), |w| format!("Maintenance window {} is {}.", w.id, w.phase))
+    });
+    Effect::new(move |_| {
+        report(outcome, actions.disable.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
+    });
+    Effect::new(move |_| {
+        report(outcome, actions.retry.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
+    });
+    Effect::new(move |_| {
+        report(outcome, actions.abort.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
+    });
+    Effect::new(move |_| report(outcome, actions.skip.value().get(), |_| "Stopped waiting for that mirror.".into()));
+    // Rebuilt only when the page switches between normal operation and a window.
+    let active = Memo::new(move |_| state.value.with(|p| p.as_ref().map(|p| p.detail.window.id.clone())));
     view! {
-        <div class="phase phase-normal" id="phase" data-phase="normal">
+        <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="maintenance-outcome">{outcome}</p>
+        {move || {
+            state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })
+        }}
+        {move || match active.get() {
+            None => view! { <NormalOperation enable user live /> }.into_any(),
+            Some(_) => view! { <ActiveWindow state=state.value actions user live /> }.into_any(),
+        }}
+    }
+}
+
+/// The scope being chosen in the enable form, as the dry run's arguments.
+fn scope_args(kind: &str, mirrors: &[String], peers: &[String]) -> (String, Option<String>) {
+    match kind {
+        "mirrors" => ("mirrors".into(), Some(mirrors.join(","))),
+        "peers" => ("peers".into(), Some(peers.join(","))),
+        _ => ("all".into(), None),
+    }
+}
+
+fn toggle(list: RwSignal<Vec<String>>, id: String, on: bool) {
+    list.update(|l| {
+        l.retain(|x| *x != id);
+        if on {
+            l.push(id);
+        }
+    });
+}
+
+#[component]
+fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, live: Live) -> impl IntoView {
+    let kind = RwSignal::new("all".to_string());
+    let chosen_mirrors = RwSignal::new(Vec::<String>::new());
+    let chosen_peers = RwSignal::new(Vec::<String>::new());
+    let plan = Resource::new(
+        move || {
+            let (scope, ids) = chosen_mirrors
+                .with(|m| chosen_peers.with(|p| scope_args(&kind.get(), m, p)));
+            (scope, ids, live.windows.get(), live.mirrors.get())
+        },
+        |(scope, ids, _, _)| dry_run(scope, ids),
+    );
+    // The lists to choose from, loaded once (re-rendering them would lose the ticks).
+    let mirrors = Resource::new(|| (), |_| list_mirrors());
+    let peers = Resource::new(|| (), |_| list_peers());
+    let heading = move || match kind.get().as_str() {
+        "mirrors" => format!("Plan for enabling maintenance on {} chosen mirror(s)", chosen_mirrors.with(Vec::len)),
+        "peers" => format!("Plan for enabling maintenance on the mirrors of {} chosen peer(s)", chosen_peers.with(Vec::len)),
+        _ => "Plan for enabling maintenance on all mirrors".to_string(),
+    };
+    view! {
+        <div class="phase phase-normal" id="phase" data-phase="normal" role="status">
             <strong>"Normal operation"</strong>
             " — no maintenance window is active."
         </div>
-        <h2>"Plan for enabling maintenance on all mirrors"</h2>
+        <h2 id="plan-heading">{heading}</h2>
         <Transition fallback=|| view! { <p class="muted">"Computing the plan…"</p> }>
             {move || {
                 plan.get()
                     .map(|r| match r {
                         Ok(p) => view! { <PlanView plan=p /> }.into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                        Err(e) => view! { <p class="muted" id="plan-hint">{e.to_string()}</p> }.into_any(),
                     })
             }}
         </Transition>
-        {move || {
-            user.may(Action::OperateMaintenance)
-                .then(|| {
-                    view! {
-                        <ActionForm action=enable attr:class="stacked" attr:id="enable-form">
-                            <input type="hidden" name="scope" value="all" />
-                            <label for="enable-reason">"Reason (required, shown in the banner and the history)"</label>
-                            <textarea id="enable-reason" name="reason" required maxlength="500" rows="2"></textarea>
-                            <label class="confirm">
-                                <input type="checkbox" name="confirm" value="yes" required />
-                                " I have read the plan above: every running mirror will be paused at a checkpoint."
-                            </label>
-                            <button type="submit" disabled=move || enable.pending().get()>"Enable maintenance"</button>
-                        </ActionForm>
-                    }
-                })
-        }}
+        <Show when=move || user.may(Action::OperateMaintenance)>
+            <ActionForm action=enable attr:class="stacked" attr:id="enable-form">
+                <fieldset class="scope" id="scope-picker">
+                    <legend>"Scope"</legend>
+                    <label class="choice">
+                        <input type="radio" name="scope" value="all" checked on:change=move |_| kind.set("all".into()) />
+                        " All mirrors"
+                    </label>
+                    <label class="choice">
+                        <input type="radio" name="scope" value="mirrors" on:change=move |_| kind.set("mirrors".into()) />
+                        " Chosen mirrors"
+                    </label>
+                    <label class="choice">
+                        <input type="radio" name="scope" value="peers" on:change=move |_| kind.set("peers".into()) />
+                        " Mirrors of chosen peers"
+                    </label>
+                    <Transition fallback=|| ()>
+                        {move || {
+                            let ms = mirrors.get().and_then(Result::ok).unwrap_or_default();
+                            let ps = peers.get().and_then(Result::ok).unwrap_or_default();
+                            view! { <ScopeChoices mirrors=ms peers=ps chosen_mirrors chosen_peers /> }
+                        }}
+                    </Transition>
+                </fieldset>
+                <label for="enable-reason">"Reason (required, shown in the banner and the history)"</label>
+                <textarea id="enable-reason" name="reason" required maxlength="500" rows="2"></textarea>
+                <label class="confirm">
+                    <input type="checkbox" name="confirm" value="yes" required />
+                    " I have read the plan above: every running mirror in the scope will be paused at a checkpoint."
+                </label>
+                <button type="submit" disabled=move || enable.pending().get()>"Enable maintenance"</button>
+            </ActionForm>
+        </Show>
+    }
+}
+
+#[component]
+fn ScopeChoices(
+    mirrors: Vec<MirrorView>,
+    peers: Vec<PeerView>,
+    chosen_mirrors: RwSignal<Vec<String>>,
+    chosen_peers: RwSignal<Vec<String>>,
+) -> impl IntoView {
+    // Indexed names (`mirror_ids[0]`) post as a list, with or without JavaScript.
+    let mirror_boxes = mirrors
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let id = m.id.clone();
+            view! {
+                <label class="choice">
+                    <input
+                        type="checkbox"
+                        name=format!("mirror_ids[{i}]")
+                        value=m.id.clone()
+                        on:change=move |ev| toggle(chosen_mirrors, id.clone(), event_target_checked(&ev))
+                    />
+                    {format!(" {} ({})", m.name, m.status)}
+                </label>
+            }
+        })
+        .collect_view();
+    let peer_boxes = peers
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let id = p.id.clone();
+            view! {
+                <label class="choice">
+                    <input
+                        type="checkbox"
+                        name=format!("peer_ids[{i}]")
+                        value=p.id.clone()
+                        on:change=move |ev| toggle(chosen_peers, id.clone(), event_target_checked(&ev))
+                    />
+                    {format!(" {} ({})", p.name, p.location)}
+                </label>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="choices">
+            <fieldset id="scope-mirrors">
+                <legend>"Mirrors (for \u{201c}Chosen mirrors\u{201d})"</legend>
+                {mirror_boxes}
+            </fieldset>
+            <fieldset id="scope-peers">
+                <legend>"Peers (for \u{201c}Mirrors of chosen peers\u{201d})"</legend>
+                {peer_boxes}
+            </fieldset>
+        </div>
     }
 }
 
@@ -203,26 +338,129 @@ fn phase_text(w: &Window) -> String {
     }
 }
 
+/// The browser's clock once it ticks, else the server's at the last read.
+fn now_ms(live: Live, p: &WindowProgress) -> i64 {
+    live.clock.get().map(|c| c as i64).unwrap_or_else(|| p.now.timestamp_millis())
+}
+
 #[component]
 fn ActiveWindow(
-    detail: WindowDetail,
+    state: RwSignal<Option<WindowProgress>>,
     actions: WindowActions,
-    user: crate::pages::layout::CurrentUser,
+    user: CurrentUser,
+    live: Live,
 ) -> impl IntoView {
-    let w = detail.window.clone();
-    let total = detail.mirrors.len();
-    let paused = detail.mirrors.iter().filter(|m| m.outcome.is_none()).count();
-    let (id1, id2, id3) = (w.id.clone(), w.id.clone(), w.id.clone());
-    let can_disable = matches!(w.phase, WindowPhase::Enabled);
-    let failed = matches!(w.phase, WindowPhase::Failed);
+    let read = move |f: fn(&WindowProgress, Live) -> String| {
+        move || state.with(|p| p.as_ref().map(|p| f(p, live)).unwrap_or_default())
+    };
+    // Buttons are rebuilt only when the phase changes.
+    let head = Memo::new(move |_| {
+        state.with(|p| p.as_ref().map(|p| (p.detail.window.id.clone(), p.detail.window.phase)))
+    });
+    let phase = move || head.get().map(|(_, ph)| ph.as_str()).unwrap_or("normal");
+    let count = move || state.with(|p| p.as_ref().map(WindowProgress::count));
     view! {
-        <div class="phase phase-active" id="phase" data-phase=w.phase.as_str() role="status">
-            <strong>{phase_text(&w)}</strong>
-            <div>{format!("Window {} — \u{201c}{}\u{201d} — requested by {} at {}", w.id, w.reason, w.requested_by, fmt_time(w.created_at))}</div>
-            <div id="paused-count">{format!("{paused} of {total} backed-up mirrors held by this window")}</div>
-            {w.error.clone().map(|e| view! { <div class="error" role="alert">{e}</div> })}
+        <div class="phase phase-active" id="phase" data-phase=phase>
+            <strong role="status" id="phase-text">{read(|p, _| phase_text(&p.detail.window))}</strong>
+            <div>
+                {read(|p, _| {
+                    let w = &p.detail.window;
+                    format!(
+                        "Window {} — \u{201c}{}\u{201d} — {} — requested by {} at {}",
+                        w.id,
+                        w.reason,
+                        w.scope.describe(),
+                        w.requested_by,
+                        fmt_time(w.created_at),
+                    )
+                })}
+            </div>
+            <div
+                id="progress-count"
+                role="status"
+                data-done=move || count().map(|c| c.done).unwrap_or_default()
+                data-total=move || count().map(|c| c.total).unwrap_or_default()
+            >
+                {move || {
+                    count()
+                        .map(|c| {
+                            let verb = if c.verb == "paused" { "Paused" } else { "Resumed" };
+                            format!("{verb} {} of {} mirrors", c.done, c.total)
+                        })
+                }}
+            </div>
+            <div id="elapsed" class="muted">
+                {read(|p, live| {
+                    let w = &p.detail.window;
+                    let now = now_ms(live, p);
+                    let total = fmt_duration(now - w.created_at.timestamp_millis());
+                    if !matches!(w.phase, WindowPhase::Enabling | WindowPhase::Disabling) {
+                        return format!("Open for {total}.");
+                    }
+                    let step = fmt_duration(now - w.step_started_at.timestamp_millis());
+                    let deadline = p
+                        .deadline
+                        .map(|d| {
+                            let left = d.timestamp_millis() - now;
+                            if left > 0 {
+                                format!("; fails if still waiting in {}", fmt_duration(left))
+                            } else {
+                                "; past its deadline".to_string()
+                            }
+                        })
+                        .unwrap_or_default();
+                    format!("Open for {total}; step {} running for {step}{deadline}.", w.step)
+                })}
+            </div>
+            {move || {
+                state.with(|p| {
+                    p.as_ref()
+                        .and_then(|p| p.detail.window.error.clone())
+                        .map(|e| view! { <div class="error" role="alert" id="window-error">{e}</div> })
+                })
+            }}
         </div>
-        <p class="actions">
+        {move || head.get().map(|(id, phase)| view! { <WindowButtons id phase actions user /> })}
+        <Waiting state actions user live />
+        <h2>"Mirrors in this window"</h2>
+        {move || {
+            state.with(|p| {
+                p.as_ref()
+                    .map(|p| {
+                        view! { <BackupTable entries=p.detail.mirrors.clone() current=p.current.clone() /> }
+                    })
+            })
+        }}
+        <h2>"Steps"</h2>
+        <ol class="steps" id="steps">
+            {move || {
+                state.with(|p| {
+                    p.as_ref()
+                        .map(|p| {
+                            p.detail
+                                .steps
+                                .iter()
+                                .map(|s| {
+                                    let ms = (s.finished_at - s.started_at).num_milliseconds();
+                                    view! {
+                                        <li>{format!("{} — {} ({ms} ms) — {}", fmt_time(s.finished_at), s.step, s.detail)}</li>
+                                    }
+                                })
+                                .collect_view()
+                        })
+                })
+            }}
+        </ol>
+    }
+}
+
+#[component]
+fn WindowButtons(id: String, phase: WindowPhase, actions: WindowActions, user: CurrentUser) -> impl IntoView {
+    let can_disable = phase == WindowPhase::Enabled;
+    let failed = phase == WindowPhase::Failed;
+    let (id1, id2, id3) = (id.clone(), id.clone(), id);
+    view! {
+        <p class="actions" id="window-actions">
             {move || {
                 let id1_ = id1.clone();
                 (can_disable && user.may(Action::OperateMaintenance))
@@ -260,30 +498,103 @@ fn ActiveWindow(
                     })
             }}
         </p>
-        <h2>"Mirrors in this window"</h2>
-        <BackupTable entries=detail.mirrors />
-        <h2>"Steps"</h2>
-        <ol class="steps" id="steps">
-            {detail
-                .steps
-                .into_iter()
-                .map(|s| {
-                    let ms = (s.finished_at - s.started_at).num_milliseconds();
-                    view! { <li>{format!("{} — {} ({ms} ms) — {}", fmt_time(s.finished_at), s.step, s.detail)}</li> }
+    }
+}
+
+/// The mirrors the current step waits for, how long each has been in its state, and — while
+/// enable waits for snapshots — a button to stop waiting for one.
+#[component]
+fn Waiting(
+    state: RwSignal<Option<WindowProgress>>,
+    actions: WindowActions,
+    user: CurrentUser,
+    live: Live,
+) -> impl IntoView {
+    move || {
+        state.with(|p| {
+            let p = p.as_ref()?;
+            if p.waiting.is_empty() {
+                return None;
+            }
+            let w = &p.detail.window;
+            let skippable = w.step == WindowStep::WaitSnapshots
+                && matches!(w.phase, WindowPhase::Enabling | WindowPhase::Failed)
+                && user.may(Action::OperateMaintenance);
+            let what = match w.step {
+                WindowStep::WaitSnapshots => "Waiting for these snapshots to reach a checkpoint",
+                WindowStep::ConfirmPaused => "Waiting for these mirrors to confirm their pause",
+                _ => "Waiting for these mirrors to run again",
+            };
+            let past_deadline = w.phase == WindowPhase::Failed;
+            let rows = p
+                .waiting
+                .iter()
+                .map(|s: &Straggler| {
+                    let since = s.since.timestamp_millis();
+                    let p_now = p.now.timestamp_millis();
+                    let window_id = w.id.clone();
+                    let mirror_id = s.mirror_id.clone();
+                    let label = format!("Skip waiting for {}", s.name);
+                    view! {
+                        <tr data-mirror=s.name.clone()>
+                            <th scope="row">{s.name.clone()}</th>
+                            <td>{s.status.as_str()}</td>
+                            <td>{move || fmt_duration(live.clock.get().map(|c| c as i64).unwrap_or(p_now) - since)}</td>
+                            <td>
+                                {skippable
+                                    .then(|| {
+                                        view! {
+                                            <ActionForm action=actions.skip attr:class="inline">
+                                                <input type="hidden" name="window_id" value=window_id />
+                                                <input type="hidden" name="mirror_id" value=mirror_id />
+                                                <button type="submit" class="secondary">{label}</button>
+                                            </ActionForm>
+                                        }
+                                    })}
+                            </td>
+                        </tr>
+                    }
                 })
-                .collect_view()}
-        </ol>
+                .collect_view();
+            Some(view! {
+                <section id="waiting" aria-labelledby="waiting-heading">
+                    <h2 id="waiting-heading">
+                        {what}
+                        {past_deadline.then_some(" — the deadline passed")}
+                    </h2>
+                    <table class="grid" id="waiting-table">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Mirror"</th>
+                                <th scope="col">"Status"</th>
+                                <th scope="col">"In that status for"</th>
+                                <th scope="col">"Action"</th>
+                            </tr>
+                        </thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </section>
+            })
+        })
     }
 }
 
 #[component]
-pub fn BackupTable(entries: Vec<BackupEntry>) -> impl IntoView {
+pub fn BackupTable(
+    entries: Vec<BackupEntry>,
+    /// Where each mirror is now (the live page); the history leaves it out.
+    #[prop(optional)]
+    current: Option<Vec<MirrorNow>>,
+) -> impl IntoView {
+    let show_now = current.is_some();
+    let current = current.unwrap_or_default();
     view! {
         <table class="grid" id="window-mirrors">
             <thead>
                 <tr>
                     <th scope="col">"Mirror"</th>
                     <th scope="col">"State before"</th>
+                    {show_now.then(|| view! { <th scope="col">"Now"</th> })}
                     <th scope="col">"Paused at"</th>
                     <th scope="col">"Checkpoint at pause"</th>
                     <th scope="col">"Outcome"</th>
@@ -299,10 +610,15 @@ pub fn BackupTable(entries: Vec<BackupEntry>) -> impl IntoView {
                             (Some(o), None) => o.to_string(),
                             (None, _) => "held".to_string(),
                         };
+                        let now = current
+                            .iter()
+                            .find(|c| c.mirror_id == e.mirror_id)
+                            .map(|c| c.status.map(|s| s.as_str()).unwrap_or("dropped"));
                         view! {
-                            <tr data-mirror=e.mirror_name.clone()>
+                            <tr data-mirror=e.mirror_name.clone() data-now=now.unwrap_or_default()>
                                 <th scope="row">{e.mirror_name.clone()}</th>
                                 <td>{e.status_before.as_str()}</td>
+                                {show_now.then(|| view! { <td>{now.unwrap_or_default()}</td> })}
                                 <td>{fmt_time(e.paused_at)}</td>
                                 <td>{e.checkpoint_at_pause.describe(&e.config.tables)}</td>
                                 <td>{outcome}</td>

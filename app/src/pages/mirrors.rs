@@ -1,5 +1,5 @@
 //! The Mirrors page: every mirror with its status, holds, progress, checkpoint and backlog;
-//! operators create, pause, resume and drop mirrors here.
+//! operators create, pause, resume and drop mirrors here. Kept current by the live event stream.
 
 use leptos::prelude::*;
 use quiesce_core::auth::Action;
@@ -7,7 +7,8 @@ use quiesce_core::domain::{MirrorStatus, MirrorView, PeerView};
 
 use crate::api::mirrors::{list_mirrors, CreateMirror, DropMirror, PauseMirror, ResumeMirror};
 use crate::api::peers::list_peers;
-use crate::pages::layout::use_current_user;
+use crate::live::{refreshed, use_live};
+use crate::pages::layout::{use_current_user, CurrentUser};
 use crate::pages::report;
 
 #[derive(Clone, Copy)]
@@ -26,17 +27,8 @@ pub fn MirrorsPage() -> impl IntoView {
         resume: ServerAction::<ResumeMirror>::new(),
         drop: ServerAction::<DropMirror>::new(),
     };
-    let refreshes = RwSignal::new(0u32);
-    let changes = move || {
-        (
-            create.version().get(),
-            actions.pause.version().get(),
-            actions.resume.version().get(),
-            actions.drop.version().get(),
-            refreshes.get(),
-        )
-    };
-    let mirrors = Resource::new(changes, |_| list_mirrors());
+    // Loaded with the page; `LiveMirrors` keeps it current from the event stream.
+    let initial = Resource::new(|| (), |_| list_mirrors());
     let peers = Resource::new(|| (), |_| list_peers());
 
     let outcome = RwSignal::new(String::new());
@@ -53,19 +45,12 @@ pub fn MirrorsPage() -> impl IntoView {
         <section class="page">
             <h1>"Mirrors"</h1>
             <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="mirrors-outcome">{outcome}</p>
-            <p class="actions">
-                <button type="button" class="secondary" id="refresh-mirrors" on:click=move |_| refreshes.update(|n| *n += 1)>
-                    "Refresh"
-                </button>
-            </p>
             <Transition fallback=|| view! { <p class="muted">"Loading mirrors…"</p> }>
                 {move || {
-                    let can_operate = user.may(Action::OperateMirrors);
-                    mirrors
+                    initial
                         .get()
                         .map(|r| match r {
-                            Ok(list) if list.is_empty() => view! { <p class="muted">"No mirrors yet."</p> }.into_any(),
-                            Ok(list) => view! { <MirrorTable mirrors=list can_operate actions /> }.into_any(),
+                            Ok(list) => view! { <LiveMirrors list create actions user /> }.into_any(),
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -83,6 +68,113 @@ pub fn MirrorsPage() -> impl IntoView {
     }
 }
 
+/// The mirror table, re-read on every mirror or window event. Rows are keyed by mirror, status
+/// and holds: a row is rebuilt only when those change (so a focused button survives progress
+/// updates), and its counters update in place.
+#[component]
+fn LiveMirrors(
+    list: Vec<MirrorView>,
+    create: ServerAction<CreateMirror>,
+    actions: MirrorActions,
+    user: CurrentUser,
+) -> impl IntoView {
+    let live = use_live();
+    let state = refreshed(
+        list,
+        move || {
+            (
+                live.mirrors.get(),
+                live.progress.get(),
+                live.windows.get(),
+                create.version().get(),
+                actions.pause.version().get(),
+                actions.resume.version().get(),
+                actions.drop.version().get(),
+            )
+        },
+        list_mirrors,
+    );
+    let can_operate = move || user.may(Action::OperateMirrors);
+    view! {
+        {move || state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })}
+        <Show
+            when=move || state.value.with(|l| !l.is_empty())
+            fallback=|| view! { <p class="muted" id="no-mirrors">"No mirrors yet."</p> }
+        >
+            <table class="grid" id="mirrors-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Mirror"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"Holds"</th>
+                        <th scope="col">"Copied"</th>
+                        <th scope="col">"Applied"</th>
+                        <th scope="col">"Checkpoint"</th>
+                        <th scope="col">"Backlog"</th>
+                        <th scope="col">"Last error"</th>
+                        {move || can_operate().then(|| view! { <th scope="col">"Actions"</th> })}
+                    </tr>
+                </thead>
+                <tbody>
+                    <For
+                        each=move || state.value.get()
+                        key=|m| (m.id.clone(), m.status, holds_text(m))
+                        let:m
+                    >
+                        <MirrorRow m state=state.value can_operate=Signal::derive(can_operate) actions />
+                    </For>
+                </tbody>
+            </table>
+        </Show>
+    }
+}
+
+fn holds_text(m: &MirrorView) -> String {
+    if m.holds.is_empty() {
+        "—".to_string()
+    } else {
+        m.holds.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[component]
+fn MirrorRow(
+    m: MirrorView,
+    state: RwSignal<Vec<MirrorView>>,
+    can_operate: Signal<bool>,
+    actions: MirrorActions,
+) -> impl IntoView {
+    // The row's changing cells read the current list; the rest is fixed for this key.
+    let row_id = m.id.clone();
+    let cell = move |f: fn(&MirrorView) -> String| {
+        let id = row_id.clone();
+        move || state.with(|l| l.iter().find(|x| x.id == id).map(f).unwrap_or_default())
+    };
+    let user_held = m.holds.iter().any(|h| h.to_string() == "user");
+    let id = m.id.clone();
+    view! {
+        <tr data-mirror=m.name.clone() data-status=m.status.as_str()>
+            <th scope="row">
+                {m.name.clone()}
+                <span class="muted small">
+                    {format!(" {} → {} ({})", m.source_peer, m.dest_peer, m.tables.join(", "))}
+                </span>
+            </th>
+            <td><span class=status_class(m.status)>{m.status.as_str()}</span></td>
+            <td>{holds_text(&m)}</td>
+            <td class="num">{cell(|m| m.rows_copied.to_string())}</td>
+            <td class="num">{cell(|m| m.rows_applied.to_string())}</td>
+            <td>{cell(|m| m.checkpoint.clone())}</td>
+            <td class="num">{cell(|m| m.backlog.map(|b| b.to_string()).unwrap_or_else(|| "?".into()))}</td>
+            <td class="error">{cell(|m| m.last_error.clone().unwrap_or_default())}</td>
+            {move || {
+                let id = id.clone();
+                can_operate.get().then(|| view! { <td><RowActions id user_held actions /></td> })
+            }}
+        </tr>
+    }
+}
+
 fn status_class(s: MirrorStatus) -> &'static str {
     match s {
         MirrorStatus::Running => "badge ok",
@@ -90,60 +182,6 @@ fn status_class(s: MirrorStatus) -> &'static str {
         MirrorStatus::Pausing | MirrorStatus::Paused => "badge held",
         MirrorStatus::Failed => "badge bad",
         MirrorStatus::Dropped => "badge muted",
-    }
-}
-
-#[component]
-fn MirrorTable(mirrors: Vec<MirrorView>, can_operate: bool, actions: MirrorActions) -> impl IntoView {
-    view! {
-        <table class="grid" id="mirrors-table">
-            <thead>
-                <tr>
-                    <th scope="col">"Mirror"</th>
-                    <th scope="col">"Status"</th>
-                    <th scope="col">"Holds"</th>
-                    <th scope="col">"Copied"</th>
-                    <th scope="col">"Applied"</th>
-                    <th scope="col">"Checkpoint"</th>
-                    <th scope="col">"Backlog"</th>
-                    <th scope="col">"Last error"</th>
-                    {can_operate.then(|| view! { <th scope="col">"Actions"</th> })}
-                </tr>
-            </thead>
-            <tbody>
-                {mirrors
-                    .into_iter()
-                    .map(|m| {
-                        let holds = if m.holds.is_empty() {
-                            "—".to_string()
-                        } else {
-                            m.holds.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
-                        };
-                        let backlog = m.backlog.map(|b| b.to_string()).unwrap_or_else(|| "?".into());
-                        let user_held = m.holds.iter().any(|h| h.to_string() == "user");
-                        let id = m.id.clone();
-                        view! {
-                            <tr data-mirror=m.name.clone() data-status=m.status.as_str()>
-                                <th scope="row">
-                                    {m.name.clone()}
-                                    <span class="muted small">
-                                        {format!(" {} → {} ({})", m.source_peer, m.dest_peer, m.tables.join(", "))}
-                                    </span>
-                                </th>
-                                <td><span class=status_class(m.status)>{m.status.as_str()}</span></td>
-                                <td>{holds}</td>
-                                <td class="num">{m.rows_copied}</td>
-                                <td class="num">{m.rows_applied}</td>
-                                <td>{m.checkpoint.clone()}</td>
-                                <td class="num">{backlog}</td>
-                                <td class="error">{m.last_error.clone().unwrap_or_default()}</td>
-                                {can_operate.then(|| view! { <td><RowActions id user_held actions /></td> })}
-                            </tr>
-                        }
-                    })
-                    .collect_view()}
-            </tbody>
-        </table>
     }
 }
 

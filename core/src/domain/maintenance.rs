@@ -414,6 +414,76 @@ pub struct WindowDetail {
     pub requests: Vec<MaintenanceRequest>,
 }
 
+/// Where one backed-up mirror is now (for live progress).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorNow {
+    pub mirror_id: String,
+    /// `None` once the mirror was dropped.
+    pub status: Option<MirrorStatus>,
+}
+
+/// The active window as the maintenance page shows it live: its detail, where each backed-up
+/// mirror is now, what the current step is waiting for and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowProgress {
+    pub detail: WindowDetail,
+    /// Every backed-up mirror's status now, in the order of `detail.mirrors`.
+    pub current: Vec<MirrorNow>,
+    /// Mirrors in scope that enable will still hold (snapshotting, or not reached yet); empty once
+    /// the window is past its pause step.
+    pub not_yet_held: Vec<Straggler>,
+    /// What the current step waits for (snapshots, pauses or resumes not confirmed yet). Kept
+    /// while the window is `failed`, so the page can offer skips before a retry.
+    pub waiting: Vec<Straggler>,
+    /// When the current waiting step fails if it is still waiting.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Mirrors whose snapshot wait was skipped.
+    pub skipped: Vec<String>,
+    /// The server's clock when this was read; elapsed times count from it until the browser's
+    /// own clock takes over.
+    pub now: DateTime<Utc>,
+}
+
+/// "Paused 37 of 120": how far the window's current direction has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressCount {
+    /// `paused` while enabling (or enabled), `resumed` while disabling (or after).
+    pub verb: &'static str,
+    pub done: usize,
+    pub total: usize,
+}
+
+impl WindowProgress {
+    /// Whether the window is on its way down (disable or abort) rather than up.
+    pub fn is_releasing(&self) -> bool {
+        let w = &self.detail.window;
+        match w.phase {
+            WindowPhase::Enabling | WindowPhase::Enabled => false,
+            WindowPhase::Disabling | WindowPhase::Disabled | WindowPhase::Aborted => true,
+            WindowPhase::Failed => w.step.phase() == WindowPhase::Disabling,
+        }
+    }
+
+    /// Paused mirrors out of every mirror enable will hold; or, on the way down, mirrors resumed
+    /// and running out of every backed-up one.
+    pub fn count(&self) -> ProgressCount {
+        let entries = &self.detail.mirrors;
+        let status = |i: usize| self.current.get(i).and_then(|c| c.status);
+        if self.is_releasing() {
+            let done = (0..entries.len())
+                .filter(|&i| {
+                    entries[i].outcome == Some(MirrorOutcome::Resumed)
+                        && status(i).is_some_and(MirrorStatus::is_working)
+                })
+                .count();
+            ProgressCount { verb: "resumed", done, total: entries.len() }
+        } else {
+            let done = (0..entries.len()).filter(|&i| status(i) == Some(MirrorStatus::Paused)).count();
+            ProgressCount { verb: "paused", done, total: entries.len() + self.not_yet_held.len() }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::WindowPhase::*;
@@ -535,5 +605,90 @@ mod tests {
         assert_eq!(normalize_reason(" \n "), Err(ReasonError::Empty));
         assert_eq!(normalize_reason(&"é".repeat(500)).map(|r| r.chars().count()), Ok(500));
         assert_eq!(normalize_reason(&"x".repeat(501)), Err(ReasonError::TooLong));
+    }
+
+    fn progress(phase: WindowPhase, step: WindowStep, entries: &[(Option<MirrorOutcome>, Option<MirrorStatus>)], not_yet_held: usize) -> WindowProgress {
+        let t = DateTime::<Utc>::from_timestamp_millis(0).unwrap_or_default();
+        let window = Window {
+            id: "w".into(),
+            reason: "upgrade".into(),
+            requested_by: "alice".into(),
+            scope: Scope::All,
+            phase,
+            step,
+            step_started_at: t,
+            created_at: t,
+            updated_at: t,
+            ended_at: None,
+            error: None,
+        };
+        let mirrors = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (outcome, _))| BackupEntry {
+                window_id: "w".into(),
+                mirror_id: format!("m{i}"),
+                mirror_name: format!("m{i}"),
+                status_before: MirrorStatus::Running,
+                checkpoint_at_pause: Checkpoint::initial(),
+                config: MirrorConfig { tables: vec![], source_peer_id: "a".into(), dest_peer_id: "b".into() },
+                paused_at: t,
+                outcome: *outcome,
+                outcome_detail: None,
+                released_at: None,
+                checkpoint_at_resume: None,
+            })
+            .collect();
+        let current = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (_, status))| MirrorNow { mirror_id: format!("m{i}"), status: *status })
+            .collect();
+        let straggler = |i: usize| Straggler {
+            mirror_id: format!("s{i}"),
+            name: format!("s{i}"),
+            status: MirrorStatus::Snapshot,
+            since: t,
+        };
+        WindowProgress {
+            detail: WindowDetail { window, steps: vec![], mirrors, requests: vec![] },
+            current,
+            not_yet_held: (0..not_yet_held).map(straggler).collect(),
+            waiting: vec![],
+            deadline: None,
+            skipped: vec![],
+            now: t,
+        }
+    }
+
+    #[test]
+    fn enabling_counts_confirmed_pauses_out_of_every_mirror_still_to_hold() {
+        use MirrorStatus::{Paused, Pausing};
+        let p = progress(Enabling, WindowStep::ConfirmPaused, &[(None, Some(Paused)), (None, Some(Pausing))], 2);
+        assert_eq!(p.count(), ProgressCount { verb: "paused", done: 1, total: 4 });
+    }
+
+    #[test]
+    fn disabling_counts_only_resumed_mirrors_that_run_again() {
+        use MirrorOutcome::{HeldByUser, Resumed};
+        use MirrorStatus::{Paused, Running};
+        let entries = [(Some(Resumed), Some(Running)), (Some(Resumed), Some(Paused)), (Some(HeldByUser), Some(Paused)), (None, Some(Paused))];
+        let p = progress(Disabling, WindowStep::ConfirmRunning, &entries, 0);
+        assert_eq!(p.count(), ProgressCount { verb: "resumed", done: 1, total: 4 });
+    }
+
+    #[test]
+    fn a_failed_window_counts_in_the_direction_of_the_step_it_failed_at() {
+        let p = progress(Failed, WindowStep::ConfirmRunning, &[], 0);
+        assert!(p.is_releasing());
+        let p = progress(Failed, WindowStep::WaitSnapshots, &[], 1);
+        assert!(!p.is_releasing());
+        assert_eq!(p.count(), ProgressCount { verb: "paused", done: 0, total: 1 });
+    }
+
+    #[test]
+    fn a_dropped_mirror_counts_as_neither_paused_nor_resumed() {
+        let p = progress(Enabled, WindowStep::Done, &[(None, None)], 0);
+        assert_eq!(p.count(), ProgressCount { verb: "paused", done: 0, total: 1 });
     }
 }

@@ -13,8 +13,8 @@ mod peer;
 
 pub use maintenance::{
     normalize_reason, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorOutcome, PhaseError, Plan,
-    PlanMirror, ReasonError, RequestKind, RequestOutcome, Scope, StepRecord, Straggler, Window, WindowDetail,
-    WindowPhase, WindowStep, MAX_REASON_CHARS,
+    PlanMirror, ProgressCount, ReasonError, RequestKind, RequestOutcome, Scope, StepRecord, Straggler, Window, WindowDetail,
+    WindowPhase, WindowProgress, WindowStep, MirrorNow, MAX_REASON_CHARS,
 };
 pub use mirror::{
     Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,

@@ -31,8 +31,9 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::domain::{
-    normalize_reason, MirrorOutcome, MirrorStatus, Plan, PlanMirror, RequestKind, RequestOutcome, Scope,
-    Straggler, Window, WindowDetail, WindowPhase, WindowStep,
+    normalize_reason, BackupEntry, Mirror, MirrorNow, MirrorOutcome, MirrorStatus, Plan, PlanMirror,
+    RequestKind, RequestOutcome, Scope, Straggler, Window, WindowDetail, WindowPhase, WindowProgress,
+    WindowStep,
 };
 use crate::engine::Engine;
 use crate::events::Event;
@@ -147,6 +148,44 @@ fn names(list: &[Straggler]) -> String {
 
 fn straggler(m: &crate::domain::Mirror) -> Straggler {
     Straggler { mirror_id: m.id.clone(), name: m.name.clone(), status: m.status, since: m.updated_at }
+}
+
+/// In-scope mirrors enable still waits for: in setup or snapshot, and not skipped.
+fn snapshot_stragglers(in_scope: &[Mirror], skipped: &HashSet<String>) -> Vec<Straggler> {
+    in_scope
+        .iter()
+        .filter(|m| matches!(m.status, MirrorStatus::Setup | MirrorStatus::Snapshot))
+        .filter(|m| !skipped.contains(&m.id))
+        .map(straggler)
+        .collect()
+}
+
+/// Whether a held mirror has not reached `paused` yet (failed and dropped ones never will).
+fn pause_unconfirmed(m: &Mirror) -> bool {
+    !matches!(m.status, MirrorStatus::Paused | MirrorStatus::Failed | MirrorStatus::Dropped)
+}
+
+/// Where a mirror released as `resumed` stands: running, settled with a later outcome, or still
+/// on its way (`None` outcome and not working).
+enum Resumption {
+    Running,
+    Settled(MirrorOutcome, Option<String>),
+    Waiting,
+}
+
+fn resumption(m: Option<&Mirror>) -> Resumption {
+    match m {
+        None => Resumption::Settled(MirrorOutcome::Dropped, None),
+        Some(m) if m.status.is_working() => Resumption::Running,
+        Some(m) if m.status == MirrorStatus::Failed => Resumption::Settled(
+            MirrorOutcome::FailedToResume,
+            m.last_error.clone().or(Some("failed".into())),
+        ),
+        Some(m) if m.holds.contains(&crate::domain::Hold::User) => {
+            Resumption::Settled(MirrorOutcome::HeldByUser, None)
+        }
+        Some(_) => Resumption::Waiting,
+    }
 }
 
 fn plan_mirror(m: &crate::domain::Mirror, since: DateTime<Utc>) -> PlanMirror {
@@ -504,6 +543,64 @@ impl Orchestrator {
         Ok(WindowDetail { window, steps, mirrors, requests })
     }
 
+    /// The active window's live state for the maintenance page (see [`WindowProgress`]). Reads
+    /// only: the waits are computed the way the steps compute them, without waking anyone.
+    pub async fn progress(&self, window_id: &str) -> Result<WindowProgress> {
+        let detail = self.window_detail(window_id).await?;
+        let w = &detail.window;
+        let mirrors = self.mirrors_by_id().await?;
+        let current = detail
+            .mirrors
+            .iter()
+            .map(|e| MirrorNow { mirror_id: e.mirror_id.clone(), status: mirrors.get(&e.mirror_id).map(|m| m.status) })
+            .collect();
+        let skipped_list = self.catalog().skipped(&w.id).await?;
+        let skipped: HashSet<String> = skipped_list.iter().cloned().collect();
+        let held: HashSet<&str> = detail.mirrors.iter().map(|e| e.mirror_id.as_str()).collect();
+        let enabling_side = matches!(w.step, WindowStep::WaitSnapshots | WindowStep::PauseMirrors);
+        let in_scope: Vec<Mirror> = if enabling_side {
+            mirrors.values().filter(|m| w.scope.covers(m)).cloned().collect()
+        } else {
+            vec![]
+        };
+        let mut not_yet_held: Vec<Straggler> = in_scope
+            .iter()
+            .filter(|m| m.status.is_working() && !held.contains(m.id.as_str()))
+            .map(straggler)
+            .collect();
+        not_yet_held.sort_by(|a, b| a.name.cmp(&b.name));
+        let by_entry = |keep: &dyn Fn(&BackupEntry, Option<&Mirror>) -> bool| -> Vec<Straggler> {
+            detail
+                .mirrors
+                .iter()
+                .filter_map(|e| {
+                    let m = mirrors.get(&e.mirror_id);
+                    keep(e, m).then(|| m.map(straggler)).flatten()
+                })
+                .collect()
+        };
+        let (waiting, deadline) = match w.step {
+            WindowStep::WaitSnapshots => {
+                (snapshot_stragglers(&in_scope, &skipped), Some(self.config.snapshot_deadline))
+            }
+            WindowStep::ConfirmPaused => {
+                (by_entry(&|_, m| m.is_some_and(pause_unconfirmed)), Some(self.config.pause_deadline))
+            }
+            WindowStep::ConfirmRunning => (
+                by_entry(&|e, m| {
+                    e.outcome == Some(MirrorOutcome::Resumed) && matches!(resumption(m), Resumption::Waiting)
+                }),
+                Some(self.config.resume_deadline),
+            ),
+            _ => (vec![], None),
+        };
+        let deadline = deadline
+            .filter(|_| w.phase != WindowPhase::Failed)
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| w.step_started_at + d);
+        Ok(WindowProgress { current, not_yet_held, waiting, deadline, skipped: skipped_list, now: Utc::now(), detail })
+    }
+
     // ---- steps ----
 
     /// Persists `change` (fenced) and publishes it; `None` if the window had moved meanwhile.
@@ -630,14 +727,7 @@ impl Orchestrator {
 
     async fn wait_snapshots(&self, w: &Window) -> Result<StepOutcome> {
         let skipped: HashSet<String> = self.catalog().skipped(&w.id).await?.into_iter().collect();
-        let waiting: Vec<Straggler> = self
-            .in_scope(w)
-            .await?
-            .iter()
-            .filter(|m| matches!(m.status, MirrorStatus::Setup | MirrorStatus::Snapshot))
-            .filter(|m| !skipped.contains(&m.id))
-            .map(straggler)
-            .collect();
+        let waiting = snapshot_stragglers(&self.in_scope(w).await?, &skipped);
         if waiting.is_empty() {
             let detail = if skipped.is_empty() {
                 "no snapshot in flight".to_string()
@@ -705,7 +795,7 @@ impl Orchestrator {
         let mut waiting = vec![];
         for e in &entries {
             if let Some(m) = mirrors.get(&e.mirror_id) {
-                if !matches!(m.status, MirrorStatus::Paused | MirrorStatus::Failed | MirrorStatus::Dropped) {
+                if pause_unconfirmed(m) {
                     self.engine.notify(&m.id);
                     waiting.push(straggler(m));
                 }
@@ -857,17 +947,12 @@ impl Orchestrator {
         let mut waiting = vec![];
         let mirrors = self.mirrors_by_id().await?;
         for e in entries.iter().filter(|e| e.outcome == Some(MirrorOutcome::Resumed)) {
-            let later = match mirrors.get(&e.mirror_id) {
-                None => Some((MirrorOutcome::Dropped, None)),
-                Some(m) if m.status.is_working() => None,
-                Some(m) if m.status == MirrorStatus::Failed => {
-                    Some((MirrorOutcome::FailedToResume, m.last_error.clone().or(Some("failed".into()))))
-                }
-                Some(m) if m.holds.contains(&crate::domain::Hold::User) => {
-                    Some((MirrorOutcome::HeldByUser, None))
-                }
-                Some(m) => {
-                    waiting.push(straggler(m));
+            let m = mirrors.get(&e.mirror_id);
+            let later = match resumption(m) {
+                Resumption::Running => None,
+                Resumption::Settled(outcome, detail) => Some((outcome, detail)),
+                Resumption::Waiting => {
+                    waiting.extend(m.map(straggler));
                     None
                 }
             };

@@ -322,6 +322,10 @@ pub struct NewWindow {
 pub struct WindowFilter {
     pub actor: Option<String>,
     pub phase: Option<WindowPhase>,
+    /// Only windows opened at or after this time.
+    pub opened_from: Option<DateTime<Utc>>,
+    /// Only windows opened before this time.
+    pub opened_before: Option<DateTime<Utc>>,
     pub limit: i64,
     pub offset: i64,
 }

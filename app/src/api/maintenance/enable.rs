@@ -1,5 +1,5 @@
 //! `POST /api/maintenance/enable`: opens a window (reason required) and starts pausing every
-//! running mirror in scope. A second enable while a window is active is refused, naming it.
+//! running mirror in scope (all mirrors, chosen mirrors, or the mirrors of chosen peers). A second enable while a window is active is refused, naming it.
 
 use leptos::prelude::*;
 use quiesce_core::domain::Window;
@@ -11,6 +11,8 @@ pub async fn enable_maintenance(
     reason: String,
     scope: String,
     ids: Option<String>,
+    mirror_ids: Option<Vec<String>>,
+    peer_ids: Option<Vec<String>>,
 ) -> Result<Window, ApiError> {
     use crate::api::maintenance::{maintenance_error, parse_scope};
     use crate::auth::require;
@@ -20,7 +22,7 @@ pub async fn enable_maintenance(
 
     async move {
         let (state, user) = require(Action::OperateMaintenance).await?;
-        let scope = parse_scope(&scope, ids.as_deref())?;
+        let scope = parse_scope(&scope, ids.as_deref(), mirror_ids.as_deref(), peer_ids.as_deref())?;
         let m = &state.maintenance;
         let window =
             m.orchestrator.request_enable(&user.username, &reason, scope).await.map_err(maintenance_error)?;

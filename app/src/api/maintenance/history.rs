@@ -1,5 +1,6 @@
 //! `GET /api/maintenance/windows`: maintenance windows, newest first, 20 a page, optionally
-//! filtered by who asked and by phase.
+//! filtered by who asked, by phase, and by the UTC day range in which they were opened
+//! (`from` and `to`, `YYYY-MM-DD`, both days included).
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -12,8 +13,10 @@ pub async fn list_windows(
     actor: Option<String>,
     phase: Option<String>,
     page: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
 ) -> Result<Vec<Window>, ApiError> {
-    use crate::api::maintenance::maintenance_error;
+    use crate::api::maintenance::{maintenance_error, parse_day};
     use crate::auth::require;
     use crate::state::respond;
     use quiesce_core::auth::Action;
@@ -27,7 +30,16 @@ pub async fn list_windows(
             None => None,
         };
         let actor = actor.map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
-        let filter = WindowFilter { actor, phase, limit: 20, offset: page.unwrap_or(0).max(0) * 20 };
+        let opened_from = parse_day("from", from.as_deref(), 0)?;
+        let opened_before = parse_day("to", to.as_deref(), 1)?;
+        let filter = WindowFilter {
+            actor,
+            phase,
+            opened_from,
+            opened_before,
+            limit: 20,
+            offset: page.unwrap_or(0).max(0) * 20,
+        };
         state.maintenance.orchestrator.windows(&filter).await.map_err(maintenance_error)
     }
     .instrument(tracing::info_span!("api.maintenance.windows"))

@@ -17,7 +17,7 @@ pub async fn dry_run(scope: String, ids: Option<String>) -> Result<Plan, ApiErro
 
     async move {
         let (state, _) = require(Action::View).await?;
-        let scope = parse_scope(&scope, ids.as_deref())?;
+        let scope = parse_scope(&scope, ids.as_deref(), None, None)?;
         state.maintenance.orchestrator.dry_run(scope).await.map_err(maintenance_error)
     }
     .instrument(tracing::info_span!("api.maintenance.plan"))

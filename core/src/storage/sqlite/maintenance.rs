@@ -229,10 +229,13 @@ impl MaintenanceStore for SqliteCatalog {
         let rows = sqlx::query(&format!(
             "SELECT {WINDOW_COLUMNS} FROM maintenance_windows
              WHERE (?1 IS NULL OR requested_by = ?1) AND (?2 IS NULL OR phase = ?2)
-             ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+               AND (?3 IS NULL OR created_at >= ?3) AND (?4 IS NULL OR created_at < ?4)
+             ORDER BY created_at DESC, id DESC LIMIT ?5 OFFSET ?6"
         ))
         .bind(f.actor.as_deref())
         .bind(f.phase.map(|p| p.as_str()))
+        .bind(f.opened_from.map(|t| t.timestamp_millis()))
+        .bind(f.opened_before.map(|t| t.timestamp_millis()))
         .bind(f.limit.clamp(0, 1000))
         .bind(f.offset.max(0))
         .fetch_all(&self.pool)
