@@ -96,6 +96,8 @@ pub struct Config {
     pub demo: bool,
     pub supervisor: quiesce_core::engine::SupervisorConfig,
     pub orchestrator: quiesce_core::maintenance::OrchestratorConfig,
+    /// How often an open live event stream re-checks its session.
+    pub live_recheck: Duration,
 }
 
 impl Config {
@@ -113,6 +115,7 @@ impl Config {
             demo: false,
             supervisor: Default::default(),
             orchestrator: Default::default(),
+            live_recheck: crate::live::RECHECK,
         }
     }
 }
@@ -131,6 +134,7 @@ impl Cli {
             demo: self.demo,
             supervisor: Default::default(),
             orchestrator: Default::default(),
+            live_recheck: crate::live::RECHECK,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! stream begins with a `hello` event; a subscriber that fell behind gets a `resync` event (it
 //! missed some and must re-read the state it shows). Pages never patch their state from events:
 //! an event only tells them what to re-read, so a reconnect followed by a full re-read is always
-//! right. The session is checked again every [`RECHECK`]: once it is gone (signed out, expired,
+//! right. The session is checked again every [`RECHECK`] (`Config::live_recheck`): once it is gone (signed out, expired,
 //! user disabled, password reset) the stream sends `signed_out` and ends. An open stream is not
 //! activity: it does not keep an idle session alive. Streams end when the server shuts down, so
 //! a graceful shutdown is not held up by open pages.
@@ -46,6 +46,7 @@ pub struct LiveState {
     pub app: AppState,
     pub store: CatalogSessionStore,
     pub stopping: watch::Receiver<bool>,
+    pub recheck: Duration,
 }
 
 fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -69,7 +70,7 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
     let hello = SseEvent::default().event("hello").retry(RETRY).data("live");
     let subscriber = Subscriber {
         events: live.app.engine.events().subscribe(),
-        recheck: tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK),
+        recheck: tokio::time::interval_at(tokio::time::Instant::now() + live.recheck, live.recheck),
         stopping: live.stopping.clone(),
         session_id,
         live,

@@ -44,6 +44,8 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
         (Method::POST, "/api/mirrors/resume", json!({"id": "no-such-mirror"}), Role::Operator),
         (Method::POST, "/api/mirrors/drop", json!({"id": "no-such-mirror"}), Role::Operator),
         (Method::GET, "/api/maintenance/status", json!({}), Role::Viewer),
+        (Method::GET, "/api/maintenance/progress", json!({}), Role::Viewer),
+        (Method::GET, "/api/events", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/plan?scope=all", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/windows", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/window?id=no-such-window", json!({}), Role::Viewer),

@@ -15,6 +15,12 @@ use support::TestApp;
 on_both_backends!(
     an_operator_enables_and_disables_maintenance_over_http,
     bad_and_forbidden_maintenance_requests_change_nothing,
+    a_form_post_with_chosen_mirrors_scopes_the_window_to_them,
+    progress_counts_paused_mirrors_and_lists_what_a_step_waits_for,
+    history_filters_by_the_day_a_window_was_opened,
+    state_changes_reach_an_open_event_stream,
+    the_event_stream_needs_a_session_and_ends_when_it_does,
+    an_open_event_stream_does_not_hold_up_shutdown,
 );
 
 async fn fast_app(backend: Backend) -> TestApp {
@@ -22,6 +28,7 @@ async fn fast_app(backend: Backend) -> TestApp {
         c.supervisor.poll_interval = Duration::from_millis(20);
         c.supervisor.backoff_base = Duration::from_millis(20);
         c.orchestrator.poll_interval = Duration::from_millis(20);
+        c.live_recheck = Duration::from_millis(100);
     })
     .await
 }
@@ -202,4 +209,206 @@ async fn bad_and_forbidden_maintenance_requests_change_nothing(backend: Backend)
     assert_eq!(r.status(), 403, "abort is for admins");
     assert_eq!(status(&ops, &app).await, Value::Null);
     app.stop().await;
+}
+
+async fn mirror_id(client: &reqwest::Client, app: &TestApp, name: &str) -> String {
+    let m = mirrors(client, app).await.into_iter().find(|m| m["name"] == name).unwrap();
+    m["id"].as_str().unwrap().to_string()
+}
+
+async fn a_form_post_with_chosen_mirrors_scopes_the_window_to_them(backend: Backend) {
+    let app = fast_app(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    let _dbs = replicating(&app, &admin).await;
+    let m2 = mirror_id(&ops, &app, "m2").await;
+    // What the page's form posts without JavaScript: checkbox names with sparse indexes, an
+    // unchecked first box, and a peer box ticked under another scope (ignored).
+    let form = format!("reason=patch+m2&scope=mirrors&mirror_ids%5B1%5D={m2}&peer_ids%5B0%5D=p&confirm=yes");
+    let r = ops
+        .post(app.url("/api/maintenance/enable"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let enabled = wait_phase(&ops, &app, "enabled").await;
+    assert_eq!(enabled["window"]["scope"], json!({"kind": "mirrors", "ids": [m2]}));
+    let held: Vec<&str> =
+        enabled["mirrors"].as_array().unwrap().iter().map(|m| m["mirror_name"].as_str().unwrap()).collect();
+    assert_eq!(held, ["m2"]);
+    wait(&ops, &app, |ms| {
+        ms.iter().all(|m| if m["name"] == "m2" { m["status"] == "paused" } else { m["status"] == "running" })
+    })
+    .await;
+    app.stop().await;
+}
+
+async fn progress(client: &reqwest::Client, app: &TestApp) -> Value {
+    client.get(app.url("/api/maintenance/progress")).send().await.unwrap().json().await.unwrap()
+}
+
+async fn progress_counts_paused_mirrors_and_lists_what_a_step_waits_for(backend: Backend) {
+    let app = fast_app(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let (_, viewer) = app.signed_in("vera", Role::Viewer).await;
+    let _dbs = replicating(&app, &admin).await;
+    assert_eq!(progress(&viewer, &app).await, Value::Null, "normal operation has no progress");
+    let r = admin
+        .post(app.url("/api/maintenance/enable"))
+        .json(&json!({"reason": "upgrade", "scope": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_phase(&viewer, &app, "enabled").await;
+    let p = progress(&viewer, &app).await;
+    assert_eq!(p["detail"]["window"]["phase"], "enabled");
+    let current: Vec<&str> =
+        p["current"].as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap()).collect();
+    assert_eq!(current, ["paused", "paused"], "{p}");
+    assert_eq!(p["waiting"], json!([]));
+    assert_eq!(p["not_yet_held"], json!([]));
+    assert_eq!(p["deadline"], Value::Null, "an enabled window waits for nothing");
+    assert!(p["now"].is_string());
+
+    // A user pause does not change the count; disable resumes both and the count says so.
+    let id = p["detail"]["window"]["id"].as_str().unwrap().to_string();
+    let r = admin.post(app.url("/api/maintenance/disable")).json(&json!({"window_id": id})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    for _ in 0..500 {
+        if progress(&viewer, &app).await == Value::Null {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(progress(&viewer, &app).await, Value::Null, "the window ended");
+    app.stop().await;
+}
+
+async fn history_filters_by_the_day_a_window_was_opened(backend: Backend) {
+    let app = fast_app(backend).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    let r = ops
+        .post(app.url("/api/maintenance/enable"))
+        .json(&json!({"reason": "empty catalog", "scope": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let list = |q: String| {
+        let ops = ops.clone();
+        let url = app.url(&format!("/api/maintenance/windows?{q}"));
+        async move { ops.get(url).send().await.unwrap() }
+    };
+    let found: Vec<Value> = list(format!("from={0}&to={0}", day(today))).await.json().await.unwrap();
+    assert_eq!(found.len(), 1);
+    let tomorrow = today.succ_opt().unwrap();
+    let none: Vec<Value> = list(format!("from={}", day(tomorrow))).await.json().await.unwrap();
+    assert!(none.is_empty());
+    let yesterday = today.pred_opt().unwrap();
+    let none: Vec<Value> = list(format!("to={}", day(yesterday))).await.json().await.unwrap();
+    assert!(none.is_empty());
+    let bad = list("from=25.11.2026".into()).await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("expected a date"), "{body}");
+    app.stop().await;
+}
+
+/// Reads server-sent events from a response until `want` matches one, returning everything read.
+async fn read_events_until(r: &mut reqwest::Response, want: impl Fn(&str) -> bool) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, r.chunk()).await;
+        match chunk {
+            Ok(Ok(Some(bytes))) => {
+                seen.push_str(&String::from_utf8_lossy(&bytes));
+                if seen.split("\n\n").any(&want) {
+                    return seen;
+                }
+            }
+            Ok(Ok(None)) => panic!("the stream ended before the expected event; read: {seen}"),
+            Ok(Err(e)) => panic!("the stream failed: {e}; read: {seen}"),
+            Err(_) => panic!("no expected event within 15 s; read: {seen}"),
+        }
+    }
+}
+
+async fn state_changes_reach_an_open_event_stream(backend: Backend) {
+    let app = fast_app(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let (_, viewer) = app.signed_in("vera", Role::Viewer).await;
+    let _dbs = replicating(&app, &admin).await;
+    let mut stream = viewer.get(app.url("/api/events")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    read_events_until(&mut stream, |e| e.contains("event: hello")).await;
+
+    let m1 = mirror_id(&admin, &app, "m1").await;
+    let r = admin.post(app.url("/api/mirrors/pause")).json(&json!({"id": m1})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = read_events_until(&mut stream, |e| {
+        e.contains("\"type\":\"mirror_status_changed\"") && e.contains(&m1) && e.contains("\"to\":\"paused\"")
+    })
+    .await;
+    assert!(!seen.contains("password") && !seen.contains("sqlite://"), "no secrets in events: {seen}");
+
+    let r = admin
+        .post(app.url("/api/maintenance/enable"))
+        .json(&json!({"reason": "upgrade", "scope": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    read_events_until(&mut stream, |e| {
+        e.contains("\"type\":\"window_changed\"") && e.contains("\"phase\":\"enabled\"")
+    })
+    .await;
+    drop(stream);
+    app.stop().await;
+}
+
+async fn the_event_stream_needs_a_session_and_ends_when_it_does(backend: Backend) {
+    let app = fast_app(backend).await;
+    let anonymous = app.client().get(app.url("/api/events")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let (user, viewer) = app.signed_in("vera", Role::Viewer).await;
+    let mut stream = viewer.get(app.url("/api/events")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    read_events_until(&mut stream, |e| e.contains("event: hello")).await;
+    // An admin disables the user: the open stream says so and ends.
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let r = admin
+        .post(app.url("/api/users/set-disabled"))
+        .json(&json!({"id": user.id, "disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    read_events_until(&mut stream, |e| e.contains("event: signed_out")).await;
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await;
+    assert!(matches!(end, Ok(Ok(None))), "the stream ends after signed_out: {end:?}");
+
+    // Signing out (the session is deleted) ends a stream the same way.
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    let mut stream = ops.get(app.url("/api/events")).send().await.unwrap();
+    read_events_until(&mut stream, |e| e.contains("event: hello")).await;
+    let r = ops.post(app.url("/api/logout")).json(&json!({})).send().await.unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
+    read_events_until(&mut stream, |e| e.contains("event: signed_out")).await;
+    app.stop().await;
+}
+
+async fn an_open_event_stream_does_not_hold_up_shutdown(backend: Backend) {
+    let app = fast_app(backend).await;
+    let (_, viewer) = app.signed_in("vera", Role::Viewer).await;
+    let mut stream = viewer.get(app.url("/api/events")).send().await.unwrap();
+    read_events_until(&mut stream, |e| e.contains("event: hello")).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
+    assert!(stopped.is_ok(), "the server must stop while a live stream is open");
 }
