@@ -4,9 +4,10 @@
 //! (maintenance windows, mirror states, mirror progress), and pages key their resources on the
 //! topics they show, so they re-read the whole state from the server. After every (re)connect
 //! every topic is bumped: a page that missed events while disconnected re-syncs completely, so a
-//! page left open overnight is still right. A topic is bumped at most every [`THROTTLE_MS`] —
-//! the first event at once, a burst as one trailing bump — so a busy engine cannot flood the
-//! server with re-reads. There is no polling: without an event nothing is re-read.
+//! page left open overnight is still right. A topic is bumped at most every [`THROTTLE_MS`]
+//! ([`PROGRESS_THROTTLE_MS`] for row counters, which change with every batch) — the first event
+//! at once, a burst as one trailing bump — so a busy engine cannot flood the server with
+//! re-reads. There is no polling: without an event nothing is re-read.
 //!
 //! The browser's `EventSource` reconnects on its own after a dropped connection; when it gives up
 //! (the server answered with an error) we ask `/api/me` whether the session still exists and
@@ -16,8 +17,10 @@
 
 use leptos::prelude::*;
 
-/// Minimum time between two re-reads of one topic, in milliseconds.
-pub const THROTTLE_MS: f64 = 200.0;
+/// Minimum time between two re-reads of a state topic (windows, mirror states), in milliseconds.
+pub const THROTTLE_MS: f64 = 100.0;
+/// Minimum time between two re-reads for mirror progress (counters), in milliseconds.
+pub const PROGRESS_THROTTLE_MS: f64 = 1000.0;
 
 /// The state of the live connection, as the layout shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +86,9 @@ pub fn provide_live() -> Live {
     #[cfg(feature = "hydrate")]
     {
         let writers = client::Writers {
-            windows: client::Topic::new(_set_windows),
-            mirrors: client::Topic::new(_set_mirrors),
-            progress: client::Topic::new(_set_progress),
+            windows: client::Topic::new(_set_windows, THROTTLE_MS),
+            mirrors: client::Topic::new(_set_mirrors, THROTTLE_MS),
+            progress: client::Topic::new(_set_progress, PROGRESS_THROTTLE_MS),
             connection: _set_connection,
             clock: _set_clock,
         };
@@ -116,30 +119,31 @@ mod client {
     use wasm_bindgen::JsCast;
     use web_sys::{EventSource, MessageEvent};
 
-    use super::{Connection, THROTTLE_MS};
+    use super::Connection;
     use crate::ApiError;
 
     /// A topic's version with its throttle.
     #[derive(Clone, Copy)]
     pub struct Topic {
         version: WriteSignal<u64>,
+        every_ms: f64,
         last: StoredValue<f64>,
         pending: StoredValue<bool>,
     }
 
     impl Topic {
-        pub fn new(version: WriteSignal<u64>) -> Self {
-            Topic { version, last: StoredValue::new(f64::MIN), pending: StoredValue::new(false) }
+        pub fn new(version: WriteSignal<u64>, every_ms: f64) -> Self {
+            Topic { version, every_ms, last: StoredValue::new(f64::MIN), pending: StoredValue::new(false) }
         }
 
         fn bump(self) {
             let now = js_sys::Date::now();
             let since = now - self.last.try_get_value().unwrap_or(f64::MIN);
-            if since >= THROTTLE_MS {
+            if since >= self.every_ms {
                 self.fire(now);
             } else if self.pending.try_get_value() == Some(false) {
                 self.pending.set_value(true);
-                let wait = Duration::from_millis((THROTTLE_MS - since).max(0.0) as u64);
+                let wait = Duration::from_millis((self.every_ms - since).max(0.0) as u64);
                 set_timeout(move || self.fire(js_sys::Date::now()), wait);
             }
         }

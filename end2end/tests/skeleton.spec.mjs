@@ -1,7 +1,7 @@
 // The walking skeleton: the maintenance page is server-rendered from the database, hydrates, and
-// its interactive part round-trips through the /api/status server function.
+// it connects to the live event stream.
 import { test, expect } from '@playwright/test';
-import { signIn, signInRequest } from './helpers.mjs';
+import { hydrated, signIn, signInRequest } from './helpers.mjs';
 
 const backend = process.env.QUIESCE_BACKEND;
 
@@ -24,17 +24,13 @@ test('the page is rendered on the server with the instance status', async ({ req
   expect(html).toContain(status.instance.id);
 });
 
-test('the page hydrates and refreshes the status through the server function', async ({ page }) => {
+test('the page hydrates and connects to the live event stream', async ({ page }) => {
   await signIn(page, 'viewer');
-  await expect(page.locator('section[data-hydrated="true"]')).toBeVisible();
+  await hydrated(page);
   await expect(page.locator('#catalog-backend')).toContainText(backend);
-  const refresh = page.locator('#refresh-status');
-  await expect(refresh).toBeEnabled();
-  const roundTrip = page.waitForResponse((r) => r.url().includes('/api/status') && r.status() === 200);
-  await refresh.click();
-  await roundTrip;
-  await expect(page.locator('#refresh-count')).toHaveText('1');
   await expect(page.locator('#instance-id')).toHaveText(/^[0-9a-f-]{36}$/);
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live');
+  await expect(page.locator('#live-state')).toHaveText('Live');
 });
 
 test('an unknown page is a 404 with a way back', async ({ page }) => {

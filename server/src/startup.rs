@@ -159,7 +159,8 @@ impl Application {
             .build();
         let guards = Guards { public_origin, state: state.clone() };
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
-        let live = LiveState { app: state.clone(), store, stopping: stopping_rx, recheck: config.live_recheck };
+        let live =
+            LiveState { app: state.clone(), store, stopping: stopping_rx, recheck: config.live_recheck };
         // Layers run outermost-last: sessions, then the cross-origin refusal, the JSON re-encoding,
         // and the page sign-in redirect, then the routes.
         let router = router(state, live, leptos_options)

@@ -275,7 +275,8 @@ async fn progress_counts_paused_mirrors_and_lists_what_a_step_waits_for(backend:
 
     // A user pause does not change the count; disable resumes both and the count says so.
     let id = p["detail"]["window"]["id"].as_str().unwrap().to_string();
-    let r = admin.post(app.url("/api/maintenance/disable")).json(&json!({"window_id": id})).send().await.unwrap();
+    let r =
+        admin.post(app.url("/api/maintenance/disable")).json(&json!({"window_id": id})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     for _ in 0..500 {
         if progress(&viewer, &app).await == Value::Null {

@@ -35,7 +35,13 @@ pub fn HistoryPage() -> impl IntoView {
     );
     let page_link = move |n: i64| {
         let q = |k: &str, v: String| format!("{k}={}", urlencode(&v));
-        format!("/history?{}&{}&{}&{}&page={n}", q("actor", actor()), q("phase", phase()), q("from", from()), q("to", to()))
+        format!(
+            "/history?{}&{}&{}&{}&page={n}",
+            q("actor", actor()),
+            q("phase", phase()),
+            q("from", from()),
+            q("to", to())
+        )
     };
     view! {
         <section class="page">

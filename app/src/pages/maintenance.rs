@@ -19,8 +19,8 @@ use quiesce_core::InstanceStatus;
 
 use crate::api::get_status;
 use crate::api::maintenance::{
-    dry_run, maintenance_progress, AbortMaintenance, DisableMaintenance, EnableMaintenance,
-    RetryMaintenance, SkipSnapshotWait,
+    dry_run, maintenance_progress, AbortMaintenance, DisableMaintenance, EnableMaintenance, RetryMaintenance,
+    SkipSnapshotWait,
 };
 use crate::api::mirrors::list_mirrors;
 use crate::api::peers::list_peers;
@@ -140,7 +140,9 @@ fn MaintenanceLive(progress: Option<WindowProgress>, user: CurrentUser) -> impl 
     Effect::new(move |_| {
         report(outcome, actions.abort.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
     });
-    Effect::new(move |_| report(outcome, actions.skip.value().get(), |_| "Stopped waiting for that mirror.".into()));
+    Effect::new(move |_| {
+        report(outcome, actions.skip.value().get(), |_| "Stopped waiting for that mirror.".into())
+    });
     // Rebuilt only when the page switches between normal operation and a window.
     let active = Memo::new(move |_| state.value.with(|p| p.as_ref().map(|p| p.detail.window.id.clone())));
     view! {
@@ -180,8 +182,7 @@ fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, l
     let chosen_peers = RwSignal::new(Vec::<String>::new());
     let plan = Resource::new(
         move || {
-            let (scope, ids) = chosen_mirrors
-                .with(|m| chosen_peers.with(|p| scope_args(&kind.get(), m, p)));
+            let (scope, ids) = chosen_mirrors.with(|m| chosen_peers.with(|p| scope_args(&kind.get(), m, p)));
             (scope, ids, live.windows.get(), live.mirrors.get())
         },
         |(scope, ids, _, _)| dry_run(scope, ids),
@@ -190,8 +191,13 @@ fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, l
     let mirrors = Resource::new(|| (), |_| list_mirrors());
     let peers = Resource::new(|| (), |_| list_peers());
     let heading = move || match kind.get().as_str() {
-        "mirrors" => format!("Plan for enabling maintenance on {} chosen mirror(s)", chosen_mirrors.with(Vec::len)),
-        "peers" => format!("Plan for enabling maintenance on the mirrors of {} chosen peer(s)", chosen_peers.with(Vec::len)),
+        "mirrors" => {
+            format!("Plan for enabling maintenance on {} chosen mirror(s)", chosen_mirrors.with(Vec::len))
+        }
+        "peers" => format!(
+            "Plan for enabling maintenance on the mirrors of {} chosen peer(s)",
+            chosen_peers.with(Vec::len)
+        ),
         _ => "Plan for enabling maintenance on all mirrors".to_string(),
     };
     view! {

@@ -607,7 +607,12 @@ mod tests {
         assert_eq!(normalize_reason(&"x".repeat(501)), Err(ReasonError::TooLong));
     }
 
-    fn progress(phase: WindowPhase, step: WindowStep, entries: &[(Option<MirrorOutcome>, Option<MirrorStatus>)], not_yet_held: usize) -> WindowProgress {
+    fn progress(
+        phase: WindowPhase,
+        step: WindowStep,
+        entries: &[(Option<MirrorOutcome>, Option<MirrorStatus>)],
+        not_yet_held: usize,
+    ) -> WindowProgress {
         let t = DateTime::<Utc>::from_timestamp_millis(0).unwrap_or_default();
         let window = Window {
             id: "w".into(),
@@ -664,7 +669,8 @@ mod tests {
     #[test]
     fn enabling_counts_confirmed_pauses_out_of_every_mirror_still_to_hold() {
         use MirrorStatus::{Paused, Pausing};
-        let p = progress(Enabling, WindowStep::ConfirmPaused, &[(None, Some(Paused)), (None, Some(Pausing))], 2);
+        let p =
+            progress(Enabling, WindowStep::ConfirmPaused, &[(None, Some(Paused)), (None, Some(Pausing))], 2);
         assert_eq!(p.count(), ProgressCount { verb: "paused", done: 1, total: 4 });
     }
 
@@ -672,7 +678,12 @@ mod tests {
     fn disabling_counts_only_resumed_mirrors_that_run_again() {
         use MirrorOutcome::{HeldByUser, Resumed};
         use MirrorStatus::{Paused, Running};
-        let entries = [(Some(Resumed), Some(Running)), (Some(Resumed), Some(Paused)), (Some(HeldByUser), Some(Paused)), (None, Some(Paused))];
+        let entries = [
+            (Some(Resumed), Some(Running)),
+            (Some(Resumed), Some(Paused)),
+            (Some(HeldByUser), Some(Paused)),
+            (None, Some(Paused)),
+        ];
         let p = progress(Disabling, WindowStep::ConfirmRunning, &entries, 0);
         assert_eq!(p.count(), ProgressCount { verb: "resumed", done: 1, total: 4 });
     }

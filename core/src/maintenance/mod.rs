@@ -177,10 +177,9 @@ fn resumption(m: Option<&Mirror>) -> Resumption {
     match m {
         None => Resumption::Settled(MirrorOutcome::Dropped, None),
         Some(m) if m.status.is_working() => Resumption::Running,
-        Some(m) if m.status == MirrorStatus::Failed => Resumption::Settled(
-            MirrorOutcome::FailedToResume,
-            m.last_error.clone().or(Some("failed".into())),
-        ),
+        Some(m) if m.status == MirrorStatus::Failed => {
+            Resumption::Settled(MirrorOutcome::FailedToResume, m.last_error.clone().or(Some("failed".into())))
+        }
         Some(m) if m.holds.contains(&crate::domain::Hold::User) => {
             Resumption::Settled(MirrorOutcome::HeldByUser, None)
         }
@@ -552,7 +551,10 @@ impl Orchestrator {
         let current = detail
             .mirrors
             .iter()
-            .map(|e| MirrorNow { mirror_id: e.mirror_id.clone(), status: mirrors.get(&e.mirror_id).map(|m| m.status) })
+            .map(|e| MirrorNow {
+                mirror_id: e.mirror_id.clone(),
+                status: mirrors.get(&e.mirror_id).map(|m| m.status),
+            })
             .collect();
         let skipped_list = self.catalog().skipped(&w.id).await?;
         let skipped: HashSet<String> = skipped_list.iter().cloned().collect();
@@ -598,7 +600,15 @@ impl Orchestrator {
             .filter(|_| w.phase != WindowPhase::Failed)
             .and_then(|d| chrono::Duration::from_std(d).ok())
             .map(|d| w.step_started_at + d);
-        Ok(WindowProgress { current, not_yet_held, waiting, deadline, skipped: skipped_list, now: Utc::now(), detail })
+        Ok(WindowProgress {
+            current,
+            not_yet_held,
+            waiting,
+            deadline,
+            skipped: skipped_list,
+            now: Utc::now(),
+            detail,
+        })
     }
 
     // ---- steps ----

@@ -520,11 +520,29 @@ async fn a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried(cat
         }
         other => panic!("expected a wait: {other:?}"),
     }
+    // The page's view of the same moment: what the step waits for, until when, and the count.
+    let names = |list: &[quiesce_core::domain::Straggler]| {
+        let mut n: Vec<String> = list.iter().map(|s| s.name.clone()).collect();
+        n.sort();
+        n
+    };
+    let p = o.progress(&win.id).await.unwrap();
+    assert_eq!(names(&p.waiting), ["slow"]);
+    assert_eq!(names(&p.not_yet_held), ["m0", "slow"]);
+    assert_eq!(p.deadline, Some(p.detail.window.step_started_at + chrono::Duration::seconds(60)));
+    assert_eq!((p.count().done, p.count().total), (0, 2));
     o.skip_wait("alice", &win.id, &slow).await.unwrap();
+    let p = o.progress(&win.id).await.unwrap();
+    assert!(p.waiting.is_empty(), "a skipped mirror is no longer waited for");
+    assert_eq!(p.skipped, [slow.clone()]);
     // No worker runs: the pause cannot be confirmed before the (zero) deadline.
     let failed = o.run_to_completion(&win.id).await.unwrap();
     assert_eq!((failed.phase, failed.step), (WindowPhase::Failed, WindowStep::ConfirmPaused));
     assert!(failed.error.as_deref().unwrap_or("").contains("slow"));
+    let p = o.progress(&win.id).await.unwrap();
+    assert_eq!(names(&p.waiting), ["m0", "slow"], "a failed wait still lists its stragglers");
+    assert_eq!(p.deadline, None, "a failed window has no running deadline");
+    assert_eq!(p.current.len(), 2);
     // The operator starts the workers and retries with a sane deadline.
     let sup = Supervisor::start(w.engine.clone(), fast_config());
     let o = orchestrator(&w, "o1");
@@ -533,6 +551,9 @@ async fn a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried(cat
     let done = o.run_to_completion(&win.id).await.unwrap();
     assert_eq!(done.phase, WindowPhase::Enabled);
     assert_eq!(mirror(&w, &slow).await.status, MirrorStatus::Paused);
+    let p = o.progress(&win.id).await.unwrap();
+    assert!(p.waiting.is_empty() && p.not_yet_held.is_empty());
+    assert_eq!((p.count().done, p.count().total), (2, 2));
     let mut kinds = vec![];
     while let Ok(e) = events.try_recv() {
         if let Event::WindowChanged { phase, .. } = e {

@@ -1,0 +1,57 @@
+// Accessibility: axe-core (from npm, injected into the page) finds no WCAG 2 A/AA violations on
+// any page, in normal operation and with a maintenance window active.
+import { test, expect } from '@playwright/test';
+import { createRequire } from 'node:module';
+import { hydrated, signIn } from './helpers.mjs';
+
+test.describe.configure({ mode: 'serial' });
+
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+async function expectNoViolations(page, what) {
+  await hydrated(page);
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
+  );
+  const found = result.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+  );
+  expect(found, `${what}: ${found.join('\n')}`).toEqual([]);
+}
+
+test('the sign-in page has no accessibility violations', async ({ page }) => {
+  await page.goto('/login');
+  await expectNoViolations(page, '/login');
+});
+
+test('every signed-in page has no accessibility violations', async ({ page }) => {
+  await signIn(page, 'admin');
+  for (const path of ['/', '/mirrors', '/peers', '/history', '/users']) {
+    await page.goto(path);
+    await expectNoViolations(page, path);
+  }
+});
+
+test('the maintenance page, a window detail and the banner have none while a window is active', async ({ page }) => {
+  await signIn(page, 'operator');
+  const api = page.context().request;
+  const r = await api.post('/api/maintenance/enable', { data: { reason: 'accessibility check', scope: 'all' } });
+  expect(r.status()).toBe(200);
+  const window = await r.json();
+  try {
+    await page.goto('/');
+    await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'enabled', { timeout: 30_000 });
+    await expectNoViolations(page, '/ (enabled)');
+    await page.goto('/mirrors');
+    await expect(page.locator('#maintenance-banner')).toBeVisible();
+    await expectNoViolations(page, '/mirrors (banner)');
+    await page.goto(`/history/${window.id}`);
+    await expectNoViolations(page, '/history/<id>');
+  } finally {
+    const d = await api.post('/api/maintenance/disable', { data: { window_id: window.id } });
+    expect(d.status()).toBe(200);
+    await page.goto('/');
+    await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'normal', { timeout: 30_000 });
+  }
+});
