@@ -418,9 +418,8 @@ pub async fn windows_and_requests_list_newest_first_with_filters_and_pages(db: &
     };
     let in_range = c.list_windows(&range).await.unwrap();
     assert_eq!(in_range.iter().map(|w| w.id.clone()).collect::<Vec<_>>(), vec![ids[1].clone()]);
-    let since =
-        c.list_windows(&WindowFilter { opened_from: Some(at(1000)), limit: 10, ..Default::default() });
-    assert_eq!(since.await.unwrap().len(), 2);
+    let since = WindowFilter { opened_from: Some(at(1000)), limit: 10, ..Default::default() };
+    assert_eq!(c.list_windows(&since).await.unwrap().len(), 2);
     let before = WindowFilter { opened_before: Some(at(0)), limit: 10, ..Default::default() };
     assert!(c.list_windows(&before).await.unwrap().is_empty());
 

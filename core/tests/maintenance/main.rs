@@ -534,7 +534,7 @@ async fn a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried(cat
     o.skip_wait("alice", &win.id, &slow).await.unwrap();
     let p = o.progress(&win.id).await.unwrap();
     assert!(p.waiting.is_empty(), "a skipped mirror is no longer waited for");
-    assert_eq!(p.skipped, [slow.clone()]);
+    assert_eq!(p.skipped, std::slice::from_ref(&slow));
     // No worker runs: the pause cannot be confirmed before the (zero) deadline.
     let failed = o.run_to_completion(&win.id).await.unwrap();
     assert_eq!((failed.phase, failed.step), (WindowPhase::Failed, WindowStep::ConfirmPaused));
