@@ -8,17 +8,33 @@ test.describe.configure({ mode: 'serial' });
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
-async function expectNoViolations(page, what) {
-  await hydrated(page);
+async function violations(page) {
   await page.addScriptTag({ path: axePath });
   const result = await page.evaluate(() =>
     window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
   );
-  const found = result.violations.map(
+  return result.violations;
+}
+
+async function expectNoViolations(page, what) {
+  await hydrated(page);
+  const found = (await violations(page)).map(
     (v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
   );
   expect(found, `${what}: ${found.join('\n')}`).toEqual([]);
 }
+
+test('the check itself finds a violation when there is one', async ({ page }) => {
+  await page.goto('/login');
+  await hydrated(page);
+  await page.evaluate(() => {
+    const input = document.createElement('input');
+    input.type = 'text';
+    document.querySelector('main, body').appendChild(input);
+  });
+  const ids = (await violations(page)).map((v) => v.id);
+  expect(ids).toContain('label');
+});
 
 test('the sign-in page has no accessibility violations', async ({ page }) => {
   await page.goto('/login');

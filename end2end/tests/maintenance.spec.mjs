@@ -2,6 +2,7 @@
 // clicks a refresh button while waiting: what changes reaches the page through the live event
 // stream.
 import { test, expect } from '@playwright/test';
+import { spawnSync } from 'node:child_process';
 import { hydrated, signIn, signInRequest } from './helpers.mjs';
 
 // One window at a time across the whole server: these run one after the other.
@@ -149,24 +150,119 @@ test('a viewer sees no maintenance buttons and the server refuses a direct call'
 });
 
 test('the page says when it is no longer live, and re-syncs after reconnecting', async ({ page }) => {
+  // Keep a handle on the page's EventSource so the test can drop its connection the way a
+  // network failure would (the stream ends with an error) while new connections are refused.
+  await page.addInitScript(() => {
+    const Real = window.EventSource;
+    window.__streams = [];
+    window.EventSource = class extends Real {
+      constructor(...args) {
+        super(...args);
+        window.__streams.push(this);
+      }
+    };
+  });
   await signIn(page, 'operator');
   await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live');
-  // Cut the stream: the browser's reconnects fail while the route is blocked.
   await page.route('**/api/events', (route) => route.abort());
-  await page.context().setOffline(true);
-  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'reconnecting', { timeout: 15_000 });
+  await page.evaluate(() => {
+    for (const s of window.__streams) {
+      s.close();
+      s.dispatchEvent(new Event('error'));
+    }
+  });
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'reconnecting');
+  await expect(page.locator('#live-state')).toContainText('out of date');
   // Meanwhile the state changes (a script enables maintenance)...
-  await page.context().setOffline(false);
-  const api = await page.context().request;
-  const r = await api.post('/api/maintenance/enable', { data: { reason: 'while offline', scope: 'all' } });
+  const api = page.context().request;
+  const r = await api.post('/api/maintenance/enable', { data: { reason: 'while disconnected', scope: 'all' } });
   expect(r.status()).toBe(200);
-  const window = await r.json();
+  const opened = await r.json();
+  await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'normal');
   // ...and once the stream is back the page re-reads everything and shows it.
   await page.unroute('**/api/events');
   await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live', { timeout: 45_000 });
   await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'enabled', { timeout: 30_000 });
-  await expect(page.locator('#phase')).toContainText('while offline');
-  const d = await api.post('/api/maintenance/disable', { data: { window_id: window.id } });
+  await expect(page.locator('#phase')).toContainText('while disconnected');
+  const d = await api.post('/api/maintenance/disable', { data: { window_id: opened.id } });
   expect(d.status()).toBe(200);
   await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'normal', { timeout: 30_000 });
 });
+
+test('a page whose session ends says so instead of showing stale state', async ({ page }) => {
+  await signIn(page, 'operator');
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live');
+  // Signing out in another tab of the same browser ends the session this page's stream uses
+  // (the server re-checks open streams every 15 s).
+  const other = await page.context().newPage();
+  await other.goto('/');
+  await hydrated(other);
+  await other.getByRole('button', { name: 'Sign out' }).click();
+  await expect(other).toHaveURL(/\/login/);
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'signed-out', { timeout: 30_000 });
+  await expect(page.locator('#live-state')).toContainText('Sign in again');
+});
+
+// A mirror still copying a big table when enable starts: the page lists it as what enable waits
+// for, with how long it has been at it, and an operator can stop waiting for it.
+test('enable waits for a snapshot in flight, shows it, and an operator skips the wait', async ({ page }) => {
+  test.setTimeout(120_000);
+  const pgAdmin = process.env.QUIESCE_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
+  const names = [`qe2e_src_${suffix}`, `qe2e_dst_${suffix}`];
+  const dbUrl = (name) => {
+    const u = new URL(pgAdmin);
+    u.pathname = `/${name}`;
+    return u.toString();
+  };
+  for (const n of names) psql(pgAdmin, `CREATE DATABASE ${n}`);
+  try {
+    psql(dbUrl(names[0]), `CREATE TABLE big (id BIGINT PRIMARY KEY, v TEXT);
+      INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 3000000) g;`);
+    await signIn(page, 'admin');
+    const api = page.context().request;
+    const peer = async (name, url) => {
+      const r = await api.post('/api/peers/create', { data: { name, url } });
+      expect(r.status(), await r.text()).toBe(200);
+      return (await r.json()).id;
+    };
+    const src = await peer(`big-src-${suffix}`, dbUrl(names[0]));
+    const dst = await peer(`big-dst-${suffix}`, dbUrl(names[1]));
+    const mirrorName = `big-${suffix}`;
+    const created = await api.post('/api/mirrors/create', {
+      data: { name: mirrorName, source_peer_id: src, dest_peer_id: dst, tables: 'big' },
+    });
+    expect(created.status(), await created.text()).toBe(200);
+    const mirror = await created.json();
+
+    await page.goto('/');
+    await hydrated(page);
+    await expect(page.locator('#plan-snapshot')).toContainText(mirrorName);
+    await page.getByLabel(/^Reason/).fill('upgrade during a snapshot');
+    await page.getByLabel(/I have read the plan/).check();
+    await page.getByRole('button', { name: 'Enable maintenance' }).click();
+    const row = page.locator(`#waiting-table tr[data-mirror="${mirrorName}"]`);
+    await expect(page.locator('#waiting-heading')).toContainText('Waiting for these snapshots');
+    await expect(row).toBeVisible();
+    await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'enabling');
+    await expect(page.locator('#elapsed')).toContainText('fails if still waiting in');
+    await row.getByRole('button', { name: `Skip waiting for ${mirrorName}` }).click();
+    await expect(page.locator('#maintenance-outcome')).toHaveText('Stopped waiting for that mirror.');
+    // The skipped mirror is paused at its next batch boundary like the others.
+    await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'enabled', { timeout: 60_000 });
+    await expect(page.locator('#waiting')).toHaveCount(0);
+    await expect(page.locator(`#window-mirrors tr[data-mirror="${mirrorName}"]`)).toHaveAttribute('data-now', 'paused');
+    await page.getByRole('button', { name: 'Disable maintenance' }).click();
+    await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'normal', { timeout: 60_000 });
+    const dropped = await api.post('/api/mirrors/drop', { data: { id: mirror.id } });
+    expect(dropped.status()).toBe(200);
+    for (const id of [src, dst]) expect((await api.post('/api/peers/delete', { data: { id } })).status()).toBe(200);
+  } finally {
+    for (const n of names) psql(pgAdmin, `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
+  }
+});
+
+function psql(url, sql) {
+  const r = spawnSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr || r.error}`);
+}
