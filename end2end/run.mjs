@@ -92,7 +92,7 @@ function startServer(databaseUrl, dataDir) {
         QUIESCE_DEMO: 'true',
         QUIESCE_DATA_DIR: dataDir,
         QUIESCE_SITE_ROOT: siteRoot,
-        QUIESCE_LOG: process.env.QUIESCE_LOG || 'info',
+        QUIESCE_LOG: process.env.QUIESCE_LOG || 'info,sqlx::postgres::notice=warn',
         NO_COLOR: '1',
       },
       stdio: ['ignore', 'inherit', 'pipe'],
@@ -155,19 +155,24 @@ for (const backend of backends) {
     createUsers(db.url);
     server = await startServer(db.url, db.dir);
     await waitHealthy(server.baseUrl);
-    const r = spawnSync('npx', ['playwright', 'test', ...process.argv.slice(2)], {
-      cwd: here,
-      stdio: 'inherit',
-      env: {
-        ...process.env,
-        QUIESCE_BASE_URL: server.baseUrl,
-        QUIESCE_BACKEND: backend,
-        QUIESCE_DATABASE_URL: db.url,
-        QUIESCE_E2E_PASSWORD: PASSWORD,
-        QUIESCE_E2E_USERS: JSON.stringify(USERS),
-      },
+    // Not spawnSync: this process must keep reading the server's log pipe while the tests run,
+    // or the pipe fills up and the server blocks on its next log line.
+    const status = await new Promise((done) => {
+      const child = spawn('npx', ['playwright', 'test', ...process.argv.slice(2)], {
+        cwd: here,
+        stdio: 'inherit',
+        env: {
+          ...process.env,
+          QUIESCE_BASE_URL: server.baseUrl,
+          QUIESCE_BACKEND: backend,
+          QUIESCE_DATABASE_URL: db.url,
+          QUIESCE_E2E_PASSWORD: PASSWORD,
+          QUIESCE_E2E_USERS: JSON.stringify(USERS),
+        },
+      });
+      child.on('exit', (code) => done(code));
     });
-    if (r.status !== 0) {
+    if (status !== 0) {
       failed += 1;
       console.error(`end2end: Playwright failed on ${backend}`);
     }

@@ -18,8 +18,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "QUIESCE_DATABASE_URL", default_value = "sqlite://data/quiesce.db")]
     pub database_url: String,
 
-    /// Log filter, in `tracing` EnvFilter syntax (for example `info,quiesce_core=debug`).
-    #[arg(long, global = true, env = "QUIESCE_LOG", default_value = "info")]
+    /// Log filter, in `tracing` EnvFilter syntax (for example `info,quiesce_core=debug`). The
+    /// default keeps Postgres' per-statement notices ("… already exists, skipping") out.
+    #[arg(long, global = true, env = "QUIESCE_LOG", default_value = "info,sqlx::postgres::notice=warn")]
     pub log: String,
 
     /// Address to listen on. Port 0 picks a free port.
