@@ -18,7 +18,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    ParamSegment, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
 pub use error::ApiError;
@@ -56,32 +56,40 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/quiesce.css" />
         <Title text="Quiesce" />
+        // Signed-in pages render once their data is loaded (`SsrMode::Async`): the HTML is then
+        // complete without JavaScript, so every page and form works with it switched off.
         <Router>
             <Routes fallback=|| view! { <pages::NotFound /> }>
                 <Route path=StaticSegment("login") view=pages::login::LoginPage />
                 <Route path=StaticSegment("setup") view=pages::login::SetupPage />
                 <Route
                     path=StaticSegment("")
+                    ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::maintenance::MaintenancePage /></Layout> }
                 />
                 <Route
                     path=StaticSegment("mirrors")
+                    ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::mirrors::MirrorsPage /></Layout> }
                 />
                 <Route
                     path=StaticSegment("peers")
+                    ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::peers::PeersPage /></Layout> }
                 />
                 <Route
                     path=StaticSegment("history")
+                    ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::history::HistoryPage /></Layout> }
                 />
                 <Route
                     path=(StaticSegment("history"), ParamSegment("id"))
+                    ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::history::WindowPage /></Layout> }
                 />
                 <Route
                     path=StaticSegment("users")
+                    ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::users::UsersPage /></Layout> }
                 />
             </Routes>

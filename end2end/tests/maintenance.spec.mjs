@@ -3,7 +3,7 @@
 // stream.
 import { test, expect } from '@playwright/test';
 import { spawnSync } from 'node:child_process';
-import { hydrated, signIn, signInRequest } from './helpers.mjs';
+import { PASSWORD, USERS, hydrated, signIn, signInRequest } from './helpers.mjs';
 
 // One window at a time across the whole server: these run one after the other.
 test.describe.configure({ mode: 'serial' });
@@ -266,3 +266,31 @@ function psql(url, sql) {
   const r = spawnSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`psql failed: ${r.stderr || r.error}`);
 }
+
+// Without JavaScript the forms post to the server functions and the server redirects back; the
+// page is then as fresh as its last load, and says so.
+test('enable and disable work without JavaScript', async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/login');
+  await page.getByLabel('Username').fill(USERS.operator);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('#whoami-role')).toHaveText('operator');
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'static');
+  await expect(page.locator('#live-state')).toHaveText('Not live: reload to refresh');
+  await page.getByLabel(/^Reason/).fill('no-script upgrade');
+  await page.getByLabel(/I have read the plan/).check();
+  await page.getByRole('button', { name: 'Enable maintenance' }).click();
+  await expect(async () => {
+    await page.goto('/');
+    await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'enabled', { timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+  await expect(page.locator('#phase')).toContainText('no-script upgrade');
+  await page.getByRole('button', { name: 'Disable maintenance' }).click();
+  await expect(async () => {
+    await page.goto('/');
+    await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'normal', { timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+  await context.close();
+});

@@ -48,7 +48,7 @@ pub fn HistoryPage() -> impl IntoView {
             <h1>"Maintenance history"</h1>
             <form method="get" action="/history" class="filters" id="history-filters">
                 <label for="filter-actor">"Requested by"</label>
-                <input id="filter-actor" name="actor" prop:value=actor />
+                <input id="filter-actor" name="actor" value=actor />
                 <label for="filter-phase">"Outcome"</label>
                 <select id="filter-phase" name="phase">
                     <option value="" selected=move || phase().is_empty()>"any"</option>
@@ -61,9 +61,9 @@ pub fn HistoryPage() -> impl IntoView {
                         .collect_view()}
                 </select>
                 <label for="filter-from">"Opened from"</label>
-                <input id="filter-from" name="from" type="date" prop:value=from />
+                <input id="filter-from" name="from" type="date" value=from />
                 <label for="filter-to">"to (inclusive, UTC)"</label>
-                <input id="filter-to" name="to" type="date" prop:value=to />
+                <input id="filter-to" name="to" type="date" value=to />
                 <button type="submit" class="secondary">"Filter"</button>
             </form>
             <Transition fallback=|| view! { <p class="muted">"Loading history…"</p> }>

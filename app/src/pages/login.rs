@@ -14,7 +14,7 @@ pub fn LoginPage() -> impl IntoView {
         <main id="main" class="narrow">
             <h1>"Sign in to Quiesce"</h1>
             <ActionForm action attr:class="stacked" attr:id="login-form">
-                <input type="hidden" name="next" prop:value=next />
+                <input type="hidden" name="next" value=next />
                 <label for="login-username">"Username"</label>
                 <input id="login-username" name="username" autocomplete="username" required />
                 <label for="login-password">"Password"</label>
@@ -38,7 +38,7 @@ pub fn SetupPage() -> impl IntoView {
             <h1>"Set up Quiesce"</h1>
             <p>"No user exists yet. Create the first admin; this link then stops working."</p>
             <ActionForm action attr:class="stacked">
-                <input type="hidden" name="token" prop:value=token />
+                <input type="hidden" name="token" value=token />
                 <label for="setup-username">"Admin username"</label>
                 <input id="setup-username" name="username" autocomplete="username" required />
                 <label for="setup-password">"Password (at least 10 characters)"</label>
