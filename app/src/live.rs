@@ -9,7 +9,10 @@
 //! at once, a burst as one trailing bump — so a busy engine cannot flood the server with
 //! re-reads. There is no polling: without an event nothing is re-read.
 //!
-//! The browser's `EventSource` reconnects on its own after a dropped connection; when it gives up
+//! A tab that is hidden closes its stream and reconnects (and re-reads everything) when shown
+//! again: browsers allow only six HTTP/1.1 connections per host, and an open stream in every
+//! background tab would use them all up. The browser's `EventSource` reconnects on its own after
+//! a dropped connection; when it gives up
 //! (the server answered with an error) we ask `/api/me` whether the session still exists and
 //! either show "signed out" or try again with a growing delay. The layout shows the connection
 //! state. On the server (SSR) and without JavaScript nothing connects: the page is static and
@@ -33,6 +36,8 @@ pub enum Connection {
     Reconnecting,
     /// The session ended; live updates stopped until the user signs in again.
     SignedOut,
+    /// The tab is hidden; the stream is closed until it is shown again.
+    Hidden,
 }
 
 impl Connection {
@@ -43,6 +48,7 @@ impl Connection {
             Connection::Live => "live",
             Connection::Reconnecting => "reconnecting",
             Connection::SignedOut => "signed-out",
+            Connection::Hidden => "hidden",
         }
     }
 
@@ -54,6 +60,7 @@ impl Connection {
             Connection::Live => "Live",
             Connection::Reconnecting => "Reconnecting… (what you see may be out of date)",
             Connection::SignedOut => "Signed out: live updates stopped. Sign in again.",
+            Connection::Hidden => "Paused while this tab is hidden",
         }
     }
 }
@@ -205,13 +212,44 @@ mod client {
         alive: Rc<Cell<bool>>,
         /// Failed attempts since the last successful open (for the back-off).
         failures: Rc<Cell<u32>>,
+        /// The tab is hidden: no stream until it is shown.
+        hidden: Rc<Cell<bool>>,
     }
 
     pub fn start(w: Writers) {
-        let shared =
-            Shared { conn: Rc::default(), alive: Rc::new(Cell::new(true)), failures: Rc::new(Cell::new(0)) };
-        w.set(Connection::Connecting);
-        connect(w, shared.clone());
+        let hidden = || document().hidden();
+        let shared = Shared {
+            conn: Rc::default(),
+            alive: Rc::new(Cell::new(true)),
+            failures: Rc::new(Cell::new(0)),
+            hidden: Rc::new(Cell::new(hidden())),
+        };
+        if shared.hidden.get() {
+            w.set(Connection::Hidden);
+        } else {
+            w.set(Connection::Connecting);
+            connect(w, shared.clone());
+        }
+        let on_visibility = listener({
+            let shared = shared.clone();
+            move |_| {
+                let now_hidden = hidden();
+                if now_hidden == shared.hidden.replace(now_hidden) {
+                    return;
+                }
+                if now_hidden {
+                    if let Some(c) = shared.conn.borrow().as_ref() {
+                        c.source.close();
+                    }
+                    w.set(Connection::Hidden);
+                } else {
+                    w.set(Connection::Connecting);
+                    connect(w, shared.clone());
+                }
+            }
+        });
+        let _ = document()
+            .add_event_listener_with_callback("visibilitychange", on_visibility.as_ref().unchecked_ref());
         let clock = set_interval_with_handle(
             move || {
                 w.clock.try_set(Some(js_sys::Date::now()));
@@ -219,10 +257,14 @@ mod client {
             Duration::from_secs(1),
         )
         .ok();
-        let guard = SendWrapper::new((shared, clock));
+        let guard = SendWrapper::new((shared, clock, on_visibility));
         on_cleanup(move || {
-            let (shared, clock) = guard.take();
+            let (shared, clock, on_visibility) = guard.take();
             shared.alive.set(false);
+            let _ = document().remove_event_listener_with_callback(
+                "visibilitychange",
+                on_visibility.as_ref().unchecked_ref(),
+            );
             if let Some(c) = shared.conn.borrow_mut().take() {
                 c.source.close();
             }
@@ -237,7 +279,7 @@ mod client {
     }
 
     fn connect(w: Writers, shared: Shared) {
-        if !shared.alive.get() {
+        if !shared.alive.get() || shared.hidden.get() {
             return;
         }
         let Ok(source) = EventSource::new("/api/events") else {
@@ -276,7 +318,7 @@ mod client {
                     .borrow()
                     .as_ref()
                     .is_some_and(|c| c.source.ready_state() == EventSource::CLOSED);
-                if !shared.alive.get() {
+                if !shared.alive.get() || shared.hidden.get() {
                     return;
                 }
                 // Still CONNECTING: the browser retries by itself.

@@ -294,3 +294,31 @@ test('enable and disable work without JavaScript', async ({ browser }) => {
   }).toPass({ timeout: 30_000 });
   await context.close();
 });
+
+// A browser allows six HTTP/1.1 connections per host: hidden tabs give their stream up, so many
+// open tabs still load; a tab shown again reconnects and re-reads what it shows.
+test('hidden tabs close their stream, so many tabs of one browser still load', async ({ page }) => {
+  const hide = (p, hidden) =>
+    p.evaluate((hidden) => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+  await signIn(page, 'viewer');
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live');
+  await hide(page, true);
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'hidden');
+  const tabs = [];
+  for (let i = 0; i < 8; i++) {
+    const tab = await page.context().newPage();
+    await tab.goto('/mirrors');
+    await hydrated(tab);
+    await expect(tab.locator('#live-state')).toHaveAttribute('data-state', 'live');
+    await hide(tab, true);
+    await expect(tab.locator('#live-state')).toHaveAttribute('data-state', 'hidden');
+    tabs.push(tab);
+  }
+  await hide(page, false);
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live');
+  for (const tab of tabs) await tab.close();
+});

@@ -78,6 +78,11 @@ async fn wait(client: &reqwest::Client, app: &TestApp, done: impl Fn(&[Value]) -
     panic!("mirrors never reached the expected state: {:?}", mirrors(client, app).await);
 }
 
+/// Posts a JSON body to an endpoint, as a script would.
+async fn post(client: &reqwest::Client, app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    client.post(app.url(path)).json(&body).send().await.unwrap()
+}
+
 async fn status(client: &reqwest::Client, app: &TestApp) -> Value {
     client.get(app.url("/api/maintenance/status")).send().await.unwrap().json().await.unwrap()
 }
@@ -255,12 +260,7 @@ async fn progress_counts_paused_mirrors_and_lists_what_a_step_waits_for(backend:
     let (_, viewer) = app.signed_in("vera", Role::Viewer).await;
     let _dbs = replicating(&app, &admin).await;
     assert_eq!(progress(&viewer, &app).await, Value::Null, "normal operation has no progress");
-    let r = admin
-        .post(app.url("/api/maintenance/enable"))
-        .json(&json!({"reason": "upgrade", "scope": "all"}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, &app, "/api/maintenance/enable", json!({"reason": "upgrade", "scope": "all"})).await;
     assert_eq!(r.status(), 200);
     wait_phase(&viewer, &app, "enabled").await;
     let p = progress(&viewer, &app).await;
@@ -275,8 +275,7 @@ async fn progress_counts_paused_mirrors_and_lists_what_a_step_waits_for(backend:
 
     // A user pause does not change the count; disable resumes both and the count says so.
     let id = p["detail"]["window"]["id"].as_str().unwrap().to_string();
-    let r =
-        admin.post(app.url("/api/maintenance/disable")).json(&json!({"window_id": id})).send().await.unwrap();
+    let r = post(&admin, &app, "/api/maintenance/disable", json!({"window_id": id})).await;
     assert_eq!(r.status(), 200);
     for _ in 0..500 {
         if progress(&viewer, &app).await == Value::Null {
@@ -291,12 +290,8 @@ async fn progress_counts_paused_mirrors_and_lists_what_a_step_waits_for(backend:
 async fn history_filters_by_the_day_a_window_was_opened(backend: Backend) {
     let app = fast_app(backend).await;
     let (_, ops) = app.signed_in("ops", Role::Operator).await;
-    let r = ops
-        .post(app.url("/api/maintenance/enable"))
-        .json(&json!({"reason": "empty catalog", "scope": "all"}))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        post(&ops, &app, "/api/maintenance/enable", json!({"reason": "empty catalog", "scope": "all"})).await;
     assert_eq!(r.status(), 200);
     let today = chrono::Utc::now().date_naive();
     let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
@@ -351,7 +346,7 @@ async fn state_changes_reach_an_open_event_stream(backend: Backend) {
     read_events_until(&mut stream, |e| e.contains("event: hello")).await;
 
     let m1 = mirror_id(&admin, &app, "m1").await;
-    let r = admin.post(app.url("/api/mirrors/pause")).json(&json!({"id": m1})).send().await.unwrap();
+    let r = post(&admin, &app, "/api/mirrors/pause", json!({"id": m1})).await;
     assert_eq!(r.status(), 200);
     let seen = read_events_until(&mut stream, |e| {
         e.contains("\"type\":\"mirror_status_changed\"") && e.contains(&m1) && e.contains("\"to\":\"paused\"")
@@ -359,12 +354,7 @@ async fn state_changes_reach_an_open_event_stream(backend: Backend) {
     .await;
     assert!(!seen.contains("password") && !seen.contains("sqlite://"), "no secrets in events: {seen}");
 
-    let r = admin
-        .post(app.url("/api/maintenance/enable"))
-        .json(&json!({"reason": "upgrade", "scope": "all"}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, &app, "/api/maintenance/enable", json!({"reason": "upgrade", "scope": "all"})).await;
     assert_eq!(r.status(), 200);
     read_events_until(&mut stream, |e| {
         e.contains("\"type\":\"window_changed\"") && e.contains("\"phase\":\"enabled\"")
@@ -384,12 +374,7 @@ async fn the_event_stream_needs_a_session_and_ends_when_it_does(backend: Backend
     read_events_until(&mut stream, |e| e.contains("event: hello")).await;
     // An admin disables the user: the open stream says so and ends.
     let (_, admin) = app.signed_in("root", Role::Admin).await;
-    let r = admin
-        .post(app.url("/api/users/set-disabled"))
-        .json(&json!({"id": user.id, "disabled": true}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(&admin, &app, "/api/users/set-disabled", json!({"id": user.id, "disabled": true})).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     read_events_until(&mut stream, |e| e.contains("event: signed_out")).await;
     let end = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await;
@@ -399,7 +384,7 @@ async fn the_event_stream_needs_a_session_and_ends_when_it_does(backend: Backend
     let (_, ops) = app.signed_in("ops", Role::Operator).await;
     let mut stream = ops.get(app.url("/api/events")).send().await.unwrap();
     read_events_until(&mut stream, |e| e.contains("event: hello")).await;
-    let r = ops.post(app.url("/api/logout")).json(&json!({})).send().await.unwrap();
+    let r = post(&ops, &app, "/api/logout", json!({})).await;
     assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
     read_events_until(&mut stream, |e| e.contains("event: signed_out")).await;
     app.stop().await;

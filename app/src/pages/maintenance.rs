@@ -258,55 +258,47 @@ fn ScopeChoices(
     chosen_mirrors: RwSignal<Vec<String>>,
     chosen_peers: RwSignal<Vec<String>>,
 ) -> impl IntoView {
-    // Indexed names (`mirror_ids[0]`) post as a list, with or without JavaScript.
-    let mirror_boxes = mirrors
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let id = m.id.clone();
-            view! {
-                <label class="choice">
-                    <input
-                        type="checkbox"
-                        name=format!("mirror_ids[{i}]")
-                        value=m.id.clone()
-                        on:change=move |ev| toggle(chosen_mirrors, id.clone(), event_target_checked(&ev))
-                    />
-                    {format!(" {} ({})", m.name, m.status)}
-                </label>
-            }
-        })
-        .collect_view();
-    let peer_boxes = peers
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let id = p.id.clone();
-            view! {
-                <label class="choice">
-                    <input
-                        type="checkbox"
-                        name=format!("peer_ids[{i}]")
-                        value=p.id.clone()
-                        on:change=move |ev| toggle(chosen_peers, id.clone(), event_target_checked(&ev))
-                    />
-                    {format!(" {} ({})", p.name, p.location)}
-                </label>
-            }
-        })
-        .collect_view();
+    let mirrors = mirrors.into_iter().map(|m| (m.id, format!(" {} ({})", m.name, m.status))).collect();
+    let peers = peers.into_iter().map(|p| (p.id, format!(" {} ({})", p.name, p.location))).collect();
     view! {
         <div class="choices">
             <fieldset id="scope-mirrors">
                 <legend>"Mirrors (for \u{201c}Chosen mirrors\u{201d})"</legend>
-                {mirror_boxes}
+                {checkboxes("mirror_ids", mirrors, chosen_mirrors)}
             </fieldset>
             <fieldset id="scope-peers">
                 <legend>"Peers (for \u{201c}Mirrors of chosen peers\u{201d})"</legend>
-                {peer_boxes}
+                {checkboxes("peer_ids", peers, chosen_peers)}
             </fieldset>
         </div>
     }
+}
+
+/// One labelled checkbox per `(id, label)`, named `field[i]` so the ticked ones post as a list
+/// with or without JavaScript; ticking keeps `chosen` (which drives the dry run) in step.
+fn checkboxes(
+    field: &'static str,
+    items: Vec<(String, String)>,
+    chosen: RwSignal<Vec<String>>,
+) -> impl IntoView {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, label))| {
+            let value = id.clone();
+            view! {
+                <label class="choice">
+                    <input
+                        type="checkbox"
+                        name=format!("{field}[{i}]")
+                        value=value
+                        on:change=move |ev| toggle(chosen, id.clone(), event_target_checked(&ev))
+                    />
+                    {label}
+                </label>
+            }
+        })
+        .collect_view()
 }
 
 #[component]
