@@ -12,8 +12,8 @@
 use leptos::prelude::*;
 use quiesce_core::auth::{Action, Role};
 use quiesce_core::domain::{
-    BackupEntry, MirrorNow, MirrorView, PeerView, Plan, PlanMirror, Straggler, Window, WindowPhase,
-    WindowProgress, WindowStep,
+    BackupEntry, MirrorNow, PeerView, Plan, PlanMirror, Straggler, Window, WindowPhase, WindowProgress,
+    WindowStep,
 };
 use quiesce_core::InstanceStatus;
 
@@ -22,7 +22,6 @@ use crate::api::maintenance::{
     dry_run, maintenance_progress, AbortMaintenance, DisableMaintenance, EnableMaintenance, RetryMaintenance,
     SkipSnapshotWait,
 };
-use crate::api::mirrors::list_mirrors;
 use crate::api::peers::list_peers;
 use crate::live::{refreshed, use_live, Live};
 use crate::pages::layout::{use_current_user, CurrentUser};
@@ -166,6 +165,14 @@ fn scope_args(kind: &str, mirrors: &[String], peers: &[String]) -> (String, Opti
     }
 }
 
+/// Every mirror a plan mentions, by name.
+fn every_mirror(plan: Plan) -> Vec<PlanMirror> {
+    let mut all: Vec<PlanMirror> =
+        [plan.would_pause, plan.snapshotting, plan.already_held, plan.failed].into_iter().flatten().collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
 fn toggle(list: RwSignal<Vec<String>>, id: String, on: bool) {
     list.update(|l| {
         l.retain(|x| *x != id);
@@ -188,7 +195,9 @@ fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, l
         |(scope, ids, _, _)| dry_run(scope, ids),
     );
     // The lists to choose from, loaded once (re-rendering them would lose the ticks).
-    let mirrors = Resource::new(|| (), |_| list_mirrors());
+    // Every mirror, from the dry run of the whole catalog: cheaper than the mirror list, which
+    // asks every source for its backlog.
+    let mirrors = Resource::new(|| (), |_| dry_run("all".to_string(), None));
     let peers = Resource::new(|| (), |_| list_peers());
     let heading = move || match kind.get().as_str() {
         "mirrors" => {
@@ -233,7 +242,7 @@ fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, l
                     </label>
                     <Transition fallback=|| ()>
                         {move || {
-                            let ms = mirrors.get().and_then(Result::ok).unwrap_or_default();
+                            let ms = mirrors.get().and_then(Result::ok).map(every_mirror).unwrap_or_default();
                             let ps = peers.get().and_then(Result::ok).unwrap_or_default();
                             view! { <ScopeChoices mirrors=ms peers=ps chosen_mirrors chosen_peers /> }
                         }}
@@ -253,12 +262,12 @@ fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, l
 
 #[component]
 fn ScopeChoices(
-    mirrors: Vec<MirrorView>,
+    mirrors: Vec<PlanMirror>,
     peers: Vec<PeerView>,
     chosen_mirrors: RwSignal<Vec<String>>,
     chosen_peers: RwSignal<Vec<String>>,
 ) -> impl IntoView {
-    let mirrors = mirrors.into_iter().map(|m| (m.id, format!(" {} ({})", m.name, m.status))).collect();
+    let mirrors = mirrors.into_iter().map(|m| (m.mirror_id, format!(" {} ({})", m.name, m.status))).collect();
     let peers = peers.into_iter().map(|p| (p.id, format!(" {} ({})", p.name, p.location))).collect();
     view! {
         <div class="choices">
