@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use quiesce_core::accounts::Accounts;
 use quiesce_core::engine::Engine;
-use quiesce_core::maintenance::Orchestrator;
+use quiesce_core::maintenance::{MaintenanceError, Orchestrator};
 use quiesce_core::storage::Catalog;
 
 use crate::ApiError;
@@ -56,14 +57,27 @@ impl MaintenanceRunner {
         let (orchestrator, running, id) =
             (self.orchestrator.clone(), self.running.clone(), window_id.to_string());
         tokio::spawn(async move {
+            let mut failures = 0u32;
             loop {
                 match orchestrator.run_to_completion(&id).await {
                     Ok(w) => {
+                        failures = 0;
                         tracing::info!(window.id = %id, window.phase = %w.phase, "maintenance run finished")
                     }
-                    Err(e) => {
-                        tracing::error!(window.id = %id, error = %e, "maintenance run stopped with an error")
+                    // Another orchestrator runs it; nothing for this process to do.
+                    Err(e @ MaintenanceError::Busy(_)) => {
+                        tracing::info!(window.id = %id, reason = %e, "maintenance run left to its lease holder")
                     }
+                    Err(e @ MaintenanceError::Storage(_)) => {
+                        // The orchestrator could not even mark the window failed (the catalog
+                        // is unreachable): try again, backing off, rather than leave it stalled.
+                        failures = failures.saturating_add(1);
+                        let delay = Duration::from_millis(500).saturating_mul(1 << failures.min(6));
+                        tracing::error!(window.id = %id, error = %e, retry_in_ms = delay.as_millis() as u64, "maintenance run stopped with an error");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(window.id = %id, error = %e, "maintenance run refused"),
                 }
                 let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
                 match running.get_mut(&id) {

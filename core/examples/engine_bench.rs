@@ -75,6 +75,7 @@ async fn run(kind: PeerKind, rows: usize, batch: usize) -> Figures {
             source_peer_id: s.id,
             dest_peer_id: d.id,
             tables: vec!["bench".into()],
+            replace_destination: false,
         })
         .await
         .expect("mirror");

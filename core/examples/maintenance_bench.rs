@@ -64,6 +64,7 @@ async fn run(backend: Backend, n: usize) -> (Duration, Duration) {
             source_peer_id: src_id.clone(),
             dest_peer_id: dst_id.clone(),
             tables: vec!["items".into()],
+            replace_destination: false,
         })
         .await
         .unwrap_or_else(|e| fail("mirror", e));
@@ -80,6 +81,7 @@ async fn run(backend: Backend, n: usize) -> (Duration, Duration) {
             source_peer_id: src_id.clone(),
             dest_peer_id: dst_id.clone(),
             tables: vec!["items".into()],
+            replace_destination: false,
         };
         let m = catalog.create_mirror(&new, Utc::now()).await.unwrap_or_else(|e| fail("mirror", e));
         let progress = Progress { checkpoint: checkpoint.clone(), rows_copied: 1, rows_applied: 0 };

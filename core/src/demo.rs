@@ -59,6 +59,7 @@ pub async fn seed(engine: &Engine, data_dir: &Path) -> Result<DemoSeed, EngineEr
                 source_peer_id: src.id.clone(),
                 dest_peer_id: dst.id.clone(),
                 tables: vec![table.into()],
+                replace_destination: false,
             })
             .await?;
         mirrors.push(m.id);

@@ -75,6 +75,28 @@ impl TestDb {
         }
     }
 
+    /// Makes a Postgres database unreachable (`false`: new connections are refused and open
+    /// ones are ended, as when its server goes away) or reachable again. Panics on SQLite.
+    pub async fn set_reachable(&self, reachable: bool) {
+        use sqlx::Connection;
+        let Cleanup::Postgres { admin_url, name } = &self.cleanup else {
+            panic!("set_reachable needs a Postgres database");
+        };
+        let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect as admin");
+        sqlx::query(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {reachable}"))
+            .execute(&mut conn)
+            .await
+            .expect("change ALLOW_CONNECTIONS");
+        if !reachable {
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                .bind(name)
+                .execute(&mut conn)
+                .await
+                .expect("end the database's connections");
+        }
+        let _ = conn.close().await;
+    }
+
     /// Opens the catalog on this database (running the migrations).
     pub async fn catalog(&self) -> Arc<dyn Catalog> {
         storage::connect(&self.url).await.expect("open the test catalog")

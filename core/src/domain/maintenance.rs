@@ -105,6 +105,10 @@ text_enum! {
         SkipWait = "skip_wait",
         Retry = "retry",
         Abort = "abort",
+        /// Mirror changes the maintenance gate refused (only refusals are recorded).
+        CreateMirror = "create_mirror",
+        ResumeMirror = "resume_mirror",
+        DropMirror = "drop_mirror",
     }
 }
 
@@ -307,6 +311,12 @@ impl Window {
         self.phase.is_active()
     }
 
+    /// The one refusal a second enable gets, whichever check catches it (the active-window
+    /// check, the catalog's unique constraint, or the lease): it names this window.
+    pub fn busy_message(&self) -> String {
+        format!("another maintenance window is active: {}", self.describe())
+    }
+
     /// One line naming the window for refusals: id, who, since when, why.
     pub fn describe(&self) -> String {
         format!(
@@ -353,6 +363,10 @@ pub struct BackupEntry {
     /// When the window's hold was released (`None` while it is still held).
     pub released_at: Option<DateTime<Utc>>,
     pub checkpoint_at_resume: Option<Checkpoint>,
+    /// The checkpoint the worker stopped at when it confirmed the pause. It differs from
+    /// `checkpoint_at_pause` (read when the hold was written) when a batch was in flight.
+    pub checkpoint_confirmed: Option<Checkpoint>,
+    pub confirmed_at: Option<DateTime<Utc>>,
 }
 
 /// One request in the maintenance history, accepted, refused or failed.
@@ -566,6 +580,8 @@ mod tests {
             checkpoint: Checkpoint::initial(),
             rows_copied: 0,
             rows_applied: 0,
+            resume_pending: false,
+            replace_destination: false,
             last_error: None,
             created_at: now,
             updated_at: now,
@@ -642,6 +658,8 @@ mod tests {
                 outcome_detail: None,
                 released_at: None,
                 checkpoint_at_resume: None,
+                checkpoint_confirmed: None,
+                confirmed_at: None,
             })
             .collect();
         let current = entries

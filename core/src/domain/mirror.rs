@@ -299,6 +299,11 @@ pub struct Mirror {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A hold release let the mirror run again and its worker has not yet shown that it does
+    /// (applied a batch or found itself caught up). Disable confirms on this clearing.
+    pub resume_pending: bool,
+    /// The destination tables' existing rows are replaced (emptied in setup, before the snapshot).
+    pub replace_destination: bool,
 }
 
 impl Mirror {
@@ -456,6 +461,8 @@ mod tests {
             checkpoint: Checkpoint::initial(),
             rows_copied: 0,
             rows_applied: 0,
+            resume_pending: false,
+            replace_destination: false,
             last_error: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),

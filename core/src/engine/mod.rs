@@ -28,9 +28,9 @@ pub use peer::{Column, ColumnType, Peer, TableSchema, Value};
 pub use runner::{MirrorRunner, RunnerOptions, StepOutcome};
 pub use supervisor::{Supervisor, SupervisorConfig};
 
-use crate::domain::{validate_name, Hold, Mirror, MirrorView, PeerView, Stage};
+use crate::domain::{validate_name, Hold, Mirror, MirrorView, PeerView, RequestKind, RequestOutcome, Stage};
 use crate::events::{Event, EventBus};
-use crate::storage::{Catalog, NewMirror, NewPeer, StatusChange, StorageError};
+use crate::storage::{Catalog, NewMirror, NewPeer, NewRequest, StatusChange, StorageError};
 
 /// What can go wrong in the engine. Each message is safe to show to an operator.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,9 @@ pub struct MirrorRequest {
     pub source_peer_id: String,
     pub dest_peer_id: String,
     pub tables: Vec<String>,
+    /// Replace the rows of destination tables that already have some. Without it such a
+    /// destination is refused: upserts would keep rows the source no longer has.
+    pub replace_destination: bool,
 }
 
 /// Who is waiting to hear that a mirror's desired state changed.
@@ -214,6 +217,13 @@ impl Engine {
                         "destination table {t:?} exists with different columns or primary key"
                     )));
                 }
+                if !req.replace_destination && dest.has_rows(t).await? {
+                    return Err(EngineError::Invalid(format!(
+                        "destination table {t:?} already has rows, which the mirror would keep even \
+                         where the source has none; empty it, or ask to replace its contents \
+                         (replace_destination)"
+                    )));
+                }
             }
         }
         let mirror = self
@@ -224,6 +234,7 @@ impl Engine {
                     source_peer_id: req.source_peer_id.clone(),
                     dest_peer_id: req.dest_peer_id.clone(),
                     tables: req.tables.clone(),
+                    replace_destination: req.replace_destination,
                 },
                 Utc::now(),
             )
@@ -237,6 +248,60 @@ impl Engine {
         });
         self.notify(&mirror.id);
         Ok(mirror)
+    }
+
+    /// [`Self::create_mirror`] on behalf of `actor`; a refusal by the maintenance gate is
+    /// recorded in the history of the window that refused it (DESIGN §4, invariant 7).
+    pub async fn create_mirror_by(&self, actor: &str, req: &MirrorRequest) -> Result<Mirror> {
+        let result = self.create_mirror(req).await;
+        let subject = format!("create mirror {:?}", req.name);
+        self.record_if_gated(RequestKind::CreateMirror, actor, &subject, &result).await;
+        result
+    }
+
+    /// [`Self::resume`] on behalf of `actor`, recording a gate refusal (see [`Self::create_mirror_by`]).
+    pub async fn resume_by(&self, actor: &str, mirror_id: &str) -> Result<Mirror> {
+        let result = self.resume(mirror_id).await;
+        let subject = self.subject("resume", mirror_id).await;
+        self.record_if_gated(RequestKind::ResumeMirror, actor, &subject, &result).await;
+        result
+    }
+
+    /// [`Self::drop_mirror`] on behalf of `actor`, recording a gate refusal (see [`Self::create_mirror_by`]).
+    pub async fn drop_mirror_by(&self, actor: &str, mirror_id: &str) -> Result<Mirror> {
+        let result = self.drop_mirror(mirror_id).await;
+        let subject = self.subject("drop", mirror_id).await;
+        self.record_if_gated(RequestKind::DropMirror, actor, &subject, &result).await;
+        result
+    }
+
+    async fn subject(&self, verb: &str, mirror_id: &str) -> String {
+        match self.catalog.mirror(mirror_id).await {
+            Ok(Some(m)) => format!("{verb} mirror {:?}", m.name),
+            _ => format!("{verb} mirror {mirror_id}"),
+        }
+    }
+
+    /// Records a request the maintenance gate refused, under the window that refused it.
+    async fn record_if_gated<T>(&self, kind: RequestKind, actor: &str, subject: &str, result: &Result<T>) {
+        let Err(EngineError::Storage(StorageError::Refused(message))) = result else { return };
+        // The gate's refusal names the window; one still active that it names is the one.
+        let window = match self.catalog.active_window().await {
+            Ok(Some(w)) if message.contains(&w.id) => w,
+            _ => return,
+        };
+        let request = NewRequest {
+            kind,
+            actor: actor.to_string(),
+            reason: subject.chars().take(crate::domain::MAX_REASON_CHARS).collect(),
+            window_id: Some(window.id.clone()),
+            outcome: RequestOutcome::Refused,
+            error: Some(message.clone()),
+            at: Utc::now(),
+        };
+        if let Err(e) = self.catalog.record_request(&request).await {
+            tracing::error!(error = %e, window.id = %window.id, "cannot record a refused request");
+        }
     }
 
     /// A user pauses the mirror: adds the `user` hold (idempotent).

@@ -137,11 +137,17 @@ impl MirrorRunner {
         if !m.holds.is_empty() {
             return Ok(StepOutcome::Paused);
         }
-        match m.checkpoint.stage {
-            Stage::Setup => self.setup(&m).await,
-            Stage::Snapshot => self.snapshot_batch(&m).await,
-            Stage::Cdc => self.cdc_batch(&m).await,
+        let out = match m.checkpoint.stage {
+            Stage::Setup => self.setup(&m).await?,
+            Stage::Snapshot => self.snapshot_batch(&m).await?,
+            Stage::Cdc => self.cdc_batch(&m).await?,
+        };
+        if m.resume_pending {
+            // A step that did its work (or found nothing to do) after a release: the mirror
+            // really runs again. Disable's `confirm_running` waits for exactly this.
+            self.engine.catalog().confirm_resumed(&self.mirror_id).await?;
         }
+        Ok(out)
     }
 
     /// Steps until CDC is idle or the mirror stops; returns the last outcome.
@@ -158,6 +164,11 @@ impl MirrorRunner {
         for schema in &self.schemas {
             self.source.install_capture(schema).await?;
             self.dest.ensure_table(schema).await?;
+            if m.replace_destination {
+                // Asked for at creation: the snapshot must not keep rows the source lacks.
+                // Repeating this after a crash in setup is harmless (nothing was copied yet).
+                self.dest.clear_table(&schema.name).await?;
+            }
         }
         // After the triggers exist: every change from here on is logged above this mark, and
         // anything earlier is in the rows the snapshot will read.

@@ -10,8 +10,11 @@
 //! cannot fix marks the mirror failed. Killing tasks ([`Supervisor::abort`]) loses nothing: a new
 //! supervisor on the same catalog resumes every mirror from its checkpoint.
 //!
-//! One supervisor per catalog is assumed; running two against one catalog would replicate each
-//! mirror twice (harmless to the data, thanks to idempotent writes, but wasteful).
+//! A mirror whose peers cannot be reached has no batch in flight, so a pause asked of it is
+//! confirmed at once at its last persisted checkpoint; backoff waits end early on a wake-up.
+//!
+//! One supervisor per catalog is assumed (several processes on one catalog are not yet
+//! coordinated: each would replicate every mirror).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -185,7 +188,18 @@ async fn worker(inner: Arc<Inner>, id: String) {
     let mut stop = inner.stop.clone();
     let mut failures: u32 = 0;
     loop {
-        let error = match MirrorRunner::new(engine.clone(), &id, inner.config.runner.clone()).await {
+        let built = MirrorRunner::new(engine.clone(), &id, inner.config.runner.clone()).await;
+        if built.is_err() {
+            // Its peers are unreachable, so nothing can be in flight: a pause asked for now is
+            // confirmed at the last persisted checkpoint instead of waiting for the peers (a
+            // broken peer is exactly when maintenance is needed).
+            match confirm_pause_without_runner(engine, &id).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot confirm the pause"),
+            }
+        }
+        let error = match built {
             Ok(mut runner) => loop {
                 if *stop.borrow() {
                     return;
@@ -239,10 +253,24 @@ async fn worker(inner: Arc<Inner>, id: String) {
             retry_in_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
             at: Utc::now(),
         });
-        if pause_for(delay, None, &mut stop).await {
+        // A wake-up (a hold added, a resume) ends the wait: a pause is then confirmed at once
+        // above, and a resumed mirror retries without sitting out its backoff.
+        if pause_for(delay, Some(&wake), &mut stop).await {
             return;
         }
     }
+}
+
+/// Confirms a requested pause for a mirror whose runner cannot be built. `true` when the mirror
+/// is paused (or otherwise needs no worker) afterwards.
+async fn confirm_pause_without_runner(engine: &Engine, id: &str) -> Result<bool, EngineError> {
+    let Some(m) = engine.catalog().mirror(id).await? else { return Ok(true) };
+    if m.status == crate::domain::MirrorStatus::Pausing {
+        let change = engine.catalog().confirm_paused(id, Utc::now()).await?;
+        let m = engine.after_change(change);
+        return Ok(!m.status.needs_worker());
+    }
+    Ok(!m.status.needs_worker())
 }
 
 fn backoff(config: &SupervisorConfig, failures: u32) -> Duration {

@@ -41,9 +41,6 @@ use crate::storage::{
     Catalog, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
 };
 
-/// How many mirrors' backup entries and holds one catalog transaction writes (or releases).
-const HOLDS_PER_TRANSACTION: usize = 100;
-
 /// Deadlines, pacing and batch sizes.
 #[derive(Debug, Clone)]
 pub struct OrchestratorConfig {
@@ -57,6 +54,9 @@ pub struct OrchestratorConfig {
     pub poll_interval: Duration,
     /// Mirrors paused or released per step call.
     pub batch_size: usize,
+    /// Mirrors whose backup entries and holds one catalog transaction writes (or releases):
+    /// fewer commits against shorter write locks.
+    pub holds_per_transaction: usize,
     /// Release transactions (of up to 100 mirrors each) running at the same time within a batch.
     pub resume_concurrency: usize,
     /// How long a health check of one mirror may take.
@@ -73,6 +73,7 @@ impl Default for OrchestratorConfig {
             resume_deadline: Duration::from_secs(120),
             poll_interval: Duration::from_millis(50),
             batch_size: 500,
+            holds_per_transaction: 100,
             resume_concurrency: 16,
             health_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(30),
@@ -176,7 +177,10 @@ enum Resumption {
 fn resumption(m: Option<&Mirror>) -> Resumption {
     match m {
         None => Resumption::Settled(MirrorOutcome::Dropped, None),
-        Some(m) if m.status.is_working() => Resumption::Running,
+        // Running means its worker has worked since the release, not that the release wrote
+        // `running` (it does, in the same transaction).
+        Some(m) if m.status.is_working() && !m.resume_pending => Resumption::Running,
+        Some(m) if m.status.is_working() => Resumption::Waiting,
         Some(m) if m.status == MirrorStatus::Failed => {
             Resumption::Settled(MirrorOutcome::FailedToResume, m.last_error.clone().or(Some("failed".into())))
         }
@@ -246,25 +250,44 @@ impl Orchestrator {
         }
     }
 
+    /// The refusal while another orchestrator holds the lease: the window it runs (the one
+    /// wording of [`Window::busy_message`]), then who runs it. A lease with no active window
+    /// is a window being opened this instant: wait a moment for it to appear and name it.
     async fn busy(&self) -> MaintenanceError {
+        let mut window = self.catalog().active_window().await.ok().flatten();
+        for _ in 0..40 {
+            if window.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            window = self.catalog().active_window().await.ok().flatten();
+        }
         let lease = self.catalog().lease().await.ok().flatten();
-        let window = self.catalog().active_window().await.ok().flatten();
         let who = lease
-            .map(|l| {
-                format!(
-                    "orchestrator {:?} holds the lease since {} (until {})",
-                    l.holder,
-                    l.acquired_at.format("%H:%M:%S UTC"),
-                    l.expires_at.format("%H:%M:%S UTC")
-                )
-            })
-            .unwrap_or_else(|| "another orchestrator holds the lease".into());
+            .map(|l| format!("orchestrator {:?} runs it since {}", l.holder, l.acquired_at.format("%H:%M:%S UTC")))
+            .unwrap_or_else(|| "another orchestrator runs it".into());
         match window {
-            Some(w) => MaintenanceError::Busy(format!(
-                "another maintenance orchestration is running: {}; {who}",
-                w.describe()
+            Some(w) => MaintenanceError::Busy(format!("{}; {who}", w.busy_message())),
+            None => MaintenanceError::Busy(format!(
+                "another maintenance window is being opened right now; {who}; look at the maintenance page again"
             )),
-            None => MaintenanceError::Busy(format!("another maintenance orchestration is running: {who}")),
+        }
+    }
+
+    /// Takes the lease with a new token even from this orchestrator's own running task: a step
+    /// still under way with the old token is fenced and changes nothing more. Abort does this
+    /// before it touches anything.
+    async fn take_over(&self) -> Result<i64> {
+        let mut cached = self.token.lock().await;
+        match self.catalog().acquire_lease(&self.holder, self.config.lease_ttl, Utc::now()).await? {
+            Some(lease) => {
+                *cached = Some(lease.token);
+                Ok(lease.token)
+            }
+            None => {
+                drop(cached);
+                Err(self.busy().await)
+            }
         }
     }
 
@@ -357,7 +380,12 @@ impl Orchestrator {
     #[tracing::instrument(skip(self, reason), fields(actor = %actor))]
     pub async fn request_enable(&self, actor: &str, reason: &str, scope: Scope) -> Result<Window> {
         let result = self.enable(actor, reason, scope).await;
-        let id = result.as_ref().ok().map(|w| w.id.clone());
+        // A refused second enable belongs in the history of the window that refused it.
+        let id = match &result {
+            Ok(w) => Some(w.id.clone()),
+            Err(MaintenanceError::Busy(_)) => self.catalog().active_window().await.ok().flatten().map(|w| w.id),
+            Err(_) => None,
+        };
         self.recorded(RequestKind::Enable, actor, reason, id.as_deref(), result).await
     }
 
@@ -368,10 +396,7 @@ impl Orchestrator {
             return Err(MaintenanceError::Invalid("the requesting user is required".into()));
         }
         if let Some(w) = self.catalog().active_window().await? {
-            return Err(MaintenanceError::Busy(format!(
-                "another maintenance window is active: {}",
-                w.describe()
-            )));
+            return Err(MaintenanceError::Busy(w.busy_message()));
         }
         let token = self.lease().await?;
         let new = NewWindow { reason, requested_by: actor.to_string(), scope };
@@ -385,6 +410,8 @@ impl Orchestrator {
                 self.release_lease().await;
                 Err(MaintenanceError::Busy(m))
             }
+            // Another request of this process took the lease meanwhile: it opened the window.
+            Err(StorageError::Fenced(_)) => Err(self.busy().await),
             Err(e) => Err(e.into()),
         }
     }
@@ -465,6 +492,9 @@ impl Orchestrator {
     #[tracing::instrument(skip(self), fields(actor = %actor, window.id = %window_id))]
     pub async fn abort(&self, actor: &str, window_id: &str) -> Result<Window> {
         let result = async {
+            // Fence this process's own background run first: a pause batch still under way
+            // with the old token writes nothing more (and hold writes check the phase too).
+            self.take_over().await?;
             let w = self.window_or_not_found(window_id).await?;
             if w.step != WindowStep::AbortRelease {
                 let phase = w.phase.start_abort().map_err(|e| MaintenanceError::Refused(e.to_string()))?;
@@ -695,13 +725,40 @@ impl Orchestrator {
 
     /// Runs steps until the window is enabled, failed or ended (the production worker), pausing
     /// `poll_interval` between checks of a waiting step.
+    ///
+    /// A step that errors does not stall the window: it is marked `failed` with the error (an
+    /// operator retries from that step, or aborts). Being fenced means someone else (an abort,
+    /// another orchestrator) runs the window now: this run stops and returns it as it stands.
     pub async fn run_to_completion(&self, window_id: &str) -> Result<Window> {
         loop {
-            match self.run_next_step(window_id).await? {
-                StepOutcome::Advanced(_) | StepOutcome::Progress { .. } => {}
-                StepOutcome::Waiting { .. } => tokio::time::sleep(self.config.poll_interval).await,
-                StepOutcome::Failed(w) | StepOutcome::Idle(w) => return Ok(w),
+            match self.run_next_step(window_id).await {
+                Ok(StepOutcome::Advanced(_) | StepOutcome::Progress { .. }) => {}
+                Ok(StepOutcome::Waiting { .. }) => tokio::time::sleep(self.config.poll_interval).await,
+                Ok(StepOutcome::Failed(w) | StepOutcome::Idle(w)) => return Ok(w),
+                Err(MaintenanceError::Storage(StorageError::Fenced(reason))) => {
+                    tracing::info!(window.id = %window_id, reason = %reason, "maintenance run stopped: fenced");
+                    return self.window_or_not_found(window_id).await;
+                }
+                Err(e @ (MaintenanceError::Busy(_) | MaintenanceError::NotFound(_))) => return Err(e),
+                Err(e) => return self.fail_after_error(window_id, e).await,
             }
+        }
+    }
+
+    /// Marks the window `failed` with `error` (a step error); the error itself if even that
+    /// cannot be written (the catalog is down: the server's runner tries again later).
+    async fn fail_after_error(&self, window_id: &str, error: MaintenanceError) -> Result<Window> {
+        let w = match self.window_or_not_found(window_id).await {
+            Ok(w) => w,
+            Err(_) => return Err(error),
+        };
+        if !matches!(w.phase, WindowPhase::Enabling | WindowPhase::Disabling) {
+            return Ok(w);
+        }
+        let message = format!("step {} stopped with an error: {error}", w.step);
+        match self.fail(&w, message).await {
+            Ok(outcome) => Ok(outcome.window().clone()),
+            Err(_) => Err(error),
         }
     }
 
@@ -768,8 +825,7 @@ impl Orchestrator {
         // them compete with the remaining holds for the catalog's write lock.
         let mut changes = Vec::with_capacity(batch.min(todo.len()));
         let ids: Vec<String> = todo.iter().take(batch).map(|m| m.id.clone()).collect();
-        // Up to HOLDS_PER_TRANSACTION mirrors per transaction: fewer commits, short write locks.
-        for chunk in ids.chunks(HOLDS_PER_TRANSACTION) {
+        for chunk in ids.chunks(self.config.holds_per_transaction.max(1)) {
             let span = tracing::info_span!("hold", window.id = %w.id, mirrors = chunk.len());
             let held = self
                 .catalog()
@@ -825,12 +881,19 @@ impl Orchestrator {
 
     /// Whether the mirror's peers answer and its tables exist on the source; the reason if not.
     async fn check_health(&self, e: &crate::domain::BackupEntry) -> Option<String> {
+        // Real round trips to both databases: a cached pool says nothing about whether the
+        // peer answers now.
         let check = async {
-            let source = self.engine.peer(&e.config.source_peer_id).await.map_err(|e| e.to_string())?;
+            let source = self.engine.peer(&e.config.source_peer_id).await.map_err(|e| format!("source: {e}"))?;
+            source.ping().await.map_err(|e| format!("source: {e}"))?;
             for t in &e.config.tables {
                 source.table_schema(t).await.map_err(|err| format!("source table {t:?}: {err}"))?;
             }
-            self.engine.peer(&e.config.dest_peer_id).await.map_err(|e| format!("destination: {e}"))?;
+            let dest = self.engine.peer(&e.config.dest_peer_id).await.map_err(|e| format!("destination: {e}"))?;
+            dest.ping().await.map_err(|e| format!("destination: {e}"))?;
+            for t in &e.config.tables {
+                dest.table_schema(t).await.map_err(|err| format!("destination table {t:?}: {err}"))?;
+            }
             Ok::<(), String>(())
         };
         match tokio::time::timeout(self.config.health_timeout, check).await {
@@ -906,7 +969,7 @@ impl Orchestrator {
         let catalog = self.catalog().clone();
         let window_id = w.id.clone();
         let chunks: Vec<Vec<(String, bool)>> =
-            jobs.chunks(HOLDS_PER_TRANSACTION).map(<[_]>::to_vec).collect();
+            jobs.chunks(self.config.holds_per_transaction.max(1)).map(<[_]>::to_vec).collect();
         let results: Vec<_> =
             futures::stream::iter(chunks)
                 .map(move |chunk| {

@@ -227,6 +227,8 @@ pub struct NewMirror {
     pub source_peer_id: String,
     pub dest_peer_id: String,
     pub tables: Vec<String>,
+    /// The destination tables' existing rows are to be replaced (see [`Mirror::replace_destination`]).
+    pub replace_destination: bool,
 }
 
 /// A worker's progress: the checkpoint and running totals, persisted after every batch.
@@ -258,8 +260,8 @@ impl StatusChange {
 /// [`MirrorStatus`], and writes status and holds together, so concurrent callers never see a
 /// mirror with holds that is running, or one without holds left paused.
 ///
-/// **Maintenance gate.** Changes that let a mirror run or change its configuration — creating it
-/// and removing a hold (resume) — call the backend's private `check_gate` inside that same
+/// **Maintenance gate.** Changes that let a mirror run, change its configuration or touch its
+/// source — creating it, removing a hold (resume) and dropping it — call the backend's private `check_gate` inside that same
 /// transaction before writing. It refuses dropped mirrors and, while a maintenance window is
 /// active, any change to a mirror its scope covers (naming the window); see `storage/gate.rs`.
 /// Reading the window in the same transaction as the change makes the refusal race-free. Adding
@@ -287,12 +289,19 @@ pub trait MirrorStore {
     async fn add_hold(&self, id: &str, hold: &Hold, now: DateTime<Utc>) -> Result<StatusChange>;
 
     /// Removes `hold` (idempotent); when no hold is left, a pausing, paused or failed mirror
-    /// resumes at its checkpoint's stage, in the same transaction. Gated.
+    /// resumes at its checkpoint's stage, in the same transaction, and is marked
+    /// `resume_pending` until its worker shows it runs ([`Self::confirm_resumed`]). Gated.
     async fn remove_hold(&self, id: &str, hold: &Hold, now: DateTime<Utc>) -> Result<StatusChange>;
 
-    /// The worker stopped at a batch boundary: `pausing` becomes `paused`. A mirror resumed
+    /// The worker stopped at a batch boundary (or cannot run at all, so its last persisted
+    /// checkpoint is where it stands): `pausing` becomes `paused`, and the checkpoint it stopped
+    /// at is recorded on the backup entries of the windows still holding it. A mirror resumed
     /// meanwhile is left as it is.
     async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange>;
+
+    /// The worker of a resumed mirror really worked (applied a batch or found itself caught up):
+    /// clears `resume_pending`. Cheap and idempotent.
+    async fn confirm_resumed(&self, id: &str) -> Result<()>;
 
     /// Persists the checkpoint and totals; a working mirror's status follows the checkpoint's
     /// stage, any other status is kept. Refused for a dropped mirror.
@@ -304,7 +313,7 @@ pub trait MirrorStore {
     /// An error retrying cannot fix: status `failed`, with the reason.
     async fn fail_mirror(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<StatusChange>;
 
-    /// Drops the mirror (idempotent). Its row and checkpoint stay for the record.
+    /// Drops the mirror (idempotent). Its row and checkpoint stay for the record. Gated.
     async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange>;
 }
 
@@ -369,6 +378,8 @@ pub struct NewRequest {
 pub struct RequestFilter {
     pub actor: Option<String>,
     pub window_id: Option<String>,
+    /// Only refused and failed requests (what the history lists as refused attempts).
+    pub not_accepted: bool,
     pub limit: i64,
     pub offset: i64,
 }
@@ -409,18 +420,22 @@ pub trait MaintenanceStore {
 
     /// In ONE transaction: writes the mirror's backup entry (configuration, status, checkpoint)
     /// and adds the `maintenance:<window>` hold with the same rule as [`MirrorStore::add_hold`].
-    /// Idempotent: a second call for the same window and mirror changes nothing.
+    /// Idempotent: a second call for the same window and mirror changes nothing. `None` for a
+    /// mirror maintenance does not take: not working, or already held by someone else (a user
+    /// who paused it while the window was pausing others). Refused ([`StorageError::Fenced`])
+    /// unless the window is the active one and still `enabling`, checked in the same
+    /// transaction, so an aborted or ended window never gains a hold.
     async fn hold_for_maintenance(
         &self,
         token: i64,
         window_id: &str,
         mirror_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<HeldForMaintenance>;
+    ) -> Result<Option<HeldForMaintenance>>;
 
     /// [`Self::hold_for_maintenance`] for several mirrors in one transaction (each mirror's entry
     /// and hold still go together; fewer commits when thousands of mirrors pause). Mirrors that
-    /// cannot be paused (dropped meanwhile) are skipped.
+    /// maintenance does not take (see [`Self::hold_for_maintenance`]) are skipped.
     async fn hold_many_for_maintenance(
         &self,
         token: i64,
@@ -522,7 +537,7 @@ fn fenced(current: &Lease, token: i64) -> StorageError {
 
 /// The refusal a second window gets, naming the active one.
 fn window_conflict(w: &Window) -> StorageError {
-    StorageError::Conflict(format!("another maintenance window is active: {}", w.describe()))
+    StorageError::Conflict(w.busy_message())
 }
 
 fn ttl_ms(ttl: Duration) -> i64 {

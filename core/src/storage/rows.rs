@@ -10,7 +10,7 @@ use crate::domain::{from_millis, Checkpoint, Hold, Mirror, PeerView};
 /// The mirror columns every query selects, in this order.
 pub(super) const MIRROR_COLUMNS: &str = "id, name, source_peer_id, dest_peer_id, tables, status, \
     stage, table_index, last_pk, change_id, rows_copied, rows_applied, last_error, created_at, \
-    updated_at";
+    updated_at, resume_pending, replace_destination";
 
 pub(super) const PEER_COLUMNS: &str = "id, name, kind, location, created_at";
 
@@ -23,6 +23,7 @@ where
     R: Row,
     &'static str: ColumnIndex<R>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
     String: Decode<'r, R::Database> + Type<R::Database>,
 {
     let tables: String = row.try_get("tables")?;
@@ -44,6 +45,8 @@ where
         },
         rows_copied: row.try_get("rows_copied")?,
         rows_applied: row.try_get("rows_applied")?,
+        resume_pending: row.try_get("resume_pending")?,
+        replace_destination: row.try_get("replace_destination")?,
         last_error: row.try_get("last_error")?,
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
@@ -96,7 +99,8 @@ pub(super) const WINDOW_COLUMNS: &str = "id, reason, requested_by, scope, phase,
     step_started_at, error, created_at, updated_at, ended_at";
 
 pub(super) const BACKUP_COLUMNS: &str = "window_id, mirror_id, mirror_name, status_before, \
-    checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at, checkpoint_at_resume";
+    checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at, checkpoint_at_resume, \
+    checkpoint_confirmed, confirmed_at";
 
 pub(super) const REQUEST_COLUMNS: &str = "id, kind, actor, reason, window_id, outcome, error, at";
 
@@ -139,6 +143,8 @@ where
     let outcome: Option<String> = row.try_get("outcome")?;
     let released: Option<i64> = row.try_get("released_at")?;
     let cp_resume: Option<String> = row.try_get("checkpoint_at_resume")?;
+    let cp_confirmed: Option<String> = row.try_get("checkpoint_confirmed")?;
+    let confirmed: Option<i64> = row.try_get("confirmed_at")?;
     Ok(crate::domain::BackupEntry {
         window_id: row.try_get("window_id")?,
         mirror_id: row.try_get("mirror_id")?,
@@ -151,6 +157,11 @@ where
         outcome_detail: row.try_get("outcome_detail")?,
         released_at: released.map(from_millis),
         checkpoint_at_resume: cp_resume.map(|c| serde_json::from_str(&c)).transpose().map_err(corrupt)?,
+        checkpoint_confirmed: cp_confirmed
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(corrupt)?,
+        confirmed_at: confirmed.map(from_millis),
     })
 }
 

@@ -68,4 +68,11 @@ contract! {
     maintenance::an_expired_lease_is_taken_over_with_a_new_token,
     maintenance::a_stale_holder_is_fenced_and_changes_nothing,
     maintenance::windows_and_requests_list_newest_first_with_filters_and_pages,
+    maintenance::a_window_that_is_no_longer_enabling_gains_no_hold,
+    maintenance::maintenance_does_not_take_a_mirror_a_user_paused,
+    maintenance::releasing_the_lease_fences_its_token,
+    maintenance::confirming_a_pause_records_the_checkpoint_the_worker_stopped_at,
+    maintenance::a_resumed_mirror_is_pending_until_its_worker_confirms,
+    maintenance::dropping_is_gated_only_for_mirrors_the_window_covers,
+    maintenance::refused_and_failed_requests_can_be_listed_alone,
 }

@@ -39,6 +39,7 @@ async fn running(c: &dyn Catalog, name: &str, src: &str, dst: &str) -> String {
         source_peer_id: src.into(),
         dest_peer_id: dst.into(),
         tables: vec!["t".into()],
+        replace_destination: false,
     };
     let m = c.create_mirror(&new, Utc::now()).await.unwrap();
     let progress = Progress {
@@ -150,6 +151,7 @@ pub async fn the_gate_refuses_creating_and_resuming_covered_mirrors_naming_the_w
         source_peer_id: b.clone(),
         dest_peer_id: a.clone(),
         tables: vec!["t".into()],
+        replace_destination: false,
     };
     let err = c.create_mirror(&new, Utc::now()).await.unwrap_err();
     assert!(matches!(err, StorageError::Refused(_)), "{err}");
@@ -169,6 +171,7 @@ pub async fn the_gate_refuses_creating_and_resuming_covered_mirrors_naming_the_w
         source_peer_id: cc.clone(),
         dest_peer_id: b.clone(),
         tables: vec!["t".into()],
+        replace_destination: false,
     };
     c.create_mirror(&other, Utc::now()).await.unwrap();
     c.remove_hold(&m2, &Hold::User, Utc::now()).await.unwrap();
@@ -194,7 +197,7 @@ pub async fn holding_for_maintenance_writes_backup_and_hold_together_and_is_idem
     let before = c.mirror(&m).await.unwrap().unwrap();
     let tok = token(&*c, "o1").await;
     let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
-    let held = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap();
+    let held = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap().unwrap();
     assert!(held.created);
     assert_eq!(held.change.from, MirrorStatus::Running);
     assert_eq!(held.change.mirror.status, MirrorStatus::Pausing);
@@ -205,9 +208,14 @@ pub async fn holding_for_maintenance_writes_backup_and_hold_together_and_is_idem
     assert_eq!(held.entry.outcome, None);
 
     c.confirm_paused(&m, Utc::now()).await.unwrap();
-    let again = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap();
+    let again = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap().unwrap();
     assert!(!again.created);
-    assert_eq!(again.entry, held.entry);
+    // The same entry, now with where the worker stopped (nothing moved meanwhile).
+    assert_eq!(again.entry.checkpoint_confirmed.as_ref(), Some(&before.checkpoint));
+    assert_eq!(
+        entry_without_confirmation(again.entry.clone()),
+        entry_without_confirmation(held.entry.clone())
+    );
     let after = c.mirror(&m).await.unwrap().unwrap();
     assert_eq!(after.status, MirrorStatus::Paused);
     assert_eq!(after.holds.iter().cloned().collect::<Vec<_>>(), vec![Hold::Maintenance(w.id.clone())]);
@@ -251,7 +259,11 @@ pub async fn releasing_passes_the_gate_only_while_disabling_and_records_the_outc
         c.confirm_paused(m, Utc::now()).await.unwrap();
     }
     c.add_hold(&user, &Hold::User, Utc::now()).await.unwrap();
-    c.drop_mirror(&gone, Utc::now()).await.unwrap();
+    // Dropping a mirror the window covers is gated like resuming it.
+    let err = c.drop_mirror(&gone, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    assert!(err.to_string().contains(&w.id), "{err}");
+    assert_eq!(c.mirror(&gone).await.unwrap().unwrap().status, MirrorStatus::Paused);
 
     // While enabling, even the window's own release is refused by the gate.
     let err = c.release_for_maintenance(tok, &w.id, &free, false, Utc::now()).await.unwrap_err();
@@ -275,8 +287,9 @@ pub async fn releasing_passes_the_gate_only_while_disabling_and_records_the_outc
     assert_eq!(ch.mirror.holds.iter().cloned().collect::<Vec<_>>(), vec![Hold::User]);
     assert_eq!(e.outcome, Some(MirrorOutcome::FailedHealthCheck));
 
-    let (_, e) = c.release_for_maintenance(tok, &w.id, &gone, false, Utc::now()).await.unwrap().unwrap();
-    assert_eq!(e.outcome, Some(MirrorOutcome::Dropped));
+    let (ch, e) = c.release_for_maintenance(tok, &w.id, &gone, false, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(e.outcome, Some(MirrorOutcome::Resumed));
+    assert!(ch.mirror.resume_pending, "running again is pending until the worker confirms it");
 
     // Idempotent: a second release changes nothing.
     assert!(c.release_for_maintenance(tok, &w.id, &free, false, Utc::now()).await.unwrap().is_none());
@@ -304,6 +317,12 @@ pub async fn releasing_many_in_one_transaction_skips_released_mirrors(db: &TestD
     assert_eq!(released[0].1.outcome, Some(MirrorOutcome::FailedHealthCheck));
     assert_eq!(holds_of(&*c, &m2).await, vec![Hold::User]);
     assert!(holds_of(&*c, &m1).await.is_empty());
+}
+
+fn entry_without_confirmation(mut e: quiesce_core::domain::BackupEntry) -> quiesce_core::domain::BackupEntry {
+    e.checkpoint_confirmed = None;
+    e.confirmed_at = None;
+    e
 }
 
 async fn holds_of(c: &dyn Catalog, id: &str) -> Vec<Hold> {
@@ -445,4 +464,153 @@ pub async fn windows_and_requests_list_newest_first_with_filters_and_pages(db: &
         .await
         .unwrap();
     assert_eq!(carol.len(), 1);
+}
+
+pub async fn a_window_that_is_no_longer_enabling_gains_no_hold(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m1 = running(&*c, "m1", &a, &b).await;
+    let m2 = running(&*c, "m2", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    c.hold_for_maintenance(tok, &w.id, &m1, Utc::now()).await.unwrap().unwrap();
+    // An abort moves the window to disabling: a pause batch still under way with the same
+    // token must not add a hold after that.
+    let abort = WindowChange {
+        expect_phase: WindowPhase::Enabling,
+        expect_step: WindowStep::WaitSnapshots,
+        phase: WindowPhase::Disabling,
+        step: WindowStep::AbortRelease,
+        error: None,
+        detail: "aborted".into(),
+    };
+    assert!(c.advance_window(tok, &w.id, &abort, Utc::now()).await.unwrap().1);
+    let err = c.hold_many_for_maintenance(tok, &w.id, &[m2.clone()], Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+    assert!(holds_of(&*c, &m2).await.is_empty());
+    assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 1);
+    // Nor once it has ended.
+    let end = WindowChange {
+        expect_phase: WindowPhase::Disabling,
+        expect_step: WindowStep::AbortRelease,
+        phase: WindowPhase::Aborted,
+        step: WindowStep::Done,
+        error: None,
+        detail: "aborted".into(),
+    };
+    assert!(c.advance_window(tok, &w.id, &end, Utc::now()).await.unwrap().1);
+    let err = c.hold_for_maintenance(tok, &w.id, &m2, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+    assert!(holds_of(&*c, &m2).await.is_empty());
+    assert_eq!(c.mirror(&m2).await.unwrap().unwrap().status, MirrorStatus::Running);
+}
+
+pub async fn maintenance_does_not_take_a_mirror_a_user_paused(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m = running(&*c, "m1", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    // The orchestrator listed m as running; a user pauses it before its hold batch commits.
+    c.add_hold(&m, &Hold::User, Utc::now()).await.unwrap();
+    let held = c.hold_many_for_maintenance(tok, &w.id, &[m.clone()], Utc::now()).await.unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    assert!(c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap().is_none());
+    assert_eq!(holds_of(&*c, &m).await, vec![Hold::User]);
+    assert!(c.backup_entries(&w.id).await.unwrap().is_empty());
+}
+
+pub async fn releasing_the_lease_fences_its_token(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m = running(&*c, "m1", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    c.release_lease("o1", tok, Utc::now()).await.unwrap();
+    // A task of the same holder still running with the released token changes nothing.
+    let err = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Fenced(_)), "{err}");
+    assert!(holds_of(&*c, &m).await.is_empty());
+    let again = c.acquire_lease("o1", TTL, Utc::now()).await.unwrap().unwrap();
+    assert!(again.token > tok);
+    c.hold_for_maintenance(again.token, &w.id, &m, Utc::now()).await.unwrap().unwrap();
+}
+
+pub async fn confirming_a_pause_records_the_checkpoint_the_worker_stopped_at(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m = running(&*c, "m1", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    let held = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap().unwrap();
+    // The batch in flight when the hold was written lands before the worker stops.
+    let later = Progress {
+        checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 42 },
+        rows_copied: 3,
+        rows_applied: 9,
+    };
+    c.save_progress(&m, &later, Utc::now()).await.unwrap();
+    c.confirm_paused(&m, Utc::now()).await.unwrap();
+    let e = c.backup_entries(&w.id).await.unwrap().remove(0);
+    assert_eq!(e.checkpoint_at_pause, held.entry.checkpoint_at_pause);
+    assert_eq!(e.checkpoint_at_pause.change_id, 7);
+    assert_eq!(e.checkpoint_confirmed, Some(later.checkpoint.clone()));
+    assert!(e.confirmed_at.is_some());
+    assert_eq!(c.mirror(&m).await.unwrap().unwrap().checkpoint, later.checkpoint);
+}
+
+pub async fn a_resumed_mirror_is_pending_until_its_worker_confirms(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let m = running(&*c, "m1", &a, &b).await;
+    assert!(!c.mirror(&m).await.unwrap().unwrap().resume_pending);
+    c.add_hold(&m, &Hold::User, Utc::now()).await.unwrap();
+    c.confirm_paused(&m, Utc::now()).await.unwrap();
+    let ch = c.remove_hold(&m, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(ch.mirror.status, MirrorStatus::Running);
+    assert!(ch.mirror.resume_pending);
+    c.confirm_resumed(&m).await.unwrap();
+    assert!(!c.mirror(&m).await.unwrap().unwrap().resume_pending);
+    c.confirm_resumed(&m).await.unwrap();
+}
+
+pub async fn dropping_is_gated_only_for_mirrors_the_window_covers(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, x) = peers(&*c).await;
+    let inside = running(&*c, "inside", &a, &b).await;
+    let outside = running(&*c, "outside", &x, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::Peers(vec![a.clone()])), Utc::now()).await.unwrap();
+    let err = c.drop_mirror(&inside, Utc::now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Refused(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&w.id) && msg.contains("alice") && msg.contains("dropped"), "{msg}");
+    assert_eq!(c.mirror(&inside).await.unwrap().unwrap().status, MirrorStatus::Running);
+    let dropped = c.drop_mirror(&outside, Utc::now()).await.unwrap();
+    assert_eq!(dropped.mirror.status, MirrorStatus::Dropped);
+}
+
+pub async fn refused_and_failed_requests_can_be_listed_alone(db: &TestDb) {
+    let c = db.catalog().await;
+    for (actor, outcome) in [
+        ("carol", RequestOutcome::Refused),
+        ("dave", RequestOutcome::Accepted),
+        ("erin", RequestOutcome::Failed),
+    ] {
+        c.record_request(&NewRequest {
+            kind: RequestKind::ResumeMirror,
+            actor: actor.into(),
+            reason: "resume mirror \"m\"".into(),
+            window_id: Some("w".into()),
+            outcome,
+            error: None,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    }
+    let not_accepted = RequestFilter { not_accepted: true, limit: 10, ..Default::default() };
+    let reqs = c.list_requests(&not_accepted).await.unwrap();
+    assert_eq!(reqs.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>(), vec!["erin", "carol"]);
+    assert_eq!(reqs[1].kind, RequestKind::ResumeMirror);
 }

@@ -26,6 +26,7 @@ fn mirror(name: &str, src: &str, dst: &str) -> NewMirror {
         source_peer_id: src.into(),
         dest_peer_id: dst.into(),
         tables: vec!["orders".into(), "lines".into()],
+        replace_destination: false,
     }
 }
 

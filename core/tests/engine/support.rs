@@ -141,6 +141,7 @@ impl World {
                 source_peer_id: self.src_id.clone(),
                 dest_peer_id: self.dst_id.clone(),
                 tables: tables.iter().map(|t| t.to_string()).collect(),
+                replace_destination: false,
             })
             .await
     }

@@ -31,6 +31,7 @@ fn config() -> OrchestratorConfig {
         resume_deadline: Duration::from_secs(60),
         poll_interval: Duration::from_millis(5),
         batch_size: 2,
+        holds_per_transaction: 100,
         resume_concurrency: 2,
         health_timeout: Duration::from_secs(10),
         lease_ttl: Duration::from_secs(30),
@@ -600,6 +601,7 @@ async fn a_peer_scope_pauses_only_mirrors_of_those_peers(catalog: Backend) {
             source_peer_id: p3.clone(),
             dest_peer_id: src,
             tables: vec!["side".into()],
+            replace_destination: false,
         })
         .await
         .unwrap()

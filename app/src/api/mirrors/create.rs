@@ -1,5 +1,8 @@
 //! `POST /api/mirrors/create`: a mirror copying `tables` (comma-separated) from the source peer to
-//! the destination peer. Bad tables (no primary key, unknown, unsupported types) are refused.
+//! the destination peer. Bad tables (no primary key, unknown, unsupported types) are refused, and
+//! so is a destination table that already has rows unless `replace_destination=true` (its rows
+//! are then replaced by the source's). A refusal by the maintenance gate is recorded in the
+//! refusing window's history.
 
 use leptos::prelude::*;
 use quiesce_core::domain::Mirror;
@@ -12,6 +15,7 @@ pub async fn create_mirror(
     source_peer_id: String,
     dest_peer_id: String,
     tables: String,
+    #[server(default)] replace_destination: bool,
 ) -> Result<Mirror, ApiError> {
     use crate::api::engine_error;
     use crate::auth::require;
@@ -28,8 +32,8 @@ pub async fn create_mirror(
         if tables.is_empty() {
             return Err(ApiError::BadRequest("name at least one table to mirror".into()));
         }
-        let request = MirrorRequest { name, source_peer_id, dest_peer_id, tables };
-        let mirror = state.engine.create_mirror(&request).await.map_err(engine_error)?;
+        let request = MirrorRequest { name, source_peer_id, dest_peer_id, tables, replace_destination };
+        let mirror = state.engine.create_mirror_by(&user.username, &request).await.map_err(engine_error)?;
         tracing::info!(mirror.id = %mirror.id, user.name = %user.username, "mirror created");
         Ok(mirror)
     }

@@ -16,7 +16,7 @@ pub async fn drop_mirror(id: String) -> Result<Mirror, ApiError> {
     let span = tracing::info_span!("api.mirrors.drop", mirror.id = %id);
     async move {
         let (state, user) = require(Action::OperateMirrors).await?;
-        let mirror = state.engine.drop_mirror(&id).await.map_err(engine_error)?;
+        let mirror = state.engine.drop_mirror_by(&user.username, &id).await.map_err(engine_error)?;
         tracing::info!(user.name = %user.username, mirror.status = %mirror.status, "mirror drop");
         Ok(mirror)
     }

@@ -17,7 +17,7 @@ pub async fn resume_mirror(id: String) -> Result<Mirror, ApiError> {
     let span = tracing::info_span!("api.mirrors.resume", mirror.id = %id);
     async move {
         let (state, user) = require(Action::OperateMirrors).await?;
-        let mirror = state.engine.resume(&id).await.map_err(engine_error)?;
+        let mirror = state.engine.resume_by(&user.username, &id).await.map_err(engine_error)?;
         tracing::info!(user.name = %user.username, mirror.status = %mirror.status, "mirror resume");
         Ok(mirror)
     }

@@ -435,6 +435,38 @@ impl Peer {
         }
     }
 
+    /// Asks the database itself (a round trip, not the pool's cached state): the health check.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        let unavailable = |e: sqlx::Error| EngineError::PeerUnavailable(describe(&e));
+        match self {
+            Peer::Sqlite(p) => sqlx::query("SELECT count(*) FROM sqlite_master").execute(p).await.map(|_| ()),
+            Peer::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+        }
+        .map_err(unavailable)
+    }
+
+    /// Whether `table` exists here and holds at least one row.
+    pub async fn has_rows(&self, table: &str) -> Result<bool, EngineError> {
+        check_identifier("table", table)?;
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", quote(table));
+        let query = |e: sqlx::Error| EngineError::PeerQuery(describe(&e));
+        Ok(match self {
+            Peer::Sqlite(p) => sqlx::query_scalar::<_, bool>(&sql).fetch_one(p).await.map_err(query)?,
+            Peer::Postgres(p) => sqlx::query_scalar::<_, bool>(&sql).fetch_one(p).await.map_err(query)?,
+        })
+    }
+
+    /// Deletes every row of `table` (a destination whose contents the mirror replaces).
+    pub async fn clear_table(&self, table: &str) -> Result<(), EngineError> {
+        check_identifier("table", table)?;
+        let sql = format!("DELETE FROM {}", quote(table));
+        let query = |e: sqlx::Error| EngineError::PeerQuery(describe(&e));
+        match self {
+            Peer::Sqlite(p) => sqlx::query(&sql).execute(p).await.map(|_| ()).map_err(query),
+            Peer::Postgres(p) => sqlx::query(&sql).execute(p).await.map(|_| ()).map_err(query),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Peer::Sqlite(p) => p.close().await,

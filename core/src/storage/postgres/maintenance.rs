@@ -20,6 +20,7 @@ use crate::domain::{
     BackupEntry, Hold, MaintenanceRequest, MirrorConfig, MirrorOutcome, MirrorStatus, StepRecord, Window,
     WindowPhase, WindowStep,
 };
+use crate::storage::gate;
 use crate::storage::rows::{
     backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
     BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
@@ -32,6 +33,15 @@ use crate::storage::{
 /// The active window, read inside the caller's transaction.
 pub(super) async fn active_window_in(conn: &mut PgConnection) -> Result<Option<Window>> {
     let row = sqlx::query(&format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE active = 1"))
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(window_from_row).transpose()
+}
+
+/// The window row, locked (`lock` is `"FOR SHARE"` or `"FOR UPDATE"`).
+async fn window_locked(conn: &mut PgConnection, id: &str, lock: &str) -> Result<Option<Window>> {
+    let row = sqlx::query(&format!("SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE id = $1 {lock}"))
+        .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(window_from_row).transpose()
@@ -81,19 +91,24 @@ async fn fence(conn: &mut PgConnection, token: i64) -> Result<()> {
 }
 
 /// Writes one mirror's backup entry and maintenance hold inside the caller's transaction (the
-/// mirror locked on Postgres); a no-op returning the existing entry if it was already held.
+/// mirror locked on Postgres); a no-op returning the existing entry if it was already held, and
+/// `None` for a mirror maintenance does not take (not working, or held by someone else — see
+/// [`gate::maintenance_takes`]). The caller has checked [`gate::may_hold`] in the same transaction.
 async fn hold_tx(
     conn: &mut PgConnection,
     window_id: &str,
     mirror_id: &str,
     now: DateTime<Utc>,
-) -> Result<HeldForMaintenance> {
+) -> Result<Option<HeldForMaintenance>> {
     if let Some(entry) = backup_in(&mut *conn, window_id, mirror_id).await? {
         let mirror = load_existing(&mut *conn, mirror_id).await?;
         let from = mirror.status;
-        return Ok(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false });
+        return Ok(Some(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false }));
     }
     let before = load_existing(&mut *conn, mirror_id).await?;
+    if !gate::maintenance_takes(&before) {
+        return Ok(None);
+    }
     let change = add_hold_tx(&mut *conn, mirror_id, &Hold::Maintenance(window_id.to_string()), now).await?;
     let config = MirrorConfig {
         tables: before.tables.clone(),
@@ -118,7 +133,7 @@ async fn hold_tx(
     let entry = backup_in(&mut *conn, window_id, mirror_id)
         .await?
         .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
-    Ok(HeldForMaintenance { change, entry, created: true })
+    Ok(Some(HeldForMaintenance { change, entry, created: true }))
 }
 
 /// Releases one mirror's maintenance hold and records its outcome inside the caller's
@@ -314,13 +329,9 @@ impl MaintenanceStore for PostgresCatalog {
         window_id: &str,
         mirror_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<HeldForMaintenance> {
-        let mut tx = self.pool.begin().await?;
-        fence(&mut tx, token).await?;
-        lock(&mut tx, mirror_id).await?;
-        let held = hold_tx(&mut tx, window_id, mirror_id, now).await?;
-        tx.commit().await?;
-        Ok(held)
+    ) -> Result<Option<HeldForMaintenance>> {
+        let mut held = self.hold_many_for_maintenance(token, window_id, &[mirror_id.to_string()], now).await?;
+        Ok(held.pop())
     }
 
     async fn hold_many_for_maintenance(
@@ -332,11 +343,16 @@ impl MaintenanceStore for PostgresCatalog {
     ) -> Result<Vec<HeldForMaintenance>> {
         let mut tx = self.pool.begin().await?;
         fence(&mut tx, token).await?;
+        // Share-lock the window: an abort or disable changing its phase (FOR UPDATE) waits for
+        // this batch, and a batch after it sees the new phase and writes nothing.
+        let window = window_locked(&mut tx, window_id, "FOR SHARE").await?;
+        gate::may_hold(window.as_ref().filter(|w| w.is_active()), window_id)?;
         let mut out = Vec::with_capacity(mirror_ids.len());
         for mirror_id in mirror_ids {
             lock(&mut tx, mirror_id).await?;
             match hold_tx(&mut tx, window_id, mirror_id, now).await {
-                Ok(held) => out.push(held),
+                Ok(Some(held)) => out.push(held),
+                Ok(None) => {}
                 // Dropped meanwhile (decided before any write): nothing to pause.
                 Err(StorageError::Transition(_)) => {}
                 Err(e) => return Err(e),
@@ -459,12 +475,14 @@ impl MaintenanceStore for PostgresCatalog {
         let rows = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM maintenance_requests
              WHERE ($1::TEXT IS NULL OR actor = $1) AND ($2::TEXT IS NULL OR window_id = $2)
+               AND (NOT $5 OR outcome <> 'accepted')
              ORDER BY id DESC LIMIT $3 OFFSET $4"
         ))
         .bind(f.actor.as_deref())
         .bind(f.window_id.as_deref())
         .bind(f.limit.clamp(0, 1000))
         .bind(f.offset.max(0))
+        .bind(f.not_accepted)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(request_from_row).collect()
@@ -516,8 +534,10 @@ impl LeaseStore for PostgresCatalog {
     }
 
     async fn release_lease(&self, holder: &str, token: i64, now: DateTime<Utc>) -> Result<()> {
+        // The token moves on: a task still running with the released token is fenced.
         sqlx::query(
-            "UPDATE orchestration_lease SET expires_at = $1 WHERE id = 1 AND holder = $2 AND token = $3",
+            "UPDATE orchestration_lease SET expires_at = $1, token = token + 1
+             WHERE id = 1 AND holder = $2 AND token = $3",
         )
         .bind(now.timestamp_millis())
         .bind(holder)

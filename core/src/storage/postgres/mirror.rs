@@ -101,6 +101,11 @@ pub(super) async fn remove_hold_tx(
         if to != before.status {
             set_status(&mut *conn, id, to, now).await?;
         }
+        // Running again is a claim its worker has to confirm (`confirm_resumed`).
+        sqlx::query("UPDATE mirrors SET resume_pending = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
     }
     let mirror = load_existing(&mut *conn, id).await?;
     Ok(StatusChange { mirror, from: before.status })
@@ -146,8 +151,8 @@ impl MirrorStore for PostgresCatalog {
         sqlx::query(
             "INSERT INTO mirrors (id, name, source_peer_id, dest_peer_id, tables, status, stage,
                 table_index, last_pk, change_id, rows_copied, rows_applied, last_error,
-                created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, $6, $7)",
+                created_at, updated_at, resume_pending, replace_destination)
+             VALUES ($1, $2, $3, $4, $5, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, $6, $7, FALSE, $8)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -156,6 +161,7 @@ impl MirrorStore for PostgresCatalog {
         .bind(tables_json(&new.tables))
         .bind(ms)
         .bind(ms)
+        .bind(new.replace_destination)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -254,10 +260,28 @@ impl MirrorStore for PostgresCatalog {
         if before.status == MirrorStatus::Pausing {
             let to = before.status.confirm_paused()?;
             set_status(&mut tx, id, to, now).await?;
+            // Where the worker really stopped, for the windows that asked it to.
+            sqlx::query(
+                "UPDATE maintenance_backups SET checkpoint_confirmed = $1, confirmed_at = $2
+                 WHERE mirror_id = $3 AND released_at IS NULL AND checkpoint_confirmed IS NULL",
+            )
+            .bind(crate::storage::rows::to_json(&before.checkpoint))
+            .bind(now.timestamp_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         let mirror = load_existing(&mut tx, id).await?;
         tx.commit().await?;
         Ok(StatusChange { mirror, from: before.status })
+    }
+
+    async fn confirm_resumed(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE mirrors SET resume_pending = FALSE WHERE id = $1 AND resume_pending")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn save_progress(&self, id: &str, progress: &Progress, now: DateTime<Utc>) -> Result<StatusChange> {
@@ -321,6 +345,9 @@ impl MirrorStore for PostgresCatalog {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
         let before = load_existing(&mut tx, id).await?;
+        if before.status != MirrorStatus::Dropped {
+            check_gate(&mut tx, GateTarget::Drop { mirror: &before }).await?;
+        }
         let to = before.status.drop()?;
         if to != before.status {
             set_status(&mut tx, id, to, now).await?;

@@ -17,6 +17,7 @@ use crate::domain::{
     BackupEntry, Hold, MaintenanceRequest, MirrorConfig, MirrorOutcome, MirrorStatus, StepRecord, Window,
     WindowPhase, WindowStep,
 };
+use crate::storage::gate;
 use crate::storage::rows::{
     backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
     BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
@@ -80,19 +81,24 @@ async fn fence(conn: &mut SqliteConnection, token: i64) -> Result<()> {
 }
 
 /// Writes one mirror's backup entry and maintenance hold inside the caller's transaction (the
-/// mirror locked on Postgres); a no-op returning the existing entry if it was already held.
+/// mirror locked on Postgres); a no-op returning the existing entry if it was already held, and
+/// `None` for a mirror maintenance does not take (not working, or held by someone else — see
+/// [`gate::maintenance_takes`]). The caller has checked [`gate::may_hold`] in the same transaction.
 async fn hold_tx(
     conn: &mut SqliteConnection,
     window_id: &str,
     mirror_id: &str,
     now: DateTime<Utc>,
-) -> Result<HeldForMaintenance> {
+) -> Result<Option<HeldForMaintenance>> {
     if let Some(entry) = backup_in(&mut *conn, window_id, mirror_id).await? {
         let mirror = load_existing(&mut *conn, mirror_id).await?;
         let from = mirror.status;
-        return Ok(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false });
+        return Ok(Some(HeldForMaintenance { change: StatusChange { mirror, from }, entry, created: false }));
     }
     let before = load_existing(&mut *conn, mirror_id).await?;
+    if !gate::maintenance_takes(&before) {
+        return Ok(None);
+    }
     let change = add_hold_tx(&mut *conn, mirror_id, &Hold::Maintenance(window_id.to_string()), now).await?;
     let config = MirrorConfig {
         tables: before.tables.clone(),
@@ -117,7 +123,7 @@ async fn hold_tx(
     let entry = backup_in(&mut *conn, window_id, mirror_id)
         .await?
         .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
-    Ok(HeldForMaintenance { change, entry, created: true })
+    Ok(Some(HeldForMaintenance { change, entry, created: true }))
 }
 
 /// Releases one mirror's maintenance hold and records its outcome inside the caller's
@@ -308,12 +314,9 @@ impl MaintenanceStore for SqliteCatalog {
         window_id: &str,
         mirror_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<HeldForMaintenance> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        fence(&mut tx, token).await?;
-        let held = hold_tx(&mut tx, window_id, mirror_id, now).await?;
-        tx.commit().await?;
-        Ok(held)
+    ) -> Result<Option<HeldForMaintenance>> {
+        let mut held = self.hold_many_for_maintenance(token, window_id, &[mirror_id.to_string()], now).await?;
+        Ok(held.pop())
     }
 
     async fn hold_many_for_maintenance(
@@ -325,10 +328,12 @@ impl MaintenanceStore for SqliteCatalog {
     ) -> Result<Vec<HeldForMaintenance>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         fence(&mut tx, token).await?;
+        gate::may_hold(active_window_in(&mut tx).await?.as_ref(), window_id)?;
         let mut out = Vec::with_capacity(mirror_ids.len());
         for mirror_id in mirror_ids {
             match hold_tx(&mut tx, window_id, mirror_id, now).await {
-                Ok(held) => out.push(held),
+                Ok(Some(held)) => out.push(held),
+                Ok(None) => {}
                 // Dropped meanwhile (decided before any write): nothing to pause.
                 Err(StorageError::Transition(_)) => {}
                 Err(e) => return Err(e),
@@ -449,12 +454,14 @@ impl MaintenanceStore for SqliteCatalog {
         let rows = sqlx::query(&format!(
             "SELECT {REQUEST_COLUMNS} FROM maintenance_requests
              WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR window_id = ?2)
+               AND (NOT ?5 OR outcome <> 'accepted')
              ORDER BY id DESC LIMIT ?3 OFFSET ?4"
         ))
         .bind(f.actor.as_deref())
         .bind(f.window_id.as_deref())
         .bind(f.limit.clamp(0, 1000))
         .bind(f.offset.max(0))
+        .bind(f.not_accepted)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(request_from_row).collect()
@@ -506,8 +513,10 @@ impl LeaseStore for SqliteCatalog {
     }
 
     async fn release_lease(&self, holder: &str, token: i64, now: DateTime<Utc>) -> Result<()> {
+        // The token moves on: a task still running with the released token is fenced.
         sqlx::query(
-            "UPDATE orchestration_lease SET expires_at = ? WHERE id = 1 AND holder = ? AND token = ?",
+            "UPDATE orchestration_lease SET expires_at = ?, token = token + 1
+             WHERE id = 1 AND holder = ? AND token = ?",
         )
         .bind(now.timestamp_millis())
         .bind(holder)

@@ -92,6 +92,11 @@ pub(super) async fn remove_hold_tx(
         if to != before.status {
             set_status(&mut *conn, id, to, now).await?;
         }
+        // Running again is a claim its worker has to confirm (`confirm_resumed`).
+        sqlx::query("UPDATE mirrors SET resume_pending = TRUE WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
     }
     let mirror = load_existing(&mut *conn, id).await?;
     Ok(StatusChange { mirror, from: before.status })
@@ -135,8 +140,8 @@ impl MirrorStore for SqliteCatalog {
         sqlx::query(
             "INSERT INTO mirrors (id, name, source_peer_id, dest_peer_id, tables, status, stage,
                 table_index, last_pk, change_id, rows_copied, rows_applied, last_error,
-                created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, ?, ?)",
+                created_at, updated_at, resume_pending, replace_destination)
+             VALUES (?, ?, ?, ?, ?, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, ?, ?, FALSE, ?)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -145,6 +150,7 @@ impl MirrorStore for SqliteCatalog {
         .bind(tables_json(&new.tables))
         .bind(ms)
         .bind(ms)
+        .bind(new.replace_destination)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -239,10 +245,28 @@ impl MirrorStore for SqliteCatalog {
         if before.status == MirrorStatus::Pausing {
             let to = before.status.confirm_paused()?;
             set_status(&mut tx, id, to, now).await?;
+            // Where the worker really stopped, for the windows that asked it to.
+            sqlx::query(
+                "UPDATE maintenance_backups SET checkpoint_confirmed = ?, confirmed_at = ?
+                 WHERE mirror_id = ? AND released_at IS NULL AND checkpoint_confirmed IS NULL",
+            )
+            .bind(crate::storage::rows::to_json(&before.checkpoint))
+            .bind(now.timestamp_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         let mirror = load_existing(&mut tx, id).await?;
         tx.commit().await?;
         Ok(StatusChange { mirror, from: before.status })
+    }
+
+    async fn confirm_resumed(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE mirrors SET resume_pending = FALSE WHERE id = ? AND resume_pending")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn save_progress(&self, id: &str, progress: &Progress, now: DateTime<Utc>) -> Result<StatusChange> {
@@ -303,6 +327,9 @@ impl MirrorStore for SqliteCatalog {
     async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let before = load_existing(&mut tx, id).await?;
+        if before.status != MirrorStatus::Dropped {
+            check_gate(&mut tx, GateTarget::Drop { mirror: &before }).await?;
+        }
         let to = before.status.drop()?;
         if to != before.status {
             set_status(&mut tx, id, to, now).await?;
