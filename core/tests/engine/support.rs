@@ -20,8 +20,8 @@ pub struct World {
     pub engine: Engine,
     pub src: Peer,
     pub dst: Peer,
-    src_id: String,
-    dst_id: String,
+    pub src_id: String,
+    pub dst_id: String,
 }
 
 pub fn small_batches() -> RunnerOptions {

@@ -98,7 +98,10 @@ async fn invariant_1_enable_pauses_every_running_mirror_in_scope_with_one_backup
         assert_eq!(holds(&m), vec![Hold::Maintenance(win.id.clone())]);
         let e = entries.iter().find(|e| &e.mirror_id == id).unwrap();
         assert_eq!(e.status_before, MirrorStatus::Running);
-        assert_eq!(e.checkpoint_at_pause.stage, m.checkpoint.stage);
+        // The whole checkpoint: where the worker stopped, and (nothing was in flight: the
+        // mirrors were caught up) the one read when the hold was written.
+        assert_eq!(e.checkpoint_confirmed.as_ref(), Some(&m.checkpoint), "{}", m.name);
+        assert_eq!(e.checkpoint_at_pause, m.checkpoint, "{}", m.name);
     }
     let after = mirror(&w, &ids[3]).await;
     assert_eq!(
@@ -171,25 +174,29 @@ async fn invariant_3_the_gate_refuses_creating_and_resuming_while_active(catalog
     let o = orchestrator(&w, "o1");
     let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
 
-    // Racing resumes while the window runs.
+    // Racing resumes and drops (of every mirror) while the window runs: the window is active
+    // from the moment `request_enable` returned, so every single attempt must be refused.
     let engine = w.engine.clone();
-    let target = ids[0].clone();
+    let targets = ids.clone();
     let racer = tokio::spawn(async move {
-        let mut refused = 0;
-        for _ in 0..200 {
-            match engine.resume(&target).await {
-                Err(EngineError::Storage(StorageError::Refused(_))) => refused += 1,
+        let (mut attempts, mut refused) = (0, 0);
+        for i in 0..200 {
+            let target = &targets[i % targets.len()];
+            let result =
+                if i % 2 == 0 { engine.resume(target).await } else { engine.drop_mirror(target).await };
+            attempts += 1;
+            match result {
+                Err(EngineError::Storage(StorageError::Refused(m))) if m.contains("maintenance") => refused += 1,
                 Err(e) => panic!("unexpected: {e}"),
-                Ok(_) => {
-                    let _ = engine.pause(&target).await;
-                }
+                Ok(m) => panic!("a change slipped through during maintenance: {m:?}"),
             }
             tokio::task::yield_now().await;
         }
-        refused
+        (attempts, refused)
     });
     o.run_to_completion(&win.id).await.unwrap();
-    assert!(racer.await.unwrap() > 0);
+    let (attempts, refused) = racer.await.unwrap();
+    assert_eq!(refused, attempts);
     for id in &ids {
         let m = mirror(&w, id).await;
         assert!(!m.status.is_working(), "{} is {}", m.name, m.status);
@@ -467,7 +474,8 @@ async fn invariant_7_every_request_is_in_the_history_including_refused_and_faile
         .iter()
         .all(|e| e.outcome == Some(MirrorOutcome::Resumed) && e.released_at.is_some()));
     assert_eq!(detail.steps.len(), 7);
-    assert_eq!(detail.requests.len(), 3);
+    // alice's enable and disable, bob's refused enable and dave's refused disable.
+    assert_eq!(detail.requests.len(), 4);
     let aborted = o.window_detail(&w2.id).await.unwrap();
     assert!(aborted.steps.iter().any(|s| s.detail.starts_with("failed:")));
     assert!(aborted.steps.iter().any(|s| s.detail == "aborted by root"));
@@ -677,14 +685,19 @@ async fn check_invariants(w: &World, o: &Orchestrator) {
     }
 }
 
-/// A seeded random interleaving of user pauses and resumes, mirror creation, enable and disable,
-/// checking the invariants after every action.
+/// A seeded random interleaving of user pauses, resumes, drops and mirror creation with enable
+/// and disable, the orchestration running in the background *while* the user acts (so races
+/// between a step and a user change happen); the invariants are checked whenever no step runs.
 async fn a_random_interleaving_keeps_every_invariant(catalog: Backend) {
-    let (w, sup, _ids) = world_with_mirrors(catalog, 3).await;
+    let (w, sup, _ids) = world_with_mirrors(catalog, 4).await;
     for i in 0..4 {
         w.src_exec(&format!("CREATE TABLE n{i} (id INTEGER PRIMARY KEY, v TEXT)")).await;
     }
-    let o = orchestrator(&w, "o1");
+    let o = Arc::new(Orchestrator::new(
+        w.engine.clone(),
+        "o1",
+        OrchestratorConfig { batch_size: 1, holds_per_transaction: 1, ..config() },
+    ));
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -693,16 +706,39 @@ async fn a_random_interleaving_keeps_every_invariant(catalog: Backend) {
         seed
     };
     let mut created = 0;
-    for step in 0..30 {
+    let mut run: Option<tokio::task::JoinHandle<quiesce_core::domain::Window>> = None;
+    let settle = |w: &World| {
+        let catalog = w.engine.catalog().clone();
+        async move {
+            for m in catalog.list_mirrors().await.unwrap() {
+                if m.status == MirrorStatus::Pausing {
+                    poll("pause confirmed", || {
+                        let catalog = catalog.clone();
+                        let id = m.id.clone();
+                        async move {
+                            catalog.mirror(&id).await.unwrap().is_none_or(|m| m.status != MirrorStatus::Pausing)
+                        }
+                    })
+                    .await;
+                }
+            }
+        }
+    };
+    for step in 0..40 {
         let mirrors = w.engine.catalog().list_mirrors().await.unwrap();
         let pick = &mirrors[(next() as usize) % mirrors.len()];
+        // Windows start only here, synchronously; they end in the background.
         let active = o.active_window().await.unwrap();
-        match next() % 5 {
+        let idle = run.as_ref().is_none_or(|r| r.is_finished());
+        match next() % 6 {
             0 => {
                 w.engine.pause(&pick.id).await.unwrap();
             }
             1 => match w.engine.resume(&pick.id).await {
-                Ok(_) => assert!(active.is_none(), "resume allowed during maintenance"),
+                Ok(_) => assert!(
+                    active.is_none() || o.active_window().await.unwrap().is_none(),
+                    "resume allowed during maintenance"
+                ),
                 Err(e) => {
                     assert!(active.is_some(), "resume refused without maintenance: {e}");
                     assert!(e.to_string().contains("maintenance"), "{e}");
@@ -711,33 +747,369 @@ async fn a_random_interleaving_keeps_every_invariant(catalog: Backend) {
             2 if created < 4 => {
                 match w.try_create_mirror(&format!("n{created}"), &[&format!("n{created}")]).await {
                     Ok(_) => {
-                        assert!(active.is_none());
+                        assert!(active.is_none() || o.active_window().await.unwrap().is_none());
                         created += 1;
                     }
                     Err(e) => assert!(active.is_some(), "{e}"),
                 }
             }
-            3 if active.is_none() => {
+            3 if active.is_none() && idle => {
                 let win = o.request_enable("alice", &format!("step {step}"), Scope::All).await.unwrap();
-                let done = o.run_to_completion(&win.id).await.unwrap();
-                assert_eq!(done.phase, WindowPhase::Enabled);
+                let (o, id) = (o.clone(), win.id.clone());
+                run = Some(tokio::spawn(async move { o.run_to_completion(&id).await.unwrap() }));
             }
-            _ => {
-                if let Some(win) = active {
+            4 if idle => {
+                if let Some(win) = active.filter(|w| w.phase == WindowPhase::Enabled) {
                     o.request_disable("alice", &win.id).await.unwrap();
-                    let done = o.run_to_completion(&win.id).await.unwrap();
-                    assert_eq!(done.phase, WindowPhase::Disabled);
+                    let (o, id) = (o.clone(), win.id.clone());
+                    run = Some(tokio::spawn(async move { o.run_to_completion(&id).await.unwrap() }));
                 }
             }
+            _ => tokio::time::sleep(Duration::from_millis(next() % 20)).await,
         }
-        // Let pauses settle so the check sees confirmed states.
-        for m in w.engine.catalog().list_mirrors().await.unwrap() {
-            if m.status == MirrorStatus::Pausing {
-                wait_for(&w, &m.id, "paused", |m| m.status != MirrorStatus::Pausing).await;
+        if run.as_ref().is_some_and(|r| r.is_finished()) {
+            let done = run.take().unwrap().await.unwrap();
+            assert!(matches!(done.phase, WindowPhase::Enabled | WindowPhase::Disabled), "{done:?}");
+            settle(&w).await;
+            check_invariants(&w, &o).await;
+        }
+    }
+    if let Some(r) = run.take() {
+        r.await.unwrap();
+    }
+    if let Some(win) = o.active_window().await.unwrap() {
+        o.request_disable("alice", &win.id).await.unwrap();
+        o.run_to_completion(&win.id).await.unwrap();
+    }
+    settle(&w).await;
+    check_invariants(&w, &o).await;
+    sup.shutdown().await;
+}
+
+
+/// Runs `sql` on the catalog database itself (fault injection for step errors).
+async fn catalog_exec(w: &World, sql: &str) {
+    match w.engine.catalog().pool() {
+        quiesce_core::storage::DbPool::Sqlite(p) => {
+            sqlx::raw_sql(sql).execute(&p).await.unwrap();
+        }
+        quiesce_core::storage::DbPool::Postgres(p) => {
+            sqlx::raw_sql(sql).execute(&p).await.unwrap();
+        }
+    }
+}
+
+/// An abort that lands while the background run is still writing hold batches (checked: some
+/// mirrors held, not all) fences that run: afterwards no mirror carries the ended window's hold,
+/// every backup entry is released, and every mirror runs again.
+async fn an_abort_racing_a_running_pause_leaves_no_hold_behind(catalog: Backend) {
+    let n = 20;
+    let (w, sup, ids) = world_with_mirrors(catalog, n).await;
+    let o = Arc::new(Orchestrator::new(
+        w.engine.clone(),
+        "server-1",
+        OrchestratorConfig { batch_size: 100, holds_per_transaction: 1, ..config() },
+    ));
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    let background = {
+        let (o, id) = (o.clone(), win.id.clone());
+        tokio::spawn(async move { o.run_to_completion(&id).await })
+    };
+    let mut held_at_abort = 0;
+    for _ in 0..100_000 {
+        held_at_abort = w.engine.catalog().backup_entries(&win.id).await.unwrap().len();
+        if held_at_abort > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let aborted = o.abort("root", &win.id).await.unwrap();
+    assert!(
+        (1..n).contains(&held_at_abort),
+        "the abort must land mid-pause (held {held_at_abort} of {n} when it started)"
+    );
+    assert_eq!(aborted.phase, WindowPhase::Aborted);
+    let after = background.await.unwrap().unwrap();
+    assert_eq!(after.phase, WindowPhase::Aborted);
+    let mine = Hold::Maintenance(win.id.clone());
+    for id in &ids {
+        let m = mirror(&w, id).await;
+        assert!(!m.holds.contains(&mine), "{} keeps the aborted window's hold", m.name);
+    }
+    let entries = w.engine.catalog().backup_entries(&win.id).await.unwrap();
+    assert!(entries.iter().all(|e| e.released_at.is_some()), "{entries:?}");
+    for id in &ids {
+        wait_for(&w, id, "running", |m| m.status.is_working() && m.holds.is_empty()).await;
+    }
+    sup.shutdown().await;
+}
+
+/// A step that errors leaves the window `failed` with the error (not stuck in `enabling` with
+/// nothing shown), and a retry continues from that step.
+async fn a_step_error_fails_the_window_and_retry_continues_from_that_step(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    // The backup table is unreachable while the pause step runs: the step errors.
+    catalog_exec(&w, "ALTER TABLE maintenance_backups RENAME TO maintenance_backups_away").await;
+    let failed = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!((failed.phase, failed.step), (WindowPhase::Failed, WindowStep::PauseMirrors));
+    let error = failed.error.clone().unwrap_or_default();
+    assert!(error.contains("pause_mirrors"), "{error}");
+    catalog_exec(&w, "ALTER TABLE maintenance_backups_away RENAME TO maintenance_backups").await;
+    let retried = o.retry("bob", &win.id).await.unwrap();
+    assert_eq!((retried.phase, retried.step), (WindowPhase::Enabling, WindowStep::PauseMirrors));
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Enabled);
+    for id in &ids {
+        assert_eq!(mirror(&w, id).await.status, MirrorStatus::Paused);
+    }
+    sup.shutdown().await;
+}
+
+/// Disable's `confirm_running` waits for a worker to really run each released mirror: with no
+/// worker it keeps waiting (the release's own `running` write proves nothing), and it
+/// completes once workers run.
+async fn disable_confirms_running_only_once_a_worker_ran_the_mirror(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    sup.shutdown().await;
+    o.request_disable("alice", &win.id).await.unwrap();
+    let mut waited = false;
+    for _ in 0..50 {
+        match o.run_next_step(&win.id).await.unwrap() {
+            StepOutcome::Waiting { window, stragglers } => {
+                assert_eq!(window.step, WindowStep::ConfirmRunning);
+                let mut names: Vec<String> = stragglers.iter().map(|s| s.name.clone()).collect();
+                names.sort();
+                assert_eq!(names, ["m0", "m1"]);
+                waited = true;
+                break;
+            }
+            StepOutcome::Advanced(_) | StepOutcome::Progress { .. } => {}
+            other => panic!("disable must wait for the workers: {other:?}"),
+        }
+    }
+    assert!(waited, "disable never reached confirm_running");
+    for id in &ids {
+        assert!(mirror(&w, id).await.resume_pending);
+    }
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Disabled);
+    for id in &ids {
+        let m = mirror(&w, id).await;
+        assert!(m.status.is_working() && !m.resume_pending, "{m:?}");
+    }
+    sup.shutdown().await;
+}
+
+/// The health check asks the destination itself: a Postgres destination that went away during
+/// the window (its pool cached from before) fails the check and its mirror stays paused.
+async fn the_health_check_asks_each_peer_for_real(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Postgres).await;
+    w.seed_items(50).await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let id = w.create_mirror("m", &["items"]).await;
+    w.wait_caught_up(&id).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "move the destination", Scope::All).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    w._dst_db.set_reachable(false).await;
+    o.request_disable("alice", &win.id).await.unwrap();
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Disabled);
+    let e = o.window_detail(&win.id).await.unwrap().mirrors.remove(0);
+    assert_eq!(e.outcome, Some(MirrorOutcome::FailedHealthCheck), "{e:?}");
+    assert!(e.outcome_detail.as_deref().unwrap_or("").contains("destination"), "{e:?}");
+    let m = mirror(&w, &id).await;
+    assert_eq!((m.status, holds(&m)), (MirrorStatus::Paused, vec![Hold::User]));
+    w._dst_db.set_reachable(true).await;
+    sup.shutdown().await;
+}
+
+/// After a restart with a Postgres source already unreachable, enable still pauses its mirror at
+/// once (at its last persisted checkpoint) instead of waiting out the deadline.
+async fn a_pause_is_confirmed_while_the_source_is_down(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Postgres, PeerKind::Sqlite).await;
+    w.seed_items(50).await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let id = w.create_mirror("m", &["items"]).await;
+    w.wait_caught_up(&id).await;
+    sup.shutdown().await;
+    let before = mirror(&w, &id).await;
+    w.src_db.set_reachable(false).await;
+    // The process restarts: a new engine (no cached pools) and supervisor on the same catalog.
+    let engine = quiesce_core::engine::Engine::new(
+        w.engine.catalog().clone(),
+        quiesce_core::events::EventBus::default(),
+    );
+    let sup = Supervisor::start(engine.clone(), fast_config());
+    let o = Orchestrator::new(
+        engine.clone(),
+        "o1",
+        OrchestratorConfig { pause_deadline: Duration::from_secs(20), ..config() },
+    );
+    let win = o.request_enable("alice", "repair the source", Scope::All).await.unwrap();
+    let done = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Enabled, "{:?}", done.error);
+    let m = mirror(&w, &id).await;
+    assert_eq!(m.status, MirrorStatus::Paused);
+    let e = o.window_detail(&win.id).await.unwrap().mirrors.remove(0);
+    assert_eq!(e.checkpoint_confirmed.as_ref(), Some(&before.checkpoint));
+    o.abort("root", &win.id).await.unwrap();
+    w.src_db.set_reachable(true).await;
+    sup.shutdown().await;
+}
+
+/// Every refusal of a second enable — whichever check catches it (the active window, the
+/// catalog's constraint, the lease) — is one wording that names the window: id, who, reason.
+async fn a_second_enable_is_refused_in_one_wording_naming_the_window(catalog: Backend) {
+    let (w, sup, _ids) = world_with_mirrors(catalog, 1).await;
+    let a = Arc::new(orchestrator(&w, "server-a"));
+    let b = Arc::new(orchestrator(&w, "server-b"));
+    let mut tasks = vec![];
+    for i in 0..16 {
+        let o = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { o.request_enable(&format!("user{i}"), &format!("reason {i}"), Scope::All).await }));
+    }
+    let mut wins = vec![];
+    let mut refusals = vec![];
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(win) => wins.push(win),
+            Err(e) => refusals.push(e),
+        }
+    }
+    assert_eq!(wins.len(), 1, "exactly one enable wins");
+    let win = &wins[0];
+    assert_eq!(refusals.len(), 15);
+    for e in &refusals {
+        assert!(matches!(e, MaintenanceError::Busy(_)), "{e}");
+        let msg = e.to_string();
+        assert!(msg.starts_with(&win.busy_message()), "{msg}");
+    }
+    // Every refusal is in the history of the window that refused it.
+    let detail = a.window_detail(&win.id).await.unwrap();
+    let refused = detail.requests.iter().filter(|r| r.outcome == RequestOutcome::Refused).count();
+    assert_eq!(refused, 15);
+    sup.shutdown().await;
+}
+
+/// Dropping, resuming or creating a mirror in scope during a window is refused naming the
+/// window, changes nothing, and each refusal is in that window's history.
+async fn refused_mirror_changes_are_recorded_in_the_windows_history(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
+    w.engine.pause(&ids[1]).await.unwrap();
+    wait_paused(&w, &ids[1]).await;
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    let err = w.engine.drop_mirror_by("carol", &ids[0]).await.unwrap_err();
+    assert!(err.to_string().contains(&win.id) && err.to_string().contains("dropped"), "{err}");
+    assert_eq!(mirror(&w, &ids[0]).await.status, MirrorStatus::Paused);
+    let err = w.engine.resume_by("dave", &ids[1]).await.unwrap_err();
+    assert!(err.to_string().contains(&win.id), "{err}");
+    w.src_exec("CREATE TABLE late (id INTEGER PRIMARY KEY)").await;
+    let req = quiesce_core::engine::MirrorRequest {
+        name: "late".into(),
+        source_peer_id: w.src_id.clone(),
+        dest_peer_id: w.dst_id.clone(),
+        tables: vec!["late".into()],
+        replace_destination: false,
+    };
+    let err = w.engine.create_mirror_by("erin", &req).await.unwrap_err();
+    assert!(err.to_string().contains(&win.id), "{err}");
+    let detail = o.window_detail(&win.id).await.unwrap();
+    let refused: BTreeSet<(String, String)> = detail
+        .requests
+        .iter()
+        .filter(|r| r.outcome == RequestOutcome::Refused)
+        .map(|r| (r.kind.to_string(), r.actor.clone()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        (RequestKind::DropMirror.to_string(), "carol".to_string()),
+        (RequestKind::ResumeMirror.to_string(), "dave".to_string()),
+        (RequestKind::CreateMirror.to_string(), "erin".to_string()),
+    ]
+    .into();
+    assert_eq!(refused, expected);
+    let listed = o.requests(&RequestFilter { not_accepted: true, limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    o.request_disable("alice", &win.id).await.unwrap();
+    o.run_to_completion(&win.id).await.unwrap();
+    w.engine.drop_mirror_by("carol", &ids[0]).await.unwrap();
+    sup.shutdown().await;
+}
+
+/// Re-creating a mirror onto a destination table that still has rows is refused (they would
+/// outlive their source rows) unless the user asks to replace them; then the destination ends
+/// equal to the source row by row.
+async fn a_destination_with_rows_is_refused_unless_replaced(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    w.seed_items(30).await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    let id = w.create_mirror("m", &["items"]).await;
+    w.wait_caught_up(&id).await;
+    w.engine.drop_mirror(&id).await.unwrap();
+    w.src_exec("DELETE FROM items WHERE id <= 10").await;
+    let err = w.try_create_mirror("m2", &["items"]).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("items") && msg.contains("replace"), "{msg}");
+    let req = quiesce_core::engine::MirrorRequest {
+        name: "m2".into(),
+        source_peer_id: w.src_id.clone(),
+        dest_peer_id: w.dst_id.clone(),
+        tables: vec!["items".into()],
+        replace_destination: true,
+    };
+    let m2 = w.engine.create_mirror(&req).await.unwrap().id;
+    w.wait_caught_up(&m2).await;
+    w.assert_same_rows("items").await;
+    sup.shutdown().await;
+}
+
+/// Invariant 4 with two orchestrators configured with the same holder id (two processes
+/// started with the same name): they race through a whole enable and disable, and still every
+/// step is logged once, in order, and each mirror is held and released exactly once.
+async fn invariant_4_two_orchestrators_with_the_same_holder_id_never_both_run_a_step(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 4).await;
+    let a = Arc::new(orchestrator(&w, "server"));
+    let b = Arc::new(orchestrator(&w, "server"));
+    let win = a.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    let drive = |o: Arc<Orchestrator>, id: String| async move {
+        loop {
+            match o.run_to_completion(&id).await {
+                Ok(w) if !matches!(w.phase, WindowPhase::Enabling | WindowPhase::Disabling) => return w,
+                Ok(_) | Err(MaintenanceError::Busy(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
+                Err(e) => panic!("{e}"),
             }
         }
-        check_invariants(&w, &o).await;
-    }
+    };
+    let (x, y) = tokio::join!(drive(a.clone(), win.id.clone()), drive(b.clone(), win.id.clone()));
+    assert_eq!((x.phase, y.phase), (WindowPhase::Enabled, WindowPhase::Enabled));
+    b.request_disable("bob", &win.id).await.unwrap();
+    let (x, y) = tokio::join!(drive(a.clone(), win.id.clone()), drive(b.clone(), win.id.clone()));
+    assert_eq!((x.phase, y.phase), (WindowPhase::Disabled, WindowPhase::Disabled));
+    let steps: Vec<WindowStep> =
+        w.engine.catalog().list_steps(&win.id).await.unwrap().into_iter().map(|s| s.step).collect();
+    assert_eq!(
+        steps,
+        vec![
+            WindowStep::WaitSnapshots,
+            WindowStep::PauseMirrors,
+            WindowStep::ConfirmPaused,
+            WindowStep::Done,
+            WindowStep::HealthCheck,
+            WindowStep::ReleaseHolds,
+            WindowStep::ConfirmRunning,
+        ]
+    );
+    let entries = w.engine.catalog().backup_entries(&win.id).await.unwrap();
+    assert_eq!(entries.len(), ids.len());
+    assert!(entries.iter().all(|e| e.outcome == Some(MirrorOutcome::Resumed)), "{entries:?}");
     sup.shutdown().await;
 }
 
@@ -777,4 +1149,13 @@ both_catalogs! {
     a_peer_scope_pauses_only_mirrors_of_those_peers,
     a_mirror_failing_its_health_check_stays_paused_for_an_operator,
     a_random_interleaving_keeps_every_invariant,
+    an_abort_racing_a_running_pause_leaves_no_hold_behind,
+    a_step_error_fails_the_window_and_retry_continues_from_that_step,
+    disable_confirms_running_only_once_a_worker_ran_the_mirror,
+    the_health_check_asks_each_peer_for_real,
+    a_pause_is_confirmed_while_the_source_is_down,
+    a_second_enable_is_refused_in_one_wording_naming_the_window,
+    refused_mirror_changes_are_recorded_in_the_windows_history,
+    a_destination_with_rows_is_refused_unless_replaced,
+    invariant_4_two_orchestrators_with_the_same_holder_id_never_both_run_a_step,
 }
