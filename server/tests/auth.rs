@@ -48,6 +48,7 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
         (Method::GET, "/api/events", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/plan?scope=all", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/windows", json!({}), Role::Viewer),
+        (Method::GET, "/api/maintenance/requests?refused=true", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/window?id=no-such-window", json!({}), Role::Viewer),
         (Method::POST, "/api/maintenance/enable", json!({"reason": "", "scope": "all"}), Role::Operator),
         (Method::POST, "/api/maintenance/disable", json!({"window_id": "no-such-window"}), Role::Operator),

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use quiesce_core::domain::{StepRecord, Window, WindowDetail, WindowPhase};
 
-use crate::api::maintenance::{get_window, list_windows};
+use crate::api::maintenance::{get_window, list_requests, list_windows};
 use crate::live::use_live;
 use crate::pages::maintenance::{fmt_time, BackupTable};
 
@@ -33,6 +33,7 @@ pub fn HistoryPage() -> impl IntoView {
         move || (actor(), phase(), page(), from(), to(), live.windows.get()),
         |(a, p, n, f, t, _)| list_windows(Some(a), Some(p), Some(n), Some(f), Some(t)),
     );
+    let refused = Resource::new(move || live.windows.get(), |_| list_requests(Some(true), None, Some(0)));
     let page_link = move |n: i64| {
         let q = |k: &str, v: String| format!("{k}={}", urlencode(&v));
         format!(
@@ -82,7 +83,56 @@ pub fn HistoryPage() -> impl IntoView {
                 " "
                 <a href=move || page_link(page() + 1)>"Older →"</a>
             </p>
+            <h2>"Refused and failed requests"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || {
+                    refused
+                        .get()
+                        .map(|r| match r {
+                            Ok(list) if list.is_empty() => view! { <p class="muted">"None."</p> }.into_any(),
+                            Ok(list) => view! { <RequestTable requests=list /> }.into_any(),
+                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                        })
+                }}
+            </Transition>
         </section>
+    }
+}
+
+/// Requests with who, what, when, the window they concern and why they were refused.
+#[component]
+fn RequestTable(requests: Vec<quiesce_core::domain::MaintenanceRequest>) -> impl IntoView {
+    view! {
+        <table class="grid" id="refused-requests">
+            <thead>
+                <tr>
+                    <th scope="col">"When"</th>
+                    <th scope="col">"Request"</th>
+                    <th scope="col">"By"</th>
+                    <th scope="col">"Outcome"</th>
+                    <th scope="col">"Window"</th>
+                    <th scope="col">"Why"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {requests
+                    .into_iter()
+                    .map(|r| {
+                        let what = if r.reason.is_empty() { r.kind.to_string() } else { format!("{}: {}", r.kind, r.reason) };
+                        view! {
+                            <tr>
+                                <td>{fmt_time(r.at)}</td>
+                                <td>{what}</td>
+                                <td>{r.actor.clone()}</td>
+                                <td>{r.outcome.as_str()}</td>
+                                <td>{r.window_id.clone().map(|id| view! { <a href=format!("/history/{id}")>{id.clone()}</a> })}</td>
+                                <td>{r.error.clone().unwrap_or_default()}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
     }
 }
 
@@ -180,7 +230,8 @@ fn WindowDetailView(detail: WindowDetail) -> impl IntoView {
                 .into_iter()
                 .map(|r| {
                     let err = r.error.map(|e| format!(" — {e}")).unwrap_or_default();
-                    view! { <li>{format!("{} {} by {}: {}{err}", fmt_time(r.at), r.kind, r.actor, r.outcome)}</li> }
+                    let what = if r.reason.is_empty() { String::new() } else { format!(" ({})", r.reason) };
+                    view! { <li>{format!("{} {}{what} by {}: {}{err}", fmt_time(r.at), r.kind, r.actor, r.outcome)}</li> }
                 })
                 .collect_view()}
         </ul>

@@ -586,6 +586,17 @@ fn Waiting(
     }
 }
 
+/// Where a mirror stopped: the checkpoint its worker confirmed the pause at, and the one read
+/// when its hold was written when the two differ (a batch was in flight).
+fn paused_checkpoint(e: &BackupEntry) -> String {
+    let at_hold = e.checkpoint_at_pause.describe(&e.config.tables);
+    match &e.checkpoint_confirmed {
+        None => format!("{at_hold} (not yet confirmed)"),
+        Some(c) if *c == e.checkpoint_at_pause => at_hold,
+        Some(c) => format!("{} (at hold: {at_hold})", c.describe(&e.config.tables)),
+    }
+}
+
 #[component]
 pub fn BackupTable(
     entries: Vec<BackupEntry>,
@@ -627,7 +638,7 @@ pub fn BackupTable(
                                 <td>{e.status_before.as_str()}</td>
                                 {show_now.then(|| view! { <td>{now.unwrap_or_default()}</td> })}
                                 <td>{fmt_time(e.paused_at)}</td>
-                                <td>{e.checkpoint_at_pause.describe(&e.config.tables)}</td>
+                                <td>{paused_checkpoint(&e)}</td>
                                 <td>{outcome}</td>
                                 <td>{e.checkpoint_at_resume.as_ref().map(|c| c.describe(&e.config.tables)).unwrap_or_default()}</td>
                             </tr>

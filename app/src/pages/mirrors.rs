@@ -232,6 +232,10 @@ fn CreateMirrorForm(create: ServerAction<CreateMirror>, peers: Vec<PeerView>) ->
             <select id="mirror-dest" name="dest_peer_id">{options}</select>
             <label for="mirror-tables">"Tables (comma-separated)"</label>
             <input id="mirror-tables" name="tables" required placeholder="orders, payments" />
+            <label class="check">
+                <input type="checkbox" name="replace_destination" value="true" />
+                " Replace the rows of destination tables that already have some"
+            </label>
             <button type="submit">"Create mirror"</button>
         </ActionForm>
     }
