@@ -1,6 +1,7 @@
-//! Real server processes: `kill -9` in the middle of an enable and of a disable, then a restart on
-//! the same catalog, must converge to the end state an uninterrupted run reaches; and two server
-//! processes sharing one catalog never run two orchestrations at once.
+//! Real server processes: `kill -9` in the middle of an enable and of a disable (at moments the
+//! status shows a step under way), then a restart on the same catalog, must converge to the end
+//! state an uninterrupted run reaches, with every replica table equal to its source row by row;
+//! and two server processes sharing one catalog never run two orchestrations at once.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -40,11 +41,16 @@ fn create_operator(db: &TestDb) {
 
 /// Starts the server with the demo (real mirrors under a writer) on `port`.
 async fn start(db: &TestDb, data_dir: &std::path::Path, port: u16) -> (Proc, String) {
+    start_with(db, data_dir, port, true).await
+}
+
+/// Starts the server on `port`; `demo` also runs the demo writer.
+async fn start_with(db: &TestDb, data_dir: &std::path::Path, port: u16, demo: bool) -> (Proc, String) {
     let child = Command::new(BIN)
         .env("QUIESCE_DATABASE_URL", &db.url)
         .env("QUIESCE_LISTEN", format!("127.0.0.1:{port}"))
         .env("QUIESCE_PLAIN_HTTP", "true")
-        .env("QUIESCE_DEMO", "true")
+        .env("QUIESCE_DEMO", if demo { "true" } else { "false" })
         .env("QUIESCE_DATA_DIR", data_dir)
         .env("QUIESCE_LOG", "warn")
         .stdout(Stdio::null())
@@ -96,28 +102,75 @@ async fn all_mirrors(c: &reqwest::Client, base: &str, status: &str) -> bool {
     !ms.is_empty() && ms.iter().all(|m| m["status"] == status)
 }
 
+/// Sends `POST path` with `body` and returns the response JSON (status 200 asserted).
+async fn post(c: &reqwest::Client, url: String, body: Value) -> Value {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Polls the active window as fast as the server answers until it is in `phase` at one of
+/// `steps` (the step is under way: checked, not assumed) — `true` — or it got past them first.
+async fn reached_mid_step(c: &reqwest::Client, base: &str, phase: &str, steps: &[&str]) -> bool {
+    for _ in 0..20_000 {
+        let status = get(c, format!("{base}/api/maintenance/status")).await;
+        let w = &status["window"];
+        if w["phase"] == phase && steps.iter().any(|s| w["step"] == *s) {
+            return true;
+        }
+        if w.is_null() || (w["phase"] != phase && w["phase"] != "enabling" && w["phase"] != "disabling") {
+            return false;
+        }
+    }
+    false
+}
+
+/// Every demo table on the replica equals the source, row by row.
+async fn assert_demo_replica_equals_source(data_dir: &std::path::Path) {
+    use quiesce_core::engine::Peer;
+    let src = Peer::connect(&data_dir.join("demo-source.db").display().to_string()).await.unwrap();
+    let dst = Peer::connect(&data_dir.join("demo-replica.db").display().to_string()).await.unwrap();
+    for table in ["demo_orders", "demo_customers", "demo_events"] {
+        let schema = src.table_schema(table).await.unwrap();
+        let (a, b) = (src.read_all(&schema).await.unwrap(), dst.read_all(&schema).await.unwrap());
+        assert!(!a.is_empty(), "{table} has rows");
+        assert_eq!(a.len(), b.len(), "{table}: row counts differ");
+        assert!(a == b, "{table}: the replica differs from the source");
+    }
+    src.close().await;
+    dst.close().await;
+}
+
 async fn kill_nine_mid_enable_and_mid_disable_then_restart_converges(backend: Backend) {
     let db = TestDb::new(backend).await;
     let data = tempfile::tempdir().unwrap();
     create_operator(&db);
     let port = free_port();
 
-    let (proc, base) = start(&db, data.path(), port).await;
-    let c = client(&base).await;
+    let (mut proc, mut base) = start(&db, data.path(), port).await;
+    let mut c = client(&base).await;
     eventually("the demo mirrors run", || all_mirrors(&c, &base, "running")).await;
-    let r = c
-        .post(format!("{base}/api/maintenance/enable"))
-        .json(&json!({"reason": "crash test", "scope": "all"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let window_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
-    drop(proc); // SIGKILL, mid-enable
+    // Enable until the kill lands while pausing is under way (a fast enable may finish before
+    // the poll sees it; then disable normally and try again).
+    let mut window_id = String::new();
+    let mut killed_mid_enable = false;
+    for _ in 0..20 {
+        let w = post(&c, format!("{base}/api/maintenance/enable"), json!({"reason": "crash test", "scope": "all"})).await;
+        window_id = w["id"].as_str().unwrap().to_string();
+        if reached_mid_step(&c, &base, "enabling", &["pause_mirrors", "confirm_paused"]).await {
+            drop(proc); // SIGKILL, mid-enable
+            killed_mid_enable = true;
+            break;
+        }
+        eventually("enabled", async || get(&c, format!("{base}/api/maintenance/status")).await["window"]["phase"] == "enabled").await;
+        post(&c, format!("{base}/api/maintenance/disable"), json!({"window_id": window_id})).await;
+        eventually("ended", async || get(&c, format!("{base}/api/maintenance/status")).await.is_null()).await;
+    }
+    assert!(killed_mid_enable, "never caught the enable mid-step");
 
     // The same address (so the same lease holder) picks the window up at start-up.
-    let (proc, base) = start(&db, data.path(), port).await;
-    let c = client(&base).await;
+    (proc, base) = start(&db, data.path(), port).await;
+    c = client(&base).await;
     eventually("the window is enabled after the restart", async || {
         get(&c, format!("{base}/api/maintenance/status")).await["window"]["phase"] == "enabled"
     })
@@ -131,16 +184,14 @@ async fn kill_nine_mid_enable_and_mid_disable_then_restart_converges(backend: Ba
         assert_eq!(m["holds"], json!([format!("maintenance:{window_id}")]), "one maintenance hold: {m}");
     }
 
-    let r = c
-        .post(format!("{base}/api/maintenance/disable"))
-        .json(&json!({"window_id": window_id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    post(&c, format!("{base}/api/maintenance/disable"), json!({"window_id": window_id})).await;
+    assert!(
+        reached_mid_step(&c, &base, "disabling", &["release_holds", "confirm_running"]).await,
+        "never caught the disable mid-step"
+    );
     drop(proc); // SIGKILL, mid-disable
 
-    let (_proc, base) = start(&db, data.path(), port).await;
+    let (proc, base) = start(&db, data.path(), port).await;
     let c = client(&base).await;
     eventually("the window ends after the restart", async || {
         get(&c, format!("{base}/api/maintenance/status")).await.is_null()
@@ -152,6 +203,18 @@ async fn kill_nine_mid_enable_and_mid_disable_then_restart_converges(backend: Ba
     for e in detail["mirrors"].as_array().unwrap() {
         assert_eq!(e["outcome"], "resumed", "{e}");
     }
+    // Stop the demo writer (a restart without the demo keeps replicating), let every mirror
+    // catch up, and compare the replica with the source row by row.
+    drop(proc);
+    let (_proc, base) = start_with(&db, data.path(), port, false).await;
+    let c = client(&base).await;
+    eventually("every mirror caught up", async || {
+        let ms = get(&c, format!("{base}/api/mirrors")).await;
+        let ms = ms.as_array().unwrap();
+        !ms.is_empty() && ms.iter().all(|m| m["status"] == "running" && m["backlog"] == 0)
+    })
+    .await;
+    assert_demo_replica_equals_source(data.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
