@@ -155,14 +155,22 @@ async fn kill_nine_mid_enable_and_mid_disable_then_restart_converges(backend: Ba
     let mut window_id = String::new();
     let mut killed_mid_enable = false;
     for _ in 0..20 {
-        let w = post(&c, format!("{base}/api/maintenance/enable"), json!({"reason": "crash test", "scope": "all"})).await;
+        let w = post(
+            &c,
+            format!("{base}/api/maintenance/enable"),
+            json!({"reason": "crash test", "scope": "all"}),
+        )
+        .await;
         window_id = w["id"].as_str().unwrap().to_string();
         if reached_mid_step(&c, &base, "enabling", &["pause_mirrors", "confirm_paused"]).await {
             drop(proc); // SIGKILL, mid-enable
             killed_mid_enable = true;
             break;
         }
-        eventually("enabled", async || get(&c, format!("{base}/api/maintenance/status")).await["window"]["phase"] == "enabled").await;
+        eventually("enabled", async || {
+            get(&c, format!("{base}/api/maintenance/status")).await["window"]["phase"] == "enabled"
+        })
+        .await;
         post(&c, format!("{base}/api/maintenance/disable"), json!({"window_id": window_id})).await;
         eventually("ended", async || get(&c, format!("{base}/api/maintenance/status")).await.is_null()).await;
     }

@@ -157,10 +157,7 @@ where
         outcome_detail: row.try_get("outcome_detail")?,
         released_at: released.map(from_millis),
         checkpoint_at_resume: cp_resume.map(|c| serde_json::from_str(&c)).transpose().map_err(corrupt)?,
-        checkpoint_confirmed: cp_confirmed
-            .map(|c| serde_json::from_str(&c))
-            .transpose()
-            .map_err(corrupt)?,
+        checkpoint_confirmed: cp_confirmed.map(|c| serde_json::from_str(&c)).transpose().map_err(corrupt)?,
         confirmed_at: confirmed.map(from_millis),
     })
 }

@@ -485,7 +485,8 @@ pub async fn a_window_that_is_no_longer_enabling_gains_no_hold(db: &TestDb) {
         detail: "aborted".into(),
     };
     assert!(c.advance_window(tok, &w.id, &abort, Utc::now()).await.unwrap().1);
-    let err = c.hold_many_for_maintenance(tok, &w.id, &[m2.clone()], Utc::now()).await.unwrap_err();
+    let err =
+        c.hold_many_for_maintenance(tok, &w.id, std::slice::from_ref(&m2), Utc::now()).await.unwrap_err();
     assert!(matches!(err, StorageError::Fenced(_)), "{err}");
     assert!(holds_of(&*c, &m2).await.is_empty());
     assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 1);
@@ -513,7 +514,7 @@ pub async fn maintenance_does_not_take_a_mirror_a_user_paused(db: &TestDb) {
     let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
     // The orchestrator listed m as running; a user pauses it before its hold batch commits.
     c.add_hold(&m, &Hold::User, Utc::now()).await.unwrap();
-    let held = c.hold_many_for_maintenance(tok, &w.id, &[m.clone()], Utc::now()).await.unwrap();
+    let held = c.hold_many_for_maintenance(tok, &w.id, std::slice::from_ref(&m), Utc::now()).await.unwrap();
     assert!(held.is_empty(), "{held:?}");
     assert!(c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap().is_none());
     assert_eq!(holds_of(&*c, &m).await, vec![Hold::User]);

@@ -186,7 +186,9 @@ async fn invariant_3_the_gate_refuses_creating_and_resuming_while_active(catalog
                 if i % 2 == 0 { engine.resume(target).await } else { engine.drop_mirror(target).await };
             attempts += 1;
             match result {
-                Err(EngineError::Storage(StorageError::Refused(m))) if m.contains("maintenance") => refused += 1,
+                Err(EngineError::Storage(StorageError::Refused(m))) if m.contains("maintenance") => {
+                    refused += 1
+                }
                 Err(e) => panic!("unexpected: {e}"),
                 Ok(m) => panic!("a change slipped through during maintenance: {m:?}"),
             }
@@ -392,12 +394,21 @@ async fn invariant_5_a_task_killed_inside_a_step_converges_too(catalog: Backend)
 /// Invariant 6: with a writer on the source, enable → disable → catch-up: the destination equals
 /// the source.
 async fn invariant_6_no_row_is_lost_or_duplicated_across_enable_and_disable(catalog: Backend) {
-    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    no_row_lost_across_enable_and_disable(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+}
+
+/// Invariant 6 with Postgres peers on both sides (capture triggers, COPY-staged upserts).
+async fn invariant_6_with_postgres_peers(catalog: Backend) {
+    no_row_lost_across_enable_and_disable(catalog, PeerKind::Postgres, PeerKind::Postgres).await;
+}
+
+async fn no_row_lost_across_enable_and_disable(catalog: Backend, src: PeerKind, dst: PeerKind) {
+    let w = World::new(catalog, src, dst).await;
     w.seed_items(200).await;
     let sup = Supervisor::start(w.engine.clone(), fast_config());
     let id = w.create_mirror("m", &["items"]).await;
     w.wait_caught_up(&id).await;
-    let writer = Writer::start(&w.src_db, PeerKind::Sqlite);
+    let writer = Writer::start(&w.src_db, src);
     writer.wait_ops(30).await;
     let o = orchestrator(&w, "o1");
     let win = o.request_enable("alice", "upgrade", Scope::All).await.unwrap();
@@ -716,7 +727,11 @@ async fn a_random_interleaving_keeps_every_invariant(catalog: Backend) {
                         let catalog = catalog.clone();
                         let id = m.id.clone();
                         async move {
-                            catalog.mirror(&id).await.unwrap().is_none_or(|m| m.status != MirrorStatus::Pausing)
+                            catalog
+                                .mirror(&id)
+                                .await
+                                .unwrap()
+                                .is_none_or(|m| m.status != MirrorStatus::Pausing)
                         }
                     })
                     .await;
@@ -785,7 +800,6 @@ async fn a_random_interleaving_keeps_every_invariant(catalog: Backend) {
     check_invariants(&w, &o).await;
     sup.shutdown().await;
 }
-
 
 /// Runs `sql` on the catalog database itself (fault injection for step errors).
 async fn catalog_exec(w: &World, sql: &str) {
@@ -974,7 +988,9 @@ async fn a_second_enable_is_refused_in_one_wording_naming_the_window(catalog: Ba
     let mut tasks = vec![];
     for i in 0..16 {
         let o = if i % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move { o.request_enable(&format!("user{i}"), &format!("reason {i}"), Scope::All).await }));
+        tasks.push(tokio::spawn(async move {
+            o.request_enable(&format!("user{i}"), &format!("reason {i}"), Scope::All).await
+        }));
     }
     let mut wins = vec![];
     let mut refusals = vec![];
@@ -1037,7 +1053,8 @@ async fn refused_mirror_changes_are_recorded_in_the_windows_history(catalog: Bac
     ]
     .into();
     assert_eq!(refused, expected);
-    let listed = o.requests(&RequestFilter { not_accepted: true, limit: 10, ..Default::default() }).await.unwrap();
+    let listed =
+        o.requests(&RequestFilter { not_accepted: true, limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(listed.len(), 3);
     o.request_disable("alice", &win.id).await.unwrap();
     o.run_to_completion(&win.id).await.unwrap();
@@ -1144,6 +1161,7 @@ both_catalogs! {
     invariant_5_a_crash_after_any_step_converges_to_the_uninterrupted_end_state,
     invariant_5_a_task_killed_inside_a_step_converges_too,
     invariant_6_no_row_is_lost_or_duplicated_across_enable_and_disable,
+    invariant_6_with_postgres_peers,
     invariant_7_every_request_is_in_the_history_including_refused_and_failed,
     a_dry_run_shows_the_plan_and_changes_nothing,
     a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried,

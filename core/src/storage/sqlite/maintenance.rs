@@ -315,7 +315,8 @@ impl MaintenanceStore for SqliteCatalog {
         mirror_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<HeldForMaintenance>> {
-        let mut held = self.hold_many_for_maintenance(token, window_id, &[mirror_id.to_string()], now).await?;
+        let mut held =
+            self.hold_many_for_maintenance(token, window_id, &[mirror_id.to_string()], now).await?;
         Ok(held.pop())
     }
 
