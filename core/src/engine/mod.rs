@@ -209,7 +209,23 @@ impl Engine {
         }
         let source = self.peer(&req.source_peer_id).await?;
         let dest = self.peer(&req.dest_peer_id).await?;
+        // Rows another live mirror copies from the same source table into the same destination
+        // are that mirror's, not stale: they follow the same source rows.
+        let siblings = self.catalog.mirrors_on_source(&req.source_peer_id).await?;
+        let filled_by_sibling =
+            |t: &String| siblings.iter().any(|m| m.dest_peer_id == req.dest_peer_id && m.tables.contains(t));
         for t in &req.tables {
+            if req.replace_destination {
+                if let Some(m) =
+                    siblings.iter().find(|m| m.dest_peer_id == req.dest_peer_id && m.tables.contains(t))
+                {
+                    return Err(EngineError::Invalid(format!(
+                        "destination table {t:?} is filled by mirror {:?}; replacing its rows would take them \
+                         from that mirror",
+                        m.name
+                    )));
+                }
+            }
             let schema = source.table_schema(t).await?;
             if let Ok(existing) = dest.table_schema(t).await {
                 if !existing.compatible_with(&schema) {
@@ -217,7 +233,7 @@ impl Engine {
                         "destination table {t:?} exists with different columns or primary key"
                     )));
                 }
-                if !req.replace_destination && dest.has_rows(t).await? {
+                if !req.replace_destination && !filled_by_sibling(t) && dest.has_rows(t).await? {
                     return Err(EngineError::Invalid(format!(
                         "destination table {t:?} already has rows, which the mirror would keep even \
                          where the source has none; empty it, or ask to replace its contents \

@@ -17,7 +17,7 @@ use quiesce_core::domain::{
     Hold, Mirror, MirrorOutcome, MirrorStatus, PeerKind, RequestKind, RequestOutcome, Scope, WindowPhase,
     WindowStep,
 };
-use quiesce_core::engine::{EngineError, Supervisor};
+use quiesce_core::engine::{EngineError, MirrorRequest, Supervisor};
 use quiesce_core::events::Event;
 use quiesce_core::maintenance::{MaintenanceError, Orchestrator, OrchestratorConfig, StepOutcome};
 use quiesce_core::storage::{RequestFilter, StorageError, WindowFilter};
@@ -1086,6 +1086,12 @@ async fn a_destination_with_rows_is_refused_unless_replaced(catalog: Backend) {
     let m2 = w.engine.create_mirror(&req).await.unwrap().id;
     w.wait_caught_up(&m2).await;
     w.assert_same_rows("items").await;
+    // Rows a live mirror of the same source table fills are not stale: a second such mirror is
+    // accepted, and it may not replace (delete) the first one's rows.
+    let err = w.engine.create_mirror(&MirrorRequest { name: "m3".into(), ..req.clone() }).await.unwrap_err();
+    assert!(err.to_string().contains("filled by mirror \"m2\""), "{err}");
+    let m4 = MirrorRequest { name: "m4".into(), replace_destination: false, ..req };
+    w.engine.create_mirror(&m4).await.unwrap();
     sup.shutdown().await;
 }
 
