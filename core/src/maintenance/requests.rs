@@ -206,8 +206,15 @@ impl Orchestrator {
             // Fence this process's own background run first: a pause batch still under way
             // with the old token writes nothing more (and hold writes check the phase too).
             self.take_over().await?;
-            let w = self.window_or_not_found(window_id).await?;
-            if w.step != WindowStep::AbortRelease {
+            // A step of a run that started after the take-over (it shares this process's
+            // token) may still move the window between our read and our change: read again
+            // and retry — an abort applies from any active phase.
+            let mut moved = 0;
+            loop {
+                let w = self.window_or_not_found(window_id).await?;
+                if w.step == WindowStep::AbortRelease {
+                    break;
+                }
                 let phase = w.phase.start_abort().map_err(|e| MaintenanceError::Refused(e.to_string()))?;
                 let change = WindowChange {
                     expect_phase: w.phase,
@@ -217,9 +224,15 @@ impl Orchestrator {
                     error: w.error.clone(),
                     detail: format!("aborted by {actor}"),
                 };
-                self.apply(&w, change).await?.ok_or_else(|| {
-                    MaintenanceError::Refused("the window changed meanwhile; look at it again".into())
-                })?;
+                if self.apply(&w, change).await?.is_some() {
+                    break;
+                }
+                moved += 1;
+                if moved >= 50 {
+                    return Err(MaintenanceError::Refused(
+                        "the window keeps changing; look at it again".into(),
+                    ));
+                }
             }
             self.run_to_completion(window_id).await
         }
