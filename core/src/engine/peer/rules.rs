@@ -570,7 +570,7 @@ mod tests {
             ("postgres://bob:pw@db/app?sslcert=/etc/ssl/private/key.pem", "--peer-allow-cert-files"),
             ("postgres://bob:pw@db/app?passfile=/root/.pgpass", "not allowed"),
             ("postgres://bob:pw@db/app?options=-c%20x", "not allowed"),
-            ("postgres://bob:pw@db/app?sslmode=a&sslmode=b", "twice"),
+            ("postgres://bob:pw@db/app?sslmode=require&sslmode=disable", "twice"),
             ("postgres://:pw@db/app", "user"),
             ("postgres://bob:pw@db/", "one database"),
             ("postgres://bob:pw@db/app?sslmode=bogus", "sslmode"),
