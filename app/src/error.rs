@@ -164,6 +164,14 @@ pub fn describe_bad_arguments(message: &str, given: &[(String, String)]) -> Stri
         return format!("missing argument {}", shorten(field));
     }
     let base = |k: &str| k.split('[').next().unwrap_or(k).to_string();
+    if let Some(rest) = first_line.split("unknown variant `").nth(1) {
+        let value = rest.split('`').next().unwrap_or("");
+        let expected = first_line.split("expected ").nth(1).unwrap_or("a known value").replace('`', "");
+        return match given.iter().find(|(_, v)| v == value) {
+            Some((k, _)) => format!("invalid argument {}: expected {expected}", shorten(&base(k))),
+            None => format!("invalid argument: expected {expected}"),
+        };
+    }
     let integer = ["invalid digit", "number too large", "number too small", "cannot parse integer"];
     let wants_integer = integer.iter().any(|p| first_line.contains(p));
     let wants_bool = first_line.contains("`true` or `false`");
@@ -204,6 +212,9 @@ mod tests {
         let given = vec![("disabled".to_string(), "maybe".to_string())];
         let m = describe_bad_arguments("provided string was not `true` or `false`", &given);
         assert_eq!(m, "invalid argument disabled: expected true or false");
+        let given = vec![("role".to_string(), "emperor".to_string())];
+        let m = describe_bad_arguments("unknown variant `emperor`, expected one of `viewer`, `admin`", &given);
+        assert_eq!(m, "invalid argument role: expected one of viewer, admin");
     }
 
     #[test]
