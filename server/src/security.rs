@@ -13,7 +13,9 @@
 //! - **Arguments are remembered.** For `/api/` requests the decoded argument pairs (query string
 //!   or form body) are put in the request's extensions (`app::error::RequestArguments`), so an
 //!   argument that fails to decode is answered 400 naming it (`ApiError::from_server_fn_error`)
-//!   for every server function alike. Form bodies are limited like JSON ones.
+//!   for every server function alike. Form bodies are limited like JSON ones. An argument with a
+//!   NUL character is refused here (400 naming it): no argument may hold one, and Postgres
+//!   cannot store or compare text containing it.
 //! - **Pages need a session.** A GET for a page without a valid signed-in session is redirected
 //!   to `/login?next=…`; server functions answer 401 themselves.
 
@@ -149,13 +151,30 @@ pub async fn remember_arguments(req: Request, next: Next) -> Response {
                 return refuse(StatusCode::PAYLOAD_TOO_LARGE, "bad_request", "the request body is too large")
             }
         };
-        parts.extensions.insert(app::error::RequestArguments(pairs(&bytes)));
+        let given = pairs(&bytes);
+        if let Some(refusal) = refuse_nul(&given) {
+            return refusal;
+        }
+        parts.extensions.insert(app::error::RequestArguments(given));
         return next.run(Request::from_parts(parts, Body::from(bytes))).await;
     }
     let mut req = req;
     let given = pairs(req.uri().query().unwrap_or("").as_bytes());
+    if let Some(refusal) = refuse_nul(&given) {
+        return refusal;
+    }
     req.extensions_mut().insert(app::error::RequestArguments(given));
     next.run(req).await
+}
+
+fn refuse_nul(given: &[(String, String)]) -> Option<Response> {
+    let (name, _) = given.iter().find(|(k, v)| k.contains('\0') || v.contains('\0'))?;
+    let name: String = name.replace('\0', "\\0").chars().take(64).collect();
+    Some(refuse(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &format!("invalid argument {name}: contains a NUL character"),
+    ))
 }
 
 /// Paths anyone may load: sign-in, set-up, the built assets, health, and the API (which checks
