@@ -265,6 +265,10 @@ impl Peer {
                 let unreachable =
                     |why: String| EngineError::PeerUnavailable(format!("{} (timeout {secs} s): {why}", t.address()));
                 let attempt = async {
+                    // One direct connection first: the pool retries failed connections until its
+                    // timeout and then reports only that, hiding why (refused, bad password).
+                    use sqlx::Connection;
+                    sqlx::PgConnection::connect_with(&t.options()).await?.close().await?;
                     let pool = PgPoolOptions::new()
                         .after_release(|conn, _| {
                             Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Postgres>(conn)) })

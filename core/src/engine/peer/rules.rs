@@ -21,8 +21,11 @@
 //!   make Postgres peers refused while set. An optional host allow-list applies. The catalog's
 //!   own database (same host, port and database; hosts compared by resolved address, every
 //!   loopback address counting as one) is refused.
-//! - After connecting, a database holding this installation's `instance` row is refused as well
-//!   (it is the catalog, whatever name reached it); see `Engine::create_peer`.
+//! - A SQLite file is compared with the forbidden files by inode too, so a hard link to the
+//!   catalog is refused before anything opens it (SQLite must never open one database under two
+//!   names: each name gets its own `-wal` file). After connecting, a database holding this
+//!   installation's `instance` row is refused as well (it is the catalog, whatever name reached
+//!   it); see `Engine::create_peer`.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -454,8 +457,18 @@ impl PeerRules {
     }
 }
 
-/// Whether two paths name the same file (compared resolved when they exist).
+/// Whether two paths name the same file: the same inode (hard links included) when both exist,
+/// else the same resolved path.
 fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            if (x.dev(), x.ino()) == (y.dev(), y.ino()) {
+                return true;
+            }
+        }
+    }
     let resolve = |p: &Path| {
         p.canonicalize().ok().or_else(|| {
             let parent = p.parent()?.canonicalize().ok()?;
@@ -554,6 +567,8 @@ mod tests {
         rules.forbidden_files = sqlite_catalog_files(&format!("sqlite://{}/quiesce.db", dir.path().display()));
         assert!(message(rules.check("quiesce.db", false).await).contains("belongs to Quiesce"));
         assert!(message(rules.check("quiesce.db-wal", true).await).contains("belongs to Quiesce"));
+        std::fs::hard_link(dir.path().join("quiesce.db"), dir.path().join("linked.db")).unwrap();
+        assert!(message(rules.check("linked.db", false).await).contains("belongs to Quiesce"));
         let none = PeerRules { environment: BTreeSet::new(), ..Default::default() };
         assert!(message(none.check("x.db", true).await).contains("not allowed"));
     }
