@@ -206,14 +206,18 @@ mod tests {
     #[test]
     fn decoding_errors_name_the_argument() {
         assert_eq!(describe_bad_arguments("missing field `scope`", &[]), "missing argument scope");
-        let given = vec![("actor".to_string(), "7".to_string()), ("page".to_string(), "18446744073709551615".to_string())];
+        let given = vec![
+            ("actor".to_string(), "7".to_string()),
+            ("page".to_string(), "18446744073709551615".to_string()),
+        ];
         let m = describe_bad_arguments("number too large to fit in target type", &given);
         assert!(m.starts_with("invalid argument page:"), "{m}");
         let given = vec![("disabled".to_string(), "maybe".to_string())];
         let m = describe_bad_arguments("provided string was not `true` or `false`", &given);
         assert_eq!(m, "invalid argument disabled: expected true or false");
         let given = vec![("role".to_string(), "emperor".to_string())];
-        let m = describe_bad_arguments("unknown variant `emperor`, expected one of `viewer`, `admin`", &given);
+        let m =
+            describe_bad_arguments("unknown variant `emperor`, expected one of `viewer`, `admin`", &given);
         assert_eq!(m, "invalid argument role: expected one of viewer, admin");
     }
 

@@ -85,7 +85,9 @@ impl SecretBox {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => match create_key_file(file) {
                 Ok(key) => Ok((SecretBox::new(&key), KeyOrigin::CreatedFile(file.to_path_buf()))),
                 // Another process on the same catalog created it first: use theirs.
-                Err(SecretError::Create { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(SecretError::Create { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                {
                     let text = std::fs::read_to_string(file)
                         .map_err(|source| SecretError::Read { path: file.to_path_buf(), source })?;
                     let key = parse_key(&text, &file.display().to_string())?;

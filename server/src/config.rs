@@ -133,7 +133,9 @@ impl Default for LiveLimits {
 pub fn default_key_file(database_url: &str, data_dir: &std::path::Path) -> PathBuf {
     let sqlite = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"));
     match sqlite.map(|p| PathBuf::from(p.split('?').next().unwrap_or(p))) {
-        Some(file) => file.parent().map(|d| d.join("quiesce.key")).unwrap_or_else(|| PathBuf::from("quiesce.key")),
+        Some(file) => {
+            file.parent().map(|d| d.join("quiesce.key")).unwrap_or_else(|| PathBuf::from("quiesce.key"))
+        }
         None => data_dir.join("quiesce.key"),
     }
 }
@@ -249,13 +251,21 @@ impl Cli {
                 peers_dir: self.peers_dir.clone().unwrap_or_else(|| self.data_dir.join("peers")),
                 allow_passwordless: self.peer_allow_passwordless,
                 allow_cert_files: self.peer_allow_cert_files,
-                allowed_hosts: self.peer_hosts.iter().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
+                allowed_hosts: self
+                    .peer_hosts
+                    .iter()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
             },
             secret_key_file: self
                 .secret_key_file
                 .clone()
                 .unwrap_or_else(|| default_key_file(&self.database_url, &self.data_dir)),
-            secret_key: std::env::var(SECRET_KEY_ENV).ok().filter(|k| !k.trim().is_empty()).map(SecretKeyText),
+            secret_key: std::env::var(SECRET_KEY_ENV)
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .map(SecretKeyText),
         }
     }
 }

@@ -144,7 +144,8 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
             };
             tracing::warn!(user.name = %user.username, cap = ?cap, "live stream refused: over its cap");
             let mut r = refuse(StatusCode::TOO_MANY_REQUESTS, "throttled", message);
-            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
             return r;
         }
     };

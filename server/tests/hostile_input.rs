@@ -51,7 +51,8 @@ async fn an_overflowing_page_is_a_400_naming_the_field(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, viewer) = app.signed_in("vera", Role::Viewer).await;
     for page in ["18446744073709551615", "-9223372036854775809", "1e3", "x"] {
-        let (status, body) = get(&app, &viewer, &format!("/api/maintenance/windows?actor=bob&page={page}")).await;
+        let (status, body) =
+            get(&app, &viewer, &format!("/api/maintenance/windows?actor=bob&page={page}")).await;
         assert_eq!(status, 400, "page={page}: {body}");
         assert_eq!(body["error"], "bad_request");
         assert!(body["message"].as_str().unwrap().contains("page"), "page={page}: {body}");
@@ -157,7 +158,12 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (M::GET, "/api/maintenance/status", vec![], Some(Role::Viewer)),
         (M::GET, "/api/maintenance/progress", vec![], Some(Role::Viewer)),
         (M::GET, "/api/maintenance/plan", vec!["scope", "ids"], Some(Role::Viewer)),
-        (M::GET, "/api/maintenance/windows", vec!["actor", "phase", "page", "from", "to"], Some(Role::Viewer)),
+        (
+            M::GET,
+            "/api/maintenance/windows",
+            vec!["actor", "phase", "page", "from", "to"],
+            Some(Role::Viewer),
+        ),
         (M::GET, "/api/maintenance/window", vec!["id"], Some(Role::Viewer)),
         (
             M::POST,
@@ -239,7 +245,10 @@ fn hostile_json(rng: &mut Rng, known_ids: &[String], depth: usize) -> Value {
         7 => {
             let mut m = serde_json::Map::new();
             for _ in 0..rng.below(3) {
-                m.insert(hostile_text(rng, &[]).chars().take(20).collect(), hostile_json(rng, known_ids, depth + 1));
+                m.insert(
+                    hostile_text(rng, &[]).chars().take(20).collect(),
+                    hostile_json(rng, known_ids, depth + 1),
+                );
             }
             Value::Object(m)
         }
@@ -391,17 +400,12 @@ async fn every_endpoint_survives_seeded_hostile_input_as_every_role(backend: Bac
     let catalog = app.db.catalog().await;
     // Ids the cases may use, refreshed after accepted requests (windows, peers, new users), so
     // later cases reach real objects; the fuzzing sessions' own users are left out.
-    let own: std::collections::BTreeSet<String> = catalog
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|u| u.id != target.id)
-        .map(|u| u.id)
-        .collect();
+    let own: std::collections::BTreeSet<String> =
+        catalog.list_users().await.unwrap().into_iter().filter(|u| u.id != target.id).map(|u| u.id).collect();
     let mut known_ids = vec![target.id.clone(), "no-such-id".to_string()];
 
-    let seed: u64 = std::env::var("QUIESCE_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_1234);
+    let seed: u64 =
+        std::env::var("QUIESCE_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_1234);
     let per_endpoint: usize =
         std::env::var("QUIESCE_FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
     let mut rng = Rng(seed ^ (backend as u64));
@@ -452,12 +456,18 @@ async fn every_endpoint_survives_seeded_hostile_input_as_every_role(backend: Bac
                     }
                     1 => {
                         let raw = rng
-                            .pick(&["[1,2]", "\"text\"", "{", "null", "{\"a\":", "{\"reason\": 1e999}", "\u{0}"])
+                            .pick(&[
+                                "[1,2]",
+                                "\"text\"",
+                                "{",
+                                "null",
+                                "{\"a\":",
+                                "{\"reason\": 1e999}",
+                                "\u{0}",
+                            ])
                             .to_string();
-                        let request = client
-                            .post(app.url(path))
-                            .header("content-type", "application/json")
-                            .body(raw);
+                        let request =
+                            client.post(app.url(path)).header("content-type", "application/json").body(raw);
                         (request, "raw json")
                     }
                     _ => {

@@ -40,7 +40,8 @@ async fn peers(app: &TestApp, admin: &reqwest::Client) -> Vec<Value> {
 
 /// Asserts a refusal: 400, a message containing `why`, and no peer saved.
 async fn refused(app: &TestApp, admin: &reqwest::Client, url: &str, why: &str) {
-    let (status, body) = create(app, admin, json!({"name": "intruder", "url": url, "create_file": true})).await;
+    let (status, body) =
+        create(app, admin, json!({"name": "intruder", "url": url, "create_file": true})).await;
     assert_eq!(status, 400, "{url} must be refused: {body}");
     let message = body["message"].as_str().unwrap_or_default().to_string();
     assert!(message.contains(why), "{url}: expected {why:?} in {message:?}");
@@ -130,7 +131,8 @@ async fn a_missing_sqlite_file_is_created_only_when_asked_and_only_inside(backen
     let listed = peers(&app, &admin).await;
     assert_eq!(listed[0]["location"], "fresh.db", "pages see the path inside the directory only");
 
-    let (status, _) = create(&app, &admin, json!({"name": "other", "url": "sub/new.db", "create_file": true})).await;
+    let (status, _) =
+        create(&app, &admin, json!({"name": "other", "url": "sub/new.db", "create_file": true})).await;
     assert_eq!(status, 400, "no directories are created");
     let (status, body) =
         create(&app, &admin, json!({"name": "maybe", "url": "maybe.db", "create_file": "perhaps"})).await;
@@ -149,12 +151,22 @@ async fn postgres_urls_on_ambient_credentials_sockets_or_server_files_are_refuse
     // Trust authentication on the local server: this worked on the old code with no password.
     refused(&app, &admin, "postgres://postgres@127.0.0.1/postgres", "no password").await;
     refused(&app, &admin, "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "no password").await;
-    refused(&app, &admin, "postgresql://postgres:x@127.0.0.1/postgres?host=/var/run/postgresql", "not allowed").await;
+    refused(
+        &app,
+        &admin,
+        "postgresql://postgres:x@127.0.0.1/postgres?host=/var/run/postgresql",
+        "not allowed",
+    )
+    .await;
     refused(&app, &admin, "postgres://postgres:x@%2Fvar%2Frun%2Fpostgresql/postgres", "socket").await;
-    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?sslkey=/etc/ssl/private/x.key", "sslkey").await;
-    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?sslrootcert=/etc/shadow", "sslrootcert").await;
-    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?passfile=/root/.pgpass", "passfile").await;
-    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?options=-csearch_path%3Dx", "options").await;
+    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?sslkey=/etc/ssl/private/x.key", "sslkey")
+        .await;
+    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?sslrootcert=/etc/shadow", "sslrootcert")
+        .await;
+    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?passfile=/root/.pgpass", "passfile")
+        .await;
+    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?options=-csearch_path%3Dx", "options")
+        .await;
     refused(&app, &admin, "postgres://postgres:x@127.0.0.1", "one database").await;
     refused(&app, &admin, "postgres://127.0.0.1/postgres", "name a user").await;
     refused(&app, &admin, "postgres://postgres:x@localhost/postgres", "list of peer hosts").await;

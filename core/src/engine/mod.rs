@@ -191,7 +191,12 @@ impl Engine {
         let view = self
             .catalog
             .create_peer(
-                &NewPeer { name: name.to_string(), kind: checked.kind, url: stored, location: checked.location },
+                &NewPeer {
+                    name: name.to_string(),
+                    kind: checked.kind,
+                    url: stored,
+                    location: checked.location,
+                },
                 Utc::now(),
             )
             .await?;

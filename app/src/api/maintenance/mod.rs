@@ -81,9 +81,8 @@ pub fn parse_day(
         crate::ApiError::BadRequest(format!("{field}: expected a date like 2026-11-25, got {v:?}"))
     })?;
     // Checked: the last representable day plus one would overflow (and `+` panics).
-    let start = day
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_utc().checked_add_signed(chrono::Duration::days(days)));
+    let start =
+        day.and_hms_opt(0, 0, 0).and_then(|t| t.and_utc().checked_add_signed(chrono::Duration::days(days)));
     start.map(Some).ok_or_else(|| crate::ApiError::BadRequest(format!("{field}: date out of range")))
 }
 

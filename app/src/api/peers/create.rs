@@ -9,7 +9,11 @@ use quiesce_core::domain::PeerView;
 use crate::ApiError;
 
 #[server(prefix = "/api", endpoint = "peers/create")]
-pub async fn create_peer(name: String, url: String, create_file: Option<String>) -> Result<PeerView, ApiError> {
+pub async fn create_peer(
+    name: String,
+    url: String,
+    create_file: Option<String>,
+) -> Result<PeerView, ApiError> {
     use crate::api::engine_error;
     use crate::auth::require;
     use crate::state::respond;
@@ -22,7 +26,11 @@ pub async fn create_peer(name: String, url: String, create_file: Option<String>)
         let create_file = match create_file.as_deref().map(str::trim) {
             None | Some("" | "false" | "off" | "0") => false,
             Some("true" | "on" | "1") => true,
-            Some(_) => return Err(ApiError::BadRequest("invalid argument create_file: expected true or false".into())),
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "invalid argument create_file: expected true or false".into(),
+                ))
+            }
         };
         let peer = state.engine.create_peer_with(&name, &url, create_file).await.map_err(engine_error)?;
         tracing::info!(peer.id = %peer.id, user.name = %user.username, "peer created");

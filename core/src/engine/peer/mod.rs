@@ -257,13 +257,17 @@ pub fn parse_target(input: &str) -> Result<Target, EngineError> {
 impl Peer {
     /// Connects to a peer that passed the [`rules::PeerRules`] and proves the database answers
     /// within `timeout`. Errors name the file, or the host, port and timeout; never a password.
-    pub async fn connect_checked(target: &rules::CheckedPeer, timeout: Duration) -> Result<Peer, EngineError> {
+    pub async fn connect_checked(
+        target: &rules::CheckedPeer,
+        timeout: Duration,
+    ) -> Result<Peer, EngineError> {
         match &target.connect {
             rules::Connect::Sqlite { path, create } => Self::connect_sqlite(path, *create).await,
             rules::Connect::Postgres(t) => {
                 let secs = timeout.as_secs_f64();
-                let unreachable =
-                    |why: String| EngineError::PeerUnavailable(format!("{} (timeout {secs} s): {why}", t.address()));
+                let unreachable = |why: String| {
+                    EngineError::PeerUnavailable(format!("{} (timeout {secs} s): {why}", t.address()))
+                };
                 let attempt = async {
                     // One direct connection first: the pool retries failed connections until its
                     // timeout and then reports only that, hiding why (refused, bad password).
@@ -298,7 +302,9 @@ impl Peer {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .after_release(|conn, _| Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) }))
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
+            })
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)

@@ -116,7 +116,8 @@ pub fn pg_environment() -> BTreeSet<String> {
 
 /// The catalog's SQLite files (the database and its companions) for [`PeerRules::forbidden_files`].
 pub fn sqlite_catalog_files(catalog_url: &str) -> Vec<PathBuf> {
-    let Some(rest) = catalog_url.strip_prefix("sqlite://").or_else(|| catalog_url.strip_prefix("sqlite:")) else {
+    let Some(rest) = catalog_url.strip_prefix("sqlite://").or_else(|| catalog_url.strip_prefix("sqlite:"))
+    else {
         return Vec::new();
     };
     let path = rest.split('?').next().unwrap_or(rest);
@@ -352,7 +353,9 @@ impl PeerRules {
 
     fn check_sqlite(&self, path: &Path, create_file: bool) -> Result<CheckedPeer, EngineError> {
         let Some(dir) = &self.sqlite_dir else {
-            return Err(invalid("SQLite peers are not allowed on this server (no peers directory is configured)"));
+            return Err(invalid(
+                "SQLite peers are not allowed on this server (no peers directory is configured)",
+            ));
         };
         let dir = dir.canonicalize().map_err(|_| {
             invalid(format!("the peers directory {} does not exist on the server", dir.display()))
@@ -391,7 +394,9 @@ impl PeerRules {
             return Err(outside());
         }
         if self.forbidden_files.iter().any(|f| same_file(f, &resolved)) {
-            return Err(invalid("this file belongs to Quiesce itself (its catalog or key) and cannot be a peer"));
+            return Err(invalid(
+                "this file belongs to Quiesce itself (its catalog or key) and cannot be a peer",
+            ));
         }
         if !exists && !create_file {
             return Err(invalid(format!(
@@ -417,7 +422,8 @@ impl PeerRules {
                  with --peer-allow-passwordless",
             ));
         }
-        let file_params = [("sslrootcert", &t.ssl_root_cert), ("sslcert", &t.ssl_cert), ("sslkey", &t.ssl_key)];
+        let file_params =
+            [("sslrootcert", &t.ssl_root_cert), ("sslcert", &t.ssl_cert), ("sslkey", &t.ssl_key)];
         if let Some((name, _)) = file_params.iter().find(|(_, v)| v.is_some()) {
             if !self.allow_cert_files {
                 return Err(invalid(format!(
@@ -444,7 +450,10 @@ impl PeerRules {
             return Err(invalid(format!("the host {} is not in the server's list of peer hosts", t.host)));
         }
         if let Some(catalog) = &self.catalog {
-            if catalog.port == t.port && catalog.database == t.database && same_host(&catalog.host, &t.host).await {
+            if catalog.port == t.port
+                && catalog.database == t.database
+                && same_host(&catalog.host, &t.host).await
+            {
                 return Err(invalid("this is Quiesce's own catalog database; it cannot be a peer"));
             }
         }
@@ -542,7 +551,10 @@ mod tests {
             ".".into(),
         ] {
             let m = message(rules.check(&bad, true).await);
-            assert!(m.contains("inside the peers directory") || m.contains("not a regular file"), "{bad}: {m}");
+            assert!(
+                m.contains("inside the peers directory") || m.contains("not a regular file"),
+                "{bad}: {m}"
+            );
         }
         let m = message(rules.check("dangling.db", true).await);
         assert!(m.contains("inside the peers directory"), "{m}");
@@ -564,7 +576,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("quiesce.db"), b"").unwrap();
         let mut rules = rules_in(dir.path());
-        rules.forbidden_files = sqlite_catalog_files(&format!("sqlite://{}/quiesce.db", dir.path().display()));
+        rules.forbidden_files =
+            sqlite_catalog_files(&format!("sqlite://{}/quiesce.db", dir.path().display()));
         assert!(message(rules.check("quiesce.db", false).await).contains("belongs to Quiesce"));
         assert!(message(rules.check("quiesce.db-wal", true).await).contains("belongs to Quiesce"));
         std::fs::hard_link(dir.path().join("quiesce.db"), dir.path().join("linked.db")).unwrap();
@@ -606,7 +619,9 @@ mod tests {
         assert!(message(rules.check("postgres://postgres@127.0.0.1/x", false).await).contains("PGPASSWORD"));
         assert!(rules.check("postgres://postgres:given@127.0.0.1/x", false).await.is_ok());
         rules.environment.insert("PGSSLKEY".into());
-        assert!(message(rules.check("postgres://postgres:given@127.0.0.1/x", false).await).contains("PGSSLKEY"));
+        assert!(
+            message(rules.check("postgres://postgres:given@127.0.0.1/x", false).await).contains("PGSSLKEY")
+        );
     }
 
     #[tokio::test]
@@ -617,7 +632,8 @@ mod tests {
             catalog: CatalogLocation::from_catalog_url("postgres://postgres@localhost:5432/quiesce"),
             ..Default::default()
         };
-        assert!(message(rules.check("postgres://u:p@other.example/app", false).await).contains("list of peer hosts"));
+        assert!(message(rules.check("postgres://u:p@other.example/app", false).await)
+            .contains("list of peer hosts"));
         assert!(rules.check("postgres://u:p@DB.internal/app", false).await.is_ok());
         let m = message(rules.check("postgres://u:p@127.0.0.1:5432/quiesce", false).await);
         assert!(m.contains("own catalog"), "{m}");
@@ -628,7 +644,10 @@ mod tests {
     fn options_never_come_from_the_environment() {
         let t = PgTarget::parse("postgres://bob@h:1/d").unwrap();
         let o = t.options();
-        assert_eq!((o.get_host(), o.get_port(), o.get_username(), o.get_database()), ("h", 1, "bob", Some("d")));
+        assert_eq!(
+            (o.get_host(), o.get_port(), o.get_username(), o.get_database()),
+            ("h", 1, "bob", Some("d"))
+        );
         assert!(!format!("{t:?}").contains("secret"));
         let t = PgTarget::parse("postgres://bob:secret@h:1/d").unwrap();
         assert!(!format!("{t:?}").contains("secret"));
