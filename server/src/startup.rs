@@ -126,6 +126,17 @@ impl Application {
         if sealed > 0 {
             tracing::info!(peers = sealed, "sealed peer URLs stored in plain text by an earlier version");
         }
+        let unreadable =
+            engine.unreadable_peer_urls().await.map_err(|e| StartupError::Engine(e.to_string()))?;
+        if unreadable > 0 {
+            // Not fatal: the rest of the installation works, and those peers can be re-added.
+            tracing::error!(
+                peers = unreadable,
+                "stored peer URLs cannot be opened with this server's key: restore the key file \
+                 that was in use when they were added (or its QUIESCE_SECRET_KEY), or remove and \
+                 re-add those peers"
+            );
+        }
         let peers_dir = &config.peers.peers_dir;
         let demo_writer = if config.demo {
             let seeded =

@@ -21,6 +21,7 @@ on_both_backends!(
     the_catalog_database_is_refused_as_a_postgres_peer,
     peer_urls_are_sealed_in_the_catalog_and_plain_rows_are_read_and_sealed,
     connection_errors_name_host_port_and_timeout_never_the_password,
+    a_catalog_opened_with_another_key_says_so_and_still_starts,
 );
 
 /// The catalog file of a SQLite test catalog.
@@ -290,5 +291,31 @@ async fn connection_errors_name_host_port_and_timeout_never_the_password(backend
         assert!(!message.contains("s3cret"), "{message}");
         assert!(message.len() < 200, "no protocol noise: {message}");
     }
+    app.stop().await;
+}
+
+async fn a_catalog_opened_with_another_key_says_so_and_still_starts(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let file = TestDb::peer(PeerKind::Sqlite).await;
+    let (status, body) = create(&app, &admin, json!({"name": "p", "url": file.url})).await;
+    assert_eq!(status, 200, "{body}");
+    let db = app.stop().await;
+
+    let app =
+        TestApp::start_on(db, |c| c.secret_key = Some(server::config::SecretKeyText("ab".repeat(32)))).await;
+    let client = app.client();
+    assert_eq!(app.login(&client, "root", support::PASSWORD).await.status(), 200);
+    assert_eq!(peers(&app, &client).await.len(), 1, "the peer is still listed");
+    let id = peers(&app, &client).await[0]["id"].as_str().unwrap().to_string();
+    let r = client
+        .post(app.url("/api/mirrors/create"))
+        .json(&json!({"name": "m", "source_peer_id": id, "dest_peer_id": id.clone() + "x", "tables": "t"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert!(err["message"].as_str().unwrap().contains("cannot be opened with this server's key"), "{err}");
     app.stop().await;
 }

@@ -204,6 +204,19 @@ impl Engine {
         Ok(view)
     }
 
+    /// How many stored peer URLs this engine's key cannot open (a catalog restored without its
+    /// key, or a server started with another key).
+    pub async fn unreadable_peer_urls(&self) -> Result<usize> {
+        let stored = self.catalog.stored_peer_urls().await?;
+        Ok(stored
+            .iter()
+            .filter(|(_, url)| match &self.secrets {
+                Some(b) => b.open(url).is_err(),
+                None => SecretBox::is_sealed(url),
+            })
+            .count())
+    }
+
     /// Seals peer URLs stored before sealing existed (or while it was off). Returns how many.
     pub async fn seal_stored_peer_urls(&self) -> Result<usize> {
         let Some(secrets) = &self.secrets else { return Ok(0) };
