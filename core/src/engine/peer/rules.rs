@@ -524,7 +524,7 @@ mod tests {
     }
 
     fn message(r: Result<CheckedPeer, EngineError>) -> String {
-        r.err().expect("must be refused").to_string()
+        r.expect_err("must be refused").to_string()
     }
 
     #[tokio::test]
