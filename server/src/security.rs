@@ -132,12 +132,16 @@ pub async fn json_to_form(req: Request, next: Next) -> Response {
 
 /// Records the `/api/` request's argument pairs in its extensions (see the module docs).
 pub async fn remember_arguments(req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
-    }
     let pairs = |text: &[u8]| -> Vec<(String, String)> {
         url::form_urlencoded::parse(text).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
     };
+    if !req.uri().path().starts_with("/api/") {
+        // Pages and exports read query strings too: the same NUL rule holds there.
+        if let Some(refusal) = refuse_nul(&pairs(req.uri().query().unwrap_or("").as_bytes())) {
+            return refusal;
+        }
+        return next.run(req).await;
+    }
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -44,6 +44,11 @@ async fn an_overflowing_date_is_a_400_naming_the_field(backend: Backend) {
         assert!(body["message"].as_str().unwrap().starts_with("to:"), "{path}: {body}");
     }
     assert_eq!(get(&app, &viewer, "/api/maintenance/windows").await.0, 200, "the server is still up");
+    // A NUL reaches no database, on the API or elsewhere (Postgres answered 500).
+    for path in ["/api/maintenance/window?id=%00", "/export/window.csv?id=a%00b"] {
+        let r = viewer.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+    }
     app.stop().await;
 }
 
@@ -60,6 +65,15 @@ async fn an_overflowing_page_is_a_400_naming_the_field(backend: Backend) {
     // In range but past the end: an empty page, not an overflow.
     let (status, body) = get(&app, &viewer, "/api/maintenance/windows?page=9223372036854775807").await;
     assert_eq!((status, body), (200, json!([])));
+    // The History page reads the same parameter for its links.
+    for page in ["9223372036854775807", "18446744073709551615", "-5"] {
+        let r = viewer
+            .get(app.url(&format!("/history?page={page}")))
+            .send()
+            .await
+            .expect("no dropped connection");
+        assert_eq!(r.status(), 200, "/history?page={page}");
+    }
     let (_, admin) = app.signed_in("root", Role::Admin).await;
     let (status, body) = get(&app, &admin, "/api/audit?before=99999999999999999999").await;
     assert_eq!(status, 400, "{body}");
