@@ -341,7 +341,9 @@ fn encode(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
-/// What a refused request must not change: users, peers, mirrors and windows as stored.
+/// What a refused request must not change: users (with hashes and session epochs), peers (with
+/// their stored URLs), mirrors and windows as stored. Left out by design: the request history
+/// and the sign-in audit, which record refused requests, and the session table.
 async fn snapshot(catalog: &Arc<dyn Catalog>) -> String {
     let mut out = String::new();
     for u in catalog.list_users().await.unwrap() {
