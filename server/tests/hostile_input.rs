@@ -163,7 +163,7 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (
             M::POST,
             "/api/mirrors/create",
-            vec!["name", "source_peer_id", "dest_peer_id", "tables"],
+            vec!["name", "source_peer_id", "dest_peer_id", "tables", "replace_destination"],
             Some(Role::Operator),
         ),
         (M::POST, "/api/mirrors/pause", vec!["id"], Some(Role::Operator)),
@@ -179,6 +179,7 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
             Some(Role::Viewer),
         ),
         (M::GET, "/api/maintenance/window", vec!["id"], Some(Role::Viewer)),
+        (M::GET, "/api/maintenance/requests", vec!["refused", "actor", "page"], Some(Role::Viewer)),
         (
             M::POST,
             "/api/maintenance/enable",
@@ -278,7 +279,9 @@ fn plausible(rng: &mut Rng, name: &str, known_ids: &[String]) -> String {
         "reason" => format!("fuzz reason {n}"),
         "scope" => rng.pick(&["all", "mirrors", "peers"]).to_string(),
         "role" => rng.pick(&["viewer", "operator", "admin"]).to_string(),
-        "disabled" | "create_file" => rng.pick(&["true", "false"]).to_string(),
+        "disabled" | "create_file" | "refused" | "replace_destination" => {
+            rng.pick(&["true", "false"]).to_string()
+        }
         "page" | "before" => format!("{}", n % 5),
         "from" | "to" => format!("2026-{:02}-{:02}", 1 + n % 12, 1 + n % 28),
         "phase" => rng.pick(&["enabling", "enabled", "disabled", "failed"]).to_string(),
