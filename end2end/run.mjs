@@ -91,6 +91,9 @@ function startServer(databaseUrl, dataDir) {
         // Real replication behind the pages: demo peers, a steady writer and three mirrors.
         QUIESCE_DEMO: 'true',
         QUIESCE_DATA_DIR: dataDir,
+        // The Postgres peers the tests create use the local test server's trust authentication
+        // (no password): an ambient credential the server refuses unless told otherwise.
+        QUIESCE_PEER_ALLOW_PASSWORDLESS: 'true',
         QUIESCE_SITE_ROOT: siteRoot,
         QUIESCE_LOG: process.env.QUIESCE_LOG || 'info,sqlx::postgres::notice=warn',
         NO_COLOR: '1',

@@ -104,14 +104,122 @@ impl ApiError {
 impl FromServerFnError for ApiError {
     type Encoder = JsonEncoding;
 
+    /// Errors raised before or after a server function body runs. On the server these are the
+    /// request's arguments failing to decode (missing, malformed, overflowing, of the wrong
+    /// type): every endpoint answers them here, in one place, as 400 naming the argument.
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        ApiError::Transport(format!("request failed: {value}"))
+        match value {
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::Deserialization(m) => {
+                let err = ApiError::BadRequest(describe_bad_arguments(&m, &given_arguments()));
+                #[cfg(feature = "ssr")]
+                let err = crate::state::respond(err);
+                err
+            }
+            ServerFnErrorErr::MissingArg(name) => {
+                let err = ApiError::BadRequest(format!("missing argument {}", shorten(&name)));
+                #[cfg(feature = "ssr")]
+                let err = crate::state::respond(err);
+                err
+            }
+            other => ApiError::Transport(format!("request failed: {other}")),
+        }
+    }
+}
+
+/// The arguments a request carried (names and values, decoded), put in the request's extensions
+/// by the server's argument guard so a decoding error can name the argument at fault.
+#[derive(Debug, Clone, Default)]
+pub struct RequestArguments(pub Vec<(String, String)>);
+
+#[cfg(feature = "ssr")]
+fn given_arguments() -> Vec<(String, String)> {
+    leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<RequestArguments>().cloned())
+        .map(|a| a.0)
+        .unwrap_or_default()
+}
+
+#[cfg(not(feature = "ssr"))]
+fn given_arguments() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+/// An argument name as the client sent it, safe to echo: at most 64 characters.
+fn shorten(name: &str) -> String {
+    let mut s: String = name.chars().take(64).collect();
+    if name.chars().count() > 64 {
+        s.push('…');
+    }
+    s
+}
+
+/// Turns a decoder's message into one naming the argument: the decoder names a missing field
+/// itself; for a value that does not parse as a number or a boolean, the arguments whose
+/// values do not parse as that kind are named.
+pub fn describe_bad_arguments(message: &str, given: &[(String, String)]) -> String {
+    let first_line = message.lines().next().unwrap_or("").trim();
+    let first_line = first_line.strip_prefix("Args|").unwrap_or(first_line);
+    if let Some(rest) = first_line.split("missing field `").nth(1) {
+        let field = rest.split('`').next().unwrap_or("");
+        return format!("missing argument {}", shorten(field));
+    }
+    let base = |k: &str| k.split('[').next().unwrap_or(k).to_string();
+    if let Some(rest) = first_line.split("unknown variant `").nth(1) {
+        let value = rest.split('`').next().unwrap_or("");
+        let expected = first_line.split("expected ").nth(1).unwrap_or("a known value").replace('`', "");
+        return match given.iter().find(|(_, v)| v == value) {
+            Some((k, _)) => format!("invalid argument {}: expected {expected}", shorten(&base(k))),
+            None => format!("invalid argument: expected {expected}"),
+        };
+    }
+    let integer = ["invalid digit", "number too large", "number too small", "cannot parse integer"];
+    let wants_integer = integer.iter().any(|p| first_line.contains(p));
+    let wants_bool = first_line.contains("`true` or `false`");
+    let mut suspects: Vec<String> = given
+        .iter()
+        .filter(|(_, v)| {
+            (wants_integer && v.trim().parse::<i64>().is_err()) || (wants_bool && v.parse::<bool>().is_err())
+        })
+        .map(|(k, _)| shorten(&base(k)))
+        .collect();
+    suspects.dedup();
+    let what = match (wants_integer, wants_bool) {
+        (true, _) => "expected a whole number between -9223372036854775808 and 9223372036854775807",
+        (_, true) => "expected true or false",
+        _ => "",
+    };
+    match (suspects.as_slice(), what) {
+        ([one], w) if !w.is_empty() => format!("invalid argument {one}: {w}"),
+        ([], w) if !w.is_empty() => format!("invalid argument: {w}"),
+        (many, w) if !w.is_empty() => format!("invalid argument (one of {}): {w}", many.join(", ")),
+        _ => {
+            let detail: String = first_line.chars().take(200).collect();
+            format!("invalid arguments: {detail}")
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_errors_name_the_argument() {
+        assert_eq!(describe_bad_arguments("missing field `scope`", &[]), "missing argument scope");
+        let given = vec![
+            ("actor".to_string(), "7".to_string()),
+            ("page".to_string(), "18446744073709551615".to_string()),
+        ];
+        let m = describe_bad_arguments("number too large to fit in target type", &given);
+        assert!(m.starts_with("invalid argument page:"), "{m}");
+        let given = vec![("disabled".to_string(), "maybe".to_string())];
+        let m = describe_bad_arguments("provided string was not `true` or `false`", &given);
+        assert_eq!(m, "invalid argument disabled: expected true or false");
+        let given = vec![("role".to_string(), "emperor".to_string())];
+        let m =
+            describe_bad_arguments("unknown variant `emperor`, expected one of `viewer`, `admin`", &given);
+        assert_eq!(m, "invalid argument role: expected one of viewer, admin");
+    }
 
     #[test]
     fn every_error_survives_the_wire_with_a_readable_message() {

@@ -45,7 +45,8 @@ async fn run(kind: PeerKind, rows: usize, batch: usize) -> Figures {
     let catalog_db = TestDb::new(Backend::Sqlite).await;
     let src_db = TestDb::peer(kind).await;
     let dst_db = TestDb::peer(kind).await;
-    let engine = Engine::new(catalog_db.catalog().await, Default::default());
+    let engine = Engine::new(catalog_db.catalog().await, Default::default())
+        .with_peer_rules(quiesce_core::testing::peer_rules());
     let src = Peer::connect(&src_db.url).await.expect("source");
     let fill = match kind {
         PeerKind::Sqlite => format!(

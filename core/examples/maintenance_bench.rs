@@ -40,7 +40,8 @@ async fn run(backend: Backend, n: usize) -> (Duration, Duration) {
     let src_db = TestDb::peer(quiesce_core::domain::PeerKind::Sqlite).await;
     let dst_db = TestDb::peer(quiesce_core::domain::PeerKind::Sqlite).await;
     let catalog = catalog_db.catalog().await;
-    let engine = Engine::new(catalog.clone(), Default::default());
+    let engine =
+        Engine::new(catalog.clone(), Default::default()).with_peer_rules(quiesce_core::testing::peer_rules());
     let src = Peer::connect(&src_db.url).await.unwrap_or_else(|e| fail("source", e));
     if let Peer::Sqlite(p) = &src {
         sqlx::raw_sql(

@@ -3,7 +3,8 @@
 //!
 //! Policy: never touches existing data. Seeding is skipped when the demo peers already exist;
 //! the demo tables are created only if missing and filled only when empty. The files live under
-//! the given data directory (`demo-source.db`, `demo-replica.db`).
+//! the given directory (`demo-source.db`, `demo-replica.db`) — the server passes its peers
+//! directory, so the demo's peers follow the same rules as any other.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,12 +44,16 @@ pub async fn seed(engine: &Engine, data_dir: &Path) -> Result<DemoSeed, EngineEr
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| EngineError::Invalid(format!("cannot create {}: {e}", data_dir.display())))?;
+    // Absolute, because the peer rules read a relative path as relative to the peers directory.
+    let data_dir = &data_dir
+        .canonicalize()
+        .map_err(|e| EngineError::Invalid(format!("cannot resolve {}: {e}", data_dir.display())))?;
     let pool = source(data_dir).await?;
     sqlite_peer::demo_prepare(&pool).await?;
     pool.close().await;
     let src = engine.create_peer(SOURCE_PEER, &source_file(data_dir).display().to_string()).await?;
-    let dst =
-        engine.create_peer(REPLICA_PEER, &data_dir.join("demo-replica.db").display().to_string()).await?;
+    let replica = data_dir.join("demo-replica.db").display().to_string();
+    let dst = engine.create_peer_with(REPLICA_PEER, &replica, true).await?;
     let mut mirrors = Vec::new();
     for (name, table) in
         [("demo-orders", "demo_orders"), ("demo-customers", "demo_customers"), ("demo-events", "demo_events")]

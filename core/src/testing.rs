@@ -18,6 +18,17 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
+/// The peer rules tests run under: SQLite peers anywhere under the system's temporary directory
+/// (where [`TestDb`] puts them) and passwordless Postgres URLs (the local test server trusts
+/// local connections). An explicit test configuration, not the engine's default.
+pub fn peer_rules() -> crate::engine::PeerRules {
+    crate::engine::PeerRules {
+        sqlite_dir: Some(std::env::temp_dir()),
+        allow_passwordless: true,
+        ..Default::default()
+    }
+}
+
 /// A throw-away database and the URL that opens it.
 pub struct TestDb {
     pub backend: Backend,
@@ -69,6 +80,10 @@ impl TestDb {
             crate::domain::PeerKind::Sqlite => {
                 let mut db = TestDb::new(Backend::Sqlite).await;
                 db.url = db.url.replace("/catalog.db", "/peer.db");
+                // An empty file is an empty SQLite database; peers must exist unless their
+                // creation asks for a new file.
+                let path = db.url.trim_start_matches("sqlite://").to_string();
+                std::fs::write(path, b"").expect("create the peer file");
                 db
             }
             crate::domain::PeerKind::Postgres => TestDb::new(Backend::Postgres).await,

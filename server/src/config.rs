@@ -1,4 +1,5 @@
-//! Configuration from flags and environment variables (flags win), and the subcommands.
+//! Configuration from flags and environment variables (flags win), and the subcommands. The
+//! secret key is the one setting that is never a flag (flags show in process lists).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +57,87 @@ pub struct Cli {
     /// Hours after sign-in after which a session ends, however active.
     #[arg(long, env = "QUIESCE_SESSION_LIFETIME_HOURS", default_value_t = 12)]
     pub session_lifetime_hours: u64,
+
+    /// Directory SQLite peers must live in (paths outside it are refused). Default: `peers`
+    /// under the data directory.
+    #[arg(long, env = "QUIESCE_PEERS_DIR")]
+    pub peers_dir: Option<PathBuf>,
+
+    /// Accept Postgres peer URLs without a password. They authenticate with whatever the
+    /// database server grants this machine (trust or peer authentication): an ambient
+    /// credential. For local demos and tests only.
+    #[arg(long, env = "QUIESCE_PEER_ALLOW_PASSWORDLESS", default_value_t = false)]
+    pub peer_allow_passwordless: bool,
+
+    /// Accept `sslrootcert`, `sslcert` and `sslkey` in Postgres peer URLs (they name files on
+    /// this machine, which an admin could otherwise make the server present or read).
+    #[arg(long, env = "QUIESCE_PEER_ALLOW_CERT_FILES", default_value_t = false)]
+    pub peer_allow_cert_files: bool,
+
+    /// Comma-separated host names Postgres peers may name; empty allows any host.
+    #[arg(long, env = "QUIESCE_PEER_HOSTS", value_delimiter = ',')]
+    pub peer_hosts: Vec<String>,
+
+    /// File holding the key that seals peer credentials in the catalog (created on the first
+    /// start if missing: back it up with the catalog). Default: `quiesce.key` next to a SQLite
+    /// catalog, or in the data directory for a Postgres catalog. The environment variable
+    /// QUIESCE_SECRET_KEY (64 hex digits), when set, is used instead.
+    #[arg(long, env = "QUIESCE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// Open live event streams (`GET /api/events`) allowed in total.
+    #[arg(long, env = "QUIESCE_LIVE_MAX_STREAMS", default_value_t = 512)]
+    pub live_max_streams: usize,
+
+    /// Open live event streams allowed per session (one per open tab).
+    #[arg(long, env = "QUIESCE_LIVE_MAX_STREAMS_PER_SESSION", default_value_t = 8)]
+    pub live_max_streams_per_session: usize,
+}
+
+/// The variable that may carry the secret key itself (never a flag: flags show in process lists).
+pub const SECRET_KEY_ENV: &str = "QUIESCE_SECRET_KEY";
+
+/// A secret key given as text; its `Debug` never shows it.
+#[derive(Clone)]
+pub struct SecretKeyText(pub String);
+
+impl std::fmt::Debug for SecretKeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKeyText(***)")
+    }
+}
+
+/// What peers may be (see `quiesce_core::engine::peer::rules`).
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    pub peers_dir: PathBuf,
+    pub allow_passwordless: bool,
+    pub allow_cert_files: bool,
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Limits on open live event streams.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveLimits {
+    pub max_streams: usize,
+    pub max_streams_per_session: usize,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits { max_streams: 512, max_streams_per_session: 8 }
+    }
+}
+
+/// The default key file: next to a SQLite catalog, else in the data directory.
+pub fn default_key_file(database_url: &str, data_dir: &std::path::Path) -> PathBuf {
+    let sqlite = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"));
+    match sqlite.map(|p| PathBuf::from(p.split('?').next().unwrap_or(p))) {
+        Some(file) => {
+            file.parent().map(|d| d.join("quiesce.key")).unwrap_or_else(|| PathBuf::from("quiesce.key"))
+        }
+        None => data_dir.join("quiesce.key"),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,11 +181,27 @@ pub struct Config {
     pub orchestrator: quiesce_core::maintenance::OrchestratorConfig,
     /// How often an open live event stream re-checks its session.
     pub live_recheck: Duration,
+    pub live_limits: LiveLimits,
+    pub peers: PeerSettings,
+    /// The secret key file (see [`Cli::secret_key_file`]).
+    pub secret_key_file: PathBuf,
+    /// The secret key itself, from [`SECRET_KEY_ENV`]; wins over the file.
+    pub secret_key: Option<SecretKeyText>,
 }
 
 impl Config {
-    /// Defaults for tests and embedding: the given catalog on a free local port.
+    /// Defaults for tests and embedding: the given catalog on a free local port. Test settings,
+    /// stated here rather than defaulted anywhere else: SQLite peers anywhere under the system's
+    /// temporary directory (where test databases live), passwordless Postgres peers (the local
+    /// test server trusts local connections), and an in-memory key shared by the process (so a
+    /// restarted test server reads what the first one sealed).
     pub fn for_tests(database_url: &str) -> Self {
+        static TEST_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let key = TEST_KEY.get_or_init(|| {
+            let a = uuid::Uuid::new_v4().simple().to_string();
+            let b = uuid::Uuid::new_v4().simple().to_string();
+            format!("{a}{b}")
+        });
         Config {
             database_url: database_url.to_string(),
             listen: "127.0.0.1:0".parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -117,6 +215,15 @@ impl Config {
             supervisor: Default::default(),
             orchestrator: Default::default(),
             live_recheck: crate::live::RECHECK,
+            live_limits: LiveLimits::default(),
+            peers: PeerSettings {
+                peers_dir: std::env::temp_dir(),
+                allow_passwordless: true,
+                allow_cert_files: false,
+                allowed_hosts: Vec::new(),
+            },
+            secret_key_file: std::env::temp_dir().join("quiesce-tests-unused.key"),
+            secret_key: Some(SecretKeyText(key.clone())),
         }
     }
 }
@@ -136,6 +243,29 @@ impl Cli {
             supervisor: Default::default(),
             orchestrator: Default::default(),
             live_recheck: crate::live::RECHECK,
+            live_limits: LiveLimits {
+                max_streams: self.live_max_streams.max(1),
+                max_streams_per_session: self.live_max_streams_per_session.max(1),
+            },
+            peers: PeerSettings {
+                peers_dir: self.peers_dir.clone().unwrap_or_else(|| self.data_dir.join("peers")),
+                allow_passwordless: self.peer_allow_passwordless,
+                allow_cert_files: self.peer_allow_cert_files,
+                allowed_hosts: self
+                    .peer_hosts
+                    .iter()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            },
+            secret_key_file: self
+                .secret_key_file
+                .clone()
+                .unwrap_or_else(|| default_key_file(&self.database_url, &self.data_dir)),
+            secret_key: std::env::var(SECRET_KEY_ENV)
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .map(SecretKeyText),
         }
     }
 }

@@ -10,10 +10,17 @@
 //! activity: it does not keep an idle session alive. Streams end when the server shuts down, so
 //! a graceful shutdown is not held up by open pages.
 //!
+//! Open streams are capped in total and per session ([`StreamCounter`], `--live-max-streams`,
+//! `--live-max-streams-per-session`): each holds a connection and a bus subscription for as long
+//! as a page is open, so an unbounded number would let one signed-in client exhaust the server.
+//! A stream over a cap is answered 429 before anything is subscribed; a slot is given back when
+//! its stream ends (the client went away, signed out, or the server stops).
+//!
 //! [`EventBus`]: quiesce_core::events::EventBus
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::auth::session_user;
@@ -30,6 +37,7 @@ use tokio::sync::{broadcast, watch};
 use tower_sessions::session::Id;
 use tower_sessions::Session;
 
+use crate::config::LiveLimits;
 use crate::sessions::CatalogSessionStore;
 
 /// How often an open stream re-checks its session.
@@ -47,6 +55,67 @@ pub struct LiveState {
     pub store: CatalogSessionStore,
     pub stopping: watch::Receiver<bool>,
     pub recheck: Duration,
+    pub streams: Arc<StreamCounter>,
+}
+
+/// Counts open streams, in total and per session, against [`LiveLimits`].
+pub struct StreamCounter {
+    limits: LiveLimits,
+    open: Mutex<(usize, HashMap<Id, usize>)>,
+}
+
+/// Which cap a refused stream hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverCap {
+    Session,
+    Total,
+}
+
+impl StreamCounter {
+    pub fn new(limits: LiveLimits) -> Self {
+        StreamCounter { limits, open: Mutex::new((0, HashMap::new())) }
+    }
+
+    /// Takes a slot for a stream of `session`, or says which cap is full.
+    pub fn acquire(self: &Arc<Self>, session: Id) -> Result<StreamSlot, OverCap> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_session) = &mut *open;
+        let mine = per_session.get(&session).copied().unwrap_or(0);
+        if mine >= self.limits.max_streams_per_session {
+            return Err(OverCap::Session);
+        }
+        if *total >= self.limits.max_streams {
+            return Err(OverCap::Total);
+        }
+        *total += 1;
+        per_session.insert(session, mine + 1);
+        Ok(StreamSlot { counter: self.clone(), session })
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+}
+
+/// One open stream's slot; given back when dropped (the stream ended).
+pub struct StreamSlot {
+    counter: Arc<StreamCounter>,
+    session: Id,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.counter.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_session) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per_session.get_mut(&self.session) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_session.remove(&self.session);
+            }
+        }
+    }
 }
 
 fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -66,6 +135,20 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
     let Some(session_id) = session.id() else {
         return refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first");
     };
+    let slot = match live.streams.acquire(session_id) {
+        Ok(slot) => slot,
+        Err(cap) => {
+            let message = match cap {
+                OverCap::Session => "too many live streams are open for this session; close a tab",
+                OverCap::Total => "the server has too many live streams open; try again shortly",
+            };
+            tracing::warn!(user.name = %user.username, cap = ?cap, "live stream refused: over its cap");
+            let mut r = refuse(StatusCode::TOO_MANY_REQUESTS, "throttled", message);
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+            return r;
+        }
+    };
     tracing::debug!(user.name = %user.username, "live stream opened");
     let hello = SseEvent::default().event("hello").retry(RETRY).data("live");
     let subscriber = Subscriber {
@@ -75,6 +158,7 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
         session_id,
         live,
         ended: false,
+        _slot: slot,
     };
     let body = stream::once(async move { Ok(hello) }).chain(subscriber.into_stream());
     Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
@@ -87,6 +171,8 @@ struct Subscriber {
     session_id: Id,
     live: LiveState,
     ended: bool,
+    /// Held for as long as the stream is open.
+    _slot: StreamSlot,
 }
 
 impl Subscriber {

@@ -10,6 +10,12 @@
 //! - **JSON bodies.** Server functions declare the form encoding (so plain HTML forms work
 //!   without JavaScript); a POST to `/api/…` with `Content-Type: application/json` is re-encoded
 //!   to that form encoding here, so scripts can send JSON to the same endpoints.
+//! - **Arguments are remembered.** For `/api/` requests the decoded argument pairs (query string
+//!   or form body) are put in the request's extensions (`app::error::RequestArguments`), so an
+//!   argument that fails to decode is answered 400 naming it (`ApiError::from_server_fn_error`)
+//!   for every server function alike. Form bodies are limited like JSON ones. An argument with a
+//!   NUL character is refused here (400 naming it): no argument may hold one, and Postgres
+//!   cannot store or compare text containing it.
 //! - **Pages need a session.** A GET for a page without a valid signed-in session is redirected
 //!   to `/login?next=…`; server functions answer 401 themselves.
 
@@ -122,6 +128,57 @@ pub async fn json_to_form(req: Request, next: Next) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
     parts.headers.remove(header::CONTENT_LENGTH);
     next.run(Request::from_parts(parts, Body::from(form))).await
+}
+
+/// Records the `/api/` request's argument pairs in its extensions (see the module docs).
+pub async fn remember_arguments(req: Request, next: Next) -> Response {
+    let pairs = |text: &[u8]| -> Vec<(String, String)> {
+        url::form_urlencoded::parse(text).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    };
+    if !req.uri().path().starts_with("/api/") {
+        // Pages and exports read query strings too: the same NUL rule holds there.
+        if let Some(refusal) = refuse_nul(&pairs(req.uri().query().unwrap_or("").as_bytes())) {
+            return refusal;
+        }
+        return next.run(req).await;
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/x-www-form-urlencoded"));
+    if req.method() == Method::POST && is_form {
+        let (mut parts, body) = req.into_parts();
+        let bytes = match to_bytes(body, MAX_JSON_BODY).await {
+            Ok(b) => b,
+            Err(_) => {
+                return refuse(StatusCode::PAYLOAD_TOO_LARGE, "bad_request", "the request body is too large")
+            }
+        };
+        let given = pairs(&bytes);
+        if let Some(refusal) = refuse_nul(&given) {
+            return refusal;
+        }
+        parts.extensions.insert(app::error::RequestArguments(given));
+        return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    }
+    let mut req = req;
+    let given = pairs(req.uri().query().unwrap_or("").as_bytes());
+    if let Some(refusal) = refuse_nul(&given) {
+        return refusal;
+    }
+    req.extensions_mut().insert(app::error::RequestArguments(given));
+    next.run(req).await
+}
+
+fn refuse_nul(given: &[(String, String)]) -> Option<Response> {
+    let (name, _) = given.iter().find(|(k, v)| k.contains('\0') || v.contains('\0'))?;
+    let name: String = name.replace('\0', "\\0").chars().take(64).collect();
+    Some(refuse(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        &format!("invalid argument {name}: contains a NUL character"),
+    ))
 }
 
 /// Paths anyone may load: sign-in, set-up, the built assets, health, and the API (which checks

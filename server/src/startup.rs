@@ -24,14 +24,17 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use quiesce_core::accounts::Accounts;
 use quiesce_core::demo::{self, DemoWriter};
 use quiesce_core::domain::WindowPhase;
+use quiesce_core::engine::peer::rules::{pg_environment, sqlite_catalog_files, CatalogLocation};
+use quiesce_core::engine::PeerRules;
 use quiesce_core::engine::{Engine, Supervisor};
 use quiesce_core::events::EventBus;
 use quiesce_core::maintenance::Orchestrator;
+use quiesce_core::secrets::{KeyOrigin, SecretBox, SecretError};
 use quiesce_core::storage::{self, Catalog, StorageError};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::live::LiveState;
+use crate::live::{LiveState, StreamCounter};
 use crate::security::{self, Guards};
 use crate::sessions::{self, CatalogSessionStore};
 
@@ -50,6 +53,10 @@ pub enum StartupError {
     PublicUrl(String),
     #[error("cannot start the mirror engine: {0}")]
     Engine(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("cannot prepare the peers directory {path}: {source}")]
+    PeersDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("{0}")]
     Command(String),
 }
@@ -112,19 +119,32 @@ impl Application {
         let background = vec![tokio::spawn(cleanup)];
         let session_layer = sessions::layer(store.clone(), config.session_idle, config.secure_cookies);
 
-        let engine = Engine::new(catalog.clone(), EventBus::new(4096));
+        let engine = Engine::new(catalog.clone(), EventBus::new(4096))
+            .with_peer_rules(peer_rules(&config, &instance.id)?)
+            .with_secrets(Arc::new(secret_box(&config)?));
+        let sealed = engine.seal_stored_peer_urls().await.map_err(|e| StartupError::Engine(e.to_string()))?;
+        if sealed > 0 {
+            tracing::info!(peers = sealed, "sealed peer URLs stored in plain text by an earlier version");
+        }
+        let unreadable =
+            engine.unreadable_peer_urls().await.map_err(|e| StartupError::Engine(e.to_string()))?;
+        if unreadable > 0 {
+            // Not fatal: the rest of the installation works, and those peers can be re-added.
+            tracing::error!(
+                peers = unreadable,
+                "stored peer URLs cannot be opened with this server's key: restore the key file \
+                 that was in use when they were added (or its QUIESCE_SECRET_KEY), or remove and \
+                 re-add those peers"
+            );
+        }
+        let peers_dir = &config.peers.peers_dir;
         let demo_writer = if config.demo {
-            let seeded = demo::seed(&engine, &config.data_dir)
-                .await
-                .map_err(|e| StartupError::Engine(e.to_string()))?;
+            let seeded =
+                demo::seed(&engine, peers_dir).await.map_err(|e| StartupError::Engine(e.to_string()))?;
             if !seeded.mirrors.is_empty() {
                 tracing::info!(demo.mirrors = seeded.mirrors.len(), "demo seeded");
             }
-            Some(
-                demo::spawn_writer(&config.data_dir)
-                    .await
-                    .map_err(|e| StartupError::Engine(e.to_string()))?,
-            )
+            Some(demo::spawn_writer(peers_dir).await.map_err(|e| StartupError::Engine(e.to_string()))?)
         } else {
             None
         };
@@ -159,12 +179,18 @@ impl Application {
             .build();
         let guards = Guards { public_origin, state: state.clone() };
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
-        let live =
-            LiveState { app: state.clone(), store, stopping: stopping_rx, recheck: config.live_recheck };
+        let live = LiveState {
+            app: state.clone(),
+            store,
+            stopping: stopping_rx,
+            recheck: config.live_recheck,
+            streams: Arc::new(StreamCounter::new(config.live_limits)),
+        };
         // Layers run outermost-last: sessions, then the cross-origin refusal, the JSON re-encoding,
         // and the page sign-in redirect, then the routes.
         let router = router(state, live, leptos_options)
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
+            .layer(from_fn(security::remember_arguments))
             .layer(from_fn(security::json_to_form))
             .layer(from_fn_with_state(guards, security::refuse_cross_origin))
             .layer(session_layer);
@@ -223,6 +249,49 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// The peer rules from the configuration (see `quiesce_core::engine::peer::rules`). Creates the
+/// peers directory, so paths in it can be resolved.
+fn peer_rules(config: &Config, instance_id: &str) -> Result<PeerRules, StartupError> {
+    let settings = &config.peers;
+    let dir = &settings.peers_dir;
+    std::fs::create_dir_all(dir).map_err(|source| StartupError::PeersDir { path: dir.clone(), source })?;
+    let mut forbidden = sqlite_catalog_files(&config.database_url);
+    forbidden.push(config.secret_key_file.clone());
+    if settings.allow_passwordless {
+        tracing::warn!("Postgres peers without a password are allowed (--peer-allow-passwordless): they use the database server's trust for this machine");
+    }
+    tracing::info!(peers.dir = %dir.display(), "SQLite peers must live in the peers directory");
+    Ok(PeerRules {
+        sqlite_dir: Some(dir.clone()),
+        forbidden_files: forbidden,
+        allow_passwordless: settings.allow_passwordless,
+        allow_cert_files: settings.allow_cert_files,
+        allowed_hosts: settings.allowed_hosts.clone(),
+        catalog: CatalogLocation::from_catalog_url(&config.database_url),
+        catalog_instance_id: Some(instance_id.to_string()),
+        environment: pg_environment(),
+        ..PeerRules::default()
+    })
+}
+
+/// The key that seals peer credentials: from `QUIESCE_SECRET_KEY`, or the key file (created,
+/// with a warning to back it up, on the first start).
+fn secret_box(config: &Config) -> Result<SecretBox, StartupError> {
+    let env_key = config.secret_key.as_ref().map(|k| k.0.as_str());
+    let (secrets, origin) =
+        SecretBox::load_or_create(crate::config::SECRET_KEY_ENV, env_key, &config.secret_key_file)?;
+    match origin {
+        KeyOrigin::Environment(var) => tracing::info!(key.source = %var, "peer secrets key loaded"),
+        KeyOrigin::File(path) => tracing::info!(key.file = %path.display(), "peer secrets key loaded"),
+        KeyOrigin::CreatedFile(path) => tracing::warn!(
+            key.file = %path.display(),
+            "created a new key for peer secrets: BACK IT UP with the catalog. Without this file the \
+             peer passwords stored in the catalog cannot be read"
+        ),
+    }
+    Ok(secrets)
 }
 
 fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Router {

@@ -128,8 +128,10 @@ async fn reached_mid_step(c: &reqwest::Client, base: &str, phase: &str, steps: &
 /// Every demo table on the replica equals the source, row by row.
 async fn assert_demo_replica_equals_source(data_dir: &std::path::Path) {
     use quiesce_core::engine::Peer;
-    let src = Peer::connect(&data_dir.join("demo-source.db").display().to_string()).await.unwrap();
-    let dst = Peer::connect(&data_dir.join("demo-replica.db").display().to_string()).await.unwrap();
+    // The demo's files live in the peers directory under the data directory.
+    let peers = data_dir.join("peers");
+    let src = Peer::connect(&peers.join("demo-source.db").display().to_string()).await.unwrap();
+    let dst = Peer::connect(&peers.join("demo-replica.db").display().to_string()).await.unwrap();
     for table in ["demo_orders", "demo_customers", "demo_events"] {
         let schema = src.table_schema(table).await.unwrap();
         let (a, b) = (src.read_all(&schema).await.unwrap(), dst.read_all(&schema).await.unwrap());

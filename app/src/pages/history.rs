@@ -27,7 +27,10 @@ pub fn HistoryPage() -> impl IntoView {
     let phase = move || query.read().get("phase").unwrap_or_default();
     let from = move || query.read().get("from").unwrap_or_default();
     let to = move || query.read().get("to").unwrap_or_default();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(0).max(0);
+    // Clamped like the API's, so the links below cannot overflow either.
+    let page = move || {
+        query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(0).clamp(0, i64::MAX / 20)
+    };
     let live = use_live();
     let windows = Resource::new(
         move || (actor(), phase(), page(), from(), to(), live.windows.get()),
@@ -79,9 +82,9 @@ pub fn HistoryPage() -> impl IntoView {
                 }}
             </Transition>
             <p class="pager">
-                {move || (page() > 0).then(|| view! { <a href=page_link(page() - 1)>"← Newer"</a> })}
+                {move || (page() > 0).then(|| view! { <a href=page_link(page().saturating_sub(1))>"← Newer"</a> })}
                 " "
-                <a href=move || page_link(page() + 1)>"Older →"</a>
+                <a href=move || page_link(page().saturating_add(1))>"Older →"</a>
             </p>
             <h2>"Refused and failed requests"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>

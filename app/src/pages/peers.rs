@@ -43,7 +43,14 @@ pub fn PeersPage() -> impl IntoView {
                                     <label for="peer-name">"Name"</label>
                                     <input id="peer-name" name="name" required />
                                     <label for="peer-url">"SQLite file path or postgres:// URL"</label>
-                                    <input id="peer-url" name="url" required autocomplete="off" placeholder="data/source.db" />
+                                    <input id="peer-url" name="url" required autocomplete="off" placeholder="source.db" />
+                                    <p class="muted" id="peer-url-help">
+                                        "SQLite files live in the server's peers directory (a relative path is read there). Postgres URLs need a user, a password, a host and a database."
+                                    </p>
+                                    <label class="inline">
+                                        <input type="checkbox" name="create_file" value="true" />
+                                        " Create the SQLite file if it does not exist"
+                                    </label>
                                     <button type="submit">"Add peer"</button>
                                 </ActionForm>
                             }

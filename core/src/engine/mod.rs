@@ -28,8 +28,11 @@ pub use peer::{Column, ColumnType, Peer, TableSchema, Value};
 pub use runner::{MirrorRunner, RunnerOptions, StepOutcome};
 pub use supervisor::{Supervisor, SupervisorConfig};
 
+pub use peer::rules::PeerRules;
+
 use crate::domain::{validate_name, Hold, Mirror, MirrorView, PeerView, RequestKind, RequestOutcome, Stage};
 use crate::events::{Event, EventBus};
+use crate::secrets::{SecretBox, SecretError};
 use crate::storage::{Catalog, NewMirror, NewPeer, NewRequest, StatusChange, StorageError};
 
 /// What can go wrong in the engine. Each message is safe to show to an operator.
@@ -49,6 +52,8 @@ pub enum EngineError {
     Invalid(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 impl EngineError {
@@ -101,11 +106,39 @@ pub struct Engine {
     events: EventBus,
     peers: Arc<tokio::sync::Mutex<HashMap<String, Peer>>>,
     pub(crate) wakeups: Arc<Wakeups>,
+    /// What a peer may be (checked at creation and at every connection).
+    rules: Arc<PeerRules>,
+    /// Seals peer URLs before they reach the catalog; `None` stores them as given.
+    secrets: Option<Arc<SecretBox>>,
 }
 
 impl Engine {
+    /// An engine with the strictest peer rules (no SQLite peers, no passwordless Postgres URLs)
+    /// and no sealing; the server sets both with [`Engine::with_peer_rules`] and
+    /// [`Engine::with_secrets`].
     pub fn new(catalog: Arc<dyn Catalog>, events: EventBus) -> Self {
-        Engine { catalog, events, peers: Arc::default(), wakeups: Arc::default() }
+        Engine {
+            catalog,
+            events,
+            peers: Arc::default(),
+            wakeups: Arc::default(),
+            rules: Arc::new(PeerRules::default()),
+            secrets: None,
+        }
+    }
+
+    pub fn with_peer_rules(mut self, rules: PeerRules) -> Self {
+        self.rules = Arc::new(rules);
+        self
+    }
+
+    pub fn with_secrets(mut self, secrets: Arc<SecretBox>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    pub fn peer_rules(&self) -> &PeerRules {
+        &self.rules
     }
 
     pub fn catalog(&self) -> &Arc<dyn Catalog> {
@@ -124,29 +157,80 @@ impl Engine {
 
     // ---- peers ----
 
-    /// Connects to `url` (a SQLite file path, `sqlite://path`, or `postgres://…`), proves it
-    /// answers, and records the peer. Nothing is saved when the connection fails; the error
-    /// never contains the URL or its password.
-    #[tracing::instrument(skip(self, url), fields(peer.name = %name))]
+    /// Checks `url` (a SQLite file path, `sqlite://path`, or `postgres://…`) against the
+    /// [`PeerRules`], connects, proves it answers and is not the catalog, and records the peer
+    /// with its URL sealed. A missing SQLite file is refused; see [`Engine::create_peer_with`].
+    /// Nothing is saved when a check or the connection fails; the error never contains the URL
+    /// or its password.
     pub async fn create_peer(&self, name: &str, url: &str) -> Result<PeerView> {
+        self.create_peer_with(name, url, false).await
+    }
+
+    /// [`Engine::create_peer`], creating a missing SQLite file (inside the peers directory) when
+    /// `create_file` is set.
+    #[tracing::instrument(skip(self, url), fields(peer.name = %name))]
+    pub async fn create_peer_with(&self, name: &str, url: &str, create_file: bool) -> Result<PeerView> {
         validate_name(name).map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let target = peer::parse_target(url)?;
-        let conn = Peer::connect(&target.url).await?;
+        let checked = self.rules.check(url, create_file).await?;
+        // Refuse a taken name before a file is created for nothing.
+        if self.catalog.peer_by_name(name).await?.is_some() {
+            return Err(StorageError::Conflict(format!("a peer named {name:?} already exists")).into());
+        }
+        let conn = Peer::connect_checked(&checked, self.rules.connect_timeout).await?;
+        let catalog_itself = match &self.rules.catalog_instance_id {
+            Some(id) => conn.catalog_instance_id().await.as_deref() == Some(id.as_str()),
+            None => false,
+        };
         conn.close().await;
+        if catalog_itself {
+            return Err(EngineError::InvalidPeer(
+                "this database is Quiesce's own catalog; it cannot be a peer".into(),
+            ));
+        }
+        let stored = match &self.secrets {
+            Some(b) => b.seal(&checked.url),
+            None => checked.url.clone(),
+        };
         let view = self
             .catalog
             .create_peer(
                 &NewPeer {
                     name: name.to_string(),
-                    kind: target.kind,
-                    url: target.url,
-                    location: target.location,
+                    kind: checked.kind,
+                    url: stored,
+                    location: checked.location,
                 },
                 Utc::now(),
             )
             .await?;
         tracing::info!(peer.id = %view.id, "peer created");
         Ok(view)
+    }
+
+    /// How many stored peer URLs this engine's key cannot open (a catalog restored without its
+    /// key, or a server started with another key).
+    pub async fn unreadable_peer_urls(&self) -> Result<usize> {
+        let stored = self.catalog.stored_peer_urls().await?;
+        Ok(stored
+            .iter()
+            .filter(|(_, url)| match &self.secrets {
+                Some(b) => b.open(url).is_err(),
+                None => SecretBox::is_sealed(url),
+            })
+            .count())
+    }
+
+    /// Seals peer URLs stored before sealing existed (or while it was off). Returns how many.
+    pub async fn seal_stored_peer_urls(&self) -> Result<usize> {
+        let Some(secrets) = &self.secrets else { return Ok(0) };
+        let mut sealed = 0;
+        for (id, stored) in self.catalog.stored_peer_urls().await? {
+            if !SecretBox::is_sealed(&stored) {
+                self.catalog.set_peer_url(&id, &secrets.seal(&stored)).await?;
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
     }
 
     pub async fn list_peers(&self) -> Result<Vec<PeerView>> {
@@ -168,9 +252,17 @@ impl Engine {
             return Ok(p.clone());
         }
         // Connect without holding the lock: an unreachable peer must not stall the others.
-        let url =
+        let stored =
             self.catalog.peer_url(id).await?.ok_or_else(|| EngineError::Invalid("no such peer".into()))?;
-        let fresh = Peer::connect(&url).await?;
+        let url = match &self.secrets {
+            Some(b) => b.open(&stored)?,
+            None if SecretBox::is_sealed(&stored) => return Err(SecretError::Undecryptable.into()),
+            None => stored,
+        };
+        // The rules apply to every connection: a setting tightened since the peer was created
+        // takes effect here.
+        let checked = self.rules.check(&url, false).await?;
+        let fresh = Peer::connect_checked(&checked, self.rules.connect_timeout).await?;
         let mut peers = self.peers.lock().await;
         if let Some(p) = peers.get(id) {
             // Someone else connected meanwhile; keep theirs.

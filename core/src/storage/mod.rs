@@ -213,8 +213,15 @@ pub trait PeerStore {
 
     async fn peer_by_name(&self, name: &str) -> Result<Option<PeerView>>;
 
-    /// The connection URL, credentials included. For the engine only: never show or log it.
+    /// The connection URL as stored (sealed by the engine), credentials included. For the engine
+    /// only: never show or log it.
     async fn peer_url(&self, id: &str) -> Result<Option<String>>;
+
+    /// Every peer's id and stored URL (for sealing rows written before sealing existed).
+    async fn stored_peer_urls(&self) -> Result<Vec<(String, String)>>;
+
+    /// Replaces a peer's stored URL ([`StorageError::NotFound`] if there is no such peer).
+    async fn set_peer_url(&self, id: &str, url: &str) -> Result<()>;
 
     /// Deletes a peer no live mirror uses ([`StorageError::Refused`] otherwise).
     async fn delete_peer(&self, id: &str) -> Result<()>;

@@ -65,6 +65,25 @@ pub async fn a_second_peer_with_the_same_name_is_a_conflict(db: &TestDb) {
     assert_eq!(c.list_peers().await.unwrap().len(), 1);
 }
 
+pub async fn stored_peer_urls_are_listed_and_replaced_for_sealing(db: &TestDb) {
+    let c = db.catalog().await;
+    let a = c.create_peer(&peer("src"), Utc::now()).await.unwrap();
+    let b = c.create_peer(&peer("dst"), Utc::now()).await.unwrap();
+    let mut stored = c.stored_peer_urls().await.unwrap();
+    stored.sort();
+    let mut expected = vec![
+        (a.id.clone(), "postgres://alice:s3cret@db.example/src".to_string()),
+        (b.id.clone(), "postgres://alice:s3cret@db.example/dst".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(stored, expected);
+    c.set_peer_url(&a.id, "enc:v1:00").await.unwrap();
+    assert_eq!(c.peer_url(&a.id).await.unwrap().as_deref(), Some("enc:v1:00"));
+    assert_eq!(c.peer(&a.id).await.unwrap(), Some(a), "only the URL changed");
+    let err = c.set_peer_url("no-such-peer", "x").await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound(_)), "{err}");
+}
+
 pub async fn a_peer_in_use_cannot_be_deleted(db: &TestDb) {
     let c = db.catalog().await;
     let id = running_mirror(&*c, "m").await;

@@ -246,10 +246,11 @@ async fn bad_tables_are_refused_with_clear_errors(catalog: Backend) {
 
 async fn bad_peers_are_refused_and_never_show_the_password(catalog: Backend) {
     let db = quiesce_core::testing::TestDb::new(catalog).await;
-    let engine = quiesce_core::engine::Engine::new(db.catalog().await, Default::default());
+    let engine = quiesce_core::engine::Engine::new(db.catalog().await, Default::default())
+        .with_peer_rules(quiesce_core::testing::peer_rules());
     let cases = [
         ("mysql://u:s3cretpw@localhost/db", "invalid peer"),
-        ("/definitely/not/a/dir/x.db", "does not exist"),
+        ("/definitely/not/a/dir/x.db", "peers directory"),
         ("postgres://u:s3cretpw@127.0.0.1:1/db", "cannot connect"),
         ("postgres://no_such_role:s3cretpw@127.0.0.1:5432/postgres", "no_such_role"),
         ("postgres://postgres:s3cretpw@127.0.0.1:5432/no_such_database_here", "no_such_database_here"),
@@ -379,7 +380,8 @@ async fn a_worker_error_is_retried_and_visible(catalog: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_seeds_once_and_never_touches_existing_data() {
     let db = quiesce_core::testing::TestDb::new(Backend::Sqlite).await;
-    let engine = quiesce_core::engine::Engine::new(db.catalog().await, Default::default());
+    let engine = quiesce_core::engine::Engine::new(db.catalog().await, Default::default())
+        .with_peer_rules(quiesce_core::testing::peer_rules());
     let dir = tempfile::tempdir().unwrap();
     let first = quiesce_core::demo::seed(&engine, dir.path()).await.unwrap();
     assert_eq!(first.mirrors.len(), 3);

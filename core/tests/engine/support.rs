@@ -96,7 +96,8 @@ impl World {
         let catalog_db = TestDb::new(catalog).await;
         let src_db = TestDb::peer(src).await;
         let dst_db = TestDb::peer(dst).await;
-        let engine = Engine::new(catalog_db.catalog().await, EventBus::default());
+        let engine = Engine::new(catalog_db.catalog().await, EventBus::default())
+            .with_peer_rules(quiesce_core::testing::peer_rules());
         let src_peer = Peer::connect(&src_db.url).await.unwrap();
         let dst_peer = Peer::connect(&dst_db.url).await.unwrap();
         exec(&src_peer, items_ddl(src)).await;

@@ -960,7 +960,8 @@ async fn a_pause_is_confirmed_while_the_source_is_down(catalog: Backend) {
     let engine = quiesce_core::engine::Engine::new(
         w.engine.catalog().clone(),
         quiesce_core::events::EventBus::default(),
-    );
+    )
+    .with_peer_rules(quiesce_core::testing::peer_rules());
     let sup = Supervisor::start(engine.clone(), fast_config());
     let o = Orchestrator::new(
         engine.clone(),

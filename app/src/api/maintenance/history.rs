@@ -38,7 +38,8 @@ pub async fn list_windows(
             opened_from,
             opened_before,
             limit: 20,
-            offset: page.unwrap_or(0).max(0) * 20,
+            // Clamped: a page past the end is empty, not an overflow.
+            offset: page.unwrap_or(0).clamp(0, i64::MAX / 20) * 20,
         };
         state.maintenance.orchestrator.windows(&filter).await.map_err(maintenance_error)
     }

@@ -82,7 +82,9 @@ pub fn parse_day(
     let day = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
         crate::ApiError::BadRequest(format!("{field}: expected a date like 2026-11-25, got {v:?}"))
     })?;
-    let start = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc() + chrono::Duration::days(days));
+    // Checked: the last representable day plus one would overflow (and `+` panics).
+    let start =
+        day.and_hms_opt(0, 0, 0).and_then(|t| t.and_utc().checked_add_signed(chrono::Duration::days(days)));
     start.map(Some).ok_or_else(|| crate::ApiError::BadRequest(format!("{field}: date out of range")))
 }
 
@@ -136,5 +138,7 @@ mod tests {
         assert_eq!(until.to_rfc3339(), "2026-11-26T00:00:00+00:00");
         assert_eq!(parse_day("from", Some(" "), 0).unwrap(), None);
         assert!(parse_day("from", Some("25/11/2026"), 0).is_err());
+        let err = parse_day("to", Some("+262142-12-31"), 1).unwrap_err();
+        assert!(err.to_string().starts_with("to:"), "{err}");
     }
 }

@@ -1,5 +1,7 @@
-//! `POST /api/peers/create`: connects to a SQLite file or Postgres URL, validates it, and saves
-//! it. The URL (with any password) is stored but never shown or logged again.
+//! `POST /api/peers/create`: checks a SQLite file or Postgres URL against the peer rules,
+//! connects, and saves it. The URL (with any password) is stored sealed and never shown or
+//! logged again. `create_file` (`true`, or `on` from the page's checkbox) creates a missing
+//! SQLite file inside the peers directory.
 
 use leptos::prelude::*;
 use quiesce_core::domain::PeerView;
@@ -7,7 +9,11 @@ use quiesce_core::domain::PeerView;
 use crate::ApiError;
 
 #[server(prefix = "/api", endpoint = "peers/create")]
-pub async fn create_peer(name: String, url: String) -> Result<PeerView, ApiError> {
+pub async fn create_peer(
+    name: String,
+    url: String,
+    create_file: Option<String>,
+) -> Result<PeerView, ApiError> {
     use crate::api::engine_error;
     use crate::auth::require;
     use crate::state::respond;
@@ -17,7 +23,16 @@ pub async fn create_peer(name: String, url: String) -> Result<PeerView, ApiError
     let span = tracing::info_span!("api.peers.create", peer.name = %name);
     async move {
         let (state, user) = require(Action::ManagePeers).await?;
-        let peer = state.engine.create_peer(&name, &url).await.map_err(engine_error)?;
+        let create_file = match create_file.as_deref().map(str::trim) {
+            None | Some("" | "false" | "off" | "0") => false,
+            Some("true" | "on" | "1") => true,
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "invalid argument create_file: expected true or false".into(),
+                ))
+            }
+        };
+        let peer = state.engine.create_peer_with(&name, &url, create_file).await.map_err(engine_error)?;
         tracing::info!(peer.id = %peer.id, user.name = %user.username, "peer created");
         Ok(peer)
     }

@@ -23,6 +23,7 @@
 //! in an `INTEGER` column) is read as that column's kind.
 
 mod postgres;
+pub mod rules;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
 
@@ -127,7 +128,7 @@ impl Value {
     }
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -136,7 +137,7 @@ fn hex_encode(bytes: &[u8]) -> String {
     s
 }
 
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
@@ -254,7 +255,80 @@ pub fn parse_target(input: &str) -> Result<Target, EngineError> {
 }
 
 impl Peer {
+    /// Connects to a peer that passed the [`rules::PeerRules`] and proves the database answers
+    /// within `timeout`. Errors name the file, or the host, port and timeout; never a password.
+    pub async fn connect_checked(
+        target: &rules::CheckedPeer,
+        timeout: Duration,
+    ) -> Result<Peer, EngineError> {
+        match &target.connect {
+            rules::Connect::Sqlite { path, create } => Self::connect_sqlite(path, *create).await,
+            rules::Connect::Postgres(t) => {
+                let secs = timeout.as_secs_f64();
+                let unreachable = |why: String| {
+                    EngineError::PeerUnavailable(format!("{} (timeout {secs} s): {why}", t.address()))
+                };
+                let attempt = async {
+                    // One direct connection first: the pool retries failed connections until its
+                    // timeout and then reports only that, hiding why (refused, bad password).
+                    use sqlx::Connection;
+                    sqlx::PgConnection::connect_with(&t.options()).await?.close().await?;
+                    let pool = PgPoolOptions::new()
+                        .after_release(|conn, _| {
+                            Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Postgres>(conn)) })
+                        })
+                        .max_connections(4)
+                        .acquire_timeout(timeout)
+                        .connect_with(t.options())
+                        .await?;
+                    sqlx::query("SELECT 1").execute(&pool).await?;
+                    Ok::<_, sqlx::Error>(pool)
+                };
+                match tokio::time::timeout(timeout, attempt).await {
+                    Ok(Ok(pool)) => Ok(Peer::Postgres(pool)),
+                    Ok(Err(e)) => Err(unreachable(describe_connect(&e))),
+                    Err(_) => Err(unreachable("no answer in time".into())),
+                }
+            }
+        }
+    }
+
+    async fn connect_sqlite(file: &std::path::Path, create: bool) -> Result<Peer, EngineError> {
+        let unavailable = |e: sqlx::Error| EngineError::PeerUnavailable(describe(&e));
+        let options = SqliteConnectOptions::new()
+            .filename(file)
+            .create_if_missing(create)
+            // WAL lets capture, snapshot reads and the application's writes overlap.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
+            })
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        sqlx::query("SELECT count(*) FROM sqlite_master").execute(&pool).await.map_err(unavailable)?;
+        Ok(Peer::Sqlite(pool))
+    }
+
+    /// The installation id stored in this database's `instance` table, if it has one (then it
+    /// is a Quiesce catalog).
+    pub async fn catalog_instance_id(&self) -> Option<String> {
+        let sql = "SELECT id FROM instance WHERE singleton = 1";
+        match self {
+            Peer::Sqlite(p) => sqlx::query_scalar(sql).fetch_optional(p).await.ok().flatten(),
+            Peer::Postgres(p) => sqlx::query_scalar(sql).fetch_optional(p).await.ok().flatten(),
+        }
+    }
+
     /// Connects to `url` and proves the database answers. Errors never contain the URL.
+    ///
+    /// Trusted input only (tests, tools, the demo's own files): it applies no [`rules::PeerRules`]
+    /// and lets sqlx fill what the URL leaves out from the environment. The engine connects
+    /// peers through [`Peer::connect_checked`].
     pub async fn connect(url: &str) -> Result<Peer, EngineError> {
         let target = parse_target(url)?;
         let unavailable = |e: sqlx::Error| EngineError::PeerUnavailable(describe(&e));
@@ -270,26 +344,7 @@ impl Peer {
                         )));
                     }
                 }
-                let options = SqliteConnectOptions::new()
-                    .filename(file)
-                    .create_if_missing(true)
-                    // WAL lets capture, snapshot reads and the application's writes overlap.
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(10));
-                let pool = SqlitePoolOptions::new()
-                    .after_release(|conn, _| {
-                        Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
-                    })
-                    .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
-                    .await
-                    .map_err(unavailable)?;
-                sqlx::query("SELECT count(*) FROM sqlite_master")
-                    .execute(&pool)
-                    .await
-                    .map_err(unavailable)?;
-                Ok(Peer::Sqlite(pool))
+                Self::connect_sqlite(file, true).await
             }
             PeerKind::Postgres => {
                 let options = PgConnectOptions::from_str(&target.url)
@@ -492,6 +547,29 @@ pub(crate) fn describe(e: &sqlx::Error) -> String {
         sqlx::Error::Configuration(_) => "the URL is not a valid database URL".into(),
         sqlx::Error::ColumnDecode { index, .. } => format!("cannot decode column {index}"),
         other => other.to_string(),
+    }
+}
+
+/// Why a Postgres connection failed, in words: the server's own message for authentication or
+/// a missing database, a short phrase for network failures, never the protocol's raw text.
+fn describe_connect(e: &sqlx::Error) -> String {
+    use std::io::ErrorKind;
+    match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => "connection refused".into(),
+            ErrorKind::TimedOut => "timed out".into(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof => {
+                "the connection was closed by the other side".into()
+            }
+            ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => "host unreachable".into(),
+            _ if io.to_string().contains("lookup") => "the host name does not resolve".into(),
+            _ => "network error".into(),
+        },
+        sqlx::Error::Tls(_) => "TLS negotiation failed".into(),
+        sqlx::Error::PoolTimedOut => "no answer in time".into(),
+        sqlx::Error::Database(db) => db.message().to_string(),
+        sqlx::Error::Protocol(_) => "the other side does not speak the PostgreSQL protocol".into(),
+        _ => "the connection failed".into(),
     }
 }
 

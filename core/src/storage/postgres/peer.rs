@@ -63,6 +63,22 @@ impl PeerStore for PostgresCatalog {
             .await?)
     }
 
+    async fn stored_peer_urls(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as("SELECT id, url FROM peers ORDER BY id").fetch_all(&self.pool).await?)
+    }
+
+    async fn set_peer_url(&self, id: &str, url: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE peers SET url = $1 WHERE id = $2")
+            .bind(url)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound("no such peer".into()));
+        }
+        Ok(())
+    }
+
     async fn delete_peer(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         // Lock the peer first so a mirror being created on it concurrently is either seen below
