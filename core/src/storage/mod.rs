@@ -125,15 +125,20 @@ pub struct UserRecord {
     pub session_epoch: i64,
 }
 
+/// Why a role change or disabling was refused: it would leave no enabled admin.
+pub const LAST_ADMIN: &str = "this is the last enabled admin; make another admin first";
+
 /// People who may sign in. Usernames arrive normalised (see `auth::normalize_username`).
 #[async_trait]
 pub trait UserStore {
-    /// Stores a new user. A taken username is [`StorageError::Conflict`].
+    /// Stores a new user. A taken username is [`StorageError::Conflict`]. With
+    /// `must_change_password`, the user may do nothing but change it once signed in.
     async fn create_user(
         &self,
         username: &str,
         password_hash: &str,
         role: Role,
+        must_change_password: bool,
         now: DateTime<Utc>,
     ) -> Result<User>;
 
@@ -152,12 +157,34 @@ pub trait UserStore {
     async fn list_users(&self) -> Result<Vec<User>>;
     async fn count_users(&self) -> Result<i64>;
 
-    /// Changes a role. `None` if there is no such user.
+    /// Changes a role. `None` if there is no such user. Demoting the last enabled admin is
+    /// [`StorageError::Refused`] ([`LAST_ADMIN`]); the check and the change are one transaction,
+    /// so two admins demoting each other at once cannot both succeed.
     async fn set_role(&self, id: &str, role: Role, now: DateTime<Utc>) -> Result<Option<User>>;
     /// Disables (ending every session) or re-enables a user. `None` if there is no such user.
+    /// Disabling the last enabled admin is refused like [`UserStore::set_role`].
     async fn set_disabled(&self, id: &str, disabled: bool, now: DateTime<Utc>) -> Result<Option<User>>;
-    /// Replaces the password hash, ending every session. `None` if there is no such user.
-    async fn set_password_hash(&self, id: &str, hash: &str, now: DateTime<Utc>) -> Result<Option<User>>;
+    /// Replaces the password hash, ending every session, and sets whether the user must change
+    /// it at their next sign-in. `None` if there is no such user.
+    async fn set_password_hash(
+        &self,
+        id: &str,
+        hash: &str,
+        must_change_password: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>>;
+
+    /// Remembers that `user_id` signed in successfully from the browser holding `token` (again:
+    /// the time is renewed). Entries trusted before `forget_before` are deleted on the way.
+    async fn trust_device(
+        &self,
+        token: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Whether the browser holding `token` signed in as `username` at or after `since`.
+    async fn is_trusted_device(&self, token: &str, username: &str, since: DateTime<Utc>) -> Result<bool>;
 }
 
 /// An audit entry about to be written.
