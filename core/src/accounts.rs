@@ -15,7 +15,7 @@
 //!   the check, so parallel guesses cannot slip past the limit. Limits key on username × client;
 //!   a browser that signed in as that user before (a device cookie, OWASP's "device cookies")
 //!   has its own count, so nobody can lock a user out by failing on purpose.
-//! - New passwords: at least [`MIN_PASSWORD_LEN`] characters, at most 1024 bytes, not one of the
+//! - New passwords: at least [`crate::auth::MIN_PASSWORD_LEN`] characters, at most 1024 bytes, not one of the
 //!   common passwords shipped in `core/data/common-passwords.txt` (ASVS 6.2.4), not containing the
 //!   username. No composition rules. A password set by an admin (create user, reset) must be
 //!   changed by its user at their next sign-in.
@@ -35,9 +35,7 @@ use argon2::Argon2;
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::auth::{
-    check_password_strength, normalize_username, AuditEvent, AuditKind, Role, User, MIN_PASSWORD_LEN,
-};
+use crate::auth::{check_password_strength, normalize_username, AuditEvent, AuditKind, Role, User};
 use crate::storage::{Catalog, NewAuditEvent, StorageError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -339,7 +337,8 @@ impl Accounts {
         new: &str,
         origin: &Origin,
     ) -> Result<UserRecord> {
-        check_new_password(new, &user.username).map_err(|m| AccountError::Invalid(format!("new_password: {m}")))?;
+        check_new_password(new, &user.username)
+            .map_err(|m| AccountError::Invalid(format!("new_password: {m}")))?;
         if new == current {
             return Err(AccountError::Invalid("new_password: must differ from the current password".into()));
         }
@@ -358,7 +357,10 @@ impl Accounts {
         }
         self.throttle.succeeded(attempt);
         let hash = self.hash(new).await?;
-        self.catalog.set_password_hash(&user.id, &hash, false, Utc::now()).await?.ok_or(AccountError::NotFound)?;
+        self.catalog
+            .set_password_hash(&user.id, &hash, false, Utc::now())
+            .await?
+            .ok_or(AccountError::NotFound)?;
         self.audit(AuditKind::PasswordChanged, Some(&user.username), None, origin, None).await;
         self.catalog.user_by_id(&user.id).await?.ok_or(AccountError::NotFound)
     }
@@ -747,7 +749,10 @@ mod tests {
     #[test]
     fn throttled_messages_count_seconds_in_good_english() {
         assert_eq!(AccountError::Throttled(1).to_string(), "too many failed sign-ins; try again in 1 second");
-        assert_eq!(AccountError::Throttled(8).to_string(), "too many failed sign-ins; try again in 8 seconds");
+        assert_eq!(
+            AccountError::Throttled(8).to_string(),
+            "too many failed sign-ins; try again in 8 seconds"
+        );
     }
 
     #[test]

@@ -246,7 +246,12 @@ mod tests {
 
     #[test]
     fn audit_kinds_round_trip_through_their_text_form() {
-        for k in [AuditKind::SignIn, AuditKind::PasswordReset, AuditKind::SetupCompleted, AuditKind::PasswordChanged] {
+        for k in [
+            AuditKind::SignIn,
+            AuditKind::PasswordReset,
+            AuditKind::SetupCompleted,
+            AuditKind::PasswordChanged,
+        ] {
             assert_eq!(AuditKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(AuditKind::parse("nope"), None);

@@ -1,6 +1,6 @@
 //! Configuration from flags and environment variables (flags win), and the subcommands.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,6 +56,13 @@ pub struct Cli {
     /// Hours after sign-in after which a session ends, however active.
     #[arg(long, env = "QUIESCE_SESSION_LIFETIME_HOURS", default_value_t = 12)]
     pub session_lifetime_hours: u64,
+
+    /// Address(es) of the reverse proxy in front of Quiesce, comma-separated. Only requests
+    /// arriving from one of them have their client taken from `X-Forwarded-For` (the last entry
+    /// not itself a trusted proxy); without this setting the header is ignored, since any client
+    /// could write it.
+    #[arg(long, env = "QUIESCE_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +106,8 @@ pub struct Config {
     pub orchestrator: quiesce_core::maintenance::OrchestratorConfig,
     /// How often an open live event stream re-checks its session.
     pub live_recheck: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Config {
@@ -117,6 +126,7 @@ impl Config {
             supervisor: Default::default(),
             orchestrator: Default::default(),
             live_recheck: crate::live::RECHECK,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -136,6 +146,7 @@ impl Cli {
             supervisor: Default::default(),
             orchestrator: Default::default(),
             live_recheck: crate::live::RECHECK,
+            trusted_proxies: self.trusted_proxy.clone(),
         }
     }
 }

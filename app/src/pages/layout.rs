@@ -63,7 +63,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                             .map(|r| match r {
                                 Ok(u) => {
                                     view! {
-                                        <span id="whoami-name">{u.username.clone()}</span>
+                                        <a id="whoami-name" href="/account" title="Your account">{u.username.clone()}</a>
                                         <span class="role-badge" id="whoami-role">{u.role.to_string()}</span>
                                         <ActionForm action=logout attr:class="inline">
                                             <button type="submit" class="secondary">"Sign out"</button>

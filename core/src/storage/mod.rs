@@ -569,16 +569,31 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Catalog>> {
     }
 }
 
-/// The URL with any password removed, fit for logs and pages.
+/// Query parameters that carry a secret in database URLs (`?password=`, libpq's `sslpassword`,
+/// and anything named like a password, secret or token).
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("pass") || n == "pwd" || n.contains("secret") || n.contains("token")
+}
+
+/// The URL with any password removed, fit for logs and pages: in the user-info part
+/// (`user:***@`) and in the query (`?password=***`).
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparseable URL>".into(),
+    let Ok(mut u) = url::Url::parse(url) else { return "<unparseable URL>".into() };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    if u.query_pairs().any(|(k, _)| secret_param(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_param(&k) { "***".to_string() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// Whether a connection coming back to its pool may be reused: not if it is still inside a
@@ -611,6 +626,13 @@ mod tests {
         let r = redact_url("postgres://alice:s3cret@db.example:5432/quiesce");
         assert!(!r.contains("s3cret"), "{r}");
         assert!(r.contains("alice"));
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_redacted_too() {
+        let r = redact_url("postgres://alice@db.example/q?sslmode=require&password=s3cret&sslpassword=k3y");
+        assert!(!r.contains("s3cret") && !r.contains("k3y"), "{r}");
+        assert!(r.contains("sslmode=require") && r.contains("password=***"), "{r}");
     }
 
     #[tokio::test]

@@ -70,7 +70,10 @@ async fn parallel_wrong_passwords_get_at_most_the_promised_number_of_hash_checks
     // The promise: 5 free failures, then one more after 1 s, 2 s, 4 s … after the last one.
     let elapsed = started.elapsed().as_secs_f64();
     let promised = u64::from(Throttle::USER_CLIENT_ALLOWANCE) + (elapsed + 1.0).log2().floor() as u64;
-    assert!(hashes <= promised, "{hashes} full password checks for 300 parallel guesses (promised {promised})");
+    assert!(
+        hashes <= promised,
+        "{hashes} full password checks for 300 parallel guesses (promised {promised})"
+    );
     assert_eq!(hashes, invalid, "every checked guess failed; the others were throttled before hashing");
     assert_eq!(invalid + throttled, 300);
 }
@@ -116,7 +119,10 @@ async fn a_burst_of_failures_does_not_lock_out_the_right_password_from_a_known_b
         let _ = accounts.sign_in("vera", "guess", &client("10.0.0.1")).await;
     }
     assert!(
-        matches!(accounts.sign_in("vera", PASSWORD, &client("10.0.0.2")).await, Err(AccountError::Throttled(_))),
+        matches!(
+            accounts.sign_in("vera", PASSWORD, &client("10.0.0.2")).await,
+            Err(AccountError::Throttled(_))
+        ),
         "a browser she never used is slowed"
     );
     let again = accounts.sign_in("vera", PASSWORD, &browser).await.expect("her own browser gets in");
@@ -141,7 +147,10 @@ async fn failures_from_one_address_do_not_lock_out_other_addresses(db: &TestDb) 
         }
     }
     assert_eq!(left, [4, 3, 2, 1, 0], "each failure says how many remain before the slowdown");
-    assert!(matches!(accounts.sign_in("vera", PASSWORD, &client("10.6.6.6")).await, Err(AccountError::Throttled(_))));
+    assert!(matches!(
+        accounts.sign_in("vera", PASSWORD, &client("10.6.6.6")).await,
+        Err(AccountError::Throttled(_))
+    ));
     accounts.sign_in("vera", PASSWORD, &client("10.0.0.1")).await.expect("another address is not locked out");
     // Unknown and known usernames answer the same, counts included.
     let unknown = accounts.sign_in("nobody", "guess", &client("10.2.0.1")).await.unwrap_err();
@@ -166,7 +175,10 @@ async fn a_password_set_by_an_admin_must_be_changed_and_the_change_checks_the_ru
         (PASSWORD, "differ"),
     ] {
         let err = accounts.change_password(&dora, PASSWORD, new, &o).await.unwrap_err();
-        assert!(matches!(&err, AccountError::Invalid(m) if m.starts_with("new_password:") && m.contains(says)), "{new}: {err:?}");
+        assert!(
+            matches!(&err, AccountError::Invalid(m) if m.starts_with("new_password:") && m.contains(says)),
+            "{new}: {err:?}"
+        );
     }
     let before = db.catalog().await.user_by_id(&dora.id).await.unwrap().unwrap().session_epoch;
     let changed = accounts.change_password(&dora, PASSWORD, "a fresh passphrase", &o).await.unwrap();

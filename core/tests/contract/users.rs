@@ -159,7 +159,9 @@ pub async fn parallel_demotions_and_disablings_leave_an_enabled_admin(db: &TestD
     for round in 0..5 {
         let mut ids = Vec::new();
         for i in 0..4 {
-            ids.push(c.create_user(&format!("admin{round}-{i}"), "h", Role::Admin, false, t(1)).await.unwrap().id);
+            ids.push(
+                c.create_user(&format!("admin{round}-{i}"), "h", Role::Admin, false, t(1)).await.unwrap().id,
+            );
         }
         // The last round's survivor steps down, so these four are the only enabled admins.
         if let Some(s) = survivor.take() {
@@ -185,8 +187,13 @@ pub async fn parallel_demotions_and_disablings_leave_an_enabled_admin(db: &TestD
                 Err(e) => panic!("unexpected error: {e:?}"),
             }
         }
-        let admins: Vec<_> =
-            c.list_users().await.unwrap().into_iter().filter(|u| u.role == Role::Admin && !u.disabled).collect();
+        let admins: Vec<_> = c
+            .list_users()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|u| u.role == Role::Admin && !u.disabled)
+            .collect();
         assert_eq!(admins.len(), 1, "round {round}: exactly one enabled admin must remain");
         assert_eq!(refused, 1, "round {round}: exactly the last one is refused");
         survivor = Some(admins[0].id.clone());
