@@ -108,6 +108,13 @@ pub struct Config {
     pub live_recheck: Duration,
     /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Password hashes that may run at once (each holds ~19 MiB); sign-ins beyond get 429.
+    pub hash_slots: usize,
+}
+
+/// One password hash per core.
+fn default_hash_slots() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 impl Config {
@@ -127,6 +134,7 @@ impl Config {
             orchestrator: Default::default(),
             live_recheck: crate::live::RECHECK,
             trusted_proxies: Vec::new(),
+            hash_slots: default_hash_slots(),
         }
     }
 }
@@ -147,6 +155,7 @@ impl Cli {
             orchestrator: Default::default(),
             live_recheck: crate::live::RECHECK,
             trusted_proxies: self.trusted_proxy.clone(),
+            hash_slots: default_hash_slots(),
         }
     }
 }

@@ -91,8 +91,9 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await.map_err(listen_err)?;
         let local_addr = listener.local_addr().map_err(listen_err)?;
 
-        let accounts =
-            Accounts::new(catalog.clone()).await.map_err(|e| StartupError::Command(e.to_string()))?;
+        let accounts = Accounts::with_hash_slots(catalog.clone(), config.hash_slots)
+            .await
+            .map_err(|e| StartupError::Command(e.to_string()))?;
         let setup_token = Arc::new(Mutex::new(None));
         if catalog.count_users().await? == 0 {
             let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
