@@ -354,7 +354,7 @@ async fn the_setup_link_creates_the_first_admin_once(backend: Backend) {
         async move {
             let r = client
                 .post(url)
-                .json(&json!({"token": t, "username": "first", "password": "first admin password"}))
+                .json(&json!({"token": t, "username": "first", "password": "initial admin password"}))
                 .send()
                 .await
                 .unwrap();
