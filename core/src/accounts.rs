@@ -2,12 +2,12 @@
 //! `UserStore`.
 //!
 //! Policy:
-//! - Passwords are hashed with argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes), on the
-//!   blocking pool so hashing never stalls the async workers. At most [`Accounts::hash_slots`]
-//!   hashes (about one per core) run at once; a sign-in that finds every slot taken is refused at
-//!   once ([`AccountError::Busy`], HTTP 429) rather than queued, so a flood of sign-ins cannot
-//!   grow memory by 19 MiB per request. A slot is held until its hash finishes, even if the
-//!   client hangs up.
+//! - Passwords are hashed with argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes) on
+//!   [`Hasher`] threads, one per slot, each owning its 19 MiB from start, so hashing never stalls
+//!   the async workers and its memory never grows. At most [`Accounts::hash_slots`] hashes
+//!   (about one per core) are running or queued at once; a sign-in that finds every slot taken
+//!   is refused at once ([`AccountError::Busy`], HTTP 429) rather than queued. A slot is held
+//!   until its hash finishes, even if the client hangs up.
 //! - A failed sign-in says only "invalid username or password", whether the name exists, is
 //!   disabled, or the password is wrong; an unknown name still costs one hash verification so
 //!   timing does not tell either.
@@ -34,6 +34,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::hasher::Hasher;
 
 use crate::auth::{check_password_strength, normalize_username, AuditEvent, AuditKind, Role, User};
 use crate::storage::{Catalog, NewAuditEvent, StorageError, UserRecord};
@@ -175,7 +177,9 @@ pub struct Accounts {
     throttle: Throttle,
     /// Verified against when the username is unknown, so both paths cost the same.
     dummy_hash: String,
-    /// Bounds concurrent password hashes (each holds ~19 MiB while it runs).
+    /// The hashing threads, one per slot.
+    hasher: Hasher,
+    /// Bounds password hashes running or waiting for a thread.
     slots: Arc<Semaphore>,
     hash_slots: usize,
     /// Full password verifications done by sign-ins and password changes (for tests and
@@ -192,11 +196,13 @@ impl Accounts {
     /// Like [`Accounts::new`], with at most `slots` password hashes at once.
     pub async fn with_hash_slots(catalog: Arc<dyn Catalog>, slots: usize) -> Result<Self> {
         let slots = slots.max(1);
-        let dummy_hash = hash_password("quiesce-timing-equaliser").await?;
+        let hasher = Hasher::start(slots);
+        let dummy_hash = hasher.hash("quiesce-timing-equaliser", None).await.ok_or(AccountError::Hashing)?;
         Ok(Self {
             catalog,
             throttle: Throttle::default(),
             dummy_hash,
+            hasher,
             slots: Arc::new(Semaphore::new(slots)),
             hash_slots: slots,
             verifications: AtomicU64::new(0),
@@ -217,31 +223,17 @@ impl Accounts {
         self.verifications.load(Ordering::Relaxed)
     }
 
-    /// Verifies on the blocking pool while holding `permit`: the permit moves into the blocking
-    /// task, so it is released when the hash is done, not when the (maybe cancelled) request is.
+    /// Verifies on a hashing thread; the slot `permit` goes with the job and is released when
+    /// the hash is done, not when the (maybe cancelled) request is.
     async fn verify(&self, password: &str, hash: &str, permit: OwnedSemaphorePermit) -> bool {
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let (password, hash) = (password.to_owned(), hash.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let ok = verify_blocking(&password, &hash);
-            drop(permit);
-            ok
-        })
-        .await
-        .unwrap_or(false)
+        self.hasher.verify(password, hash, Some(permit)).await
     }
 
     /// Hashes a new password in a slot, waiting for one (only signed-in people get here).
     async fn hash(&self, password: &str) -> Result<String> {
         let permit = self.slots.clone().acquire_owned().await.map_err(|_| AccountError::Hashing)?;
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let hash = hash_blocking(&password);
-            drop(permit);
-            hash
-        })
-        .await
-        .map_err(|_| AccountError::Hashing)?
+        self.hasher.hash(password, Some(permit)).await.ok_or(AccountError::Hashing)
     }
 
     async fn audit(

@@ -13,6 +13,7 @@
 //! cargo build -p server --bin server --example signin_memory
 //! target/debug/examples/signin_memory            # 200 concurrent sign-ins
 //! target/debug/examples/signin_memory 500
+//! target/debug/examples/signin_memory 200 healthz   # the same flood of GET /healthz, for scale
 //! ```
 
 use std::collections::BTreeMap;
@@ -44,6 +45,8 @@ fn server_bin() -> PathBuf {
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    // `healthz` floods a cheap endpoint instead, to tell sign-in costs from connection costs.
+    let healthz = std::env::args().nth(2).as_deref() == Some("healthz");
     let bin = server_bin();
     let dir = tempfile::tempdir().expect("a temp dir");
     let url = format!("sqlite://{}/catalog.db", dir.path().display());
@@ -98,6 +101,14 @@ async fn main() {
     for i in 0..n {
         let (client, base) = (client.clone(), base.clone());
         flood.push(tokio::spawn(async move {
+            if healthz {
+                return client
+                    .get(format!("{base}/healthz"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+            }
             client
                 .post(format!("{base}/api/login"))
                 .header("x-forwarded-for", format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256))
