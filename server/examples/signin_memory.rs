@@ -178,8 +178,9 @@ async fn main() {
 
     let mib = |k: u64| k as f64 / 1024.0;
     println!("server: {}", bin.display());
+    let what = if healthz { "GET /healthz requests" } else { "failed sign-ins (distinct clients and usernames)" };
     println!(
-        "{n} concurrent failed sign-ins (distinct clients and usernames) in {:.2} s",
+        "{n} concurrent {what} in {:.2} s",
         flood_time.as_secs_f64()
     );
     println!("answers by HTTP status: {statuses:?}");
