@@ -178,11 +178,9 @@ async fn main() {
 
     let mib = |k: u64| k as f64 / 1024.0;
     println!("server: {}", bin.display());
-    let what = if healthz { "GET /healthz requests" } else { "failed sign-ins (distinct clients and usernames)" };
-    println!(
-        "{n} concurrent {what} in {:.2} s",
-        flood_time.as_secs_f64()
-    );
+    let what =
+        if healthz { "GET /healthz requests" } else { "failed sign-ins (distinct clients and usernames)" };
+    println!("{n} concurrent {what} in {:.2} s", flood_time.as_secs_f64());
     println!("answers by HTTP status: {statuses:?}");
     println!(
         "resident memory: before {:.1} MiB, peak sampled {:.1} MiB (+{:.1} MiB), high-water mark {:.1} MiB (+{:.1} MiB), after {:.1} MiB",
