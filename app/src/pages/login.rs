@@ -1,8 +1,9 @@
 //! The sign-in page and the one-time set-up page that creates the first admin.
 //!
-//! Sign-in errors are shown from fixed text per error kind ([`sign_in_error_text`]), never
-//! from the error's message: without JavaScript a failed form post comes back as a redirect
-//! carrying the error in the URL (`?__err=…`), which anyone can craft into a link.
+//! Sign-in and set-up errors are shown from fixed text per error kind ([`sign_in_error_text`],
+//! [`setup_error_text`]), never from the error's message: without JavaScript a failed form post
+//! comes back as a redirect carrying the error in the URL (`?__err=…`), which anyone can craft
+//! into a link.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -62,6 +63,20 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
+/// What the set-up page says for an error: fixed words per kind, like the sign-in page.
+pub fn setup_error_text(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Forbidden => "This set-up link is wrong or was already used.",
+        ApiError::Conflict(_) => "Set-up is already complete: sign in instead.",
+        ApiError::BadRequest(_) => {
+            "The username may hold only letters, digits, '.', '_' and '-' (at most 64); the password \
+             needs at least 10 characters, must not be one of the most common passwords and must \
+             not contain the username."
+        }
+        _ => "Set-up failed; try again.",
+    }
+}
+
 #[component]
 pub fn SetupPage() -> impl IntoView {
     let action = ServerAction::<CompleteSetup>::new();
@@ -80,7 +95,7 @@ pub fn SetupPage() -> impl IntoView {
                 <button type="submit">"Create admin and sign in"</button>
             </ActionForm>
             <p class="error" role="alert">
-                {move || action.value().get().and_then(|r| r.err()).map(|e| e.to_string())}
+                {move || action.value().get().and_then(|r| r.err()).map(|e| setup_error_text(&e))}
             </p>
         </main>
     }
@@ -98,6 +113,7 @@ mod tests {
             ApiError::Transport("Your account is locked: call +1 555 0100".into()),
         ] {
             assert_eq!(sign_in_error_text(&e), "Sign-in failed; try again.");
+            assert!(!setup_error_text(&e).contains("555"));
         }
     }
 
