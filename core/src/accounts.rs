@@ -6,8 +6,9 @@
 //!   [`Hasher`] threads, one per slot, each owning its 19 MiB from start, so hashing never stalls
 //!   the async workers and its memory never grows. At most [`Accounts::hash_slots`] hashes
 //!   (about one per core) are running or queued at once; a sign-in that finds every slot taken
-//!   is refused at once ([`AccountError::Busy`], HTTP 429) rather than queued. A slot is held
-//!   until its hash finishes, even if the client hangs up.
+//!   is refused at once ([`AccountError::Busy`], HTTP 429) rather than queued — except from a
+//!   browser trusted for that user, which waits up to [`Accounts::TRUSTED_WAIT`] for a slot. A
+//!   slot is held until its hash finishes, even if the client hangs up.
 //! - A failed sign-in says only "invalid username or password", whether the name exists, is
 //!   disabled, or the password is wrong; an unknown name still costs one hash verification so
 //!   timing does not tell either.
@@ -188,6 +189,9 @@ pub struct Accounts {
 }
 
 impl Accounts {
+    /// How long a sign-in from a trusted browser waits for a hashing slot before `Busy`.
+    pub const TRUSTED_WAIT: Duration = Duration::from_secs(5);
+
     pub async fn new(catalog: Arc<dyn Catalog>) -> Result<Self> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self::with_hash_slots(catalog, cores).await
@@ -282,7 +286,18 @@ impl Accounts {
                 return Err(AccountError::Throttled(wait.as_secs_f64().ceil().max(1.0) as u64));
             }
         };
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+        // A browser trusted for this user waits (briefly) for a slot, so people who signed in
+        // before still get in during a flood; anyone else is refused at once. Waiting costs no
+        // hashing memory: a job exists only once it holds a slot.
+        let permit = if trusted.is_some() {
+            tokio::time::timeout(Self::TRUSTED_WAIT, self.slots.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        } else {
+            self.slots.clone().try_acquire_owned().ok()
+        };
+        let Some(permit) = permit else {
             // No hash ran: the attempt does not count.
             self.throttle.cancel(attempt);
             return Err(AccountError::Busy);

@@ -22,12 +22,12 @@ enum Job {
         password: String,
         phc: String,
         reply: oneshot::Sender<bool>,
-        _slot: Option<OwnedSemaphorePermit>,
+        slot: Option<OwnedSemaphorePermit>,
     },
     Hash {
         password: String,
         reply: oneshot::Sender<Option<String>>,
-        _slot: Option<OwnedSemaphorePermit>,
+        slot: Option<OwnedSemaphorePermit>,
     },
 }
 
@@ -53,11 +53,17 @@ impl Hasher {
                         rx.recv()
                     };
                     match job {
-                        Ok(Job::Verify { password, phc, reply, .. }) => {
-                            let _ = reply.send(verify(&password, &phc, &mut memory));
+                        // The slot is free again before the caller hears the answer, so a caller
+                        // that goes straight on to another hash finds it free.
+                        Ok(Job::Verify { password, phc, reply, slot }) => {
+                            let ok = verify(&password, &phc, &mut memory);
+                            drop(slot);
+                            let _ = reply.send(ok);
                         }
-                        Ok(Job::Hash { password, reply, .. }) => {
-                            let _ = reply.send(hash(&password, &mut memory));
+                        Ok(Job::Hash { password, reply, slot }) => {
+                            let phc = hash(&password, &mut memory);
+                            drop(slot);
+                            let _ = reply.send(phc);
                         }
                         Err(_) => break,
                     }
@@ -73,7 +79,7 @@ impl Hasher {
     /// Whether `password` matches the PHC string `phc`. A malformed hash never matches.
     pub async fn verify(&self, password: &str, phc: &str, slot: Option<OwnedSemaphorePermit>) -> bool {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Verify { password: password.to_owned(), phc: phc.to_owned(), reply, _slot: slot };
+        let job = Job::Verify { password: password.to_owned(), phc: phc.to_owned(), reply, slot };
         if self.jobs.send(job).is_err() {
             return false;
         }
@@ -83,7 +89,7 @@ impl Hasher {
     /// An argon2id PHC string for `password` with a fresh salt; `None` if hashing failed.
     pub async fn hash(&self, password: &str, slot: Option<OwnedSemaphorePermit>) -> Option<String> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Hash { password: password.to_owned(), reply, _slot: slot }).ok()?;
+        self.jobs.send(Job::Hash { password: password.to_owned(), reply, slot }).ok()?;
         answer.await.ok().flatten()
     }
 }

@@ -32,6 +32,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     parallel_wrong_passwords_get_at_most_the_promised_number_of_hash_checks,
     a_full_set_of_hash_slots_answers_busy_instead_of_queueing,
+    a_browser_that_signed_in_before_waits_for_a_slot_instead_of_busy,
     a_burst_of_failures_does_not_lock_out_the_right_password_from_a_known_browser,
     failures_from_one_address_do_not_lock_out_other_addresses,
     a_password_set_by_an_admin_must_be_changed_and_the_change_checks_the_rules,
@@ -103,6 +104,32 @@ async fn a_full_set_of_hash_slots_answers_busy_instead_of_queueing(db: &TestDb) 
         accounts.sign_in("user0", "not the password", &client("10.1.0.0")).await,
         Err(AccountError::InvalidCredentials { .. })
     ));
+}
+
+async fn a_browser_that_signed_in_before_waits_for_a_slot_instead_of_busy(db: &TestDb) {
+    let accounts = Arc::new(Accounts::with_hash_slots(db.catalog().await, 1).await.unwrap());
+    user(&accounts, "vera", Role::Viewer).await;
+    let first = accounts.sign_in("vera", PASSWORD, &client("10.0.0.1")).await.unwrap();
+    let browser = Origin { client: Some("10.0.0.1".into()), device: Some(first.device_token) };
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let accounts = accounts.clone();
+        flood.push(tokio::spawn(async move {
+            accounts.sign_in(&format!("user{i}"), "not the password", &client(&format!("10.1.0.{i}"))).await
+        }));
+    }
+    let vera = {
+        let accounts = accounts.clone();
+        tokio::spawn(async move { accounts.sign_in("vera", PASSWORD, &browser).await })
+    };
+    let mut busy = 0;
+    for t in flood {
+        if matches!(t.await.unwrap(), Err(AccountError::Busy)) {
+            busy += 1;
+        }
+    }
+    assert!(busy > 0, "the flood fills the single slot");
+    vera.await.unwrap().expect("her known browser waits for a slot and gets in");
 }
 
 async fn a_burst_of_failures_does_not_lock_out_the_right_password_from_a_known_browser(db: &TestDb) {
