@@ -18,17 +18,8 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 /// A job, with the caller's slot permit (if any): it is released when the worker is done with
 /// the job, not when the caller stops waiting, so cancelled requests cannot pile up jobs.
 enum Job {
-    Verify {
-        password: String,
-        phc: String,
-        reply: oneshot::Sender<bool>,
-        slot: Option<OwnedSemaphorePermit>,
-    },
-    Hash {
-        password: String,
-        reply: oneshot::Sender<Option<String>>,
-        slot: Option<OwnedSemaphorePermit>,
-    },
+    Verify { password: String, phc: String, reply: oneshot::Sender<bool>, slot: Option<OwnedSemaphorePermit> },
+    Hash { password: String, reply: oneshot::Sender<Option<String>>, slot: Option<OwnedSemaphorePermit> },
 }
 
 /// A pool of hashing threads. Cloning shares the pool; the threads end when the last clone is
