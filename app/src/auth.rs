@@ -5,7 +5,13 @@
 //! sign-in time. The user is re-read from the catalog on every request, so disabling a user or
 //! changing a role takes effect on their very next request; a password reset or disabling bumps
 //! the epoch, which ends older sessions. A session also ends `session_lifetime` after sign-in,
-//! however active (the idle timeout is the cookie store's).
+//! however active (the idle timeout is the cookie store's). A user whose password an admin set
+//! may only read who they are, change the password and sign out ([`require`] answers
+//! [`ApiError::PasswordChangeRequired`] to everything else).
+//!
+//! Who the client is: the server's request guard puts a [`ClientAddr`] in the request (the
+//! peer address, or the `X-Forwarded-For` entry a trusted proxy added); the browser's device
+//! cookie ([`device_cookie_name`]) says it signed in before (see `quiesce_core::accounts`).
 
 use chrono::Utc;
 use quiesce_core::accounts::{AccountError, Origin};
@@ -18,6 +24,35 @@ use crate::state::{app_state, internal, AppState};
 use crate::ApiError;
 
 const SESSION_KEY: &str = "auth";
+
+/// The client address the server decided on for this request (see `server::security`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddr(pub String);
+
+/// The device cookie: `__Host-` (Secure, host-only, path `/`) whenever cookies are Secure.
+pub fn device_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-quiesce_device"
+    } else {
+        "quiesce_device"
+    }
+}
+
+/// The `Set-Cookie` value that keeps a device token in the browser for the trust lifetime.
+pub fn device_cookie(token: &str, secure: bool) -> String {
+    let max_age = quiesce_core::accounts::DEVICE_LIFETIME.as_secs();
+    let name = device_cookie_name(secure);
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+}
+
+/// A cookie's value from a `Cookie` request header.
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SessionAuth {
@@ -67,22 +102,53 @@ pub async fn current_session() -> Result<Session, ApiError> {
     leptos_axum::extract::<Session>().await.map_err(internal)
 }
 
-/// The client's address, for the audit and the sign-in throttle.
+/// The client's address and device token, for the audit and the sign-in throttle.
 pub async fn origin() -> Origin {
     use axum::extract::ConnectInfo;
-    let client = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
-        .await
-        .ok()
-        .map(|ci| ci.0.ip().to_string());
-    Origin { client }
+    let parts = leptos::prelude::use_context::<http::request::Parts>();
+    let client = match parts.as_ref().and_then(|p| p.extensions.get::<ClientAddr>()) {
+        Some(c) => Some(c.0.clone()),
+        None => leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .ok()
+            .map(|ci| ci.0.ip().to_string()),
+    };
+    let secure = app_state().map(|s| s.secure_cookies).unwrap_or(true);
+    let device = parts.as_ref().and_then(|p| {
+        p.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|h| cookie_value(h, device_cookie_name(secure)).map(str::to_owned))
+    });
+    Origin { client, device }
+}
+
+/// Asks the browser to keep its device token (sent with the sign-in answer).
+pub fn remember_device(state: &AppState, token: &str) {
+    if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(v) = http::HeaderValue::from_str(&device_cookie(token, state.secure_cookies)) {
+            opts.append_header(http::header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// The signed-in user whatever their password state: only for reading who one is, changing the
+/// password and signing out. 401 without a valid session.
+pub async fn require_signed_in() -> Result<(AppState, User), ApiError> {
+    let state = app_state()?;
+    let session = current_session().await?;
+    let user = session_user(&session, &state).await?.ok_or(ApiError::Unauthenticated)?;
+    Ok((state, user))
 }
 
 /// The signed-in user, if their role allows `action`: 401 without a valid session, 403 when the
 /// role is not enough. Every server function calls this first.
 pub async fn require(action: Action) -> Result<(AppState, User), ApiError> {
-    let state = app_state()?;
-    let session = current_session().await?;
-    let user = session_user(&session, &state).await?.ok_or(ApiError::Unauthenticated)?;
+    let (state, user) = require_signed_in().await?;
+    if user.must_change_password {
+        return Err(ApiError::PasswordChangeRequired);
+    }
     if !user.role.may(action) {
         tracing::info!(user.name = %user.username, user.role = %user.role, ?action, "refused: role");
         return Err(ApiError::Forbidden);
@@ -93,12 +159,18 @@ pub async fn require(action: Action) -> Result<(AppState, User), ApiError> {
 /// Maps account errors to what the user sees; storage failures are logged once here.
 pub fn account_error(e: AccountError) -> ApiError {
     match e {
-        AccountError::InvalidCredentials => ApiError::BadCredentials,
+        AccountError::InvalidCredentials { attempts_left } => {
+            ApiError::BadCredentials { attempts_left: Some(attempts_left) }
+        }
         AccountError::Throttled(s) => ApiError::Throttled(s),
+        AccountError::Busy => ApiError::Busy,
+        AccountError::WrongCurrentPassword => {
+            ApiError::BadRequest("current_password: the current password is wrong".into())
+        }
         AccountError::Invalid(m) => ApiError::BadRequest(m),
         AccountError::Duplicate(m) => ApiError::Conflict(m),
         AccountError::NotFound => ApiError::NotFound("no such user".into()),
-        AccountError::Refused(m) => ApiError::Conflict(m.into()),
+        AccountError::Refused(m) => ApiError::Conflict(m),
         e @ (AccountError::Storage(_) | AccountError::Hashing) => internal(e),
     }
 }
@@ -122,6 +194,14 @@ pub fn safe_next(next: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::safe_next;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        use super::cookie_value;
+        let h = "a=1; quiesce_device=abc; x_quiesce_device=evil";
+        assert_eq!(cookie_value(h, "quiesce_device"), Some("abc"));
+        assert_eq!(cookie_value(h, "nope"), None);
+    }
 
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {

@@ -9,7 +9,8 @@ use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
 /// On the wire every error is `{"error": "<kind>", "message": "<text for a person>"}`, plus
-/// `retry_after_seconds` when throttled; the browser turns it back into the variant.
+/// `retry_after_seconds` when throttled or busy and `attempts_left` (failures left before sign-in
+/// slows down) on bad credentials; the browser turns it back into the variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(into = "WireError", from = "WireError")]
 pub enum ApiError {
@@ -17,11 +18,18 @@ pub enum ApiError {
     Unauthenticated,
     #[error("your role does not allow this")]
     Forbidden,
-    /// Deliberately vague: it must not tell whether the username exists.
+    /// Deliberately vague: it must not tell whether the username exists. `attempts_left` is
+    /// counted the same way for unknown names.
     #[error("invalid username or password")]
-    BadCredentials,
-    #[error("too many failed sign-ins; try again in {0} seconds")]
+    BadCredentials { attempts_left: Option<u32> },
+    #[error("too many failed sign-ins; try again in {}", seconds(*.0))]
     Throttled(u64),
+    /// Every password-hashing slot is taken; nothing was checked.
+    #[error("the server is busy checking other sign-ins; try again in a second")]
+    Busy,
+    /// The password was set by an admin: the user must change it before doing anything else.
+    #[error("change your password before going on")]
+    PasswordChangeRequired,
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -41,15 +49,31 @@ struct WireError {
     message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retry_after_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempts_left: Option<u32>,
+}
+
+/// "1 second", "2 seconds".
+pub fn seconds(n: u64) -> String {
+    if n == 1 {
+        "1 second".into()
+    } else {
+        format!("{n} seconds")
+    }
 }
 
 impl From<ApiError> for WireError {
     fn from(e: ApiError) -> Self {
         let retry_after_seconds = match e {
             ApiError::Throttled(s) => Some(s),
+            ApiError::Busy => Some(1),
             _ => None,
         };
-        WireError { error: e.kind().to_string(), message: e.to_string(), retry_after_seconds }
+        let attempts_left = match e {
+            ApiError::BadCredentials { attempts_left } => attempts_left,
+            _ => None,
+        };
+        WireError { error: e.kind().to_string(), message: e.to_string(), retry_after_seconds, attempts_left }
     }
 }
 
@@ -58,8 +82,10 @@ impl From<WireError> for ApiError {
         match w.error.as_str() {
             "unauthenticated" => ApiError::Unauthenticated,
             "forbidden" => ApiError::Forbidden,
-            "bad_credentials" => ApiError::BadCredentials,
+            "bad_credentials" => ApiError::BadCredentials { attempts_left: w.attempts_left },
             "throttled" => ApiError::Throttled(w.retry_after_seconds.unwrap_or(1)),
+            "busy" => ApiError::Busy,
+            "password_change_required" => ApiError::PasswordChangeRequired,
             "bad_request" => ApiError::BadRequest(w.message),
             "not_found" => ApiError::NotFound(w.message),
             "conflict" => ApiError::Conflict(w.message),
@@ -75,8 +101,10 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden => "forbidden",
-            ApiError::BadCredentials => "bad_credentials",
+            ApiError::BadCredentials { .. } => "bad_credentials",
             ApiError::Throttled(_) => "throttled",
+            ApiError::Busy => "busy",
+            ApiError::PasswordChangeRequired => "password_change_required",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
@@ -90,8 +118,10 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated => 401,
             ApiError::Forbidden => 403,
-            ApiError::BadCredentials => 401,
+            ApiError::BadCredentials { .. } => 401,
             ApiError::Throttled(_) => 429,
+            ApiError::Busy => 429,
+            ApiError::PasswordChangeRequired => 403,
             ApiError::BadRequest(_) => 400,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
@@ -226,8 +256,12 @@ mod tests {
         for e in [
             ApiError::Unauthenticated,
             ApiError::Forbidden,
-            ApiError::BadCredentials,
+            ApiError::BadCredentials { attempts_left: Some(2) },
+            ApiError::BadCredentials { attempts_left: None },
             ApiError::Throttled(8),
+            ApiError::Throttled(1),
+            ApiError::Busy,
+            ApiError::PasswordChangeRequired,
             ApiError::BadRequest("the reason is empty".into()),
             ApiError::NotFound("no such mirror".into()),
             ApiError::Conflict("maintenance window 7 is enabling".into()),
@@ -239,5 +273,11 @@ mod tests {
             assert_eq!(json["error"], e.kind());
             assert_eq!(serde_json::from_value::<ApiError>(json).unwrap(), e);
         }
+    }
+
+    #[test]
+    fn one_second_is_singular() {
+        assert_eq!(ApiError::Throttled(1).to_string(), "too many failed sign-ins; try again in 1 second");
+        assert_eq!(ApiError::Throttled(3).to_string(), "too many failed sign-ins; try again in 3 seconds");
     }
 }

@@ -88,6 +88,11 @@ pub fn App() -> impl IntoView {
                     view=|| view! { <Layout><pages::history::WindowPage /></Layout> }
                 />
                 <Route
+                    path=StaticSegment("account")
+                    ssr=SsrMode::Async
+                    view=|| view! { <Layout><pages::account::AccountPage /></Layout> }
+                />
+                <Route
                     path=StaticSegment("users")
                     ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::users::UsersPage /></Layout> }

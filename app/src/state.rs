@@ -25,6 +25,8 @@ pub struct AppState {
     pub session_lifetime: chrono::Duration,
     /// The one-time set-up token, while no user exists (see `api::auth::setup`).
     pub setup_token: Arc<Mutex<Option<String>>>,
+    /// Cookies are `Secure` (and `__Host-` named): false only with `--plain-http`.
+    pub secure_cookies: bool,
 }
 
 /// Carries maintenance windows out in the background of this process: one task per window,

@@ -92,6 +92,10 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub disabled: bool,
+    /// The password was set by an admin (create user, reset password): until the user changes
+    /// it, they may only change it (and sign out).
+    #[serde(default)]
+    pub must_change_password: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -110,6 +114,8 @@ pub enum AuditKind {
     UserEnabled,
     PasswordReset,
     SetupCompleted,
+    /// A user changed their own password.
+    PasswordChanged,
 }
 
 impl AuditKind {
@@ -125,6 +131,7 @@ impl AuditKind {
             AuditKind::UserEnabled => "user_enabled",
             AuditKind::PasswordReset => "password_reset",
             AuditKind::SetupCompleted => "setup_completed",
+            AuditKind::PasswordChanged => "password_changed",
         }
     }
 
@@ -140,6 +147,7 @@ impl AuditKind {
             AuditKind::UserEnabled,
             AuditKind::PasswordReset,
             AuditKind::SetupCompleted,
+            AuditKind::PasswordChanged,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -238,7 +246,12 @@ mod tests {
 
     #[test]
     fn audit_kinds_round_trip_through_their_text_form() {
-        for k in [AuditKind::SignIn, AuditKind::PasswordReset, AuditKind::SetupCompleted] {
+        for k in [
+            AuditKind::SignIn,
+            AuditKind::PasswordReset,
+            AuditKind::SetupCompleted,
+            AuditKind::PasswordChanged,
+        ] {
             assert_eq!(AuditKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(AuditKind::parse("nope"), None);

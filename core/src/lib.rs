@@ -24,6 +24,7 @@ pub mod storage;
 #[cfg(feature = "server")]
 pub mod accounts;
 
+pub mod hasher;
 #[cfg(feature = "server")]
 pub mod secrets;
 

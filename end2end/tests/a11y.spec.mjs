@@ -5,6 +5,9 @@ import { createRequire } from 'node:module';
 import { hydrated, signIn } from './helpers.mjs';
 
 test.describe.configure({ mode: 'serial' });
+// axe-core is injected as an inline script, which the app's Content-Security-Policy (rightly)
+// blocks; the checker, not the app, needs the exemption (security.spec.mjs checks the policy).
+test.use({ bypassCSP: true });
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 

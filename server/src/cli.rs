@@ -15,7 +15,7 @@ pub async fn user(args: &Cli, cmd: &UserCommand) -> Result<(), StartupError> {
             let catalog = storage::connect(&args.database_url).await?;
             let accounts =
                 Accounts::new(catalog.clone()).await.map_err(|e| StartupError::Command(e.to_string()))?;
-            let origin = Origin { client: Some("command line".into()) };
+            let origin = Origin { client: Some("command line".into()), device: None };
             let result = accounts.create_user(None, username, &password, *role, &origin).await;
             catalog.close().await;
             let user = result.map_err(|e| StartupError::Command(e.to_string()))?;

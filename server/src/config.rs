@@ -1,7 +1,7 @@
 //! Configuration from flags and environment variables (flags win), and the subcommands. The
 //! secret key is the one setting that is never a flag (flags show in process lists).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,6 +58,12 @@ pub struct Cli {
     #[arg(long, env = "QUIESCE_SESSION_LIFETIME_HOURS", default_value_t = 12)]
     pub session_lifetime_hours: u64,
 
+    /// Address(es) of the reverse proxy in front of Quiesce, comma-separated. Only requests
+    /// arriving from one of them have their client taken from `X-Forwarded-For` (the last entry
+    /// not itself a trusted proxy); without this setting the header is ignored, since any client
+    /// could write it.
+    #[arg(long, env = "QUIESCE_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Vec<IpAddr>,
     /// Directory SQLite peers must live in (paths outside it are refused). Default: `peers`
     /// under the data directory.
     #[arg(long, env = "QUIESCE_PEERS_DIR")]
@@ -187,6 +193,15 @@ pub struct Config {
     pub secret_key_file: PathBuf,
     /// The secret key itself, from [`SECRET_KEY_ENV`]; wins over the file.
     pub secret_key: Option<SecretKeyText>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Password hashes that may run at once (each holds ~19 MiB); sign-ins beyond get 429.
+    pub hash_slots: usize,
+}
+
+/// One password hash per core.
+fn default_hash_slots() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 impl Config {
@@ -224,6 +239,8 @@ impl Config {
             },
             secret_key_file: std::env::temp_dir().join("quiesce-tests-unused.key"),
             secret_key: Some(SecretKeyText(key.clone())),
+            trusted_proxies: Vec::new(),
+            hash_slots: default_hash_slots(),
         }
     }
 }
@@ -266,6 +283,8 @@ impl Cli {
                 .ok()
                 .filter(|k| !k.trim().is_empty())
                 .map(SecretKeyText),
+            trusted_proxies: self.trusted_proxy.clone(),
+            hash_slots: default_hash_slots(),
         }
     }
 }

@@ -15,12 +15,16 @@ pub struct WindowQuery {
     id: String,
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
+/// Quotes a CSV field when it needs it (RFC 4180), after defusing formulas: a spreadsheet runs a
+/// cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return before one) as a
+/// formula, and a reason or error text is typed by people. Such cells get a leading `'`, which
+/// spreadsheets show as text (OWASP "CSV injection").
 fn field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -57,7 +61,7 @@ pub async fn window_csv(
     Query(q): Query<WindowQuery>,
 ) -> Response {
     match app::auth::session_user(&session, &state).await {
-        Ok(Some(u)) if u.role.may(Action::View) => {}
+        Ok(Some(u)) if u.role.may(Action::View) && !u.must_change_password => {}
         Ok(Some(_)) => return StatusCode::FORBIDDEN.into_response(),
         Ok(None) => return StatusCode::UNAUTHORIZED.into_response(),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -95,5 +99,16 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_are_defused() {
+        assert_eq!(field("=HYPERLINK(\"http://evil\")"), "\"'=HYPERLINK(\"\"http://evil\"\")\"");
+        assert_eq!(field("+1+cmd|' /C calc'!A0"), "'+1+cmd|' /C calc'!A0");
+        assert_eq!(field("-2+3"), "'-2+3");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("\t=1"), "'\t=1");
+        assert_eq!(field("\r=1"), "\"'\r=1\"");
+        assert_eq!(field("2026-12-01T10:00:00+00:00"), "2026-12-01T10:00:00+00:00");
     }
 }

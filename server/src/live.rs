@@ -129,6 +129,13 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first"),
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
     };
+    if user.must_change_password {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "change your password before going on",
+        );
+    }
     if !user.role.may(Action::View) {
         return refuse(StatusCode::FORBIDDEN, "forbidden", "your role may not do this");
     }

@@ -17,12 +17,23 @@
 //!   NUL character is refused here (400 naming it): no argument may hold one, and Postgres
 //!   cannot store or compare text containing it.
 //! - **Pages need a session.** A GET for a page without a valid signed-in session is redirected
-//!   to `/login?next=…`; server functions answer 401 themselves.
+//!   to `/login?next=…`; server functions answer 401 themselves. A user who must change their
+//!   password is sent to `/account` from every other page.
+//! - **Who the client is.** The peer address of the connection, or — only when that peer is a
+//!   configured `--trusted-proxy` — the last `X-Forwarded-For` entry not itself a trusted proxy.
+//!   It is put in the request as `app::auth::ClientAddr` for the throttle and the audit.
+//! - **Security headers** on every response: a Content-Security-Policy with a per-request nonce
+//!   (the page's hydration script and resource scripts carry it; see [`CspNonce`]), and the
+//!   fixed headers of [`static_headers`] (set with tower-http layers).
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use app::auth::ClientAddr;
 use app::state::AppState;
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
@@ -36,6 +47,8 @@ pub struct Guards {
     /// `scheme://host[:port]` of the configured public URL, if any.
     pub public_origin: Option<String>,
     pub state: AppState,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`).
+    pub trusted_proxies: Arc<[IpAddr]>,
 }
 
 fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -181,6 +194,121 @@ fn refuse_nul(given: &[(String, String)]) -> Option<Response> {
     ))
 }
 
+/// The client behind a connection from `peer` (see the module docs). `X-Forwarded-For` lists
+/// the addresses each proxy saw, oldest first; read from the right, every entry up to and
+/// including the first untrusted one was written by a trusted proxy, so that one is the client.
+/// Entries further left were written by the client itself and prove nothing.
+pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let parsed = hop
+            .parse::<IpAddr>()
+            .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+            .map(|ip| ip.to_canonical());
+        match parsed {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            // A garbled entry: the last well-formed hop stands.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Decides the client address of each request and puts it in the request's extensions.
+pub async fn client_address(State(guards): State<Guards>, mut req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().cloned() {
+        let client = client_of(peer.ip(), req.headers(), &guards.trusted_proxies);
+        req.extensions_mut().insert(ClientAddr(client.to_string()));
+    }
+    next.run(req).await
+}
+
+/// The nonce of this request's Content-Security-Policy; the page's scripts carry it (the router
+/// hands it to Leptos as its `Nonce`).
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+/// The Content-Security-Policy for a response whose scripts carry `nonce`: only our own files,
+/// the page's nonce'd inline scripts and our WebAssembly ('wasm-unsafe-eval' allows compiling
+/// it, not `eval`); no framing, no plugins, no foreign form targets. `style-src-attr` allows
+/// style *attributes* (the history timeline positions its bars with them); they cannot load
+/// anything or run script.
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; \
+         connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Gives each request a fresh CSP nonce and answers with the policy naming it.
+pub async fn csp(mut req: Request, next: Next) -> Response {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    req.extensions_mut().insert(CspNonce(nonce.clone()));
+    let mut res = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&content_security_policy(&nonce)) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+/// Whether a response may be cached: only the built site files (scripts, WebAssembly, styles,
+/// images). Pages, API answers and exports carry personal data and are `no-store`.
+fn cacheable(res: &Response) -> bool {
+    let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    ["text/javascript", "application/javascript", "application/wasm", "text/css", "image/"]
+        .iter()
+        .any(|t| ct.starts_with(t))
+}
+
+fn no_store(res: &Response) -> Option<HeaderValue> {
+    (!cacheable(res)).then(|| HeaderValue::from_static("no-store"))
+}
+
+/// The fixed security headers, as tower-http layers: `nosniff`, `Referrer-Policy: same-origin`
+/// (the CSRF check may fall back on our own Referer; other sites get none), `X-Frame-Options`
+/// for browsers older than `frame-ancestors`, `Cache-Control: no-store` on everything but the
+/// site files, and HSTS for a year unless the server runs on plain http.
+pub fn static_headers(router: axum::Router, hsts: bool) -> axum::Router {
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let router = router
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, no_store as fn(&Response) -> _));
+    if hsts {
+        router.layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    }
+}
+
 /// Paths anyone may load: sign-in, set-up, the built assets, health, and the API (which checks
 /// sessions itself).
 fn public_path(path: &str) -> bool {
@@ -202,6 +330,10 @@ pub async fn require_session_for_pages(
         return next.run(req).await;
     }
     match app::auth::session_user(&session, &guards.state).await {
+        // Until an admin-set password is changed, the Account page is the only page.
+        Ok(Some(u)) if u.must_change_password && req.uri().path() != "/account" => {
+            Redirect::to("/account").into_response()
+        }
         Ok(Some(_)) => next.run(req).await,
         Ok(None) => {
             let wanted = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -270,6 +402,31 @@ mod tests {
     fn an_opaque_null_origin_is_refused() {
         let h = headers(&[("host", "a:1"), ("origin", "null")]);
         assert!(!same_origin(&h, None));
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7")]);
+        // Straight from a client: the header is the client's own claim.
+        assert_eq!(client_of("198.51.100.1".parse().unwrap(), &h, &[proxy]).to_string(), "198.51.100.1");
+        // Through the proxy: its entry (the rightmost) names the client, not the forged one.
+        assert_eq!(client_of(proxy, &h, &[proxy]).to_string(), "203.0.113.7");
+        // Without the setting, nobody is believed.
+        assert_eq!(client_of(proxy, &h, &[]).to_string(), "10.0.0.2");
+        // Two trusted proxies in a row are skipped; garbage stops the walk.
+        let inner: IpAddr = "10.0.0.3".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.2")]);
+        assert_eq!(client_of(inner, &h, &[proxy, inner]).to_string(), "203.0.113.9");
+        let h = headers(&[("x-forwarded-for", "not-an-ip")]);
+        assert_eq!(client_of(proxy, &h, &[proxy]).to_string(), "10.0.0.2");
+    }
+
+    #[test]
+    fn the_policy_names_the_nonce_and_forbids_framing() {
+        let p = content_security_policy("abc123");
+        assert!(p.contains("'nonce-abc123'") && p.contains("frame-ancestors 'none'"), "{p}");
+        assert!(!p.contains("'unsafe-eval'") && !p.contains("script-src 'self' 'unsafe-inline'"), "{p}");
     }
 
     #[test]

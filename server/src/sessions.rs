@@ -1,7 +1,9 @@
 //! HTTP sessions, stored in the catalog database through `tower-sessions`' SQLx stores.
 //!
-//! Policy: cookie `quiesce_session`, HttpOnly, SameSite=Lax, Secure unless the server was told
-//! it runs on plain http (`--plain-http`, for local use only). Sessions expire after the
+//! Policy: cookie `__Host-quiesce_session`, HttpOnly, SameSite=Lax, Secure, path `/`, no domain
+//! (the `__Host-` prefix makes browsers insist on all of that, so a neighbouring subdomain cannot
+//! plant or overwrite it) — unless the server was told it runs on plain http (`--plain-http`,
+//! for local use only), where it is `quiesce_session` without Secure. Sessions expire after the
 //! configured idle time (counted from the last request: `always_save`), and `app::auth` ends them
 //! at the absolute lifetime. Expired rows are deleted by a supervised background task.
 
@@ -15,7 +17,14 @@ use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-pub const COOKIE_NAME: &str = "quiesce_session";
+/// The session cookie's name: `__Host-` whenever it is Secure.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-quiesce_session"
+    } else {
+        "quiesce_session"
+    }
+}
 
 /// The session store on whichever backend the catalog uses.
 #[derive(Debug, Clone)]
@@ -105,7 +114,7 @@ pub fn layer(
 ) -> SessionManagerLayer<CatalogSessionStore> {
     let idle = tower_sessions::cookie::time::Duration::seconds(idle.as_secs() as i64);
     SessionManagerLayer::new(store)
-        .with_name(COOKIE_NAME)
+        .with_name(cookie_name(secure))
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(secure)

@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use quiesce_core::accounts::Accounts;
 use quiesce_core::demo::{self, DemoWriter};
@@ -98,8 +98,9 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await.map_err(listen_err)?;
         let local_addr = listener.local_addr().map_err(listen_err)?;
 
-        let accounts =
-            Accounts::new(catalog.clone()).await.map_err(|e| StartupError::Command(e.to_string()))?;
+        let accounts = Accounts::with_hash_slots(catalog.clone(), config.hash_slots)
+            .await
+            .map_err(|e| StartupError::Command(e.to_string()))?;
         let setup_token = Arc::new(Mutex::new(None));
         if catalog.count_users().await? == 0 {
             let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
@@ -170,6 +171,7 @@ impl Application {
             session_lifetime: chrono::Duration::from_std(config.session_lifetime)
                 .unwrap_or(chrono::Duration::hours(12)),
             setup_token: setup_token.clone(),
+            secure_cookies: config.secure_cookies,
         };
         let leptos_options = LeptosOptions::builder()
             .output_name("quiesce")
@@ -177,7 +179,11 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
             .build();
-        let guards = Guards { public_origin, state: state.clone() };
+        let guards = Guards {
+            public_origin,
+            state: state.clone(),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+        };
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let live = LiveState {
             app: state.clone(),
@@ -186,14 +192,18 @@ impl Application {
             recheck: config.live_recheck,
             streams: Arc::new(StreamCounter::new(config.live_limits)),
         };
-        // Layers run outermost-last: sessions, then the cross-origin refusal, the JSON re-encoding,
-        // and the page sign-in redirect, then the routes.
+        // Layers run outermost-last: security headers (so even refusals carry them), sessions,
+        // the client address, the cross-origin refusal, the argument record, the JSON
+        // re-encoding, and the page sign-in redirect, then the routes.
         let router = router(state, live, leptos_options)
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::remember_arguments))
             .layer(from_fn(security::json_to_form))
-            .layer(from_fn_with_state(guards, security::refuse_cross_origin))
-            .layer(session_layer);
+            .layer(from_fn_with_state(guards.clone(), security::refuse_cross_origin))
+            .layer(from_fn_with_state(guards, security::client_address))
+            .layer(session_layer)
+            .layer(from_fn(security::csp));
+        let router = security::static_headers(router, config.secure_cookies);
         Ok(Self {
             setup_token,
             listener,
@@ -298,7 +308,15 @@ fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Ro
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
-        move || provide_context(state.clone())
+        move || {
+            provide_context(state.clone());
+            // The page's scripts carry the nonce the Content-Security-Policy header names.
+            let nonce = use_context::<http::request::Parts>()
+                .and_then(|p| p.extensions.get::<security::CspNonce>().cloned());
+            if let Some(n) = nonce {
+                provide_context(leptos::nonce::Nonce::from_value(n.0));
+            }
+        }
     };
     let app_shell = {
         let options = leptos_options.clone();

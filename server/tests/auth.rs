@@ -8,6 +8,17 @@ use reqwest::Method;
 use serde_json::json;
 use support::{session_cookie, session_set_cookie, TestApp, PASSWORD};
 
+/// Signs in from a client that a proxy says is `forwarded_for`.
+async fn login_via(app: &TestApp, forwarded_for: &str, name: &str, password: &str) -> reqwest::Response {
+    app.client()
+        .post(app.url("/api/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "username": name, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
 on_both_backends!(
     every_server_function_enforces_the_role_table,
     sign_in_issues_a_fresh_session_id_each_time,
@@ -22,6 +33,13 @@ on_both_backends!(
     json_and_form_posts_reach_the_same_function,
     the_setup_link_creates_the_first_admin_once,
     admins_cannot_lock_themselves_out,
+    a_burst_of_wrong_passwords_does_not_lock_out_a_browser_that_signed_in_before,
+    each_failure_says_how_many_remain_before_the_slowdown,
+    behind_a_trusted_proxy_the_forwarded_client_is_throttled_and_audited,
+    without_a_trusted_proxy_forwarded_for_is_ignored,
+    a_full_set_of_hash_slots_answers_429_busy,
+    an_admin_set_password_must_be_changed_before_anything_else,
+    parallel_requests_cannot_remove_the_last_admin,
 );
 
 /// Every server function, the least role that may call it, and a body to send.
@@ -79,6 +97,12 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
             "/api/users/reset-password",
             json!({"id": some_user_id, "password": "another long password"}),
             Role::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/account/password",
+            json!({"current_password": "not the password", "new_password": "a fresh passphrase"}),
+            Role::Viewer,
         ),
     ]
 }
@@ -331,7 +355,7 @@ async fn the_setup_link_creates_the_first_admin_once(backend: Backend) {
         async move {
             let r = client
                 .post(url)
-                .json(&json!({"token": t, "username": "first", "password": "first admin password"}))
+                .json(&json!({"token": t, "username": "first", "password": "initial admin password"}))
                 .send()
                 .await
                 .unwrap();
@@ -371,6 +395,214 @@ async fn admins_cannot_lock_themselves_out(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_burst_of_wrong_passwords_does_not_lock_out_a_browser_that_signed_in_before(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("vera", Role::Viewer).await;
+    let browser = app.client();
+    assert_eq!(app.login(&browser, "vera", PASSWORD).await.status(), 200);
+    assert_eq!(browser.post(app.url("/api/logout")).send().await.unwrap().status(), 200);
+    // Someone at the same address (behind one proxy, that is everyone) fails for vera on
+    // purpose, then sprays other names.
+    let attacker = app.client();
+    for _ in 0..5 {
+        assert_eq!(app.login(&attacker, "vera", "wrong password!").await.status(), 401);
+    }
+    for i in 0..25 {
+        app.login(&attacker, &format!("user{i}"), "wrong password!").await;
+    }
+    assert_eq!(app.login(&attacker, "vera", PASSWORD).await.status(), 429, "the guessing client is slowed");
+    assert_eq!(app.login(&app.client(), "someone", "x").await.status(), 429, "so are new clients there");
+    // Vera's browser signed in before: her right password is not refused.
+    let r = app.login(&browser, "vera", PASSWORD).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(browser.get(app.url("/api/me")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
+
+async fn each_failure_says_how_many_remain_before_the_slowdown(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.create_user("vera", Role::Viewer).await;
+    let client = app.client();
+    let mut left = Vec::new();
+    for _ in 0..5 {
+        let body: serde_json::Value =
+            app.login(&client, "vera", "wrong password!").await.json().await.unwrap();
+        assert_eq!(body["message"], "invalid username or password");
+        left.push(body["attempts_left"].as_u64().unwrap());
+    }
+    assert_eq!(left, [4, 3, 2, 1, 0]);
+    let body: serde_json::Value = app.login(&client, "vera", "wrong password!").await.json().await.unwrap();
+    assert_eq!(body["message"], "too many failed sign-ins; try again in 1 second", "{body}");
+    assert_eq!(body["retry_after_seconds"], 1);
+    app.stop().await;
+}
+
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled_and_audited(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let (_, root) = app.signed_in("root", Role::Admin).await;
+    app.create_user("vera", Role::Viewer).await;
+    for _ in 0..5 {
+        assert_eq!(login_via(&app, "203.0.113.66", "vera", "wrong password!").await.status(), 401);
+    }
+    assert_eq!(login_via(&app, "203.0.113.66", "vera", PASSWORD).await.status(), 429);
+    // Entries left of the proxy's own are the client's claim and change nothing.
+    assert_eq!(login_via(&app, "198.51.100.1, 203.0.113.66", "vera", PASSWORD).await.status(), 429);
+    // Another client behind the same proxy is not locked out.
+    assert_eq!(login_via(&app, "203.0.113.7", "vera", PASSWORD).await.status(), 200);
+    let audit: Vec<serde_json::Value> =
+        root.get(app.url("/api/audit")).send().await.unwrap().json().await.unwrap();
+    let failed = audit.iter().find(|e| e["kind"] == "sign_in_failed").unwrap();
+    assert_eq!(failed["client"], "203.0.113.66");
+    let ok = audit.iter().find(|e| e["kind"] == "sign_in" && e["actor"] == "vera").unwrap();
+    assert_eq!(ok["client"], "203.0.113.7");
+    app.stop().await;
+}
+
+async fn without_a_trusted_proxy_forwarded_for_is_ignored(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, root) = app.signed_in("root", Role::Admin).await;
+    app.create_user("vera", Role::Viewer).await;
+    for i in 0..5 {
+        // A client cannot escape its count by naming itself someone else.
+        let r = login_via(&app, &format!("203.0.113.{i}"), "vera", "wrong password!").await;
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(login_via(&app, "203.0.113.99", "vera", PASSWORD).await.status(), 429);
+    let audit: Vec<serde_json::Value> =
+        root.get(app.url("/api/audit")).send().await.unwrap().json().await.unwrap();
+    let failed = audit.iter().find(|e| e["kind"] == "sign_in_failed").unwrap();
+    assert_eq!(failed["client"], "127.0.0.1");
+    app.stop().await;
+}
+
+async fn a_full_set_of_hash_slots_answers_429_busy(backend: Backend) {
+    let app = TestApp::start_with(backend, |c| c.hash_slots = 1).await;
+    let mut tasks = Vec::new();
+    for i in 0..15 {
+        let (client, url) = (app.client(), app.url("/api/login"));
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .json(&json!({"username": format!("user{i}"), "password": "wrong password!"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (status, body["error"].as_str().unwrap_or("").to_string())
+        }));
+    }
+    let mut busy = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (401, kind) if kind == "bad_credentials" => {}
+            (429, kind) if kind == "busy" => busy += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(busy > 0, "with one hash slot, parallel sign-ins must get 429 busy");
+    app.stop().await;
+}
+
+async fn an_admin_set_password_must_be_changed_before_anything_else(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, root) = app.signed_in("root", Role::Admin).await;
+    let chosen = "an admin-chosen passphrase";
+    let r = root
+        .post(app.url("/api/users/create"))
+        .json(&json!({"username": "dora", "password": chosen, "role": "operator"}))
+        .send()
+        .await
+        .unwrap();
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(created["must_change_password"], true);
+    let dora = app.client();
+    let r = app.login(&dora, "dora", chosen).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["must_change_password"], true);
+    let other_session = app.client();
+    assert_eq!(app.login(&other_session, "dora", chosen).await.status(), 200);
+    // Nothing but the account works.
+    let r = dora.get(app.url("/api/status")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "password_change_required");
+    let r = dora.post(app.url("/api/mirrors/pause")).json(&json!({"id": "x"})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(dora.get(app.url("/api/events")).send().await.unwrap().status(), 403);
+    let page = dora.get(app.url("/mirrors")).send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/account");
+    assert_eq!(dora.get(app.url("/account")).send().await.unwrap().status(), 200);
+    assert_eq!(dora.get(app.url("/api/me")).send().await.unwrap().status(), 200);
+    // The change needs the current password and a new one that meets the rules.
+    let change = |current: &str, new: &str| {
+        dora.post(app.url("/api/account/password"))
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+    };
+    let r = change("not the password", "my very own phrase").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("current_password"));
+    for weak in ["password1234", "short", chosen, "dora-the-explorer-1"] {
+        let r = change(chosen, weak).await.unwrap();
+        assert_eq!(r.status(), 400, "{weak}");
+        assert!(r.text().await.unwrap().contains("new_password"), "{weak}");
+    }
+    let r = change(chosen, "my very own phrase").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["must_change_password"], false);
+    // This session goes on with everything open; the other one has ended.
+    assert_eq!(dora.get(app.url("/api/status")).send().await.unwrap().status(), 200);
+    assert_eq!(other_session.get(app.url("/api/me")).send().await.unwrap().status(), 401);
+    let audit: Vec<serde_json::Value> =
+        root.get(app.url("/api/audit")).send().await.unwrap().json().await.unwrap();
+    assert!(audit.iter().any(|e| e["kind"] == "password_changed" && e["actor"] == "dora"));
+    // A reset by an admin requires a change again.
+    let r = root
+        .post(app.url("/api/users/reset-password"))
+        .json(&json!({"id": created["id"], "password": "reset by the admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["must_change_password"], true);
+    let again = app.client();
+    app.login(&again, "dora", "reset by the admin").await;
+    assert_eq!(again.get(app.url("/api/status")).send().await.unwrap().status(), 403);
+    app.stop().await;
+}
+
+async fn parallel_requests_cannot_remove_the_last_admin(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let mut admins = Vec::new();
+    for i in 0..6 {
+        admins.push(app.signed_in(&format!("admin{i}"), Role::Admin).await);
+    }
+    // Each admin removes the next one at the same moment, half by demotion, half by disabling.
+    let mut tasks = Vec::new();
+    for i in 0..admins.len() {
+        let client = admins[i].1.clone();
+        let target = admins[(i + 1) % admins.len()].0.id.clone();
+        let (path, body) = if i % 2 == 0 {
+            ("/api/users/set-role", json!({"id": target, "role": "viewer"}))
+        } else {
+            ("/api/users/set-disabled", json!({"id": target, "disabled": true}))
+        };
+        let url = app.url(path);
+        tasks.push(tokio::spawn(async move {
+            client.post(url).json(&body).send().await.unwrap().status().as_u16()
+        }));
+    }
+    for t in tasks {
+        let status = t.await.unwrap();
+        // 401/403: the caller was removed before its own request was checked.
+        assert!([200, 401, 403, 409].contains(&status), "unexpected status {status}");
+    }
+    let users = app.db.catalog().await.list_users().await.unwrap();
+    let enabled_admins = users.iter().filter(|u| u.role == Role::Admin && !u.disabled).count();
+    assert!(enabled_admins >= 1, "no enabled admin is left: {users:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn session_cookies_are_secure_httponly_and_samesite_unless_plain_http_is_explicit() {
     let app = TestApp::start_with(Backend::Sqlite, |c| c.secure_cookies = true).await;
@@ -380,6 +612,11 @@ async fn session_cookies_are_secure_httponly_and_samesite_unless_plain_http_is_e
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.starts_with("__Host-quiesce_session="), "a Secure cookie is __Host- named: {cookie}");
+    assert!(cookie.contains("Path=/") && !cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
+    let device = support::set_cookie(&r, "quiesce_device").expect("a device cookie");
+    assert!(device.starts_with("__Host-quiesce_device=") && device.contains("Secure"), "{device}");
+    assert!(device.contains("HttpOnly") && device.contains("Path=/"), "{device}");
     app.stop().await;
 
     let plain = TestApp::start(Backend::Sqlite).await;
@@ -387,6 +624,7 @@ async fn session_cookies_are_secure_httponly_and_samesite_unless_plain_http_is_e
     let r = plain.login(&plain.client(), "vera", PASSWORD).await;
     let cookie = session_set_cookie(&r).unwrap();
     assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.starts_with("quiesce_session="), "{cookie}");
     plain.stop().await;
 }
 

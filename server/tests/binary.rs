@@ -132,3 +132,47 @@ async fn no_password_or_hash_appears_in_any_log_line_or_response() {
         assert!(!bodies.contains(secret), "a response leaks {secret:?}");
     }
 }
+
+#[tokio::test]
+async fn a_password_in_the_database_url_query_never_reaches_the_log() {
+    let db = TestDb::new(Backend::Postgres).await;
+    // Local Postgres trusts the connection, so the password is accepted and ignored.
+    let url = format!("{}?application_name=quiesce&password=Query-Secret-4711", db.url);
+    let mut child = Command::new(BIN)
+        .env("QUIESCE_DATABASE_URL", &url)
+        .env("QUIESCE_LISTEN", "127.0.0.1:0")
+        .env("QUIESCE_PLAIN_HTTP", "true")
+        .env("QUIESCE_LOG", "trace")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).stderr(Stdio::null()).status();
+        }
+    }
+    let _guard = KillOnDrop(pid);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("serving on ") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("the server starts");
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let log = reader.join().unwrap();
+    assert!(!log.contains("Query-Secret-4711"), "the log leaks the query password:\n{log}");
+    assert!(log.contains("password=***"), "the catalog URL is logged redacted:\n{log}");
+}

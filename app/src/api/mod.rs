@@ -2,6 +2,7 @@
 //! (listed in API.md) and is thin: it checks the caller's role (`auth::require`), calls
 //! `quiesce-core`, and maps errors; `state::respond` gives each error its HTTP status.
 
+pub mod account;
 pub mod auth;
 pub mod maintenance;
 pub mod mirrors;

@@ -34,7 +34,17 @@ pub fn Layout(children: Children) -> impl IntoView {
     provide_context(current);
     let logout = ServerAction::<Logout>::new();
     let live = provide_live();
-    let window = Resource::new(move || live.windows.get(), |_| maintenance_status());
+    // Not asked for while the user must change their password: it would be refused, and a
+    // refused call during rendering would answer the whole page with 403.
+    let window = Resource::new(
+        move || live.windows.get(),
+        move |_| async move {
+            match user.await {
+                Ok(u) if !u.must_change_password => maintenance_status().await,
+                _ => Ok(None),
+            }
+        },
+    );
 
     view! {
         <header class="topbar">
@@ -63,7 +73,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                             .map(|r| match r {
                                 Ok(u) => {
                                     view! {
-                                        <span id="whoami-name">{u.username.clone()}</span>
+                                        <a id="whoami-name" href="/account" title="Your account">{u.username.clone()}</a>
                                         <span class="role-badge" id="whoami-role">{u.role.to_string()}</span>
                                         <ActionForm action=logout attr:class="inline">
                                             <button type="submit" class="secondary">"Sign out"</button>

@@ -1,5 +1,6 @@
 //! Pages, one module each, and the signed-in layout around them.
 
+pub mod account;
 pub mod history;
 pub mod layout;
 pub mod login;

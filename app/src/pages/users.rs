@@ -64,7 +64,7 @@ pub fn UsersPage() -> impl IntoView {
             <ActionForm action=create attr:class="stacked" attr:id="create-user-form">
                 <label for="new-username">"Username"</label>
                 <input id="new-username" name="username" required />
-                <label for="new-password">"Initial password (at least 10 characters)"</label>
+                <label for="new-password">"Initial password (at least 10 characters; the user must change it at first sign-in)"</label>
                 <input id="new-password" type="password" name="password" autocomplete="new-password" required minlength="10" />
                 <label for="new-role">"Role"</label>
                 <select id="new-role" name="role">

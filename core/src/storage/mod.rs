@@ -125,15 +125,20 @@ pub struct UserRecord {
     pub session_epoch: i64,
 }
 
+/// Why a role change or disabling was refused: it would leave no enabled admin.
+pub const LAST_ADMIN: &str = "this is the last enabled admin; make another admin first";
+
 /// People who may sign in. Usernames arrive normalised (see `auth::normalize_username`).
 #[async_trait]
 pub trait UserStore {
-    /// Stores a new user. A taken username is [`StorageError::Conflict`].
+    /// Stores a new user. A taken username is [`StorageError::Conflict`]. With
+    /// `must_change_password`, the user may do nothing but change it once signed in.
     async fn create_user(
         &self,
         username: &str,
         password_hash: &str,
         role: Role,
+        must_change_password: bool,
         now: DateTime<Utc>,
     ) -> Result<User>;
 
@@ -152,12 +157,34 @@ pub trait UserStore {
     async fn list_users(&self) -> Result<Vec<User>>;
     async fn count_users(&self) -> Result<i64>;
 
-    /// Changes a role. `None` if there is no such user.
+    /// Changes a role. `None` if there is no such user. Demoting the last enabled admin is
+    /// [`StorageError::Refused`] ([`LAST_ADMIN`]); the check and the change are one transaction,
+    /// so two admins demoting each other at once cannot both succeed.
     async fn set_role(&self, id: &str, role: Role, now: DateTime<Utc>) -> Result<Option<User>>;
     /// Disables (ending every session) or re-enables a user. `None` if there is no such user.
+    /// Disabling the last enabled admin is refused like [`UserStore::set_role`].
     async fn set_disabled(&self, id: &str, disabled: bool, now: DateTime<Utc>) -> Result<Option<User>>;
-    /// Replaces the password hash, ending every session. `None` if there is no such user.
-    async fn set_password_hash(&self, id: &str, hash: &str, now: DateTime<Utc>) -> Result<Option<User>>;
+    /// Replaces the password hash, ending every session, and sets whether the user must change
+    /// it at their next sign-in. `None` if there is no such user.
+    async fn set_password_hash(
+        &self,
+        id: &str,
+        hash: &str,
+        must_change_password: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>>;
+
+    /// Remembers that `user_id` signed in successfully from the browser holding `token` (again:
+    /// the time is renewed). Entries trusted before `forget_before` are deleted on the way.
+    async fn trust_device(
+        &self,
+        token: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Whether the browser holding `token` signed in as `username` at or after `since`.
+    async fn is_trusted_device(&self, token: &str, username: &str, since: DateTime<Utc>) -> Result<bool>;
 }
 
 /// An audit entry about to be written.
@@ -564,16 +591,31 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Catalog>> {
     }
 }
 
-/// The URL with any password removed, fit for logs and pages.
+/// Query parameters that carry a secret in database URLs (`?password=`, libpq's `sslpassword`,
+/// and anything named like a password, secret or token).
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("pass") || n == "pwd" || n.contains("secret") || n.contains("token")
+}
+
+/// The URL with any password removed, fit for logs and pages: in the user-info part
+/// (`user:***@`) and in the query (`?password=***`).
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparseable URL>".into(),
+    let Ok(mut u) = url::Url::parse(url) else { return "<unparseable URL>".into() };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    if u.query_pairs().any(|(k, _)| secret_param(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_param(&k) { "***".to_string() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// Whether a connection coming back to its pool may be reused: not if it is still inside a
@@ -606,6 +648,13 @@ mod tests {
         let r = redact_url("postgres://alice:s3cret@db.example:5432/quiesce");
         assert!(!r.contains("s3cret"), "{r}");
         assert!(r.contains("alice"));
+    }
+
+    #[test]
+    fn a_password_in_the_query_is_redacted_too() {
+        let r = redact_url("postgres://alice@db.example/q?sslmode=require&password=s3cret&sslpassword=k3y");
+        assert!(!r.contains("s3cret") && !r.contains("k3y"), "{r}");
+        assert!(r.contains("sslmode=require") && r.contains("password=***"), "{r}");
     }
 
     #[tokio::test]

@@ -102,20 +102,29 @@ impl TestApp {
     }
 }
 
-/// The `quiesce_session` cookie value a response set, if any.
+/// The session cookie value a response set, if any (`quiesce_session`, or `__Host-quiesce_session`
+/// when Secure).
 pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
-        c.strip_prefix("quiesce_session=").map(|rest| rest.split(';').next().unwrap_or("").to_string())
+        c.strip_prefix("__Host-")
+            .unwrap_or(c)
+            .strip_prefix("quiesce_session=")
+            .map(|rest| rest.split(';').next().unwrap_or("").to_string())
     })
 }
 
 /// The full Set-Cookie header for the session cookie.
 pub fn session_set_cookie(r: &reqwest::Response) -> Option<String> {
+    set_cookie(r, "quiesce_session")
+}
+
+/// The full Set-Cookie header for the cookie `name` (with or without the `__Host-` prefix).
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("quiesce_session="))
+        .find(|c| c.strip_prefix("__Host-").unwrap_or(c).starts_with(&format!("{name}=")))
         .map(str::to_string)
 }
 

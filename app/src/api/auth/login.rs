@@ -6,21 +6,29 @@ use quiesce_core::auth::User;
 use crate::ApiError;
 
 /// With `next` (the login form sends it), a successful sign-in redirects there (local paths
-/// only); without it, the signed-in user is returned.
+/// only) — or to `/account` when the password must be changed first; without it, the signed-in
+/// user is returned (`must_change_password` tells scripts the same). A successful sign-in also
+/// sets the device cookie that exempts this browser from other clients' lockouts.
 #[server(prefix = "/api", endpoint = "login")]
 pub async fn login(username: String, password: String, next: Option<String>) -> Result<User, ApiError> {
-    use crate::auth::{account_error, current_session, origin, safe_next, start_session};
+    use crate::auth::{account_error, current_session, origin, remember_device, safe_next, start_session};
     use crate::state::{app_state, respond};
     use tracing::Instrument;
 
     async move {
         let state = app_state()?;
         let origin = origin().await;
-        let record = state.accounts.sign_in(&username, &password, &origin).await.map_err(account_error)?;
+        let signed_in = state.accounts.sign_in(&username, &password, &origin).await.map_err(account_error)?;
+        let record = signed_in.record;
         start_session(&current_session().await?, &record).await?;
+        remember_device(&state, &signed_in.device_token);
         tracing::info!(user.name = %record.user.username, "signed in");
         if next.is_some() {
-            leptos_axum::redirect(&safe_next(next.as_deref()));
+            if record.user.must_change_password {
+                leptos_axum::redirect("/account");
+            } else {
+                leptos_axum::redirect(&safe_next(next.as_deref()));
+            }
         }
         Ok(record.user)
     }
