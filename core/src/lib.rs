@@ -24,7 +24,9 @@ pub mod storage;
 #[cfg(feature = "server")]
 pub mod accounts;
 
+#[cfg(feature = "server")]
 pub mod hasher;
+
 #[cfg(feature = "server")]
 pub mod secrets;
 

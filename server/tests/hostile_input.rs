@@ -191,6 +191,12 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (M::POST, "/api/maintenance/retry", vec!["window_id"], Some(Role::Admin)),
         (M::POST, "/api/maintenance/abort", vec!["window_id"], Some(Role::Admin)),
         (M::GET, "/api/events", vec![], Some(Role::Viewer)),
+        (
+            M::POST,
+            "/api/account/password",
+            vec!["current_password", "new_password", "next"],
+            Some(Role::Viewer),
+        ),
     ]
 }
 
