@@ -65,4 +65,22 @@ if [[ $want_test == 1 ]]; then
       exit 1
     }
   fi
+  # Postgres sources are read through logical decoding, which needs wal_level=logical. The local
+  # cluster this script manages is switched (a restart, once); an external server is left alone
+  # and must already have it.
+  # Tests run in parallel and each Postgres source holds two slots: the default 10 is too few.
+  if [[ "$(psql "$pg_url" -Atqc 'show wal_level')" != "logical" ||
+        "$(psql "$pg_url" -Atqc 'show max_replication_slots')" -lt 64 ]]; then
+    if [[ -z "${QUIESCE_TEST_POSTGRES_URL:-}" ]] && command -v pg_ctlcluster >/dev/null && [[ -d /etc/postgresql ]]; then
+      say "switching the local PostgreSQL cluster to wal_level=logical, 100 slots (restart)"
+      psql "$pg_url" -Atqc "ALTER SYSTEM SET wal_level = logical" >/dev/null
+      psql "$pg_url" -Atqc "ALTER SYSTEM SET max_replication_slots = 100" >/dev/null
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main restart
+      for _ in $(seq 1 30); do psql "$pg_url" -Atqc 'select 1' >/dev/null 2>&1 && break; sleep 1; done
+    fi
+    if [[ "$(psql "$pg_url" -Atqc 'show wal_level' 2>/dev/null)" != "logical" ]]; then
+      say "the test Postgres (${pg_url%%@*}@…) has wal_level=$(psql "$pg_url" -Atqc 'show wal_level' 2>/dev/null); Postgres sources need wal_level=logical: set it (ALTER SYSTEM SET wal_level = logical) and restart that server"
+      exit 1
+    fi
+  fi
 fi

@@ -130,6 +130,21 @@ impl Drop for TestDb {
                     rt.block_on(async move {
                         use sqlx::Connection;
                         if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                            // A database with logical replication slots cannot be dropped: end
+                            // its sessions (a slot in use cannot be dropped), then its slots.
+                            let _ = sqlx::query(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                            )
+                            .bind(&name)
+                            .execute(&mut conn)
+                            .await;
+                            let _ = sqlx::query(
+                                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                                 WHERE database = $1 AND NOT active",
+                            )
+                            .bind(&name)
+                            .execute(&mut conn)
+                            .await;
                             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                                 .execute(&mut conn)
                                 .await;

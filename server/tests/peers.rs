@@ -236,6 +236,7 @@ async fn peer_urls_are_sealed_in_the_catalog_and_plain_rows_are_read_and_sealed(
                 kind: PeerKind::Sqlite,
                 url: legacy.url.clone(),
                 location: "legacy".into(),
+                capture: quiesce_core::domain::Capture::Trigger,
             },
             chrono::Utc::now(),
         )

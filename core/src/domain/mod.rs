@@ -19,7 +19,7 @@ pub use maintenance::{
 pub use mirror::{
     Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,
 };
-pub use peer::{validate_name, NameError, PeerKind, PeerView};
+pub use peer::{validate_name, Capture, NameError, PeerKind, PeerView};
 
 /// Which database holds the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

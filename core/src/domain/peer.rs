@@ -40,6 +40,37 @@ impl std::str::FromStr for PeerKind {
     }
 }
 
+/// How a source peer's changes are captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Capture {
+    /// Postgres logical decoding: a publication and replication slots (needs `wal_level=logical`).
+    #[default]
+    Logical,
+    /// A trigger-fed change log (SQLite peers; Postgres hosts without logical decoding).
+    Trigger,
+}
+
+impl Capture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capture::Logical => "logical",
+            Capture::Trigger => "trigger",
+        }
+    }
+}
+
+impl std::str::FromStr for Capture {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "logical" => Ok(Capture::Logical),
+            "trigger" => Ok(Capture::Trigger),
+            other => Err(format!("unknown capture {other:?}: expected logical or trigger")),
+        }
+    }
+}
+
 /// A peer as pages see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerView {
@@ -48,6 +79,9 @@ pub struct PeerView {
     pub kind: PeerKind,
     /// `path/to/file.db` or `host:port/database`; never a user name or password.
     pub location: String,
+    /// How changes are read when this peer is a source (always `trigger` for SQLite).
+    #[serde(default)]
+    pub capture: Capture,
     pub created_at: DateTime<Utc>,
 }
 

@@ -13,6 +13,7 @@
 //! crash between the write and the checkpoint has no effect: delivery is at least once, the
 //! effect exactly once.
 
+mod logical;
 pub mod peer;
 mod runner;
 mod supervisor;
@@ -30,7 +31,10 @@ pub use supervisor::{Supervisor, SupervisorConfig};
 
 pub use peer::rules::PeerRules;
 
-use crate::domain::{validate_name, Hold, Mirror, MirrorView, PeerView, RequestKind, RequestOutcome, Stage};
+use crate::domain::{
+    validate_name, Capture, Hold, Mirror, MirrorStatus, MirrorView, PeerKind, PeerView, RequestKind,
+    RequestOutcome, Stage,
+};
 use crate::events::{Event, EventBus};
 use crate::secrets::{SecretBox, SecretError};
 use crate::storage::{Catalog, NewMirror, NewPeer, NewRequest, StatusChange, StorageError};
@@ -61,7 +65,9 @@ impl EngineError {
         let ty = if ty.is_empty() { "(none)" } else { ty };
         EngineError::Schema(format!(
             "table {table:?} column {column:?} has type {ty:?}, which mirrors do not support \
-             (supported: integers, floating point, text, boolean, bytes)"
+             (supported: integers, floating point, text, char, varchar, boolean, bytes; on Postgres \
+             also numeric, date, time, timestamp, timestamptz, interval, uuid, json, jsonb, enums \
+             and arrays of these)"
         ))
     }
 
@@ -110,6 +116,10 @@ pub struct Engine {
     rules: Arc<PeerRules>,
     /// Seals peer URLs before they reach the catalog; `None` stores them as given.
     secrets: Option<Arc<SecretBox>>,
+    /// One logical-decoding reader per Postgres source captured that way.
+    readers: Arc<logical::Readers>,
+    /// Each peer's kind and capture, read once (neither changes after creation).
+    captures: Arc<Mutex<HashMap<String, (PeerKind, Capture)>>>,
 }
 
 impl Engine {
@@ -124,6 +134,8 @@ impl Engine {
             wakeups: Arc::default(),
             rules: Arc::new(PeerRules::default()),
             secrets: None,
+            readers: Arc::default(),
+            captures: Arc::default(),
         }
     }
 
@@ -168,10 +180,31 @@ impl Engine {
 
     /// [`Engine::create_peer`], creating a missing SQLite file (inside the peers directory) when
     /// `create_file` is set.
-    #[tracing::instrument(skip(self, url), fields(peer.name = %name))]
     pub async fn create_peer_with(&self, name: &str, url: &str, create_file: bool) -> Result<PeerView> {
+        self.create_peer_opts(name, url, create_file, None).await
+    }
+
+    /// [`Engine::create_peer_with`] choosing how a Postgres source is captured (`None`: logical
+    /// decoding). SQLite peers always use triggers; asking them for logical decoding is refused.
+    #[tracing::instrument(skip(self, url), fields(peer.name = %name))]
+    pub async fn create_peer_opts(
+        &self,
+        name: &str,
+        url: &str,
+        create_file: bool,
+        capture: Option<Capture>,
+    ) -> Result<PeerView> {
         validate_name(name).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let checked = self.rules.check(url, create_file).await?;
+        let capture = match (checked.kind, capture) {
+            (PeerKind::Sqlite, None | Some(Capture::Trigger)) => Capture::Trigger,
+            (PeerKind::Sqlite, Some(Capture::Logical)) => {
+                return Err(EngineError::Invalid(
+                    "invalid argument capture: SQLite peers are captured with triggers".into(),
+                ))
+            }
+            (PeerKind::Postgres, c) => c.unwrap_or(Capture::Logical),
+        };
         // Refuse a taken name before a file is created for nothing.
         if self.catalog.peer_by_name(name).await?.is_some() {
             return Err(StorageError::Conflict(format!("a peer named {name:?} already exists")).into());
@@ -199,6 +232,7 @@ impl Engine {
                     kind: checked.kind,
                     url: stored,
                     location: checked.location,
+                    capture,
                 },
                 Utc::now(),
             )
@@ -237,13 +271,62 @@ impl Engine {
         Ok(self.catalog.list_peers().await?)
     }
 
-    /// Deletes a peer no live mirror uses.
+    /// Deletes a peer no live mirror uses, with the publication and slots it had as a source.
     pub async fn delete_peer(&self, id: &str) -> Result<()> {
+        if let Ok(Some(reader)) = self.logical_reader(id).await {
+            if self.catalog.mirrors_on_source(id).await?.is_empty() {
+                if let Ok(Peer::Postgres(pool)) = self.peer(id).await {
+                    // Best effort: an unreachable peer must stay removable.
+                    if let Err(e) = reader.release(&pool, &[], true).await {
+                        tracing::warn!(peer.id = %id, error = %e, "cannot drop the peer's replication slots");
+                    }
+                }
+            }
+            self.readers.forget(id);
+        }
         self.catalog.delete_peer(id).await?;
         if let Some(p) = self.peers.lock().await.remove(id) {
             p.close().await;
         }
         Ok(())
+    }
+
+    /// The peer's kind and capture.
+    async fn capture_of(&self, peer_id: &str) -> Result<(PeerKind, Capture)> {
+        if let Some(c) = self.captures.lock().unwrap_or_else(|p| p.into_inner()).get(peer_id) {
+            return Ok(*c);
+        }
+        let view =
+            self.catalog.peer(peer_id).await?.ok_or_else(|| EngineError::Invalid("no such peer".into()))?;
+        let c = (view.kind, view.capture);
+        self.captures.lock().unwrap_or_else(|p| p.into_inner()).insert(peer_id.to_string(), c);
+        Ok(c)
+    }
+
+    /// The logical-decoding reader of a source peer, or `None` when it is captured by triggers.
+    pub(crate) async fn logical_reader(&self, peer_id: &str) -> Result<Option<Arc<logical::Reader>>> {
+        Ok(match self.capture_of(peer_id).await? {
+            (PeerKind::Postgres, Capture::Logical) => Some(self.readers.get(peer_id)),
+            _ => None,
+        })
+    }
+
+    /// For a mirror of a Postgres source read through logical decoding: the bytes of WAL its
+    /// source keeps for it (from its checkpoint to now). `None` for other mirrors, before the
+    /// snapshot has a position, or when the source cannot be asked.
+    pub async fn retained_wal(&self, m: &Mirror) -> Option<i64> {
+        if m.checkpoint.stage == Stage::Setup || m.status == MirrorStatus::Dropped {
+            return None;
+        }
+        let ask = async {
+            let Some(reader) = self.logical_reader(&m.source_peer_id).await? else { return Ok(None) };
+            let Peer::Postgres(pool) = self.peer(&m.source_peer_id).await? else { return Ok(None) };
+            reader.retained(&pool, runner::i64_to_lsn(m.checkpoint.change_id)).await.map(Some)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), ask).await {
+            Ok(Ok(n)) => n,
+            _ => None,
+        }
     }
 
     /// The open pool for peer `id`, connecting on first use.
@@ -303,6 +386,11 @@ impl Engine {
         let dest = self.peer(&req.dest_peer_id).await?;
         // Rows another live mirror copies from the same source table into the same destination
         // are that mirror's, not stale: they follow the same source rows.
+        if let (Some(_), Peer::Postgres(pool)) = (self.logical_reader(&req.source_peer_id).await?, &source) {
+            if let Some(problem) = peer::slots::logical_decoding_problem(pool).await? {
+                return Err(EngineError::Invalid(problem));
+            }
+        }
         let siblings = self.catalog.mirrors_on_source(&req.source_peer_id).await?;
         let filled_by_sibling =
             |t: &String| siblings.iter().any(|m| m.dest_peer_id == req.dest_peer_id && m.tables.contains(t));
@@ -445,8 +533,14 @@ impl Engine {
         let mirror = self.after_change(change);
         let source = self.peer(&mirror.source_peer_id).await?;
         let others = self.catalog.mirrors_on_source(&mirror.source_peer_id).await?;
-        for t in &mirror.tables {
-            if !others.iter().any(|o| o.tables.contains(t)) {
+        let unused: Vec<String> =
+            mirror.tables.iter().filter(|t| !others.iter().any(|o| o.tables.contains(t))).cloned().collect();
+        if let (Some(reader), Peer::Postgres(pool)) = (self.logical_reader(&mirror.source_peer_id).await?, &source) {
+            // The last mirror of the source takes its slots and publication with it: a slot
+            // nobody reads would keep WAL forever.
+            reader.release(pool, &unused, others.is_empty()).await?;
+        } else {
+            for t in &unused {
                 source.remove_capture(t).await?;
             }
         }
@@ -481,7 +575,15 @@ impl Engine {
             return Ok(0);
         }
         let upto = mirrors.iter().map(|m| m.checkpoint.change_id).min().unwrap_or(i64::MAX);
+        if mirrors.is_empty() {
+            return Ok(0);
+        }
         let source = self.peer(source_peer_id).await?;
+        if let (Some(reader), Peer::Postgres(pool)) = (self.logical_reader(source_peer_id).await?, &source) {
+            // The hold slot keeps what the furthest-behind live mirror still needs.
+            reader.hold_at(pool, runner::i64_to_lsn(upto)).await?;
+            return Ok(0);
+        }
         source.prune_changes(upto).await
     }
 
@@ -510,6 +612,10 @@ impl Engine {
     /// Change-log entries of the mirror's tables it has not applied; `None` when unknown.
     pub async fn backlog(&self, m: &Mirror) -> Option<i64> {
         if m.checkpoint.stage == Stage::Setup {
+            return None;
+        }
+        if !matches!(self.logical_reader(&m.source_peer_id).await, Ok(None)) {
+            // Logical decoding has no count of pending changes; see `retained_wal`.
             return None;
         }
         let ask = async {

@@ -6,11 +6,14 @@
 //! checkpoint: a crash in between replays the batch, which idempotent writes absorb.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::peer::{key_from_json, row_from_json, sql_key_of, Peer, TableSchema, TableWrite};
+use super::logical::Reader;
+use super::peer::pgoutput::{Datum, RowChange};
+use super::peer::{key_from_json, key_to_json, row_from_json, sql_key_of, Peer, Row, TableSchema, TableWrite, Value};
 use super::{Engine, EngineError, Result};
 use crate::domain::{Checkpoint, Mirror, MirrorStatus, Stage};
 use crate::events::Event;
@@ -81,6 +84,10 @@ pub struct MirrorRunner {
     /// The next snapshot batch, read while the previous one was being written: (table index,
     /// key it follows, rows). Used only if the checkpoint still matches.
     prefetch: Option<(i64, Option<String>, Vec<super::peer::Row>)>,
+    /// The source's logical-decoding reader, when the source is captured that way.
+    reader: Option<Arc<Reader>>,
+    /// When an idle mirror last recorded that the source moved on without touching its tables.
+    idle_saved_at: Option<Instant>,
 }
 
 impl MirrorRunner {
@@ -93,6 +100,7 @@ impl MirrorRunner {
         for t in &m.tables {
             schemas.push(source.table_schema(t).await?);
         }
+        let reader = engine.logical_reader(&m.source_peer_id).await?;
         Ok(MirrorRunner {
             engine,
             mirror_id: m.id,
@@ -106,6 +114,8 @@ impl MirrorRunner {
             backlog_at: None,
             pruned_at: None,
             prefetch: None,
+            reader,
+            idle_saved_at: None,
         })
     }
 
@@ -162,7 +172,9 @@ impl MirrorRunner {
 
     async fn setup(&mut self, m: &Mirror) -> Result<StepOutcome> {
         for schema in &self.schemas {
-            self.source.install_capture(schema).await?;
+            if self.reader.is_none() {
+                self.source.install_capture(schema).await?;
+            }
             self.dest.ensure_table(schema).await?;
             if m.replace_destination {
                 // Asked for at creation: the snapshot must not keep rows the source lacks.
@@ -170,9 +182,13 @@ impl MirrorRunner {
                 self.dest.clear_table(&schema.name).await?;
             }
         }
-        // After the triggers exist: every change from here on is logged above this mark, and
-        // anything earlier is in the rows the snapshot will read.
-        let mark = self.source.high_water_mark().await?;
+        // After the triggers exist (or the tables are published and the slots exist): every
+        // change from here on is logged above this mark, and anything earlier is in the rows the
+        // snapshot will read.
+        let mark = match (&self.reader, &self.source) {
+            (Some(reader), Peer::Postgres(pool)) => lsn_to_i64(reader.prepare(pool, &self.tables).await?),
+            _ => self.source.high_water_mark().await?,
+        };
         let checkpoint =
             Checkpoint { stage: Stage::Snapshot, table_index: 0, last_pk: None, change_id: mark };
         self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;
@@ -219,7 +235,9 @@ impl MirrorRunner {
         let n = rows.len();
         // Read the next batch while this one is written. Snapshot rows may be older than the
         // moment they are written: every change after the high-water mark is replayed by CDC.
-        let write = [TableWrite { schema, upserts: rows, deletes: Vec::new() }];
+        let mut write = TableWrite::new(schema);
+        write.upserts = rows;
+        let write = [write];
         let (written, next) = tokio::join!(
             self.dest.write(&write),
             self.source.read_rows(schema, Some(&last_key), self.options.snapshot_batch)
@@ -240,6 +258,9 @@ impl MirrorRunner {
     }
 
     async fn cdc_batch(&mut self, m: &Mirror) -> Result<StepOutcome> {
+        if self.reader.is_some() {
+            return self.cdc_logical(m).await;
+        }
         let changes = self.source.read_changes(m.checkpoint.change_id, self.options.cdc_batch).await?;
         let Some(last_id) = changes.last().map(|c| c.id) else {
             if self.backlog != Some(0) {
@@ -253,28 +274,32 @@ impl MirrorRunner {
         // key matters: coalescing keeps the batch's effect and lets writes go in bulk.
         let index: HashMap<&str, usize> =
             self.tables.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
-        let mut last: HashMap<(usize, &str), Option<&str>> = HashMap::new();
+        let mut last: HashMap<(usize, &str), (bool, Option<&str>)> = HashMap::new();
         let mut applied = 0u64;
         for ch in &changes {
             if let Some(&t) = index.get(ch.table.as_str()) {
                 applied += 1;
-                let row = if ch.op == "D" { None } else { ch.row.as_deref() };
-                last.insert((t, ch.pk.as_str()), row);
+                last.insert((t, ch.pk.as_str()), (ch.op == "D", ch.row.as_deref()));
             }
         }
-        let mut writes: Vec<TableWrite<'_>> = self
-            .schemas
-            .iter()
-            .map(|schema| TableWrite { schema, upserts: Vec::new(), deletes: Vec::new() })
-            .collect();
-        for ((t, pk), row) in last {
+        let mut writes: Vec<TableWrite<'_>> = self.schemas.iter().map(TableWrite::new).collect();
+        for ((t, pk), (deleted, row)) in last {
             let w = &mut writes[t];
-            match row {
-                Some(row) => w.upserts.push(row_from_json(w.schema, row).map_err(EngineError::Schema)?),
-                None => w.deletes.push(key_from_json(w.schema, pk).map_err(EngineError::Schema)?),
+            match (deleted, row) {
+                (false, Some(row)) => {
+                    w.upserts.push(row_from_json(w.schema, row).map_err(EngineError::Schema)?)
+                }
+                // Postgres triggers record the deleted row in its exact text form: its key
+                // matches the destination's even where the JSON key would print differently
+                // (timestamps).
+                (true, Some(row)) => {
+                    let old = row_from_json(w.schema, row).map_err(EngineError::Schema)?;
+                    w.deletes.push(sql_key_of(w.schema, &old));
+                }
+                _ => w.deletes.push(key_from_json(w.schema, pk).map_err(EngineError::Schema)?),
             }
         }
-        writes.retain(|w| !w.upserts.is_empty() || !w.deletes.is_empty());
+        writes.retain(|w| !w.is_empty());
         if !writes.is_empty() {
             self.dest.write(&writes).await?;
         }
@@ -284,6 +309,46 @@ impl MirrorRunner {
             last_pk: None,
             change_id: last_id,
         };
+        let total = m.rows_applied + i64::try_from(applied).unwrap_or(i64::MAX);
+        self.save(m, checkpoint, m.rows_copied, total).await?;
+        if self.pruned_at.is_none_or(|t| t.elapsed() >= self.options.prune_every) {
+            self.pruned_at = Some(Instant::now());
+            self.engine.prune_source(&self.source_peer_id).await?;
+        }
+        Ok(StepOutcome::AppliedChanges(applied))
+    }
+
+    /// CDC from the source's logical-decoding reader: the committed transactions after the
+    /// checkpoint, coalesced to each key's last state, in one destination transaction.
+    async fn cdc_logical(&mut self, m: &Mirror) -> Result<StepOutcome> {
+        let (Some(reader), Peer::Postgres(pool)) = (self.reader.clone(), self.source.clone()) else {
+            return Err(EngineError::Invalid("logical capture needs a Postgres source".into()));
+        };
+        let after = i64_to_lsn(m.checkpoint.change_id);
+        let batch = reader.read(&pool, &self.mirror_id, after, self.options.cdc_batch).await?;
+        let position = lsn_to_i64(batch.position);
+        let mut writes: Vec<TableWrite<'_>> = self.schemas.iter().map(TableWrite::new).collect();
+        let applied = coalesce(&self.schemas, &batch.transactions, &mut writes)?;
+        writes.retain(|w| !w.is_empty());
+        if writes.is_empty() {
+            if self.backlog != Some(0) {
+                self.backlog = Some(0);
+                self.backlog_at = Some(Instant::now());
+                self.publish_progress(m, false).await;
+            }
+            // The source moved on without touching these tables: recording that now and then
+            // lets the hold slot release WAL an idle mirror does not need.
+            let stale = self.idle_saved_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+            if position > m.checkpoint.change_id && stale {
+                self.idle_saved_at = Some(Instant::now());
+                let checkpoint = Checkpoint { change_id: position, ..m.checkpoint.clone() };
+                self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;
+                self.engine.prune_source(&self.source_peer_id).await?;
+            }
+            return Ok(StepOutcome::Idle);
+        }
+        self.dest.write(&writes).await?;
+        let checkpoint = Checkpoint { change_id: position, ..m.checkpoint.clone() };
         let total = m.rows_applied + i64::try_from(applied).unwrap_or(i64::MAX);
         self.save(m, checkpoint, m.rows_copied, total).await?;
         if self.pruned_at.is_none_or(|t| t.elapsed() >= self.options.prune_every) {
@@ -321,6 +386,123 @@ impl MirrorRunner {
             backlog: self.backlog,
         });
     }
+}
+
+/// Checkpoints store log positions in the catalog's signed 64-bit column.
+pub(crate) fn lsn_to_i64(lsn: u64) -> i64 {
+    i64::try_from(lsn).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn i64_to_lsn(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A key's last state in a batch.
+enum Last {
+    Upsert(Row),
+    Delete(Vec<Value>),
+    /// Only the marked columns are known (an update that left a large value alone).
+    Partial(Row, Vec<bool>),
+}
+
+/// Reads a pgoutput tuple as a row of `schema` (columns matched by name) and which columns it
+/// carried.
+fn tuple_row(schema: &TableSchema, names: &[String], tuple: &[Datum]) -> Result<(Row, Vec<bool>)> {
+    let mut row = vec![Value::Null; schema.columns.len()];
+    let mut known = vec![false; schema.columns.len()];
+    for (name, datum) in names.iter().zip(tuple) {
+        let Some(i) = schema.columns.iter().position(|c| &c.name == name) else { continue };
+        match datum {
+            Datum::Null => known[i] = true,
+            Datum::Unchanged => {}
+            Datum::Text(t) => {
+                row[i] = Value::from_pg_text(schema.columns[i].ty, t).map_err(EngineError::Schema)?;
+                known[i] = true;
+            }
+        }
+    }
+    Ok((row, known))
+}
+
+/// Folds `transactions` into `writes` (one per schema, same order): each key's final state,
+/// deletes for keys that went away, and truncates. Returns how many changes touched the tables.
+fn coalesce(
+    schemas: &[TableSchema],
+    transactions: &[Arc<super::peer::pgoutput::Transaction>],
+    writes: &mut [TableWrite<'_>],
+) -> Result<u64> {
+    let index: HashMap<&str, usize> = schemas.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut last: Vec<HashMap<String, Last>> = schemas.iter().map(|_| HashMap::new()).collect();
+    let mut applied = 0u64;
+    for tx in transactions {
+        for change in &tx.changes {
+            let (rel, old, new) = match change {
+                RowChange::Truncate { tables } => {
+                    for t in tables {
+                        if let Some(&i) = index.get(t.as_str()) {
+                            applied += 1;
+                            writes[i].truncate = true;
+                            last[i].clear();
+                        }
+                    }
+                    continue;
+                }
+                RowChange::Insert { table, new } => (table, None, Some(new)),
+                RowChange::Update { table, old, new } => (table, old.as_ref(), Some(new)),
+                RowChange::Delete { table, old } => (table, Some(old), None),
+            };
+            let Some(&i) = index.get(rel.name.as_str()) else { continue };
+            let schema = &schemas[i];
+            applied += 1;
+            if let Some(old) = old {
+                let (old_row, _) = tuple_row(schema, &rel.columns, old)?;
+                let old_key = sql_key_of(schema, &old_row);
+                let new_key = match new {
+                    Some(n) => Some(sql_key_of(schema, &tuple_row(schema, &rel.columns, n)?.0)),
+                    None => None,
+                };
+                if new_key.as_ref() != Some(&old_key) {
+                    last[i].insert(key_to_json(&old_key), Last::Delete(old_key));
+                }
+            }
+            let Some(new) = new else { continue };
+            let (row, known) = tuple_row(schema, &rel.columns, new)?;
+            let key = key_to_json(&sql_key_of(schema, &row));
+            let state = if known.iter().all(|k| *k) {
+                Last::Upsert(row)
+            } else {
+                match last[i].remove(&key) {
+                    Some(Last::Upsert(prev)) => Last::Upsert(merge(row, &known, prev)),
+                    Some(Last::Partial(prev, prev_known)) => {
+                        let both: Vec<bool> = known.iter().zip(&prev_known).map(|(a, b)| *a || *b).collect();
+                        Last::Partial(merge(row, &known, prev), both)
+                    }
+                    _ => Last::Partial(row, known),
+                }
+            };
+            last[i].insert(key, state);
+        }
+    }
+    for (i, states) in last.into_iter().enumerate() {
+        for state in states.into_values() {
+            match state {
+                Last::Upsert(row) => writes[i].upserts.push(row),
+                Last::Delete(key) => writes[i].deletes.push(key),
+                Last::Partial(row, known) => writes[i].partial.push((row, known)),
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// `row` with the columns it does not know taken from `prev`.
+fn merge(mut row: Row, known: &[bool], prev: Row) -> Row {
+    for (i, p) in prev.into_iter().enumerate() {
+        if !known.get(i).copied().unwrap_or(true) {
+            row[i] = p;
+        }
+    }
+    row
 }
 
 async fn load(engine: &Engine, id: &str) -> Result<Mirror> {

@@ -222,6 +222,7 @@ pub struct NewPeer {
     pub kind: PeerKind,
     pub url: String,
     pub location: String,
+    pub capture: crate::domain::Capture,
 }
 
 /// Peers: database endpoints mirrors read from or write to.

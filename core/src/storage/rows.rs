@@ -12,7 +12,7 @@ pub(super) const MIRROR_COLUMNS: &str = "id, name, source_peer_id, dest_peer_id,
     stage, table_index, last_pk, change_id, rows_copied, rows_applied, last_error, created_at, \
     updated_at, resume_pending, replace_destination";
 
-pub(super) const PEER_COLUMNS: &str = "id, name, kind, location, created_at";
+pub(super) const PEER_COLUMNS: &str = "id, name, kind, location, capture, created_at";
 
 fn corrupt(what: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(what.to_string())
@@ -66,6 +66,7 @@ where
         name: row.try_get("name")?,
         kind: kind.parse().map_err(corrupt)?,
         location: row.try_get("location")?,
+        capture: row.try_get::<String, _>("capture")?.parse().map_err(corrupt)?,
         created_at: from_millis(row.try_get("created_at")?),
     })
 }

@@ -27,6 +27,7 @@ async fn peers(c: &dyn Catalog) -> (String, String, String) {
             kind: PeerKind::Sqlite,
             url: format!("sqlite:///tmp/{name}.db"),
             location: format!("{name}.db"),
+            capture: quiesce_core::domain::Capture::Trigger,
         };
         ids.push(c.create_peer(&p, Utc::now()).await.unwrap().id);
     }

@@ -11,6 +11,7 @@ fn peer(name: &str) -> NewPeer {
         kind: PeerKind::Postgres,
         url: format!("postgres://alice:s3cret@db.example/{name}"),
         location: format!("db.example:5432/{name}"),
+        capture: quiesce_core::domain::Capture::Trigger,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quiesce_core::domain::{Mirror, PeerKind, Stage};
+use quiesce_core::domain::{Capture, Mirror, PeerKind, Stage};
 use quiesce_core::engine::{
     Engine, EngineError, MirrorRequest, Peer, RunnerOptions, SupervisorConfig, Value,
 };
@@ -93,6 +93,11 @@ async fn count(peer: &Peer, sql: &str) -> i64 {
 
 impl World {
     pub async fn new(catalog: Backend, src: PeerKind, dst: PeerKind) -> World {
+        World::with_capture(catalog, src, dst, None).await
+    }
+
+    /// A world whose source peer is captured as `capture` (`None`: the default for its kind).
+    pub async fn with_capture(catalog: Backend, src: PeerKind, dst: PeerKind, capture: Option<Capture>) -> World {
         let catalog_db = TestDb::new(catalog).await;
         let src_db = TestDb::peer(src).await;
         let dst_db = TestDb::peer(dst).await;
@@ -101,7 +106,7 @@ impl World {
         let src_peer = Peer::connect(&src_db.url).await.unwrap();
         let dst_peer = Peer::connect(&dst_db.url).await.unwrap();
         exec(&src_peer, items_ddl(src)).await;
-        let src_id = engine.create_peer("src", &src_db.url).await.unwrap().id;
+        let src_id = engine.create_peer_opts("src", &src_db.url, false, capture).await.unwrap().id;
         let dst_id = engine.create_peer("dst", &dst_db.url).await.unwrap().id;
         World {
             _catalog_db: catalog_db,
@@ -151,14 +156,46 @@ impl World {
         self.try_create_mirror(name, tables).await.unwrap().id
     }
 
-    /// Waits until the mirror is running CDC with nothing left in its backlog.
+    /// Whether the source is read through logical decoding.
+    pub async fn logical(&self) -> bool {
+        self.engine.list_peers().await.unwrap().iter().any(|p| p.id == self.src_id && p.capture == Capture::Logical)
+    }
+
+    /// The source's current WAL position (Postgres).
+    pub async fn wal_position(&self) -> i64 {
+        match &self.src {
+            Peer::Postgres(p) => sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8")
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            Peer::Sqlite(_) => panic!("no WAL position on SQLite"),
+        }
+    }
+
+    /// What the mirror has not applied yet: change-log entries, or for logical decoding the
+    /// bytes of WAL its slot keeps for it.
+    pub async fn pending(&self, m: &Mirror) -> i64 {
+        if self.logical().await {
+            self.engine.retained_wal(m).await.unwrap()
+        } else {
+            self.engine.backlog(m).await.unwrap()
+        }
+    }
+
+    /// Waits until the mirror is running CDC with nothing left in its backlog (for logical
+    /// decoding: its checkpoint has passed the WAL written before this call).
     pub async fn wait_caught_up(&self, mirror: &str) {
         let mut last = None;
+        let target = if self.logical().await { Some(self.wal_position().await) } else { None };
         for _ in 0..6000 {
             let m = self.engine.catalog().mirror(mirror).await.unwrap();
             if let Some(m) = &m {
                 let backlog = self.engine.backlog(m).await;
-                if m.checkpoint.stage == Stage::Cdc && m.status.is_working() && backlog == Some(0) {
+                let done = match target {
+                    Some(t) => m.checkpoint.change_id >= t,
+                    None => backlog == Some(0),
+                };
+                if m.checkpoint.stage == Stage::Cdc && m.status.is_working() && done {
                     return;
                 }
                 last = Some((m.clone(), backlog));

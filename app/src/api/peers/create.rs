@@ -1,7 +1,8 @@
 //! `POST /api/peers/create`: checks a SQLite file or Postgres URL against the peer rules,
 //! connects, and saves it. The URL (with any password) is stored sealed and never shown or
 //! logged again. `create_file` (`true`, or `on` from the page's checkbox) creates a missing
-//! SQLite file inside the peers directory.
+//! SQLite file inside the peers directory. `capture` (`logical`, the default for Postgres, or
+//! `trigger`) chooses how a Postgres source's changes are read.
 
 use leptos::prelude::*;
 use quiesce_core::domain::PeerView;
@@ -13,6 +14,7 @@ pub async fn create_peer(
     name: String,
     url: String,
     create_file: Option<String>,
+    #[server(default)] capture: Option<String>,
 ) -> Result<PeerView, ApiError> {
     use crate::api::engine_error;
     use crate::auth::require;
@@ -32,7 +34,17 @@ pub async fn create_peer(
                 ))
             }
         };
-        let peer = state.engine.create_peer_with(&name, &url, create_file).await.map_err(engine_error)?;
+        let capture = match capture.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(c) => Some(c.parse().map_err(|_| {
+                ApiError::BadRequest("invalid argument capture: expected logical or trigger".into())
+            })?),
+        };
+        let peer = state
+            .engine
+            .create_peer_opts(&name, &url, create_file, capture)
+            .await
+            .map_err(engine_error)?;
         tracing::info!(peer.id = %peer.id, user.name = %user.username, "peer created");
         Ok(peer)
     }

@@ -10,20 +10,29 @@
 //!
 //! | kind | SQLite declared type | Postgres type | destination (SQLite / Postgres) |
 //! |---|---|---|---|
-//! | integer | contains `INT` (`INTEGER`, `BIGINT`, …) | `smallint`, `integer`, `bigint` | `INTEGER` / `BIGINT` |
-//! | floating point | contains `REAL`, `FLOA` or `DOUB` | `real`, `double precision` | `REAL` / `DOUBLE PRECISION` |
-//! | text | contains `CHAR`, `CLOB` or `TEXT` | `text`, `character varying` | `TEXT` / `TEXT` |
+//! | integer | contains `INT` (`INTEGER`, `BIGINT`, …) | `smallint`, `integer`, `bigint` | `INTEGER` / `BIGINT` (or the source's type) |
+//! | floating point | contains `REAL`, `FLOA` or `DOUB` | `real`, `double precision` | `REAL` / `DOUBLE PRECISION` (or the source's type) |
+//! | text | contains `CHAR`, `CLOB`, `TEXT`; also `DATE`, `TIME`, `NUMERIC`, `DECIMAL`, `JSON`, `UUID` (SQLite keeps these as text) | `text`, `character varying(n)`, `character(n)` | `TEXT` / `TEXT` (or the source's type) |
 //! | boolean | `BOOLEAN` or `BOOL` | `boolean` | `BOOLEAN` / `BOOLEAN` |
 //! | bytes | `BLOB` | `bytea` | `BLOB` / `BYTEA` |
+//! | typed (Postgres) | — | `numeric`, `date`, `time`, `timetz`, `timestamp`, `timestamptz`, `interval`, `uuid`, `json`, `jsonb`, enums, and arrays of any supported type | `TEXT` holding Postgres's text form / the source's exact type (enum types are created) |
 //!
-//! Anything else (numeric/decimal, dates and times, json, arrays, an undeclared SQLite type, …) is
+//! From a Postgres source to a Postgres destination every column keeps its exact type
+//! (`numeric(12,2)`, `character(84)`, `timestamp with time zone`, `mood[]`): values travel as
+//! Postgres's own text form and are cast back on write, so they arrive value for value (precision,
+//! time zones, json key order as Postgres keeps it, NULLs inside arrays). To SQLite, typed values
+//! are stored as that text (`2024-05-01 10:00:00+00`, `{1,NULL,3}`, `{"a": 1}`).
+//!
+//! Anything else (a domain type, a range, geometric types, an undeclared SQLite type, …) is
 //! refused when the mirror is created, naming the table, the column and its type. Every table
 //! needs a primary key. Postgres tables are looked up in the connection's `search_path`.
 //! SQLite's flexible typing is trusted: a value stored against its column's declared type (text
 //! in an `INTEGER` column) is read as that column's kind.
 
+pub mod pgoutput;
 mod postgres;
 pub mod rules;
+pub(crate) mod slots;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
 
@@ -40,22 +49,32 @@ use crate::domain::PeerKind;
 pub const CHANGELOG_TABLE: &str = "_quiesce_changelog";
 
 /// A column's kind; see the module docs for the type names each covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColumnType {
     Integer,
     Float,
+    #[default]
     Text,
     Boolean,
     Bytes,
+    /// A Postgres type carried as its text form and cast back on a Postgres destination.
+    Typed,
 }
 
 /// A column of a replicated table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Column {
     pub name: String,
     pub ty: ColumnType,
     pub nullable: bool,
+    /// On a Postgres source: the exact type as `format_type` prints it (`numeric(12,2)`), which a
+    /// Postgres destination table is created with and typed values are cast to.
+    pub pg_type: Option<String>,
+    /// When the type (or an array's element type) is an enum: its name and labels in order, so a
+    /// Postgres destination can create it.
+    pub pg_enum: Option<(String, Vec<String>)>,
 }
+
 
 /// A replicated table's shape: its columns, and which of them form the primary key (in key
 /// order, as indices into `columns`).
@@ -123,8 +142,82 @@ impl Value {
                 let hex = s.strip_prefix("\\x").unwrap_or(s);
                 Value::Bytes(hex_decode(hex).ok_or_else(bad)?)
             }
+            (ColumnType::Typed, J::String(s)) => Value::Text(s.clone()),
+            (ColumnType::Typed, other) => Value::Text(other.to_string()),
             _ => return Err(bad()),
         })
+    }
+
+    /// Reads a value of kind `ty` from Postgres's text form (what `::text`, a record literal and
+    /// pgoutput carry).
+    pub fn from_pg_text(ty: ColumnType, text: &str) -> Result<Value, String> {
+        let bad = || format!("cannot read {text:?} as {ty:?}");
+        Ok(match ty {
+            ColumnType::Integer => Value::Int(text.parse().map_err(|_| bad())?),
+            ColumnType::Float => Value::Float(match text {
+                "Infinity" => f64::INFINITY,
+                "-Infinity" => f64::NEG_INFINITY,
+                other => other.parse().map_err(|_| bad())?,
+            }),
+            ColumnType::Text | ColumnType::Typed => Value::Text(text.to_string()),
+            ColumnType::Boolean => match text {
+                "t" | "true" => Value::Bool(true),
+                "f" | "false" => Value::Bool(false),
+                _ => return Err(bad()),
+            },
+            ColumnType::Bytes => {
+                Value::Bytes(text.strip_prefix("\\x").and_then(hex_decode).ok_or_else(bad)?)
+            }
+        })
+    }
+}
+
+/// Splits a Postgres record literal (`(1,"a b",,"{1,2}")`, what `row::text` prints) into its
+/// fields' text forms; an empty unquoted field is NULL.
+pub fn parse_record(text: &str) -> Result<Vec<Option<String>>, String> {
+    let bad = || "bad captured record".to_string();
+    let inner = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')).ok_or_else(bad)?;
+    let mut fields = Vec::new();
+    let mut chars = inner.chars().peekable();
+    loop {
+        let mut field = String::new();
+        let mut quoted = false;
+        let mut any = false;
+        while let Some(&c) = chars.peek() {
+            match c {
+                ',' => break,
+                '"' => {
+                    quoted = true;
+                    any = true;
+                    chars.next();
+                    loop {
+                        match chars.next().ok_or_else(bad)? {
+                            '"' if chars.peek() == Some(&'"') => {
+                                chars.next();
+                                field.push('"');
+                            }
+                            '"' => break,
+                            '\\' => field.push(chars.next().ok_or_else(bad)?),
+                            other => field.push(other),
+                        }
+                    }
+                }
+                '\\' => {
+                    chars.next();
+                    any = true;
+                    field.push(chars.next().ok_or_else(bad)?);
+                }
+                other => {
+                    any = true;
+                    chars.next();
+                    field.push(other);
+                }
+            }
+        }
+        fields.push(if any || quoted { Some(field) } else { None });
+        if chars.next().is_none() {
+            return Ok(fields);
+        }
     }
 }
 
@@ -159,9 +252,23 @@ pub fn key_from_json(schema: &TableSchema, text: &str) -> Result<Vec<Value>, Str
     schema.pk.iter().zip(items).map(|(&i, v)| Value::from_json(schema.columns[i].ty, v)).collect()
 }
 
-/// Decodes a captured row (a JSON object keyed by column name) for `schema`.
+/// Decodes a captured row for `schema`: a JSON object keyed by column name (SQLite, and Postgres
+/// triggers installed by earlier versions), or a JSON string holding the row's record literal
+/// (Postgres triggers: every column in its exact text form).
 pub fn row_from_json(schema: &TableSchema, text: &str) -> Result<Row, String> {
     let j: serde_json::Value = serde_json::from_str(text).map_err(|_| "bad captured row".to_string())?;
+    if let Some(record) = j.as_str() {
+        let fields = parse_record(record)?;
+        if fields.len() != schema.columns.len() {
+            return Err(format!("captured row of {} has {} columns", schema.name, fields.len()));
+        }
+        return schema
+            .columns
+            .iter()
+            .zip(fields)
+            .map(|(c, f)| f.map_or(Ok(Value::Null), |t| Value::from_pg_text(c.ty, &t)))
+            .collect();
+    }
     let obj = j.as_object().ok_or_else(|| "bad captured row".to_string())?;
     schema
         .columns
@@ -530,11 +637,26 @@ impl Peer {
     }
 }
 
-/// Writes for one destination table.
+/// Writes for one destination table, applied in this order: empty the table (`truncate`),
+/// deletes, upserts, then partial updates.
 pub struct TableWrite<'a> {
     pub schema: &'a TableSchema,
+    pub truncate: bool,
     pub upserts: Vec<Row>,
     pub deletes: Vec<Vec<Value>>,
+    /// Rows of which only the columns marked `true` are known (Postgres does not send a large
+    /// value an update left alone): those columns are updated where the row exists.
+    pub partial: Vec<(Row, Vec<bool>)>,
+}
+
+impl<'a> TableWrite<'a> {
+    pub fn new(schema: &'a TableSchema) -> Self {
+        TableWrite { schema, truncate: false, upserts: Vec::new(), deletes: Vec::new(), partial: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.truncate && self.upserts.is_empty() && self.deletes.is_empty() && self.partial.is_empty()
+    }
 }
 
 /// A peer error's text, without the URL (which may hold a password).

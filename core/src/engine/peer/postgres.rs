@@ -27,24 +27,37 @@ const D: Dialect = Dialect::Postgres;
 /// The advisory lock key serialising change-log writers (and capture installs, with `+ 1`).
 pub const CAPTURE_LOCK: i64 = 0x5155_4945_5343_0001;
 
-fn column_type(table: &str, column: &str, pg_type: &str) -> Result<ColumnType, EngineError> {
-    Ok(match pg_type {
-        "smallint" | "integer" | "bigint" => ColumnType::Integer,
-        "real" | "double precision" => ColumnType::Float,
-        "text" | "character varying" => ColumnType::Text,
-        "boolean" => ColumnType::Boolean,
+/// The kind of a column from its type's name (`pg_type.typname`; for an array, its element's)
+/// and whether that type is an enum.
+fn column_kind(base: &str, is_enum: bool, is_array: bool) -> Option<ColumnType> {
+    let scalar = match base {
+        "int2" | "int4" | "int8" => ColumnType::Integer,
+        "float4" | "float8" => ColumnType::Float,
+        "text" | "varchar" | "bpchar" => ColumnType::Text,
+        "bool" => ColumnType::Boolean,
         "bytea" => ColumnType::Bytes,
-        other => return Err(EngineError::unsupported_type(table, column, other)),
-    })
+        "numeric" | "date" | "time" | "timetz" | "timestamp" | "timestamptz" | "interval" | "uuid" | "json"
+        | "jsonb" => ColumnType::Typed,
+        _ if is_enum => ColumnType::Typed,
+        _ => return None,
+    };
+    Some(if is_array { ColumnType::Typed } else { scalar })
 }
 
 pub(super) async fn table_schema(pool: &PgPool, table: &str) -> Result<Option<TableSchema>, EngineError> {
     let rows = sqlx::query(
-        "SELECT a.attname::text, a.atttypid::regtype::text, NOT a.attnotnull,
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
                 COALESCE(array_position(i.indkey::int2[], a.attnum)
-                         - array_lower(i.indkey::int2[], 1) + 1, 0)::int8
+                         - array_lower(i.indkey::int2[], 1) + 1, 0)::int8,
+                COALESCE(e.typname, t.typname)::text,
+                COALESCE(e.typtype, t.typtype) = 'e',
+                e.oid IS NOT NULL,
+                (SELECT array_agg(l.enumlabel::text ORDER BY l.enumsortorder)
+                   FROM pg_enum l WHERE l.enumtypid = COALESCE(e.oid, t.oid))
          FROM pg_attribute a
          JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
+         JOIN pg_type t ON t.oid = a.atttypid
+         LEFT JOIN pg_type e ON t.typcategory = 'A' AND e.oid = t.typelem
          LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
          WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped
          ORDER BY a.attnum",
@@ -63,12 +76,26 @@ pub(super) async fn table_schema(pool: &PgPool, table: &str) -> Result<Option<Ta
         let pg_type: String = r.try_get(1).map_err(query_error)?;
         let nullable: bool = r.try_get(2).map_err(query_error)?;
         let pk_pos: i64 = r.try_get(3).map_err(query_error)?;
+        let base: String = r.try_get(4).map_err(query_error)?;
+        let is_enum: bool = r.try_get(5).map_err(query_error)?;
+        let is_array: bool = r.try_get(6).map_err(query_error)?;
+        let labels: Option<Vec<String>> = r.try_get(7).map_err(query_error)?;
         super::check_identifier("column", &name)?;
-        let ty = column_type(table, &name, &pg_type)?;
+        let ty = column_kind(&base, is_enum, is_array)
+            .ok_or_else(|| EngineError::unsupported_type(table, &name, &pg_type))?;
+        let pg_enum = if is_enum {
+            // Created by name on a Postgres destination: it must be a plain identifier.
+            if super::check_identifier("type", &base).is_err() {
+                return Err(EngineError::unsupported_type(table, &name, &pg_type));
+            }
+            Some((base, labels.unwrap_or_default()))
+        } else {
+            None
+        };
         if pk_pos > 0 {
             pk.push((pk_pos, i));
         }
-        columns.push(Column { name, ty, nullable });
+        columns.push(Column { name, ty, nullable, pg_type: Some(pg_type), pg_enum });
     }
     pk.sort();
     Ok(Some(TableSchema { name: table.to_string(), columns, pk: pk.into_iter().map(|(_, i)| i).collect() }))
@@ -107,8 +134,10 @@ fn capture_function() -> String {
            RETURN NULL;
          END
          $fn$",
-        entry("'D'", "old_key", "NULL"),
-        entry("left(TG_OP, 1)", "new_key", "new_row")
+        // Rows are stored as their record literal (a JSON string): every column in its exact
+        // text form, which `row_to_json` would change (timestamps, arrays, numeric).
+        entry("'D'", "old_key", "to_json(OLD::text)"),
+        entry("left(TG_OP, 1)", "new_key", "to_json(NEW::text)")
     )
 }
 
@@ -165,19 +194,34 @@ fn sql_type(ty: ColumnType) -> &'static str {
     match ty {
         ColumnType::Integer => "BIGINT",
         ColumnType::Float => "DOUBLE PRECISION",
-        ColumnType::Text => "TEXT",
+        ColumnType::Text | ColumnType::Typed => "TEXT",
         ColumnType::Boolean => "BOOLEAN",
         ColumnType::Bytes => "BYTEA",
     }
 }
 
+/// The type a column is created with here: the source's own when it was Postgres.
+fn column_sql_type(c: &Column) -> String {
+    c.pg_type.clone().unwrap_or_else(|| sql_type(c.ty).to_string())
+}
+
 pub(super) async fn create_table(pool: &PgPool, s: &TableSchema) -> Result<(), EngineError> {
+    for (name, labels) in s.columns.iter().filter_map(|c| c.pg_enum.as_ref()) {
+        let labels: Vec<String> = labels.iter().map(|l| format!("'{}'", l.replace('\'', "''"))).collect();
+        // Names are checked identifiers; labels are quoted literals.
+        let create = format!(
+            "DO $q$ BEGIN CREATE TYPE {} AS ENUM ({}); EXCEPTION WHEN duplicate_object THEN NULL; END $q$",
+            quote(name),
+            labels.join(", ")
+        );
+        sqlx::raw_sql(&create).execute(pool).await.map_err(query_error)?;
+    }
     let mut defs: Vec<String> = s
         .columns
         .iter()
         .map(|c| {
             let null = if c.nullable { "" } else { " NOT NULL" };
-            format!("{} {}{null}", quote(&c.name), sql_type(c.ty))
+            format!("{} {}{null}", quote(&c.name), column_sql_type(c))
         })
         .collect();
     let pk: Vec<String> = s.pk.iter().map(|&i| quote(&s.columns[i].name)).collect();
@@ -220,7 +264,7 @@ fn bind<'q>(q: Q<'q>, ty: ColumnType, v: &'q Value) -> Q<'q> {
         Value::Null => match ty {
             ColumnType::Integer => q.bind(None::<i64>),
             ColumnType::Float => q.bind(None::<f64>),
-            ColumnType::Text => q.bind(None::<String>),
+            ColumnType::Text | ColumnType::Typed => q.bind(None::<String>),
             ColumnType::Boolean => q.bind(None::<bool>),
             ColumnType::Bytes => q.bind(None::<Vec<u8>>),
         },
@@ -237,7 +281,7 @@ fn select_list(s: &TableSchema) -> String {
             match c.ty {
                 ColumnType::Integer => format!("{q}::int8"),
                 ColumnType::Float => format!("{q}::text::float8"),
-                ColumnType::Text => format!("{q}::text"),
+                ColumnType::Text | ColumnType::Typed => format!("{q}::text"),
                 ColumnType::Boolean | ColumnType::Bytes => q,
             }
         })
@@ -253,7 +297,9 @@ fn decode(row: &PgRow, s: &TableSchema) -> Result<Row, EngineError> {
             let v = match c.ty {
                 ColumnType::Integer => row.try_get::<Option<i64>, _>(i).map(|v| v.map(Value::Int)),
                 ColumnType::Float => row.try_get::<Option<f64>, _>(i).map(|v| v.map(Value::Float)),
-                ColumnType::Text => row.try_get::<Option<String>, _>(i).map(|v| v.map(Value::Text)),
+                ColumnType::Text | ColumnType::Typed => {
+                    row.try_get::<Option<String>, _>(i).map(|v| v.map(Value::Text))
+                }
                 ColumnType::Boolean => row.try_get::<Option<bool>, _>(i).map(|v| v.map(Value::Bool)),
                 ColumnType::Bytes => row.try_get::<Option<Vec<u8>>, _>(i).map(|v| v.map(Value::Bytes)),
             };
@@ -335,6 +381,9 @@ pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(),
     let mut tx = pool.begin().await.map_err(query_error)?;
     for w in batch {
         let s = w.schema;
+        if w.truncate {
+            sqlx::query(&format!("DELETE FROM {}", quote(&s.name))).execute(&mut *tx).await.map_err(query_error)?;
+        }
         for chunk in w.deletes.chunks(sql::rows_per_statement(D, s.pk.len())) {
             let text = sql::delete(D, s, chunk.len());
             let mut q = sqlx::query(&text);
@@ -349,6 +398,19 @@ pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(),
             upsert_copy(&mut tx, s, &w.upserts).await?;
         } else if !w.upserts.is_empty() {
             upsert_arrays(&mut tx, s, &w.upserts).await?;
+        }
+        for (row, mask) in &w.partial {
+            let Some(text) = sql::update_some(D, s, mask) else { continue };
+            let mut q = sqlx::query(&text);
+            for (i, (c, v)) in s.columns.iter().zip(row).enumerate() {
+                if mask[i] && !s.pk.contains(&i) {
+                    q = bind(q, c.ty, v);
+                }
+            }
+            for &i in &s.pk {
+                q = bind(q, s.columns[i].ty, &row[i]);
+            }
+            q.execute(&mut *tx).await.map_err(query_error)?;
         }
     }
     tx.commit().await.map_err(query_error)
@@ -365,7 +427,7 @@ async fn upsert_arrays(
     let text = sql::upsert_unnest(s, |ty| match ty {
         ColumnType::Integer => "int8[]",
         ColumnType::Float => "float8[]",
-        ColumnType::Text => "text[]",
+        ColumnType::Text | ColumnType::Typed => "text[]",
         ColumnType::Boolean => "bool[]",
         ColumnType::Bytes => "bytea[]",
     });
@@ -389,7 +451,7 @@ async fn upsert_arrays(
                     })
                     .collect::<Vec<_>>(),
             ),
-            ColumnType::Text => q.bind(
+            ColumnType::Text | ColumnType::Typed => q.bind(
                 cells
                     .map(|v| match v {
                         Value::Text(x) => Some(x.as_str()),
@@ -433,7 +495,7 @@ async fn upsert_copy(
     let stage = quote(&format!("_quiesce_stage_{}", s.name));
     let cols: Vec<String> = s.columns.iter().map(|c| quote(&c.name)).collect();
     let defs: Vec<String> =
-        s.columns.iter().map(|c| format!("{} {}", quote(&c.name), sql_type(c.ty))).collect();
+        s.columns.iter().map(|c| format!("{} {}", quote(&c.name), column_sql_type(c))).collect();
     sqlx::query(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
         defs.join(", ")

@@ -16,6 +16,15 @@ impl Dialect {
             Dialect::Postgres => format!("${n}"),
         }
     }
+
+    /// The placeholder for a value of `column`: on Postgres a typed value is bound as text and
+    /// cast to the column's type.
+    fn ph_for(self, n: usize, column: &super::Column) -> String {
+        match (self, column.ty, &column.pg_type) {
+            (Dialect::Postgres, super::ColumnType::Typed, Some(t)) => format!("${n}::{t}"),
+            _ => self.ph(n),
+        }
+    }
 }
 
 /// The primary key of `row`.
@@ -32,17 +41,20 @@ fn pk_list(schema: &TableSchema) -> String {
 pub(super) fn select_after(d: Dialect, schema: &TableSchema, select_list: &str, with_key: bool) -> String {
     let pk = pk_list(schema);
     let mut n = 0;
-    let mut next = || {
-        n += 1;
-        d.ph(n)
-    };
     let filter = if with_key {
-        let phs: Vec<String> = schema.pk.iter().map(|_| next()).collect();
+        let phs: Vec<String> = schema
+            .pk
+            .iter()
+            .map(|&i| {
+                n += 1;
+                d.ph_for(n, &schema.columns[i])
+            })
+            .collect();
         format!("WHERE ({pk}) > ({})", phs.join(", "))
     } else {
         String::new()
     };
-    format!("SELECT {select_list} FROM {} {filter} ORDER BY {pk} LIMIT {}", quote(&schema.name), next())
+    format!("SELECT {select_list} FROM {} {filter} ORDER BY {pk} LIMIT {}", quote(&schema.name), d.ph(n + 1))
 }
 
 /// A multi-row upsert of `rows` rows: `INSERT … ON CONFLICT (pk) DO UPDATE SET …`.
@@ -81,7 +93,7 @@ fn conflict_action(schema: &TableSchema) -> String {
 }
 
 /// The Postgres bulk upsert: one array parameter per column, `array_type` naming each kind's
-/// array type.
+/// array type; typed columns travel as `text[]` and are cast to the column's type.
 pub(super) fn upsert_unnest(
     schema: &TableSchema,
     array_type: impl Fn(super::ColumnType) -> &'static str,
@@ -89,11 +101,23 @@ pub(super) fn upsert_unnest(
     let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
     let arrays: Vec<String> =
         schema.columns.iter().enumerate().map(|(i, c)| format!("${}::{}", i + 1, array_type(c.ty))).collect();
+    let aliases: Vec<String> = (0..schema.columns.len()).map(|i| format!("c{i}")).collect();
+    let select: Vec<String> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match (c.ty, &c.pg_type) {
+            (super::ColumnType::Typed, Some(t)) => format!("u.c{i}::{t}"),
+            _ => format!("u.c{i}"),
+        })
+        .collect();
     format!(
-        "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
+        "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({}) {}",
         quote(&schema.name),
         cols.join(", "),
+        select.join(", "),
         arrays.join(", "),
+        aliases.join(", "),
         conflict_action(schema)
     )
 }
@@ -114,11 +138,46 @@ pub(super) fn delete(d: Dialect, schema: &TableSchema, keys: usize) -> String {
     let width = schema.pk.len();
     let tuples: Vec<String> = (0..keys)
         .map(|k| {
-            let phs: Vec<String> = (0..width).map(|c| d.ph(k * width + c + 1)).collect();
+            let phs: Vec<String> =
+                schema.pk.iter().enumerate().map(|(c, &i)| d.ph_for(k * width + c + 1, &schema.columns[i])).collect();
             format!("({})", phs.join(", "))
         })
         .collect();
     format!("DELETE FROM {} WHERE ({}) IN ({})", quote(&schema.name), pk_list(schema), tuples.join(", "))
+}
+
+/// `UPDATE t SET <columns marked in mask, except the key> WHERE (pk) = (…)`: the set values are
+/// bound first (in column order), then the key.
+pub(super) fn update_some(d: Dialect, schema: &TableSchema, mask: &[bool]) -> Option<String> {
+    let mut n = 0;
+    let sets: Vec<String> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask.get(*i).copied().unwrap_or(false) && !schema.pk.contains(i))
+        .map(|(_, c)| {
+            n += 1;
+            format!("{} = {}", quote(&c.name), d.ph_for(n, c))
+        })
+        .collect();
+    if sets.is_empty() {
+        return None;
+    }
+    let key: Vec<String> = schema
+        .pk
+        .iter()
+        .map(|&i| {
+            n += 1;
+            d.ph_for(n, &schema.columns[i])
+        })
+        .collect();
+    Some(format!(
+        "UPDATE {} SET {} WHERE ({}) = ({})",
+        quote(&schema.name),
+        sets.join(", "),
+        pk_list(schema),
+        key.join(", ")
+    ))
 }
 
 /// How many rows fit in one statement under the backend's bound-parameter limit.
@@ -153,8 +212,8 @@ mod tests {
         TableSchema {
             name: "t".into(),
             columns: vec![
-                Column { name: "a".into(), ty: ColumnType::Integer, nullable: false },
-                Column { name: "b".into(), ty: ColumnType::Text, nullable: true },
+                Column { name: "a".into(), ty: ColumnType::Integer, nullable: false, ..Column::default() },
+                Column { name: "b".into(), ty: ColumnType::Text, nullable: true, ..Column::default() },
             ],
             pk: vec![0],
         }

@@ -23,7 +23,12 @@ fn column_type(table: &str, column: &str, declared: &str) -> Result<ColumnType, 
         ColumnType::Boolean
     } else if t.contains("INT") {
         ColumnType::Integer
-    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+    } else if ["CHAR", "CLOB", "TEXT", "DATE", "TIME", "NUMERIC", "DECIMAL", "JSON", "UUID"]
+        .iter()
+        .any(|k| t.contains(k))
+    {
+        // SQLite keeps dates, decimals, json and uuids as text (or numbers it prints as text):
+        // they are carried as their text.
         ColumnType::Text
     } else if t.contains("BLOB") {
         ColumnType::Bytes
@@ -62,7 +67,7 @@ pub(super) async fn table_schema(pool: &SqlitePool, table: &str) -> Result<Optio
         if pk_pos > 0 {
             pk.push((pk_pos, i));
         }
-        columns.push(Column { name, ty, nullable: notnull == 0 && pk_pos == 0 });
+        columns.push(Column { name, ty, nullable: notnull == 0 && pk_pos == 0, ..Column::default() });
     }
     pk.sort();
     Ok(Some(TableSchema { name: table.to_string(), columns, pk: pk.into_iter().map(|(_, i)| i).collect() }))
@@ -166,7 +171,7 @@ fn sql_type(ty: ColumnType) -> &'static str {
     match ty {
         ColumnType::Integer => "INTEGER",
         ColumnType::Float => "REAL",
-        ColumnType::Text => "TEXT",
+        ColumnType::Text | ColumnType::Typed => "TEXT",
         ColumnType::Boolean => "BOOLEAN",
         ColumnType::Bytes => "BLOB",
     }
@@ -221,7 +226,7 @@ fn bind<'q>(q: Q<'q>, ty: ColumnType, v: &'q Value) -> Q<'q> {
         Value::Null => match ty {
             ColumnType::Integer => q.bind(None::<i64>),
             ColumnType::Float => q.bind(None::<f64>),
-            ColumnType::Text => q.bind(None::<String>),
+            ColumnType::Text | ColumnType::Typed => q.bind(None::<String>),
             ColumnType::Boolean => q.bind(None::<bool>),
             ColumnType::Bytes => q.bind(None::<Vec<u8>>),
         },
@@ -238,7 +243,9 @@ fn decode(row: &SqliteRow, s: &TableSchema) -> Result<Row, EngineError> {
             let v = match c.ty {
                 ColumnType::Integer => row.try_get_unchecked::<Option<i64>, _>(i).map(|v| v.map(Value::Int)),
                 ColumnType::Float => row.try_get_unchecked::<Option<f64>, _>(i).map(|v| v.map(Value::Float)),
-                ColumnType::Text => row.try_get_unchecked::<Option<String>, _>(i).map(|v| v.map(Value::Text)),
+                ColumnType::Text | ColumnType::Typed => {
+                    row.try_get_unchecked::<Option<String>, _>(i).map(|v| v.map(Value::Text))
+                }
                 ColumnType::Boolean => {
                     row.try_get_unchecked::<Option<bool>, _>(i).map(|v| v.map(Value::Bool))
                 }
@@ -329,6 +336,9 @@ pub(super) async fn write(pool: &SqlitePool, batch: &[TableWrite<'_>]) -> Result
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(query_error)?;
     for w in batch {
         let s = w.schema;
+        if w.truncate {
+            sqlx::query(&format!("DELETE FROM {}", quote(&s.name))).execute(&mut *tx).await.map_err(query_error)?;
+        }
         for chunk in w.deletes.chunks(sql::rows_per_statement(D, s.pk.len())) {
             let text = sql::delete(D, s, chunk.len());
             let mut q = sqlx::query(&text);
@@ -346,6 +356,19 @@ pub(super) async fn write(pool: &SqlitePool, batch: &[TableWrite<'_>]) -> Result
                 for (c, v) in s.columns.iter().zip(row) {
                     q = bind(q, c.ty, v);
                 }
+            }
+            q.execute(&mut *tx).await.map_err(query_error)?;
+        }
+        for (row, mask) in &w.partial {
+            let Some(text) = sql::update_some(D, s, mask) else { continue };
+            let mut q = sqlx::query(&text);
+            for (i, (c, v)) in s.columns.iter().zip(row).enumerate() {
+                if mask[i] && !s.pk.contains(&i) {
+                    q = bind(q, c.ty, v);
+                }
+            }
+            for &i in &s.pk {
+                q = bind(q, s.columns[i].ty, &row[i]);
             }
             q.execute(&mut *tx).await.map_err(query_error)?;
         }

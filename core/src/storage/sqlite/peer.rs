@@ -12,7 +12,7 @@ use crate::storage::{NewPeer, PeerStore, Result, StorageError};
 impl PeerStore for SqliteCatalog {
     async fn create_peer(&self, peer: &NewPeer, now: DateTime<Utc>) -> Result<PeerView> {
         let row = sqlx::query(&format!(
-            "INSERT INTO peers (id, name, kind, url, location, created_at) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO peers (id, name, kind, url, location, created_at, capture) VALUES (?, ?, ?, ?, ?, ?, ?)
              RETURNING {PEER_COLUMNS}"
         ))
         .bind(uuid::Uuid::new_v4().to_string())
@@ -21,6 +21,7 @@ impl PeerStore for SqliteCatalog {
         .bind(&peer.url)
         .bind(&peer.location)
         .bind(now.timestamp_millis())
+        .bind(peer.capture.as_str())
         .fetch_one(&self.pool)
         .await
         .map_err(|e| {

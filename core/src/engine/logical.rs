@@ -1,0 +1,267 @@
+//! One reader per Postgres source captured through logical decoding.
+//!
+//! Owns, per source peer, the publication and the two replication slots (see
+//! [`peer::slots::SlotNames`]) and an in-memory window of decoded transactions that every mirror
+//! of the source reads from, so the source's WAL is decoded once however many mirrors use it.
+//!
+//! Policy:
+//! - The **hold** slot stays at the lowest checkpoint of the source's live mirrors (paused and
+//!   snapshotting ones included): it only moves after the destination commits of every mirror
+//!   that needs it, so neither a crash nor a long maintenance window loses a change.
+//! - The **read** slot is the reader's cursor: it moves as soon as changes are in memory. A
+//!   paused mirror therefore never makes the reader re-read its backlog for the running ones.
+//!   A mirror that comes back behind the window (resumed after a pause, restarted after a crash)
+//!   repositions the cursor once: the read slot becomes a copy of the hold slot, moved to that
+//!   mirror's checkpoint, and mirrors that are further on skip what they already have.
+//! - Checkpoints are the end positions of commit records (LSNs): a mirror at `c` has applied
+//!   every transaction of its tables that committed at or before `c`.
+//! - Slot and publication changes of one source happen under its reader's lock (Postgres refuses
+//!   concurrent use of a slot).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use super::peer::pgoutput::{Decoder, Transaction};
+use super::peer::slots::{self, SlotNames};
+use super::EngineError;
+
+/// At most this many changes are kept in memory per source; mirrors further behind reposition
+/// the cursor instead.
+const WINDOW_CHANGES: usize = 100_000;
+/// A mirror that has not read for this long no longer keeps transactions in the window.
+const CONSUMER_TTL: Duration = Duration::from_secs(30);
+/// An idle source is asked for new changes at most this often (the mirrors poll more often).
+const MIN_PEEK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Every source's reader, by source peer id.
+#[derive(Default)]
+pub(crate) struct Readers {
+    map: Mutex<HashMap<String, Arc<Reader>>>,
+}
+
+impl Readers {
+    pub(crate) fn get(&self, peer_id: &str) -> Arc<Reader> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(peer_id.to_string()).or_insert_with(|| Arc::new(Reader::new(SlotNames::for_peer(peer_id)))).clone()
+    }
+
+    pub(crate) fn forget(&self, peer_id: &str) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(peer_id);
+    }
+}
+
+/// What a mirror gets from one read.
+pub(crate) struct Batch {
+    pub transactions: Vec<Arc<Transaction>>,
+    /// The checkpoint to record once they are applied: every transaction of the source up to
+    /// here has been seen (a position past the last transaction when the rest were irrelevant).
+    pub position: u64,
+}
+
+pub(crate) struct Reader {
+    names: SlotNames,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Decoded transactions with end positions in `(start, end]`, oldest first.
+    window: VecDeque<Arc<Transaction>>,
+    changes: usize,
+    start: u64,
+    /// Where the read slot is.
+    end: u64,
+    /// Whether `start`/`end` were read from the slot since this process started.
+    synced: bool,
+    consumers: HashMap<String, (u64, Instant)>,
+    last_peek: Option<Instant>,
+}
+
+impl Reader {
+    fn new(names: SlotNames) -> Self {
+        Reader { names, state: tokio::sync::Mutex::default() }
+    }
+
+    /// Makes the source ready for a new mirror of `tables` and returns the position its
+    /// snapshot starts from: the publication includes the tables, both slots exist, and the
+    /// hold slot is at or before the returned position (it cannot move past it while the mirror
+    /// is in setup, see [`super::Engine::advance_source`]).
+    pub(crate) async fn prepare(&self, pool: &PgPool, tables: &[String]) -> Result<u64, EngineError> {
+        let mut state = self.state.lock().await;
+        if let Some(problem) = slots::logical_decoding_problem(pool).await? {
+            return Err(EngineError::Schema(problem));
+        }
+        slots::ensure_publication(pool, &self.names.publication, tables).await?;
+        let mark = match slots::slot_position(pool, &self.names.hold).await? {
+            Some(at) => at,
+            None => slots::create_slot(pool, &self.names.hold).await?,
+        };
+        if slots::slot_position(pool, &self.names.read).await?.is_none() {
+            slots::copy_slot(pool, &self.names.hold, &self.names.read).await?;
+            state.synced = false;
+        }
+        Ok(mark)
+    }
+
+    /// The transactions after `after` (at most about `limit` changes) for mirror `mirror_id`.
+    pub(crate) async fn read(
+        &self,
+        pool: &PgPool,
+        mirror_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Batch, EngineError> {
+        let mut state = self.state.lock().await;
+        if !state.synced {
+            let Some(at) = slots::slot_position(pool, &self.names.read).await? else {
+                return Err(self.missing_slot(&self.names.read));
+            };
+            *state = State { start: at, end: at, synced: true, ..State::default() };
+        }
+        let now = Instant::now();
+        state.consumers.insert(mirror_id.to_string(), (after, now));
+        state.consumers.retain(|_, (_, seen)| now.duration_since(*seen) < CONSUMER_TTL);
+        if after < state.start {
+            self.reposition(pool, &mut state, after).await?;
+        }
+        let mut out = collect(&state, after, limit);
+        let caught_up = out.transactions.len() == count_after(&state, after);
+        let due = state.last_peek.is_none_or(|t| t.elapsed() >= MIN_PEEK_INTERVAL);
+        if caught_up && out.changes < limit && due {
+            self.fetch(pool, &mut state, limit).await?;
+            out = collect(&state, after, limit);
+        }
+        let position = if out.transactions.len() == count_after(&state, after) {
+            state.end.max(after)
+        } else {
+            out.transactions.last().map_or(after, |t| t.end_lsn)
+        };
+        trim(&mut state);
+        Ok(Batch { transactions: out.transactions, position })
+    }
+
+    /// Moves the hold slot to `lsn` (the lowest checkpoint of the source's live mirrors).
+    pub(crate) async fn hold_at(&self, pool: &PgPool, lsn: u64) -> Result<(), EngineError> {
+        let _state = self.state.lock().await;
+        slots::advance_slot(pool, &self.names.hold, lsn).await
+    }
+
+    /// Bytes of WAL the source keeps for a mirror at `checkpoint`.
+    pub(crate) async fn retained(&self, pool: &PgPool, checkpoint: u64) -> Result<i64, EngineError> {
+        slots::wal_since(pool, checkpoint).await
+    }
+
+    /// Takes `tables` out of the publication; with `last`, drops both slots and the publication.
+    pub(crate) async fn release(&self, pool: &PgPool, tables: &[String], last: bool) -> Result<(), EngineError> {
+        let mut state = self.state.lock().await;
+        if last {
+            slots::drop_slot(pool, &self.names.read).await?;
+            slots::drop_slot(pool, &self.names.hold).await?;
+            slots::drop_publication(pool, &self.names.publication).await?;
+            *state = State::default();
+        } else {
+            slots::remove_from_publication(pool, &self.names.publication, tables).await?;
+        }
+        Ok(())
+    }
+
+    fn missing_slot(&self, slot: &str) -> EngineError {
+        EngineError::Schema(format!(
+            "the source's replication slot {slot} is gone (dropped outside Quiesce?): changes since the \
+             mirror's checkpoint may be lost; drop and re-create the mirror"
+        ))
+    }
+
+    /// Points the read slot at `after` (behind the window): a copy of the hold slot, advanced.
+    async fn reposition(&self, pool: &PgPool, state: &mut State, after: u64) -> Result<(), EngineError> {
+        let Some(hold) = slots::slot_position(pool, &self.names.hold).await? else {
+            return Err(self.missing_slot(&self.names.hold));
+        };
+        if hold > after {
+            return Err(EngineError::Schema(format!(
+                "the source's hold slot is past this mirror's checkpoint ({} > {}): drop and re-create the mirror",
+                super::peer::pgoutput::format_lsn(hold),
+                super::peer::pgoutput::format_lsn(after)
+            )));
+        }
+        tracing::debug!(slot = %self.names.read, "repositioning the reader behind its window");
+        slots::copy_slot(pool, &self.names.hold, &self.names.read).await?;
+        slots::advance_slot(pool, &self.names.read, after).await?;
+        let at = slots::slot_position(pool, &self.names.read).await?.unwrap_or(after);
+        state.window.clear();
+        state.changes = 0;
+        state.start = at;
+        state.end = at;
+        Ok(())
+    }
+
+    /// Reads the next transactions from the read slot into the window and moves the slot past them.
+    async fn fetch(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
+        state.last_peek = Some(Instant::now());
+        let upto = slots::flush_position(pool).await?;
+        if upto <= state.end {
+            return Ok(());
+        }
+        let messages = slots::peek(pool, &self.names.read, &self.names.publication, upto, limit).await?;
+        let mut decoder = Decoder::new();
+        let mut last = None;
+        for m in &messages {
+            if let Some(tx) = decoder.feed(m).map_err(|e| EngineError::PeerQuery(e.to_string()))? {
+                last = Some(tx.end_lsn);
+                if !tx.changes.is_empty() && tx.end_lsn > state.end {
+                    state.changes += tx.changes.len();
+                    state.window.push_back(Arc::new(tx));
+                }
+            }
+        }
+        // Fewer messages than asked for: every transaction committed before `upto` is in hand,
+        // so the cursor may move to `upto` even past transactions of other tables.
+        let new_end = if messages.len() < limit { upto } else { last.unwrap_or(state.end) };
+        if new_end > state.end {
+            slots::advance_slot(pool, &self.names.read, new_end).await?;
+            state.end = new_end;
+        }
+        Ok(())
+    }
+}
+
+struct Collected {
+    transactions: Vec<Arc<Transaction>>,
+    changes: usize,
+}
+
+fn count_after(state: &State, after: u64) -> usize {
+    state.window.iter().filter(|t| t.end_lsn > after).count()
+}
+
+fn collect(state: &State, after: u64, limit: usize) -> Collected {
+    let mut out = Collected { transactions: Vec::new(), changes: 0 };
+    for t in state.window.iter().filter(|t| t.end_lsn > after) {
+        if out.changes >= limit {
+            break;
+        }
+        out.changes += t.changes.len();
+        out.transactions.push(t.clone());
+    }
+    out
+}
+
+/// Drops transactions every active mirror has read, and the oldest ones past the window's size.
+fn trim(state: &mut State) {
+    let lowest = state.consumers.values().map(|(at, _)| *at).min().unwrap_or(state.end);
+    while let Some(front) = state.window.front() {
+        if front.end_lsn <= lowest || state.changes > WINDOW_CHANGES {
+            state.changes -= front.changes.len();
+            state.start = front.end_lsn;
+            state.window.pop_front();
+        } else {
+            break;
+        }
+    }
+    if state.window.is_empty() {
+        state.start = state.start.max(lowest.min(state.end));
+    }
+}

@@ -1,0 +1,322 @@
+//! Decoding `pgoutput` messages (protocol version 1), the logical decoding output plugin that
+//! ships with Postgres, as returned by `pg_logical_slot_peek_binary_changes`.
+//!
+//! Policy: only what replication needs is kept — relations (to map an oid to a table and its
+//! column names), row changes with their values in Postgres's text form, and transaction
+//! boundaries with the commit's end position. Values stay text: the destination casts them back
+//! to the column's type, so every type Postgres can print round-trips value for value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A column value inside a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Datum {
+    Null,
+    /// A TOASTed value the change did not touch: pgoutput does not send it.
+    Unchanged,
+    Text(String),
+}
+
+/// One row change of a committed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowChange {
+    Insert { table: Arc<Relation>, new: Vec<Datum> },
+    /// `old` is the old key (or whole row) when the key changed or the table's replica identity
+    /// is full; otherwise the key did not change.
+    Update { table: Arc<Relation>, old: Option<Vec<Datum>>, new: Vec<Datum> },
+    /// `old` holds the key columns (others are NULL), or the whole row under replica identity full.
+    Delete { table: Arc<Relation>, old: Vec<Datum> },
+    Truncate { tables: Vec<String> },
+}
+
+/// A committed transaction: its changes, and the end of its commit record (the position a
+/// checkpoint records once it is applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub end_lsn: u64,
+    pub changes: Vec<RowChange>,
+}
+
+/// A table as pgoutput describes it: name and column names in the order values are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+/// Decodes a stream of messages into committed transactions. Relations are remembered across
+/// calls (a decoding session sends each once before its first use).
+#[derive(Default)]
+pub struct Decoder {
+    relations: HashMap<u32, Arc<Relation>>,
+    open: Option<Vec<RowChange>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode a pgoutput message: {0}")]
+pub struct DecodeError(String);
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        let Some(end) = end else {
+            return Err(DecodeError(format!("message ends early at byte {}", self.pos)));
+        };
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        Ok(i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn cstr(&mut self) -> Result<String, DecodeError> {
+        let rest = &self.buf[self.pos..];
+        let Some(n) = rest.iter().position(|&b| b == 0) else {
+            return Err(DecodeError("unterminated string".into()));
+        };
+        let s = String::from_utf8(rest[..n].to_vec()).map_err(|_| DecodeError("string is not UTF-8".into()))?;
+        self.pos += n + 1;
+        Ok(s)
+    }
+    fn tuple(&mut self) -> Result<Vec<Datum>, DecodeError> {
+        let n = self.i16()?;
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        for _ in 0..n {
+            out.push(match self.u8()? {
+                b'n' => Datum::Null,
+                b'u' => Datum::Unchanged,
+                b't' => {
+                    let len = usize::try_from(self.i32()?).map_err(|_| DecodeError("negative length".into()))?;
+                    let bytes = self.take(len)?;
+                    Datum::Text(
+                        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("value is not UTF-8".into()))?,
+                    )
+                }
+                other => return Err(DecodeError(format!("unknown tuple kind {other}"))),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The relation pgoutput described for `oid`.
+    pub fn relation(&self, oid: u32) -> Option<&Arc<Relation>> {
+        self.relations.get(&oid)
+    }
+
+    fn table(&self, oid: u32) -> Result<Arc<Relation>, DecodeError> {
+        self.relations
+            .get(&oid)
+            .cloned()
+            .ok_or_else(|| DecodeError(format!("a change for relation {oid} came before its description")))
+    }
+
+    fn push(&mut self, change: RowChange) -> Result<(), DecodeError> {
+        match &mut self.open {
+            Some(changes) => {
+                changes.push(change);
+                Ok(())
+            }
+            None => Err(DecodeError("a change outside a transaction".into())),
+        }
+    }
+
+    /// Feeds one message; returns the transaction it completes, if it is a commit.
+    pub fn feed(&mut self, msg: &[u8]) -> Result<Option<Transaction>, DecodeError> {
+        let mut r = Reader { buf: msg, pos: 0 };
+        match r.u8()? {
+            b'B' => {
+                self.open = Some(Vec::new());
+            }
+            b'C' => {
+                let _flags = r.u8()?;
+                let _commit_lsn = r.u64()?;
+                let end_lsn = r.u64()?;
+                let changes = self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
+                return Ok(Some(Transaction { end_lsn, changes }));
+            }
+            b'R' => {
+                let oid = r.u32()?;
+                let _namespace = r.cstr()?;
+                let name = r.cstr()?;
+                let _identity = r.u8()?;
+                let n = r.i16()?;
+                let mut columns = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                for _ in 0..n {
+                    let _flags = r.u8()?;
+                    columns.push(r.cstr()?);
+                    let _type_oid = r.u32()?;
+                    let _typmod = r.i32()?;
+                }
+                self.relations.insert(oid, Arc::new(Relation { name, columns }));
+            }
+            b'I' => {
+                let table = self.table(r.u32()?)?;
+                if r.u8()? != b'N' {
+                    return Err(DecodeError("an insert without a new row".into()));
+                }
+                let new = r.tuple()?;
+                self.push(RowChange::Insert { table, new })?;
+            }
+            b'U' => {
+                let table = self.table(r.u32()?)?;
+                let mut old = None;
+                let mut kind = r.u8()?;
+                if kind == b'K' || kind == b'O' {
+                    old = Some(r.tuple()?);
+                    kind = r.u8()?;
+                }
+                if kind != b'N' {
+                    return Err(DecodeError("an update without a new row".into()));
+                }
+                let new = r.tuple()?;
+                self.push(RowChange::Update { table, old, new })?;
+            }
+            b'D' => {
+                let table = self.table(r.u32()?)?;
+                let kind = r.u8()?;
+                if kind != b'K' && kind != b'O' {
+                    return Err(DecodeError("a delete without its key".into()));
+                }
+                let old = r.tuple()?;
+                self.push(RowChange::Delete { table, old })?;
+            }
+            b'T' => {
+                let n = r.u32()?;
+                let _options = r.u8()?;
+                let mut tables = Vec::new();
+                for _ in 0..n {
+                    tables.push(self.table(r.u32()?)?.name.clone());
+                }
+                self.push(RowChange::Truncate { tables })?;
+            }
+            // Origin, type descriptions and logical messages carry nothing a mirror applies.
+            b'O' | b'Y' | b'M' => {}
+            other => return Err(DecodeError(format!("unknown message type {:?}", other as char))),
+        }
+        Ok(None)
+    }
+}
+
+/// Formats a log position the way Postgres prints one (`16/B374D848`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Reads a log position printed by Postgres.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cstr(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(s.as_bytes());
+        out.push(0);
+    }
+
+    fn relation(oid: u32, name: &str, cols: &[&str]) -> Vec<u8> {
+        let mut m = vec![b'R'];
+        m.extend_from_slice(&oid.to_be_bytes());
+        cstr(&mut m, "public");
+        cstr(&mut m, name);
+        m.push(b'd');
+        m.extend_from_slice(&(cols.len() as i16).to_be_bytes());
+        for c in cols {
+            m.push(0);
+            cstr(&mut m, c);
+            m.extend_from_slice(&25u32.to_be_bytes());
+            m.extend_from_slice(&(-1i32).to_be_bytes());
+        }
+        m
+    }
+
+    fn tuple(out: &mut Vec<u8>, values: &[Option<&str>]) {
+        out.extend_from_slice(&(values.len() as i16).to_be_bytes());
+        for v in values {
+            match v {
+                None => out.push(b'n'),
+                Some(t) => {
+                    out.push(b't');
+                    out.extend_from_slice(&(t.len() as i32).to_be_bytes());
+                    out.extend_from_slice(t.as_bytes());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_transaction_decodes_into_its_changes() {
+        let mut d = Decoder::new();
+        let mut begin = vec![b'B'];
+        begin.extend_from_slice(&[0; 20]);
+        assert_eq!(d.feed(&relation(7, "t", &["id", "v"])).unwrap(), None);
+        assert_eq!(d.feed(&begin).unwrap(), None);
+        let mut ins = vec![b'I'];
+        ins.extend_from_slice(&7u32.to_be_bytes());
+        ins.push(b'N');
+        tuple(&mut ins, &[Some("1"), None]);
+        d.feed(&ins).unwrap();
+        let mut del = vec![b'D'];
+        del.extend_from_slice(&7u32.to_be_bytes());
+        del.push(b'K');
+        tuple(&mut del, &[Some("2"), None]);
+        d.feed(&del).unwrap();
+        let mut commit = vec![b'C', 0];
+        commit.extend_from_slice(&10u64.to_be_bytes());
+        commit.extend_from_slice(&42u64.to_be_bytes());
+        commit.extend_from_slice(&0i64.to_be_bytes());
+        let tx = d.feed(&commit).unwrap().expect("a commit completes the transaction");
+        assert_eq!(tx.end_lsn, 42);
+        let t = Arc::new(Relation { name: "t".into(), columns: vec!["id".into(), "v".into()] });
+        assert_eq!(
+            tx.changes,
+            vec![
+                RowChange::Insert { table: t.clone(), new: vec![Datum::Text("1".into()), Datum::Null] },
+                RowChange::Delete { table: t, old: vec![Datum::Text("2".into()), Datum::Null] },
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_or_unknown_messages_are_errors_not_panics() {
+        let mut d = Decoder::new();
+        for bad in [&b""[..], b"C", b"R\0\0", b"Z", b"I\0\0\0\x07N"] {
+            assert!(d.feed(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn log_positions_print_and_parse_like_postgres() {
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(parse_lsn("0/0"), Some(0));
+        assert_eq!(parse_lsn("nope"), None);
+    }
+}
