@@ -33,8 +33,6 @@ use super::EngineError;
 const WINDOW_CHANGES: usize = 100_000;
 /// A mirror that has not read for this long no longer keeps transactions in the window.
 const CONSUMER_TTL: Duration = Duration::from_secs(30);
-/// An idle source is asked for new changes at most this often (the mirrors poll more often).
-const MIN_PEEK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Every source's reader, by source peer id.
 #[derive(Default)]
@@ -45,7 +43,9 @@ pub(crate) struct Readers {
 impl Readers {
     pub(crate) fn get(&self, peer_id: &str) -> Arc<Reader> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(peer_id.to_string()).or_insert_with(|| Arc::new(Reader::new(SlotNames::for_peer(peer_id)))).clone()
+        map.entry(peer_id.to_string())
+            .or_insert_with(|| Arc::new(Reader::new(SlotNames::for_peer(peer_id))))
+            .clone()
     }
 
     pub(crate) fn forget(&self, peer_id: &str) {
@@ -77,7 +77,6 @@ struct State {
     /// Whether `start`/`end` were read from the slot since this process started.
     synced: bool,
     consumers: HashMap<String, (u64, Instant)>,
-    last_peek: Option<Instant>,
 }
 
 impl Reader {
@@ -129,8 +128,8 @@ impl Reader {
         }
         let mut out = collect(&state, after, limit);
         let caught_up = out.transactions.len() == count_after(&state, after);
-        let due = state.last_peek.is_none_or(|t| t.elapsed() >= MIN_PEEK_INTERVAL);
-        if caught_up && out.changes < limit && due {
+        // Asking costs one cheap query when the source wrote nothing since (see `fetch`).
+        if caught_up && out.changes < limit {
             self.fetch(pool, &mut state, limit).await?;
             out = collect(&state, after, limit);
         }
@@ -155,7 +154,12 @@ impl Reader {
     }
 
     /// Takes `tables` out of the publication; with `last`, drops both slots and the publication.
-    pub(crate) async fn release(&self, pool: &PgPool, tables: &[String], last: bool) -> Result<(), EngineError> {
+    pub(crate) async fn release(
+        &self,
+        pool: &PgPool,
+        tables: &[String],
+        last: bool,
+    ) -> Result<(), EngineError> {
         let mut state = self.state.lock().await;
         if last {
             slots::drop_slot(pool, &self.names.read).await?;
@@ -200,7 +204,6 @@ impl Reader {
 
     /// Reads the next transactions from the read slot into the window and moves the slot past them.
     async fn fetch(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
-        state.last_peek = Some(Instant::now());
         let upto = slots::flush_position(pool).await?;
         if upto <= state.end {
             return Ok(());

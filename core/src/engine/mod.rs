@@ -535,7 +535,9 @@ impl Engine {
         let others = self.catalog.mirrors_on_source(&mirror.source_peer_id).await?;
         let unused: Vec<String> =
             mirror.tables.iter().filter(|t| !others.iter().any(|o| o.tables.contains(t))).cloned().collect();
-        if let (Some(reader), Peer::Postgres(pool)) = (self.logical_reader(&mirror.source_peer_id).await?, &source) {
+        if let (Some(reader), Peer::Postgres(pool)) =
+            (self.logical_reader(&mirror.source_peer_id).await?, &source)
+        {
             // The last mirror of the source takes its slots and publication with it: a slot
             // nobody reads would keep WAL forever.
             reader.release(pool, &unused, others.is_empty()).await?;

@@ -13,7 +13,9 @@ use chrono::Utc;
 
 use super::logical::Reader;
 use super::peer::pgoutput::{Datum, RowChange};
-use super::peer::{key_from_json, key_to_json, row_from_json, sql_key_of, Peer, Row, TableSchema, TableWrite, Value};
+use super::peer::{
+    key_from_json, key_to_json, row_from_json, sql_key_of, Peer, Row, TableSchema, TableWrite, Value,
+};
 use super::{Engine, EngineError, Result};
 use crate::domain::{Checkpoint, Mirror, MirrorStatus, Stage};
 use crate::events::Event;

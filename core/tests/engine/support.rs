@@ -97,7 +97,12 @@ impl World {
     }
 
     /// A world whose source peer is captured as `capture` (`None`: the default for its kind).
-    pub async fn with_capture(catalog: Backend, src: PeerKind, dst: PeerKind, capture: Option<Capture>) -> World {
+    pub async fn with_capture(
+        catalog: Backend,
+        src: PeerKind,
+        dst: PeerKind,
+        capture: Option<Capture>,
+    ) -> World {
         let catalog_db = TestDb::new(catalog).await;
         let src_db = TestDb::peer(src).await;
         let dst_db = TestDb::peer(dst).await;
@@ -158,16 +163,23 @@ impl World {
 
     /// Whether the source is read through logical decoding.
     pub async fn logical(&self) -> bool {
-        self.engine.list_peers().await.unwrap().iter().any(|p| p.id == self.src_id && p.capture == Capture::Logical)
+        self.engine
+            .list_peers()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.id == self.src_id && p.capture == Capture::Logical)
     }
 
     /// The source's current WAL position (Postgres).
     pub async fn wal_position(&self) -> i64 {
         match &self.src {
-            Peer::Postgres(p) => sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8")
-                .fetch_one(p)
-                .await
-                .unwrap(),
+            Peer::Postgres(p) => {
+                sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8")
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
             Peer::Sqlite(_) => panic!("no WAL position on SQLite"),
         }
     }
@@ -227,6 +239,16 @@ impl World {
                 )
                 .await
             }
+            PeerKind::Postgres if self.logical().await => {
+                count(
+                    &self.src,
+                    &format!(
+                        "SELECT count(*) FROM pg_publication_tables WHERE tablename = '{table}' \
+                         AND pubname LIKE 'quiesce_%'"
+                    ),
+                )
+                .await
+            }
             PeerKind::Postgres => {
                 count(
                     &self.src,
@@ -238,6 +260,12 @@ impl World {
             }
         };
         n > 0
+    }
+
+    /// Replication slots on the source database.
+    pub async fn slots(&self) -> i64 {
+        count(&self.src, "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()")
+            .await
     }
 
     pub async fn changelog_len(&self) -> i64 {

@@ -40,11 +40,8 @@ pub async fn create_peer(
                 ApiError::BadRequest("invalid argument capture: expected logical or trigger".into())
             })?),
         };
-        let peer = state
-            .engine
-            .create_peer_opts(&name, &url, create_file, capture)
-            .await
-            .map_err(engine_error)?;
+        let peer =
+            state.engine.create_peer_opts(&name, &url, create_file, capture).await.map_err(engine_error)?;
         tracing::info!(peer.id = %peer.id, user.name = %user.username, "peer created");
         Ok(peer)
     }

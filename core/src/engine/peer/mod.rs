@@ -75,7 +75,6 @@ pub struct Column {
     pub pg_enum: Option<(String, Vec<String>)>,
 }
 
-
 /// A replicated table's shape: its columns, and which of them form the primary key (in key
 /// order, as indices into `columns`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,9 +164,7 @@ impl Value {
                 "f" | "false" => Value::Bool(false),
                 _ => return Err(bad()),
             },
-            ColumnType::Bytes => {
-                Value::Bytes(text.strip_prefix("\\x").and_then(hex_decode).ok_or_else(bad)?)
-            }
+            ColumnType::Bytes => Value::Bytes(text.strip_prefix("\\x").and_then(hex_decode).ok_or_else(bad)?),
         })
     }
 }

@@ -21,13 +21,25 @@ pub enum Datum {
 /// One row change of a committed transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowChange {
-    Insert { table: Arc<Relation>, new: Vec<Datum> },
+    Insert {
+        table: Arc<Relation>,
+        new: Vec<Datum>,
+    },
     /// `old` is the old key (or whole row) when the key changed or the table's replica identity
     /// is full; otherwise the key did not change.
-    Update { table: Arc<Relation>, old: Option<Vec<Datum>>, new: Vec<Datum> },
+    Update {
+        table: Arc<Relation>,
+        old: Option<Vec<Datum>>,
+        new: Vec<Datum>,
+    },
     /// `old` holds the key columns (others are NULL), or the whole row under replica identity full.
-    Delete { table: Arc<Relation>, old: Vec<Datum> },
-    Truncate { tables: Vec<String> },
+    Delete {
+        table: Arc<Relation>,
+        old: Vec<Datum>,
+    },
+    Truncate {
+        tables: Vec<String>,
+    },
 }
 
 /// A committed transaction: its changes, and the end of its commit record (the position a
@@ -92,7 +104,8 @@ impl<'a> Reader<'a> {
         let Some(n) = rest.iter().position(|&b| b == 0) else {
             return Err(DecodeError("unterminated string".into()));
         };
-        let s = String::from_utf8(rest[..n].to_vec()).map_err(|_| DecodeError("string is not UTF-8".into()))?;
+        let s =
+            String::from_utf8(rest[..n].to_vec()).map_err(|_| DecodeError("string is not UTF-8".into()))?;
         self.pos += n + 1;
         Ok(s)
     }
@@ -104,10 +117,12 @@ impl<'a> Reader<'a> {
                 b'n' => Datum::Null,
                 b'u' => Datum::Unchanged,
                 b't' => {
-                    let len = usize::try_from(self.i32()?).map_err(|_| DecodeError("negative length".into()))?;
+                    let len =
+                        usize::try_from(self.i32()?).map_err(|_| DecodeError("negative length".into()))?;
                     let bytes = self.take(len)?;
                     Datum::Text(
-                        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("value is not UTF-8".into()))?,
+                        String::from_utf8(bytes.to_vec())
+                            .map_err(|_| DecodeError("value is not UTF-8".into()))?,
                     )
                 }
                 other => return Err(DecodeError(format!("unknown tuple kind {other}"))),
@@ -155,7 +170,8 @@ impl Decoder {
                 let _flags = r.u8()?;
                 let _commit_lsn = r.u64()?;
                 let end_lsn = r.u64()?;
-                let changes = self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
+                let changes =
+                    self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
                 return Ok(Some(Transaction { end_lsn, changes }));
             }
             b'R' => {

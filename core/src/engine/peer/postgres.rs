@@ -36,8 +36,8 @@ fn column_kind(base: &str, is_enum: bool, is_array: bool) -> Option<ColumnType> 
         "text" | "varchar" | "bpchar" => ColumnType::Text,
         "bool" => ColumnType::Boolean,
         "bytea" => ColumnType::Bytes,
-        "numeric" | "date" | "time" | "timetz" | "timestamp" | "timestamptz" | "interval" | "uuid" | "json"
-        | "jsonb" => ColumnType::Typed,
+        "numeric" | "date" | "time" | "timetz" | "timestamp" | "timestamptz" | "interval" | "uuid"
+        | "json" | "jsonb" => ColumnType::Typed,
         _ if is_enum => ColumnType::Typed,
         _ => return None,
     };
@@ -382,7 +382,10 @@ pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(),
     for w in batch {
         let s = w.schema;
         if w.truncate {
-            sqlx::query(&format!("DELETE FROM {}", quote(&s.name))).execute(&mut *tx).await.map_err(query_error)?;
+            sqlx::query(&format!("DELETE FROM {}", quote(&s.name)))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error)?;
         }
         for chunk in w.deletes.chunks(sql::rows_per_statement(D, s.pk.len())) {
             let text = sql::delete(D, s, chunk.len());

@@ -24,7 +24,8 @@ pub struct SlotNames {
 
 impl SlotNames {
     pub fn for_peer(peer_id: &str) -> SlotNames {
-        let id: String = peer_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase();
+        let id: String =
+            peer_id.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_lowercase();
         let base = format!("quiesce_{}", &id[..id.len().min(40)]);
         SlotNames { publication: base.clone(), hold: format!("{base}_hold"), read: format!("{base}_read") }
     }
@@ -95,7 +96,11 @@ pub async fn ensure_publication(pool: &PgPool, name: &str, tables: &[String]) ->
 }
 
 /// Removes `tables` from the publication (those no live mirror reads any more).
-pub async fn remove_from_publication(pool: &PgPool, name: &str, tables: &[String]) -> Result<(), EngineError> {
+pub async fn remove_from_publication(
+    pool: &PgPool,
+    name: &str,
+    tables: &[String],
+) -> Result<(), EngineError> {
     let present: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_publication_tables WHERE pubname = $1 AND schemaname = current_schema()",
     )

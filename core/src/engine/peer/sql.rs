@@ -138,8 +138,12 @@ pub(super) fn delete(d: Dialect, schema: &TableSchema, keys: usize) -> String {
     let width = schema.pk.len();
     let tuples: Vec<String> = (0..keys)
         .map(|k| {
-            let phs: Vec<String> =
-                schema.pk.iter().enumerate().map(|(c, &i)| d.ph_for(k * width + c + 1, &schema.columns[i])).collect();
+            let phs: Vec<String> = schema
+                .pk
+                .iter()
+                .enumerate()
+                .map(|(c, &i)| d.ph_for(k * width + c + 1, &schema.columns[i]))
+                .collect();
             format!("({})", phs.join(", "))
         })
         .collect();

@@ -337,7 +337,10 @@ pub(super) async fn write(pool: &SqlitePool, batch: &[TableWrite<'_>]) -> Result
     for w in batch {
         let s = w.schema;
         if w.truncate {
-            sqlx::query(&format!("DELETE FROM {}", quote(&s.name))).execute(&mut *tx).await.map_err(query_error)?;
+            sqlx::query(&format!("DELETE FROM {}", quote(&s.name)))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error)?;
         }
         for chunk in w.deletes.chunks(sql::rows_per_statement(D, s.pk.len())) {
             let text = sql::delete(D, s, chunk.len());
