@@ -61,6 +61,18 @@ pub enum ColumnType {
     Typed,
 }
 
+impl ColumnType {
+    /// Whether a destination column of kind `other` holds values of this kind: the same kind, or
+    /// text for a typed Postgres value (how SQLite keeps them).
+    pub fn stores_as(self, other: ColumnType) -> bool {
+        self == other
+            || matches!(
+                (self, other),
+                (ColumnType::Typed, ColumnType::Text) | (ColumnType::Text, ColumnType::Typed)
+            )
+    }
+}
+
 /// A column of a replicated table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Column {
@@ -89,7 +101,7 @@ impl TableSchema {
     pub fn compatible_with(&self, other: &TableSchema) -> bool {
         self.pk == other.pk
             && self.columns.len() == other.columns.len()
-            && self.columns.iter().zip(&other.columns).all(|(a, b)| a.name == b.name && a.ty == b.ty)
+            && self.columns.iter().zip(&other.columns).all(|(a, b)| a.name == b.name && a.ty.stores_as(b.ty))
     }
 }
 

@@ -281,6 +281,11 @@ fn select_list(s: &TableSchema) -> String {
             match c.ty {
                 ColumnType::Integer => format!("{q}::int8"),
                 ColumnType::Float => format!("{q}::text::float8"),
+                // `::text` drops a char(n)'s padding; its output function (what CDC carries)
+                // keeps it, so the snapshot reads it the same way.
+                ColumnType::Text if c.pg_type.as_deref().is_some_and(|t| t.starts_with("character(")) => {
+                    format!("CASE WHEN {q} IS NULL THEN NULL ELSE format('%s', {q}) END")
+                }
                 ColumnType::Text | ColumnType::Typed => format!("{q}::text"),
                 ColumnType::Boolean | ColumnType::Bytes => q,
             }
