@@ -17,10 +17,17 @@ use support::*;
 /// The "done when" scenario: snapshot, pause, resume and a killed supervisor while a writer
 /// inserts, updates and deletes; afterwards the destination equals the source exactly.
 async fn converges_under_writes_pauses_and_restarts(catalog: Backend, src: PeerKind, dst: PeerKind) {
-    let w = World::new(catalog, src, dst).await;
+    converges_with_capture(catalog, src, dst, None).await;
+}
+
+/// The scenario with the source captured as `capture`; Postgres sources get four writers whose
+/// multi-statement transactions commit in another order than they started.
+async fn converges_with_capture(catalog: Backend, src: PeerKind, dst: PeerKind, capture: Option<Capture>) {
+    let w = World::with_capture(catalog, src, dst, capture).await;
     w.seed_items(300).await;
     let mirror = w.create_mirror("m", &["items"]).await;
-    let writer = Writer::start(&w.src_db, src);
+    let writers = if src == PeerKind::Postgres { 4 } else { 1 };
+    let writer = Writer::start_many(&w.src_db, src, writers);
     let mut sup = Some(Supervisor::start(w.engine.clone(), fast_config()));
 
     // Pause in the middle of the snapshot.
@@ -79,6 +86,25 @@ macro_rules! combinations {
             }
         )*
     };
+}
+
+macro_rules! trigger_combinations {
+    ($($name:ident: $catalog:ident, $dst:ident;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                converges_with_capture(Backend::$catalog, PeerKind::Postgres, PeerKind::$dst, Some(Capture::Trigger))
+                    .await;
+            }
+        )*
+    };
+}
+
+trigger_combinations! {
+    sqlite_catalog_postgres_trigger_to_postgres_converges: Sqlite, Postgres;
+    sqlite_catalog_postgres_trigger_to_sqlite_converges: Sqlite, Sqlite;
+    postgres_catalog_postgres_trigger_to_postgres_converges: Postgres, Postgres;
+    postgres_catalog_postgres_trigger_to_sqlite_converges: Postgres, Sqlite;
 }
 
 combinations! {

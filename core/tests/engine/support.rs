@@ -306,68 +306,91 @@ pub async fn wait_for(w: &World, id: &str, what: &str, pred: impl Fn(&Mirror) ->
 pub struct Writer {
     ops: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Writer {
     pub fn start(db: &TestDb, kind: PeerKind) -> Writer {
+        Writer::start_many(db, kind, 1)
+    }
+
+    /// `n` writers on their own connections. With more than one (Postgres only), each runs
+    /// transactions of one to five statements with random pauses inside, so transactions
+    /// overlap and commit in an order other than the one they started in. Writer `j` touches
+    /// only rows whose id is `j` modulo `n` (and new ids of its own), so they never deadlock.
+    pub fn start_many(db: &TestDb, kind: PeerKind, n: u64) -> Writer {
         let ops = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let url = db.url.clone();
-        let (ops2, stop2) = (ops.clone(), stop.clone());
-        let task = tokio::spawn(async move {
-            let peer = Peer::connect(&url).await.unwrap();
-            let schema = peer.table_schema("items").await.unwrap();
-            let mut ids: Vec<i64> = peer
-                .read_all(&schema)
-                .await
-                .unwrap()
-                .iter()
-                .filter_map(|r| match r[0] {
-                    Value::Int(i) => Some(i),
-                    _ => None,
-                })
-                .collect();
-            let mut next_id = 1_000_000i64;
-            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-            while !stop2.load(Ordering::SeqCst) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let k = seed % 10_000;
-                let pick = if ids.is_empty() { None } else { Some((seed as usize / 7) % ids.len()) };
-                let sql = match (seed % 10, pick) {
-                    (0..=3, _) | (_, None) => {
-                        next_id += 1;
-                        ids.push(next_id);
-                        format!(
-                            "INSERT INTO items (id, name, qty, price, flag, data) VALUES {}",
-                            item_values(kind, next_id, k)
-                        )
-                    }
-                    (4..=6, Some(i)) => format!(
-                        "UPDATE items SET qty = {}, name = 'u{k}', price = {:?} WHERE id = {}",
-                        k % 50,
-                        k as f64 / 3.0,
-                        ids[i]
-                    ),
-                    (7 | 8, Some(i)) => {
-                        let id = ids.swap_remove(i);
-                        format!("DELETE FROM items WHERE id = {id}")
-                    }
-                    (_, Some(i)) => {
-                        next_id += 1;
-                        let old = std::mem::replace(&mut ids[i], next_id);
-                        format!("UPDATE items SET id = {next_id} WHERE id = {old}")
-                    }
+        let mut tasks = Vec::new();
+        for j in 0..n {
+            let url = db.url.clone();
+            let (ops2, stop2) = (ops.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let peer = Peer::connect(&url).await.unwrap();
+                let schema = peer.table_schema("items").await.unwrap();
+                let mut ids: Vec<i64> = peer
+                    .read_all(&schema)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter_map(|r| match r[0] {
+                        Value::Int(i) if i.rem_euclid(n as i64) == j as i64 => Some(i),
+                        _ => None,
+                    })
+                    .collect();
+                let mut next_id = 1_000_000i64 * (j as i64 + 1);
+                let mut seed: u64 = 0x2545_f491_4f6c_dd1d ^ (j + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let mut rand = move || {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed
                 };
-                exec(&peer, &sql).await;
-                ops2.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            peer.close().await;
-        });
-        Writer { ops, stop, task }
+                while !stop2.load(Ordering::SeqCst) {
+                    let statements = if n > 1 { 1 + rand() % 5 } else { 1 };
+                    let mut sql = Vec::new();
+                    for _ in 0..statements {
+                        let seed = rand();
+                        let k = seed % 10_000;
+                        let pick = if ids.is_empty() { None } else { Some((seed as usize / 7) % ids.len()) };
+                        sql.push(match (seed % 10, pick) {
+                            (0..=3, _) | (_, None) => {
+                                next_id += 1;
+                                ids.push(next_id);
+                                format!(
+                                    "INSERT INTO items (id, name, qty, price, flag, data) VALUES {}",
+                                    item_values(kind, next_id, k)
+                                )
+                            }
+                            (4..=6, Some(i)) => format!(
+                                "UPDATE items SET qty = {}, name = 'u{k}', price = {:?} WHERE id = {}",
+                                k % 50,
+                                k as f64 / 3.0,
+                                ids[i]
+                            ),
+                            (7 | 8, Some(i)) => {
+                                let id = ids.swap_remove(i);
+                                format!("DELETE FROM items WHERE id = {id}")
+                            }
+                            (_, Some(i)) => {
+                                next_id += 1;
+                                let old = std::mem::replace(&mut ids[i], next_id);
+                                format!("UPDATE items SET id = {next_id} WHERE id = {old}")
+                            }
+                        });
+                        if n > 1 {
+                            sql.push(format!("SELECT pg_sleep({})", (rand() % 6) as f64 / 1000.0));
+                        }
+                    }
+                    let text = if n > 1 { format!("BEGIN; {}; COMMIT", sql.join("; ")) } else { sql.join("; ") };
+                    exec(&peer, &text).await;
+                    ops2.fetch_add(statements, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                peer.close().await;
+            }));
+        }
+        Writer { ops, stop, tasks }
     }
 
     /// Waits until the writer has done `n` more operations.
@@ -383,7 +406,9 @@ impl Writer {
 
     pub async fn stop(self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
-        self.task.await.unwrap();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
         self.ops.load(Ordering::SeqCst)
     }
 }
