@@ -586,7 +586,15 @@ impl Engine {
             reader.hold_at(pool, runner::i64_to_lsn(upto)).await?;
             return Ok(0);
         }
-        source.prune_changes(upto).await
+        // Entries of transactions in flight in a mirror's last snapshot may still arrive below
+        // its id: keep everything from the oldest such transaction on.
+        let horizon = mirrors
+            .iter()
+            .filter(|m| m.checkpoint.stage == Stage::Cdc)
+            .filter_map(|m| m.checkpoint.last_pk.as_deref()?.split(':').next()?.parse::<u64>().ok())
+            .min()
+            .map(|x| x.to_string());
+        source.prune_changes_before(upto, horizon.as_deref()).await
     }
 
     /// Every live mirror as pages show it.

@@ -263,12 +263,27 @@ impl MirrorRunner {
         if self.reader.is_some() {
             return self.cdc_logical(m).await;
         }
-        let changes = self.source.read_changes(m.checkpoint.change_id, self.options.cdc_batch).await?;
-        let Some(last_id) = changes.last().map(|c| c.id) else {
+        // The position is the last id and, on Postgres, the snapshot of the last complete
+        // batch (kept in `last_pk`, unused during CDC): see `peer/postgres.rs` on ordering.
+        let seen = m.checkpoint.last_pk.as_deref();
+        let (changes, snapshot) =
+            self.source.read_changes_after(m.checkpoint.change_id, seen, self.options.cdc_batch).await?;
+        let complete = changes.len() < self.options.cdc_batch;
+        let next_seen = if complete { snapshot } else { seen.map(str::to_string) };
+        let Some(last_id) = changes.iter().map(|c| c.id).max() else {
             if self.backlog != Some(0) {
                 self.backlog = Some(0);
                 self.backlog_at = Some(Instant::now());
                 self.publish_progress(m, false).await;
+            }
+            // Recording a newer snapshot now and then lets pruning pass transactions that
+            // were in flight in the old one.
+            let stale = self.idle_saved_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+            if next_seen.is_some() && next_seen.as_deref() != seen && stale {
+                self.idle_saved_at = Some(Instant::now());
+                let checkpoint = Checkpoint { last_pk: next_seen, ..m.checkpoint.clone() };
+                self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;
+                self.engine.prune_source(&self.source_peer_id).await?;
             }
             return Ok(StepOutcome::Idle);
         };
@@ -308,8 +323,8 @@ impl MirrorRunner {
         let checkpoint = Checkpoint {
             stage: Stage::Cdc,
             table_index: m.checkpoint.table_index,
-            last_pk: None,
-            change_id: last_id,
+            last_pk: next_seen,
+            change_id: last_id.max(m.checkpoint.change_id),
         };
         let total = m.rows_applied + i64::try_from(applied).unwrap_or(i64::MAX);
         self.save(m, checkpoint, m.rows_copied, total).await?;

@@ -382,7 +382,8 @@ impl Writer {
                             sql.push(format!("SELECT pg_sleep({})", (rand() % 6) as f64 / 1000.0));
                         }
                     }
-                    let text = if n > 1 { format!("BEGIN; {}; COMMIT", sql.join("; ")) } else { sql.join("; ") };
+                    let text =
+                        if n > 1 { format!("BEGIN; {}; COMMIT", sql.join("; ")) } else { sql.join("; ") };
                     exec(&peer, &text).await;
                     ops2.fetch_add(statements, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(1)).await;

@@ -582,6 +582,33 @@ impl Peer {
         }
     }
 
+    /// Change-log entries after the position (`after`, `seen`), and the snapshot they were read
+    /// with (Postgres; see `postgres.rs` on ordering). SQLite writers are serialised by SQLite
+    /// itself, so there ids are in commit order and the position is the id alone.
+    pub async fn read_changes_after(
+        &self,
+        after: i64,
+        seen: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Change>, Option<String>), EngineError> {
+        match self {
+            Peer::Sqlite(p) => Ok((sqlite::read_changes(p, after, limit).await?, None)),
+            Peer::Postgres(p) => {
+                let (changes, snapshot) = postgres::read_changes_visible(p, after, seen, limit).await?;
+                Ok((changes, Some(snapshot)))
+            }
+        }
+    }
+
+    /// Deletes change-log entries every mirror is past (see [`Peer::read_changes_after`]):
+    /// ids up to `upto`, and on Postgres only from transactions older than `horizon`.
+    pub async fn prune_changes_before(&self, upto: i64, horizon: Option<&str>) -> Result<u64, EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::prune_changes(p, upto).await,
+            Peer::Postgres(p) => postgres::prune_visible(p, upto, horizon).await,
+        }
+    }
+
     /// Change-log entries for `tables` after `after`: a mirror's backlog.
     pub async fn count_changes(&self, tables: &[String], after: i64) -> Result<i64, EngineError> {
         match self {

@@ -4,13 +4,15 @@
 //! exactly as Postgres prints it (`jsonb` would round double precision to 15 digits on its way
 //! through `numeric`) and costs no parsing on write or read.
 //!
-//! **Ordering trade-off.** CDC reads entries with `id > checkpoint`. Ids come from a sequence, and
-//! two transactions can commit in the opposite order of their ids: a reader could then see id 11,
-//! move its checkpoint past it, and never see id 10 when it commits later. The trigger therefore
-//! takes a transaction-scoped advisory lock ([`CAPTURE_LOCK`]) before taking an id, so writers of
-//! captured tables commit one at a time, in id order. The cost is that concurrent write
-//! transactions on captured tables of one database serialise from their first captured write to
-//! their commit; uncaptured tables are unaffected.
+//! **Ordering without a lock** (the PgQ way). Change-log ids come from a sequence, and two
+//! transactions can commit in the opposite order of their ids, so "every id above the
+//! checkpoint" would skip an id a slower transaction commits later. Each entry therefore records
+//! its transaction id (`xid`), and a reader's position is an id *and* the snapshot it last read
+//! with: a batch is every entry visible in a fresh snapshot that is either above the id, or at
+//! or below it but from a transaction that was still in flight in the previous snapshot. Writers
+//! never wait for each other; the cost is re-reading the (rare) late entries of a batch that was
+//! cut at its size limit. The high-water mark a snapshot starts from waits for the transactions
+//! in flight when it is taken, so none of them can hide below it.
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -24,7 +26,7 @@ use crate::engine::EngineError;
 
 const D: Dialect = Dialect::Postgres;
 
-/// The advisory lock key serialising change-log writers (and capture installs, with `+ 1`).
+/// The advisory lock key serialising capture installs (never taken by writers).
 pub const CAPTURE_LOCK: i64 = 0x5155_4945_5343_0001;
 
 /// The kind of a column from its type's name (`pg_type.typname`; for an array, its element's)
@@ -114,7 +116,6 @@ fn capture_function() -> String {
          DECLARE
            new_row json; old_row json; new_key json; old_key json;
          BEGIN
-           PERFORM pg_advisory_xact_lock({CAPTURE_LOCK});
            IF TG_OP <> 'INSERT' THEN
              old_row := row_to_json(OLD);
              SELECT json_agg(old_row -> a.c ORDER BY a.o) INTO old_key
@@ -157,8 +158,12 @@ pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<()
                 op TEXT NOT NULL,
                 pk JSON NOT NULL,
                 row JSON,
-                created_at BIGINT NOT NULL)"
+                created_at BIGINT NOT NULL,
+                xid xid8 NOT NULL DEFAULT pg_current_xact_id())"
         ),
+        // Change logs created by earlier versions (entries then were ordered by a lock).
+        format!("ALTER TABLE {CHANGELOG_TABLE} ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id()"),
+        format!("CREATE INDEX IF NOT EXISTS _quiesce_changelog_xid ON {CHANGELOG_TABLE} (xid)"),
         capture_function(),
         format!(
             "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} \
@@ -241,14 +246,105 @@ async fn has_changelog(pool: &PgPool) -> Result<bool, EngineError> {
         .map_err(query_error)
 }
 
+/// The highest change-log id, once every transaction in flight when it was read has ended: an
+/// id below the mark can then only belong to a transaction whose rows a snapshot started after
+/// this call sees. Gives up (a retryable error) after `MARK_WAIT` if one is still running.
 pub(super) async fn high_water_mark(pool: &PgPool) -> Result<i64, EngineError> {
     if !has_changelog(pool).await? {
         return Ok(0);
     }
-    sqlx::query_scalar(&format!("SELECT COALESCE(max(id), 0)::int8 FROM {CHANGELOG_TABLE}"))
+    let (mark, in_flight): (i64, Vec<String>) = sqlx::query_as(&format!(
+        "SELECT (SELECT COALESCE(max(id), 0)::int8 FROM {CHANGELOG_TABLE}), \
+                ARRAY(SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) x)"
+    ))
+    .fetch_one(pool)
+    .await
+    .map_err(query_error)?;
+    let started = std::time::Instant::now();
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM unnest($1::text[]) x WHERE pg_xact_status(x::xid8) = 'in progress'",
+        )
+        .bind(&in_flight)
         .fetch_one(pool)
         .await
-        .map_err(query_error)
+        .map_err(query_error)?;
+        if running == 0 {
+            return Ok(mark);
+        }
+        if started.elapsed() > MARK_WAIT {
+            return Err(EngineError::PeerQuery(format!(
+                "{running} transaction(s) on the source have been running for over {} s; the snapshot \
+                 starts when they end",
+                MARK_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+const MARK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Change-log entries after position (`after`, `seen`): visible in a fresh snapshot and either
+/// above `after` or in flight in `seen`, in id order, at most `limit`; and that snapshot, which
+/// becomes `seen` once a batch was not cut at `limit`.
+pub(super) async fn read_changes_visible(
+    pool: &PgPool,
+    after: i64,
+    seen: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Change>, String), EngineError> {
+    let rows = sqlx::query(&format!(
+        "WITH s AS (SELECT pg_current_snapshot() AS snap)
+         SELECT s.snap::text, c.id, c.tbl, c.op, c.pk, c.row FROM s LEFT JOIN LATERAL (
+             SELECT id, tbl, op, pk::text AS pk, row::text AS row FROM {CHANGELOG_TABLE}
+             WHERE pg_visible_in_snapshot(xid, s.snap)
+               AND (id > $1 OR ($2::pg_snapshot IS NOT NULL
+                                AND xid >= pg_snapshot_xmin($2::pg_snapshot)
+                                AND NOT pg_visible_in_snapshot(xid, $2::pg_snapshot)))
+             ORDER BY id LIMIT $3) c ON true"
+    ))
+    .bind(after)
+    .bind(seen)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(query_error)?;
+    let mut snapshot = String::new();
+    let mut changes = Vec::with_capacity(rows.len());
+    for r in &rows {
+        snapshot = r.try_get(0).map_err(query_error)?;
+        let Some(id) = r.try_get::<Option<i64>, _>(1).map_err(query_error)? else { continue };
+        changes.push(Change {
+            id,
+            table: r.try_get(2).map_err(query_error)?,
+            op: r.try_get(3).map_err(query_error)?,
+            pk: r.try_get(4).map_err(query_error)?,
+            row: r.try_get(5).map_err(query_error)?,
+        });
+    }
+    Ok((changes, snapshot))
+}
+
+/// Deletes entries every mirror is past: at or below `upto` and, when `horizon` (the lowest
+/// `xmin` of the mirrors' snapshots) is given, from transactions older than it.
+pub(super) async fn prune_visible(
+    pool: &PgPool,
+    upto: i64,
+    horizon: Option<&str>,
+) -> Result<u64, EngineError> {
+    if !has_changelog(pool).await? {
+        return Ok(0);
+    }
+    let done = sqlx::query(&format!(
+        "DELETE FROM {CHANGELOG_TABLE} WHERE id <= $1 AND ($2::text IS NULL OR xid < $2::xid8)"
+    ))
+    .bind(upto)
+    .bind(horizon)
+    .execute(pool)
+    .await
+    .map_err(query_error)?;
+    Ok(done.rows_affected())
 }
 
 type Q<'q> = Query<'q, Postgres, PgArguments>;
