@@ -26,6 +26,9 @@ pub enum Event {
         checkpoint: String,
         /// Change-log entries not yet applied, when known.
         backlog: Option<i64>,
+        /// Bytes of WAL the source keeps for the mirror (logical decoding), when known.
+        #[serde(default)]
+        retained_wal: Option<i64>,
     },
     /// A worker step failed; `retry_in_ms` is `None` when the mirror was marked failed.
     MirrorError {
@@ -132,6 +135,7 @@ mod tests {
             rows_copied: 0,
             rows_applied: 0,
             checkpoint: String::new(),
+            retained_wal: None,
             backlog: None,
         });
         let mut rx = bus.subscribe();

@@ -98,6 +98,11 @@ pub struct Cli {
     /// Open live event streams allowed per session (one per open tab).
     #[arg(long, env = "QUIESCE_LIVE_MAX_STREAMS_PER_SESSION", default_value_t = 8)]
     pub live_max_streams_per_session: usize,
+
+    /// Warn (pages, API) when a Postgres source keeps more than this many MiB of WAL for a mirror
+    /// (a paused or lagging mirror of a source read through logical decoding).
+    #[arg(long, env = "QUIESCE_RETAINED_WAL_WARNING_MB", default_value_t = 1024)]
+    pub retained_wal_warning_mb: u32,
 }
 
 /// The variable that may carry the secret key itself (never a flag: flags show in process lists).
@@ -196,6 +201,8 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: Vec<IpAddr>,
     /// Password hashes that may run at once (each holds ~19 MiB); sign-ins beyond get 429.
+    /// Bytes of retained WAL past which a mirror is flagged.
+    pub retained_wal_warning: i64,
     pub hash_slots: usize,
 }
 
@@ -241,6 +248,7 @@ impl Config {
             secret_key: Some(SecretKeyText(key.clone())),
             trusted_proxies: Vec::new(),
             hash_slots: default_hash_slots(),
+            retained_wal_warning: quiesce_core::engine::DEFAULT_WAL_WARNING_BYTES,
         }
     }
 }
@@ -285,6 +293,7 @@ impl Cli {
                 .map(SecretKeyText),
             trusted_proxies: self.trusted_proxy.clone(),
             hash_slots: default_hash_slots(),
+            retained_wal_warning: i64::from(self.retained_wal_warning_mb) << 20,
         }
     }
 }

@@ -122,7 +122,8 @@ impl Application {
 
         let engine = Engine::new(catalog.clone(), EventBus::new(4096))
             .with_peer_rules(peer_rules(&config, &instance.id)?)
-            .with_secrets(Arc::new(secret_box(&config)?));
+            .with_secrets(Arc::new(secret_box(&config)?))
+            .with_wal_warning(config.retained_wal_warning);
         let sealed = engine.seal_stored_peer_urls().await.map_err(|e| StartupError::Engine(e.to_string()))?;
         if sealed > 0 {
             tracing::info!(peers = sealed, "sealed peer URLs stored in plain text by an earlier version");

@@ -165,7 +165,7 @@ fn MirrorRow(
             <td class="num">{cell(|m| m.rows_copied.to_string())}</td>
             <td class="num">{cell(|m| m.rows_applied.to_string())}</td>
             <td>{cell(|m| m.checkpoint.clone())}</td>
-            <td class="num">{cell(|m| m.backlog.map(|b| b.to_string()).unwrap_or_else(|| "?".into()))}</td>
+            <td class="num">{cell(|m| m.backlog_text())}</td>
             <td class="error">{cell(|m| m.last_error.clone().unwrap_or_default())}</td>
             {move || {
                 let id = id.clone();

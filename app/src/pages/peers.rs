@@ -51,6 +51,11 @@ pub fn PeersPage() -> impl IntoView {
                                         <input type="checkbox" name="create_file" value="true" />
                                         " Create the SQLite file if it does not exist"
                                     </label>
+                                    <label for="peer-capture">"Capture (Postgres sources)"</label>
+                                    <select id="peer-capture" name="capture">
+                                        <option value="" selected>"logical decoding for Postgres (needs wal_level=logical)"</option>
+                                        <option value="trigger">"triggers (hosts without logical decoding)"</option>
+                                    </select>
                                     <button type="submit">"Add peer"</button>
                                 </ActionForm>
                             }

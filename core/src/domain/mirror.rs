@@ -331,9 +331,47 @@ pub struct MirrorView {
     /// Change-log entries for this mirror's tables not yet applied; `None` when the source could
     /// not be asked (it is unreachable) or capture is not set up yet.
     pub backlog: Option<i64>,
+    /// For a Postgres source read through logical decoding: bytes of WAL the source keeps for
+    /// this mirror (from its checkpoint to now), growing while it is paused.
+    #[serde(default)]
+    pub retained_wal: Option<i64>,
+    /// `retained_wal` is past the configured warning threshold.
+    #[serde(default)]
+    pub retained_wal_warning: bool,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl MirrorView {
+    /// What the mirror has yet to apply, in words: change-log entries, or for a source read
+    /// through logical decoding the WAL its source keeps for it (flagged past the threshold).
+    pub fn backlog_text(&self) -> String {
+        match (self.retained_wal, self.backlog) {
+            (Some(bytes), _) => {
+                let warn = if self.retained_wal_warning { "⚠ " } else { "" };
+                format!("{warn}{} of WAL kept", format_bytes(bytes))
+            }
+            (None, Some(n)) => n.to_string(),
+            (None, None) => "?".into(),
+        }
+    }
+}
+
+/// Bytes in binary units (`512 B`, `3.2 MiB`).
+pub fn format_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes.max(0) as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[cfg(test)]

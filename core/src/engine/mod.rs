@@ -79,6 +79,9 @@ impl EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// The default retained-WAL warning threshold: 1 GiB.
+pub const DEFAULT_WAL_WARNING_BYTES: i64 = 1 << 30;
+
 /// What a user asks for when creating a mirror (peers by id).
 #[derive(Debug, Clone)]
 pub struct MirrorRequest {
@@ -120,6 +123,8 @@ pub struct Engine {
     readers: Arc<logical::Readers>,
     /// Each peer's kind and capture, read once (neither changes after creation).
     captures: Arc<Mutex<HashMap<String, (PeerKind, Capture)>>>,
+    /// Views flag a mirror whose source keeps more WAL than this for it.
+    wal_warning_bytes: i64,
 }
 
 impl Engine {
@@ -136,11 +141,18 @@ impl Engine {
             secrets: None,
             readers: Arc::default(),
             captures: Arc::default(),
+            wal_warning_bytes: DEFAULT_WAL_WARNING_BYTES,
         }
     }
 
     pub fn with_peer_rules(mut self, rules: PeerRules) -> Self {
         self.rules = Arc::new(rules);
+        self
+    }
+
+    /// Sets the retained-WAL warning threshold (bytes).
+    pub fn with_wal_warning(mut self, bytes: i64) -> Self {
+        self.wal_warning_bytes = bytes;
         self
     }
 
@@ -325,6 +337,20 @@ impl Engine {
         };
         match tokio::time::timeout(Duration::from_secs(2), ask).await {
             Ok(Ok(n)) => n,
+            _ => None,
+        }
+    }
+
+    /// The current WAL position of a source read through logical decoding (`None` otherwise or
+    /// when it cannot be asked within 2 s).
+    async fn wal_position(&self, peer_id: &str) -> Option<u64> {
+        let ask = async {
+            let Some(_) = self.logical_reader(peer_id).await? else { return Ok(None) };
+            let Peer::Postgres(pool) = self.peer(peer_id).await? else { return Ok(None) };
+            peer::slots::flush_position(&pool).await.map(Some)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), ask).await {
+            Ok(Ok(p)) => p,
             _ => None,
         }
     }
@@ -605,7 +631,31 @@ impl Engine {
         // Backlogs are counted on the sources concurrently: one slow source delays the list by
         // its own timeout, not by the sum.
         let backlogs = futures::future::join_all(mirrors.iter().map(|m| self.backlog(m))).await;
-        Ok(mirrors.into_iter().zip(backlogs).map(|(m, backlog)| view_of(m, &names, backlog)).collect())
+        // One WAL position per source, not one query per mirror.
+        let sources: BTreeSet<&str> = mirrors.iter().map(|m| m.source_peer_id.as_str()).collect();
+        let positions: HashMap<&str, Option<u64>> = futures::future::join_all(
+            sources.into_iter().map(|s| async move { (s, self.wal_position(s).await) }),
+        )
+        .await
+        .into_iter()
+        .collect();
+        let retained: Vec<Option<i64>> = mirrors
+            .iter()
+            .map(|m| {
+                let now = positions.get(m.source_peer_id.as_str()).copied().flatten()?;
+                if m.checkpoint.stage == Stage::Setup || m.status == MirrorStatus::Dropped {
+                    return None;
+                }
+                let at = runner::i64_to_lsn(m.checkpoint.change_id);
+                Some(i64::try_from(now.saturating_sub(at)).unwrap_or(i64::MAX))
+            })
+            .collect();
+        let warn_at = self.wal_warning_bytes;
+        Ok(mirrors
+            .into_iter()
+            .zip(backlogs.into_iter().zip(retained))
+            .map(|(m, (backlog, wal))| view_of(m, &names, backlog, wal, warn_at))
+            .collect())
     }
 
     /// One mirror as pages show it (dropped ones too).
@@ -616,7 +666,8 @@ impl Engine {
         let names: HashMap<String, String> =
             self.catalog.list_peers().await?.into_iter().map(|p| (p.id, p.name)).collect();
         let backlog = self.backlog(&m).await;
-        Ok(Some(view_of(m, &names, backlog)))
+        let wal = self.retained_wal(&m).await;
+        Ok(Some(view_of(m, &names, backlog, wal, self.wal_warning_bytes)))
     }
 
     /// Change-log entries of the mirror's tables it has not applied; `None` when unknown.
@@ -639,7 +690,13 @@ impl Engine {
     }
 }
 
-fn view_of(m: Mirror, names: &HashMap<String, String>, backlog: Option<i64>) -> MirrorView {
+fn view_of(
+    m: Mirror,
+    names: &HashMap<String, String>,
+    backlog: Option<i64>,
+    retained_wal: Option<i64>,
+    warn_at: i64,
+) -> MirrorView {
     let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| "?".into());
     MirrorView {
         checkpoint: m.checkpoint.describe(&m.tables),
@@ -654,6 +711,8 @@ fn view_of(m: Mirror, names: &HashMap<String, String>, backlog: Option<i64>) -> 
         rows_copied: m.rows_copied,
         rows_applied: m.rows_applied,
         backlog,
+        retained_wal,
+        retained_wal_warning: retained_wal.is_some_and(|b| b >= warn_at),
         last_error: m.last_error,
         created_at: m.created_at,
         updated_at: m.updated_at,

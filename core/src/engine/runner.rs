@@ -88,6 +88,8 @@ pub struct MirrorRunner {
     prefetch: Option<(i64, Option<String>, Vec<super::peer::Row>)>,
     /// The source's logical-decoding reader, when the source is captured that way.
     reader: Option<Arc<Reader>>,
+    /// Bytes of WAL the source keeps for this mirror (logical decoding), last measured.
+    retained_wal: Option<i64>,
     /// When an idle mirror last recorded that the source moved on without touching its tables.
     idle_saved_at: Option<Instant>,
 }
@@ -117,6 +119,7 @@ impl MirrorRunner {
             pruned_at: None,
             prefetch: None,
             reader,
+            retained_wal: None,
             idle_saved_at: None,
         })
     }
@@ -392,7 +395,11 @@ impl MirrorRunner {
     async fn publish_progress(&mut self, m: &Mirror, fresh_backlog: bool) {
         let stale = self.backlog_at.is_none_or(|t| t.elapsed() >= self.options.backlog_every);
         if fresh_backlog || stale {
-            self.backlog = self.engine.backlog(m).await;
+            if self.reader.is_some() {
+                self.retained_wal = self.engine.retained_wal(m).await;
+            } else {
+                self.backlog = self.engine.backlog(m).await;
+            }
             self.backlog_at = Some(Instant::now());
         }
         self.engine.events().publish(Event::MirrorProgress {
@@ -401,6 +408,7 @@ impl MirrorRunner {
             rows_applied: m.rows_applied,
             checkpoint: m.checkpoint.describe(&m.tables),
             backlog: self.backlog,
+            retained_wal: self.retained_wal,
         });
     }
 }
