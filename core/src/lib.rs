@@ -30,6 +30,12 @@ pub mod hasher;
 #[cfg(feature = "server")]
 pub mod secrets;
 
+#[cfg(feature = "server")]
+pub mod processes;
+
+#[cfg(feature = "server")]
+pub mod relay;
+
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 
 pub use peer::{Column, ColumnType, Peer, TableSchema, Value};
 pub use runner::{MirrorRunner, RunnerOptions, StepOutcome};
-pub use supervisor::{Supervisor, SupervisorConfig};
+pub use supervisor::{Supervisor, SupervisorConfig, WorkerCount};
 
 pub use peer::rules::PeerRules;
 

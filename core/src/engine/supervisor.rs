@@ -61,6 +61,17 @@ struct Inner {
     stop: watch::Receiver<bool>,
 }
 
+/// Counts the live worker tasks of a [`Supervisor`].
+#[derive(Clone)]
+pub struct WorkerCount(Arc<Inner>);
+
+impl WorkerCount {
+    pub fn live(&self) -> usize {
+        let tasks = self.0.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.values().filter(|h| !h.is_finished()).count()
+    }
+}
+
 /// Runs every mirror that should run. Dropping it aborts its tasks; prefer [`Supervisor::shutdown`].
 pub struct Supervisor {
     inner: Arc<Inner>,
@@ -90,6 +101,11 @@ impl Supervisor {
             tasks.iter().filter(|(_, h)| !h.is_finished()).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids
+    }
+
+    /// A cheap handle counting this process's live workers (for `/healthz`).
+    pub fn workers(&self) -> WorkerCount {
+        WorkerCount(self.inner.clone())
     }
 
     /// Stops gracefully: each worker finishes its current step (so its checkpoint is

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use crate::auth::{AuditEvent, AuditKind, Role, User};
 use crate::domain::{
     Backend, BackupEntry, Checkpoint, Hold, Instance, MaintenanceRequest, Mirror, MirrorOutcome,
-    MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, StepRecord,
-    TransitionError, Window, WindowPhase, WindowStep,
+    MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, ServerProcess,
+    StepRecord, TransitionError, Window, WindowPhase, WindowStep,
 };
 
 pub use postgres::PostgresCatalog;
@@ -80,6 +80,7 @@ pub trait Catalog:
     + MirrorStore
     + MaintenanceStore
     + LeaseStore
+    + ProcessStore
     + Send
     + Sync
     + 'static
@@ -558,6 +559,31 @@ pub trait LeaseStore {
 
     /// The lease as stored, if anyone ever took it.
     async fn lease(&self) -> Result<Option<Lease>>;
+}
+
+/// The server processes sharing this catalog (see [`crate::processes`]).
+///
+/// Policy: a process registers once at start with an id unique to that run and renews its
+/// heartbeat; whether it is alive is decided by the caller from `heartbeat_at`
+/// ([`ServerProcess::is_alive`]). Nothing here decides liveness with the database's clock, so
+/// tests pass explicit times.
+#[async_trait]
+pub trait ProcessStore {
+    /// Registers (or re-registers, replacing the row) a process.
+    async fn register_process(&self, process: &ServerProcess) -> Result<()>;
+
+    /// Renews the heartbeat. `false` if the row is gone (pruned after a long stall): the caller
+    /// registers again.
+    async fn heartbeat(&self, id: &str, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Every registered process, oldest first.
+    async fn list_processes(&self) -> Result<Vec<ServerProcess>>;
+
+    /// Removes the process (a clean stop).
+    async fn deregister_process(&self, id: &str) -> Result<()>;
+
+    /// Removes processes whose heartbeat is older than `before`; how many.
+    async fn prune_processes(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// The refusal a stale orchestrator gets.

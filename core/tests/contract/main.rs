@@ -6,6 +6,7 @@
 mod instance;
 mod maintenance;
 mod mirror;
+mod processes;
 mod users;
 
 macro_rules! contract {
@@ -80,4 +81,6 @@ contract! {
     maintenance::a_resumed_mirror_is_pending_until_its_worker_confirms,
     maintenance::dropping_is_gated_only_for_mirrors_the_window_covers,
     maintenance::refused_and_failed_requests_can_be_listed_alone,
+    processes::processes_register_beat_and_die_after_the_ttl,
+    processes::a_missing_process_heartbeat_says_so_and_pruning_removes_only_the_silent,
 }

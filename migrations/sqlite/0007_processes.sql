@@ -1,0 +1,16 @@
+-- Server processes sharing this catalog (issue 11).
+--
+-- Each server process registers one row with an id unique to that run (host, pid and a random
+-- suffix) and renews `heartbeat_at` every few seconds. A process whose heartbeat is older than the
+-- registry's TTL is dead: its orchestration lease is taken over once it expires. Rows of dead
+-- processes are pruned by the live ones. Times are Unix milliseconds, like every catalog time.
+CREATE TABLE server_processes (
+    id           TEXT    PRIMARY KEY,
+    host         TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    listen       TEXT    NOT NULL,
+    version      TEXT    NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+);
+CREATE INDEX server_processes_heartbeat ON server_processes (heartbeat_at);
