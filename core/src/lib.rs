@@ -36,6 +36,9 @@ pub mod processes;
 #[cfg(feature = "server")]
 pub mod relay;
 
+#[cfg(feature = "server")]
+pub mod ownership;
+
 #[cfg(feature = "testing")]
 pub mod testing;
 

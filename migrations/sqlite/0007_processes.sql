@@ -14,3 +14,16 @@ CREATE TABLE server_processes (
     heartbeat_at INTEGER NOT NULL
 );
 CREATE INDEX server_processes_heartbeat ON server_processes (heartbeat_at);
+
+-- Ownership of replication work, by source peer: every mirror of a source is run by the one live
+-- process owning that source. `token` grows at every change of owner (and at a release), and a
+-- worker's checkpoint and status writes carry it: a stale owner's write is refused in the same
+-- transaction. `owner` is '' while nobody owns the source; an owner whose `expires_at` passed
+-- (it stopped renewing) may be replaced.
+CREATE TABLE source_owners (
+    source_peer_id TEXT    PRIMARY KEY,
+    owner          TEXT    NOT NULL DEFAULT '',
+    token          INTEGER  NOT NULL DEFAULT 0,
+    expires_at     INTEGER  NOT NULL DEFAULT 0
+);
+CREATE INDEX source_owners_owner ON source_owners (owner);

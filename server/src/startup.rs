@@ -30,10 +30,12 @@ use quiesce_core::engine::PeerRules;
 use quiesce_core::engine::{Engine, Supervisor, WorkerCount};
 use quiesce_core::events::EventBus;
 use quiesce_core::maintenance::Orchestrator;
+use quiesce_core::ownership::{OwnedSources, Ownership};
 use quiesce_core::processes::{ProcessId, Registration};
 use quiesce_core::relay::Relay;
 use quiesce_core::secrets::{KeyOrigin, SecretBox, SecretError};
 use quiesce_core::storage::{self, Catalog, StorageError};
+use quiesce_core::Backend;
 use tokio::net::TcpListener;
 
 use crate::catalog_lock::CatalogLock;
@@ -85,6 +87,8 @@ pub struct Application {
     registration: Registration,
     /// The cross-process event relay (Postgres catalogs).
     relay: Option<Relay>,
+    /// This process's claims on source peers (Postgres catalogs).
+    ownership: Option<Ownership>,
     maintenance: MaintenanceRunner,
     /// A SQLite catalog's lock, held for the life of the process.
     _catalog_lock: Option<CatalogLock>,
@@ -177,6 +181,18 @@ impl Application {
         let process_id = registration.id().to_string();
         tracing::info!(process.id = %process_id, "registered this server process");
         let relay = Relay::start(&catalog, engine.events().clone(), &process_id).await;
+        // Several processes share a Postgres catalog: each runs the mirrors of the sources it
+        // owns, its checkpoints fenced by its claims. A SQLite catalog has this process only.
+        let (engine, ownership) = match catalog.backend() {
+            Backend::Postgres => {
+                let owned = Arc::new(OwnedSources::new(&process_id));
+                let engine = engine.with_ownership(owned.clone());
+                let ownership = Ownership::start(engine.clone(), owned).await;
+                tracing::info!(sources = ownership.owned().count(), "source ownership claimed");
+                (engine, Some(ownership))
+            }
+            Backend::Sqlite => (engine, None),
+        };
         let supervisor = Supervisor::start(engine.clone(), config.supervisor.clone());
         // One orchestrator per process, holding leases under this run's unique process id.
         let orchestrator =
@@ -230,6 +246,7 @@ impl Application {
             app: state.clone(),
             process: registration.record().clone(),
             workers: supervisor.workers(),
+            sources: ownership.as_ref().map(|o| o.owned().clone()),
         };
         let router = router(state, live, health, leptos_options)
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
@@ -252,6 +269,7 @@ impl Application {
             stopping,
             registration,
             relay,
+            ownership,
             maintenance,
             _catalog_lock: catalog_lock,
         })
@@ -289,6 +307,10 @@ impl Application {
             .map_err(StartupError::Serve);
         // Workers finish their current batch (checkpoint saved) before the catalog closes.
         self.supervisor.shutdown().await;
+        // The workers stopped: the others take this process's sources over at once.
+        if let Some(ownership) = self.ownership {
+            ownership.stop().await;
+        }
         // Another process continues a window under way at once, not after the lease's TTL.
         self.maintenance.orchestrator.give_up_lease().await;
         self.registration.stop().await;
@@ -387,6 +409,8 @@ struct HealthState {
     app: AppState,
     process: ServerProcess,
     workers: WorkerCount,
+    /// The sources this process owns (Postgres catalogs; `None`: it runs every mirror).
+    sources: Option<Arc<OwnedSources>>,
 }
 
 /// Liveness and readiness in one: 200 when the catalog answers, 503 when it does not; with this
@@ -409,7 +433,12 @@ async fn healthz(State(h): State<HealthState>) -> impl IntoResponse {
                 }
                 _ => None,
             };
-            let owns = serde_json::json!({ "mirror_workers": h.workers.live(), "window": window });
+            let sources = h.sources.as_ref().map(|o| o.count());
+            let owns = serde_json::json!({
+                "mirror_workers": h.workers.live(),
+                "sources": sources,
+                "window": window,
+            });
             let body =
                 serde_json::json!({ "status": "ok", "catalog": backend, "process": process, "owns": owns });
             (StatusCode::OK, Json(body))

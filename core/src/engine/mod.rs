@@ -110,6 +110,9 @@ pub struct Engine {
     rules: Arc<PeerRules>,
     /// Seals peer URLs before they reach the catalog; `None` stores them as given.
     secrets: Option<Arc<SecretBox>>,
+    /// The sources this process owns (several processes on one catalog, see
+    /// `crate::ownership`); `None` runs every mirror with unfenced checkpoints (one process).
+    ownership: Option<Arc<crate::ownership::OwnedSources>>,
 }
 
 impl Engine {
@@ -124,6 +127,7 @@ impl Engine {
             wakeups: Arc::default(),
             rules: Arc::new(PeerRules::default()),
             secrets: None,
+            ownership: None,
         }
     }
 
@@ -135,6 +139,44 @@ impl Engine {
     pub fn with_secrets(mut self, secrets: Arc<SecretBox>) -> Self {
         self.secrets = Some(secrets);
         self
+    }
+
+    /// Runs only the mirrors whose source `owned` holds, each checkpoint fenced by its token.
+    pub fn with_ownership(mut self, owned: Arc<crate::ownership::OwnedSources>) -> Self {
+        self.ownership = Some(owned);
+        self
+    }
+
+    /// Whether this process runs mirrors of `source_peer_id` (always, without ownership).
+    pub fn runs_source(&self, source_peer_id: &str) -> bool {
+        self.ownership.as_ref().is_none_or(|o| o.owns(source_peer_id))
+    }
+
+    /// Persists a worker's progress: fenced by this process's claim on the mirror's source when
+    /// processes share the catalog (refused once the claim moved on), plain otherwise.
+    pub(crate) async fn save_progress(
+        &self,
+        m: &Mirror,
+        progress: &crate::storage::Progress,
+    ) -> Result<crate::storage::StatusChange> {
+        let now = chrono::Utc::now();
+        match &self.ownership {
+            None => Ok(self.catalog.save_progress(&m.id, progress, now).await?),
+            Some(owned) => {
+                let fence = owned.fence(&m.source_peer_id).ok_or_else(|| {
+                    StorageError::Fenced(format!(
+                        "this process no longer owns source {}; the checkpoint was not written",
+                        m.source_peer_id
+                    ))
+                })?;
+                Ok(self.catalog.save_progress_fenced(&m.id, progress, &fence, now).await?)
+            }
+        }
+    }
+
+    /// Wakes the supervisor's control loop (ownership changed: start or stop workers).
+    pub(crate) fn wake_supervisor(&self) {
+        self.wakeups.control.notify_one();
     }
 
     pub fn peer_rules(&self) -> &PeerRules {

@@ -301,7 +301,7 @@ impl MirrorRunner {
         rows_applied: i64,
     ) -> Result<Mirror> {
         let progress = Progress { checkpoint, rows_copied, rows_applied };
-        let change = self.engine.catalog().save_progress(&m.id, &progress, Utc::now()).await?;
+        let change = self.engine.save_progress(m, &progress).await?;
         let saved = self.engine.after_change(change);
         self.publish_progress(&saved, false).await;
         Ok(saved)

@@ -13,8 +13,8 @@
 //! A mirror whose peers cannot be reached has no batch in flight, so a pause asked of it is
 //! confirmed at once at its last persisted checkpoint; backoff waits end early on a wake-up.
 //!
-//! One supervisor per catalog is assumed (several processes on one catalog are not yet
-//! coordinated: each would replicate every mirror).
+//! With several processes on one catalog, the engine's source ownership (`crate::ownership`)
+//! filters which mirrors get a worker here, and a worker whose source moved away stops.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -169,9 +169,13 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
     let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
     tasks.retain(|_, h| !h.is_finished());
     for m in mirrors {
-        if m.status.needs_worker() && !tasks.contains_key(&m.id) {
+        // With several processes, only mirrors of sources this one owns (see `ownership`).
+        if m.status.needs_worker()
+            && !tasks.contains_key(&m.id)
+            && inner.engine.runs_source(&m.source_peer_id)
+        {
             tracing::debug!(mirror.id = %m.id, "starting worker");
-            let handle = tokio::spawn(worker(inner.clone(), m.id.clone()));
+            let handle = tokio::spawn(worker(inner.clone(), m.id.clone(), m.source_peer_id.clone()));
             tasks.insert(m.id, handle);
         }
     }
@@ -197,8 +201,8 @@ async fn pause_for(d: Duration, wake: Option<&Notify>, stop: &mut watch::Receive
     *stop.borrow()
 }
 
-#[tracing::instrument(skip(inner), fields(mirror.id = %id))]
-async fn worker(inner: Arc<Inner>, id: String) {
+#[tracing::instrument(skip(inner, source), fields(mirror.id = %id))]
+async fn worker(inner: Arc<Inner>, id: String, source: String) {
     let engine = &inner.engine;
     let wake = engine.wakeups.for_mirror(&id);
     let mut stop = inner.stop.clone();
@@ -217,7 +221,8 @@ async fn worker(inner: Arc<Inner>, id: String) {
         }
         let error = match built {
             Ok(mut runner) => loop {
-                if *stop.borrow() {
+                // Another process owns the source now: it runs the mirror from the checkpoint.
+                if *stop.borrow() || !engine.runs_source(&source) {
                     return;
                 }
                 let step = {
@@ -240,6 +245,9 @@ async fn worker(inner: Arc<Inner>, id: String) {
             },
             Err(e) => e,
         };
+        if !engine.runs_source(&source) {
+            return; // its write was fenced: the source moved to another process
+        }
         let message = error.to_string();
         if error.is_permanent() {
             tracing::warn!(error = %message, "mirror failed");

@@ -6,6 +6,7 @@
 mod instance;
 mod maintenance;
 mod mirror;
+mod ownership;
 mod processes;
 mod users;
 
@@ -83,4 +84,7 @@ contract! {
     maintenance::refused_and_failed_requests_can_be_listed_alone,
     processes::processes_register_beat_and_die_after_the_ttl,
     processes::a_missing_process_heartbeat_says_so_and_pruning_removes_only_the_silent,
+    ownership::sources_spread_evenly_never_overlap_and_move_when_a_process_stops,
+    ownership::a_stale_owner_cannot_write_a_checkpoint,
+    ownership::concurrent_claims_never_overlap,
 }

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 mod instance;
 mod maintenance;
 mod mirror;
+mod ownership;
 mod peer;
 mod process;
 mod users;

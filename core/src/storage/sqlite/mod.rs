@@ -10,6 +10,7 @@ use sqlx::SqlitePool;
 mod instance;
 mod maintenance;
 mod mirror;
+mod ownership;
 mod peer;
 mod process;
 mod users;
