@@ -90,23 +90,28 @@ impl Orchestrator {
 
     /// One step, with the lease renewed every third of its TTL while the step runs and the call
     /// abandoned after `step_timeout` (an error: the caller marks the window failed).
+    ///
+    /// The renewal runs beside the step, never instead of it: a renewal waits for the lease row,
+    /// which the step's own open transaction may hold (its fencing check), so the step must go
+    /// on being polled meanwhile or both would wait for each other forever.
     pub(super) async fn step_renewing_lease(&self, window_id: &str) -> Result<StepOutcome> {
         let step = tokio::time::timeout(self.config.step_timeout, self.run_next_step(window_id));
-        tokio::pin!(step);
         let every = (self.config.lease_ttl / 3).max(Duration::from_millis(50));
-        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                outcome = &mut step => {
-                    return outcome.unwrap_or_else(|_| {
-                        Err(MaintenanceError::Refused(format!(
-                            "the step did not finish within {} s",
-                            self.config.step_timeout.as_secs()
-                        )))
-                    });
-                }
-                _ = renew.tick() => self.renew_held_lease().await,
+        let renewing = async {
+            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                renew.tick().await;
+                self.renew_held_lease().await;
             }
+        };
+        tokio::select! {
+            outcome = step => outcome.unwrap_or_else(|_| {
+                Err(MaintenanceError::Refused(format!(
+                    "the step did not finish within {} s",
+                    self.config.step_timeout.as_secs()
+                )))
+            }),
+            never = renewing => never,
         }
     }
 }

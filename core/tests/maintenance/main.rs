@@ -1192,4 +1192,5 @@ both_catalogs! {
     a_window_whose_holder_stopped_is_taken_over_once_its_lease_lapses,
     a_hung_step_fails_the_window_at_its_timeout_and_another_process_retries_it,
     every_step_under_way_has_a_deadline,
+    a_step_outlasting_the_lease_renews_it_and_finishes,
 }

@@ -150,3 +150,32 @@ pub async fn every_step_under_way_has_a_deadline(catalog: Backend) {
     assert!(failed.error.unwrap_or_default().contains("did not finish within"));
     sup.shutdown().await;
 }
+
+/// A step that takes longer than the lease keeps renewing it without stalling itself: the
+/// renewal waits for the lease row that the step's own transaction holds, so it must run beside
+/// the step (run instead of it, both waited for each other forever on Postgres).
+pub async fn a_step_outlasting_the_lease_renews_it_and_finishes(catalog: Backend) {
+    let (w, sup, ids) = world_with_mirrors(catalog, 2).await;
+    let a = Orchestrator::new(
+        w.engine.clone(),
+        "host-1-aaaa",
+        OrchestratorConfig { lease_ttl: Duration::from_millis(150), ..config() },
+    );
+    let win = a.request_enable("alice", "upgrade", Scope::All).await.unwrap();
+    assert_eq!(a.run_next_step(&win.id).await.unwrap().window().step, WindowStep::PauseMirrors);
+    let unblock = block_mirror_writes(&w).await;
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let _ = unblock.send(());
+    });
+    let done = tokio::time::timeout(Duration::from_secs(30), a.run_to_completion(&win.id))
+        .await
+        .expect("the step and its lease renewal must not wait for each other")
+        .unwrap();
+    releaser.await.unwrap();
+    assert_eq!(done.phase, WindowPhase::Enabled, "{:?}", done.error);
+    for id in &ids {
+        assert_eq!(mirror(&w, id).await.status, MirrorStatus::Paused);
+    }
+    sup.shutdown().await;
+}
