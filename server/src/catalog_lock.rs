@@ -21,7 +21,7 @@ pub enum LockError {
          a SQLite catalog serves one process — stop the other one, or use a Postgres catalog to run several"
     )]
     Held { path: String, lock: String },
-    #[error("cannot lock the SQLite catalog {path}: {source}")]
+    #[error("cannot open the catalog database: cannot create or lock {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
 
@@ -40,7 +40,7 @@ impl CatalogLock {
         let mut lock = db.clone().into_os_string();
         lock.push(".lock");
         let path = PathBuf::from(lock);
-        let io = |source| LockError::Io { path: db.display().to_string(), source };
+        let io = |source| LockError::Io { path: path.display().to_string(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
