@@ -550,6 +550,12 @@ async fn a_killed_owners_mirrors_replicate_again_in_another_process() {
     let h: Value = reqwest::get(format!("{}/healthz", bases[alive])).await.unwrap().json().await.unwrap();
     assert_eq!(h["owns"]["sources"], 1, "{h}");
     assert!(workers(&h) > 0, "{h}");
+    // The Mirrors API names the survivor as the process running every mirror.
+    let survivor = h["process"]["id"].as_str().unwrap();
+    let c = client(bases[alive]).await;
+    for m in get(&c, format!("{}/api/mirrors", bases[alive])).await.as_array().unwrap() {
+        assert_eq!(m["owner"], survivor, "{m}");
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let samples = sampler.await.unwrap();
     assert!(samples > 10, "sampled {samples} times");

@@ -535,7 +535,15 @@ impl Engine {
         // Backlogs are counted on the sources concurrently: one slow source delays the list by
         // its own timeout, not by the sum.
         let backlogs = futures::future::join_all(mirrors.iter().map(|m| self.backlog(m))).await;
-        Ok(mirrors.into_iter().zip(backlogs).map(|(m, backlog)| view_of(m, &names, backlog)).collect())
+        let owners = self.source_owners().await?;
+        Ok(mirrors
+            .into_iter()
+            .zip(backlogs)
+            .map(|(m, backlog)| {
+                let owner = owners.get(&m.source_peer_id).cloned();
+                view_of(m, &names, backlog, owner)
+            })
+            .collect())
     }
 
     /// One mirror as pages show it (dropped ones too).
@@ -546,7 +554,24 @@ impl Engine {
         let names: HashMap<String, String> =
             self.catalog.list_peers().await?.into_iter().map(|p| (p.id, p.name)).collect();
         let backlog = self.backlog(&m).await;
-        Ok(Some(view_of(m, &names, backlog)))
+        let owner = self.source_owners().await?.get(&m.source_peer_id).cloned();
+        Ok(Some(view_of(m, &names, backlog, owner)))
+    }
+
+    /// The live owner of each owned source (several processes; empty with one).
+    async fn source_owners(&self) -> Result<HashMap<String, String>> {
+        if self.ownership.is_none() {
+            return Ok(HashMap::new());
+        }
+        let now = Utc::now();
+        Ok(self
+            .catalog
+            .source_owners()
+            .await?
+            .into_iter()
+            .filter(|o| !o.owner.is_empty() && o.expires_at > now)
+            .map(|o| (o.source_peer_id, o.owner))
+            .collect())
     }
 
     /// Change-log entries of the mirror's tables it has not applied; `None` when unknown.
@@ -565,7 +590,12 @@ impl Engine {
     }
 }
 
-fn view_of(m: Mirror, names: &HashMap<String, String>, backlog: Option<i64>) -> MirrorView {
+fn view_of(
+    m: Mirror,
+    names: &HashMap<String, String>,
+    backlog: Option<i64>,
+    owner: Option<String>,
+) -> MirrorView {
     let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| "?".into());
     MirrorView {
         checkpoint: m.checkpoint.describe(&m.tables),
@@ -583,5 +613,6 @@ fn view_of(m: Mirror, names: &HashMap<String, String>, backlog: Option<i64>) -> 
         last_error: m.last_error,
         created_at: m.created_at,
         updated_at: m.updated_at,
+        owner,
     }
 }
