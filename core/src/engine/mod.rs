@@ -152,6 +152,18 @@ impl Engine {
         self.ownership.as_ref().is_none_or(|o| o.owns(source_peer_id))
     }
 
+    /// This process's claim on `source_peer_id` for a worker's write: `None` without ownership
+    /// (one process: writes are plain), an error once the source is no longer owned here.
+    fn worker_fence(&self, source_peer_id: &str) -> Result<Option<crate::storage::SourceFence>> {
+        let Some(owned) = &self.ownership else { return Ok(None) };
+        owned.fence(source_peer_id).map(Some).ok_or_else(|| {
+            StorageError::Fenced(format!(
+                "this process no longer owns source {source_peer_id}; the write was not made"
+            ))
+            .into()
+        })
+    }
+
     /// Persists a worker's progress: fenced by this process's claim on the mirror's source when
     /// processes share the catalog (refused once the claim moved on), plain otherwise.
     pub(crate) async fn save_progress(
@@ -160,18 +172,33 @@ impl Engine {
         progress: &crate::storage::Progress,
     ) -> Result<crate::storage::StatusChange> {
         let now = chrono::Utc::now();
-        match &self.ownership {
-            None => Ok(self.catalog.save_progress(&m.id, progress, now).await?),
-            Some(owned) => {
-                let fence = owned.fence(&m.source_peer_id).ok_or_else(|| {
-                    StorageError::Fenced(format!(
-                        "this process no longer owns source {}; the checkpoint was not written",
-                        m.source_peer_id
-                    ))
-                })?;
-                Ok(self.catalog.save_progress_fenced(&m.id, progress, &fence, now).await?)
-            }
-        }
+        Ok(match self.worker_fence(&m.source_peer_id)? {
+            None => self.catalog.save_progress(&m.id, progress, now).await?,
+            Some(f) => self.catalog.save_progress_fenced(&m.id, progress, &f, now).await?,
+        })
+    }
+
+    /// A worker confirms its pause, fenced like [`Self::save_progress`].
+    pub(crate) async fn confirm_paused(&self, id: &str, source_peer_id: &str) -> Result<StatusChange> {
+        let now = chrono::Utc::now();
+        Ok(match self.worker_fence(source_peer_id)? {
+            None => self.catalog.confirm_paused(id, now).await?,
+            Some(f) => self.catalog.confirm_paused_fenced(id, &f, now).await?,
+        })
+    }
+
+    /// A worker marks its mirror failed, fenced like [`Self::save_progress`].
+    pub(crate) async fn fail_mirror(
+        &self,
+        id: &str,
+        source_peer_id: &str,
+        reason: &str,
+    ) -> Result<StatusChange> {
+        let now = chrono::Utc::now();
+        Ok(match self.worker_fence(source_peer_id)? {
+            None => self.catalog.fail_mirror(id, reason, now).await?,
+            Some(f) => self.catalog.fail_mirror_fenced(id, reason, &f, now).await?,
+        })
     }
 
     /// Wakes the supervisor's control loop (ownership changed: start or stop workers).

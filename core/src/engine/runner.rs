@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 
 use super::peer::{key_from_json, row_from_json, sql_key_of, Peer, TableSchema, TableWrite};
 use super::{Engine, EngineError, Result};
@@ -123,7 +122,7 @@ impl MirrorRunner {
             MirrorStatus::Paused => return Ok(StepOutcome::Paused),
             MirrorStatus::Pausing => {
                 // The previous step ended with its checkpoint persisted: this is a boundary.
-                let change = self.engine.catalog().confirm_paused(&self.mirror_id, Utc::now()).await?;
+                let change = self.engine.confirm_paused(&self.mirror_id, &m.source_peer_id).await?;
                 let m = self.engine.after_change(change);
                 self.publish_progress(&m, true).await;
                 return Ok(if m.status == MirrorStatus::Paused {

@@ -213,7 +213,7 @@ async fn worker(inner: Arc<Inner>, id: String, source: String) {
             // Its peers are unreachable, so nothing can be in flight: a pause asked for now is
             // confirmed at the last persisted checkpoint instead of waiting for the peers (a
             // broken peer is exactly when maintenance is needed).
-            match confirm_pause_without_runner(engine, &id).await {
+            match confirm_pause_without_runner(engine, &id, &source).await {
                 Ok(true) => return,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot confirm the pause"),
@@ -251,7 +251,7 @@ async fn worker(inner: Arc<Inner>, id: String, source: String) {
         let message = error.to_string();
         if error.is_permanent() {
             tracing::warn!(error = %message, "mirror failed");
-            match engine.catalog().fail_mirror(&id, &message, Utc::now()).await {
+            match engine.fail_mirror(&id, &source, &message).await {
                 Ok(change) => {
                     engine.after_change(change);
                 }
@@ -287,10 +287,10 @@ async fn worker(inner: Arc<Inner>, id: String, source: String) {
 
 /// Confirms a requested pause for a mirror whose runner cannot be built. `true` when the mirror
 /// is paused (or otherwise needs no worker) afterwards.
-async fn confirm_pause_without_runner(engine: &Engine, id: &str) -> Result<bool, EngineError> {
+async fn confirm_pause_without_runner(engine: &Engine, id: &str, source: &str) -> Result<bool, EngineError> {
     let Some(m) = engine.catalog().mirror(id).await? else { return Ok(true) };
     if m.status == crate::domain::MirrorStatus::Pausing {
-        let change = engine.catalog().confirm_paused(id, Utc::now()).await?;
+        let change = engine.confirm_paused(id, source).await?;
         let m = engine.after_change(change);
         return Ok(!m.status.needs_worker());
     }

@@ -645,6 +645,23 @@ pub trait OwnershipStore {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange>;
+
+    /// [`MirrorStore::confirm_paused`], fenced the same way: a stale worker never flips a status.
+    async fn confirm_paused_fenced(
+        &self,
+        id: &str,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange>;
+
+    /// [`MirrorStore::fail_mirror`], fenced the same way.
+    async fn fail_mirror_fenced(
+        &self,
+        id: &str,
+        reason: &str,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange>;
 }
 
 /// The refusal a worker whose process lost its source gets.

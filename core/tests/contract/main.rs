@@ -85,6 +85,6 @@ contract! {
     processes::processes_register_beat_and_die_after_the_ttl,
     processes::a_missing_process_heartbeat_says_so_and_pruning_removes_only_the_silent,
     ownership::sources_spread_evenly_never_overlap_and_move_when_a_process_stops,
-    ownership::a_stale_owner_cannot_write_a_checkpoint,
+    ownership::a_stale_owner_cannot_write_a_checkpoint_or_a_status,
     ownership::concurrent_claims_never_overlap,
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use quiesce_core::domain::{Checkpoint, PeerKind, Stage};
+use quiesce_core::domain::{Checkpoint, Hold, MirrorStatus, PeerKind, Stage};
 use quiesce_core::ownership::fair_share;
 use quiesce_core::storage::{Catalog, NewMirror, NewPeer, Progress, StorageError};
 use quiesce_core::testing::TestDb;
@@ -118,8 +118,9 @@ pub async fn sources_spread_evenly_never_overlap_and_move_when_a_process_stops(d
 }
 
 /// A checkpoint written with a stale claim is refused and changes nothing: after a takeover the
-/// old owner cannot move the checkpoint (backwards or at all), the new owner can.
-pub async fn a_stale_owner_cannot_write_a_checkpoint(db: &TestDb) {
+/// old owner cannot move the checkpoint (backwards or at all) nor flip the status, the new owner
+/// can.
+pub async fn a_stale_owner_cannot_write_a_checkpoint_or_a_status(db: &TestDb) {
     let c = db.catalog().await;
     let (_, mirrors) = world(&*c, 1, 1).await;
     let m = &mirrors[0];
@@ -134,6 +135,16 @@ pub async fn a_stale_owner_cannot_write_a_checkpoint(db: &TestDb) {
     assert!(matches!(e, StorageError::Fenced(_)), "{e}");
     assert!(e.to_string().contains("p2"), "{e}");
     assert_eq!(c.mirror(m).await.unwrap().unwrap().checkpoint.change_id, 20);
+    // Nor can it flip a status: a pause confirmation or a failure with the old claim is refused.
+    c.add_hold(m, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(c.mirror(m).await.unwrap().unwrap().status, MirrorStatus::Pausing);
+    let e = c.confirm_paused_fenced(m, &old, Utc::now()).await.unwrap_err();
+    assert!(matches!(e, StorageError::Fenced(_)), "{e}");
+    let e = c.fail_mirror_fenced(m, "stale", &old, Utc::now()).await.unwrap_err();
+    assert!(matches!(e, StorageError::Fenced(_)), "{e}");
+    assert_eq!(c.mirror(m).await.unwrap().unwrap().status, MirrorStatus::Pausing);
+    let change = c.confirm_paused_fenced(m, &new, Utc::now()).await.unwrap();
+    assert_eq!(change.mirror.status, MirrorStatus::Paused, "the owner confirms");
     // After a release nobody's old token writes either.
     c.release_sources("p2", at(11_000)).await.unwrap();
     let e = c.save_progress_fenced(m, &progress(30), &new, Utc::now()).await.unwrap_err();

@@ -160,6 +160,51 @@ pub(super) async fn save_progress_tx(
     Ok(StatusChange { mirror, from: before.status })
 }
 
+/// `confirm_paused` inside the caller's transaction, the mirror locked.
+pub(super) async fn confirm_paused_tx(
+    tx: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    if before.status == MirrorStatus::Pausing {
+        let to = before.status.confirm_paused()?;
+        set_status(tx, id, to, now).await?;
+        // Where the worker really stopped, for the windows that asked it to.
+        sqlx::query(
+            "UPDATE maintenance_backups SET checkpoint_confirmed = $1, confirmed_at = $2
+             WHERE mirror_id = $3 AND released_at IS NULL AND checkpoint_confirmed IS NULL",
+        )
+        .bind(crate::storage::rows::to_json(&before.checkpoint))
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+/// `fail_mirror` inside the caller's transaction, the mirror locked.
+pub(super) async fn fail_mirror_tx(
+    tx: &mut PgConnection,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    let to = before.status.fail()?;
+    sqlx::query("UPDATE mirrors SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4")
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
 #[async_trait]
 impl MirrorStore for PostgresCatalog {
     async fn create_mirror(&self, new: &NewMirror, now: DateTime<Utc>) -> Result<Mirror> {
@@ -290,24 +335,9 @@ impl MirrorStore for PostgresCatalog {
     async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
-        let before = load_existing(&mut tx, id).await?;
-        if before.status == MirrorStatus::Pausing {
-            let to = before.status.confirm_paused()?;
-            set_status(&mut tx, id, to, now).await?;
-            // Where the worker really stopped, for the windows that asked it to.
-            sqlx::query(
-                "UPDATE maintenance_backups SET checkpoint_confirmed = $1, confirmed_at = $2
-                 WHERE mirror_id = $3 AND released_at IS NULL AND checkpoint_confirmed IS NULL",
-            )
-            .bind(crate::storage::rows::to_json(&before.checkpoint))
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = confirm_paused_tx(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn confirm_resumed(&self, id: &str) -> Result<()> {
@@ -339,18 +369,9 @@ impl MirrorStore for PostgresCatalog {
     async fn fail_mirror(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
-        let before = load_existing(&mut tx, id).await?;
-        let to = before.status.fail()?;
-        sqlx::query("UPDATE mirrors SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4")
-            .bind(to.as_str())
-            .bind(reason)
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = fail_mirror_tx(&mut tx, id, reason, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::mirror::{lock, save_progress_tx};
+use super::mirror::{confirm_paused_tx, fail_mirror_tx, lock, save_progress_tx};
 use super::PostgresCatalog;
 use crate::domain::from_millis;
 use crate::storage::{
@@ -136,26 +136,61 @@ impl OwnershipStore for PostgresCatalog {
         now: DateTime<Utc>,
     ) -> Result<StatusChange> {
         let mut tx = self.pool.begin().await?;
-        // Lock order: the mirror, then its source's ownership row (claims lock only the latter).
         lock(&mut tx, id).await?;
-        let current: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT o.source_peer_id, o.owner, o.token FROM source_owners o
-             JOIN mirrors m ON m.source_peer_id = o.source_peer_id
-             WHERE m.id = $1 FOR SHARE OF o",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match &current {
-            Some((source, owner, token))
-                if *source == fence.source_peer_id && *owner == fence.owner && *token == fence.token => {}
-            Some((_, owner, token)) => {
-                return Err(not_owner(&fence.source_peer_id, Some((owner, *token)), fence))
-            }
-            None => return Err(not_owner(&fence.source_peer_id, None, fence)),
-        }
+        check_fence(&mut tx, id, fence).await?;
         let change = save_progress_tx(&mut tx, id, progress, now).await?;
         tx.commit().await?;
         Ok(change)
+    }
+
+    async fn confirm_paused_fenced(
+        &self,
+        id: &str,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        check_fence(&mut tx, id, fence).await?;
+        let change = confirm_paused_tx(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(change)
+    }
+
+    async fn fail_mirror_fenced(
+        &self,
+        id: &str,
+        reason: &str,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange> {
+        let mut tx = self.pool.begin().await?;
+        lock(&mut tx, id).await?;
+        check_fence(&mut tx, id, fence).await?;
+        let change = fail_mirror_tx(&mut tx, id, reason, now).await?;
+        tx.commit().await?;
+        Ok(change)
+    }
+}
+
+/// Refuses a worker's write, inside its transaction, unless `fence` still names the current owner
+/// and token of the mirror's source.
+async fn check_fence(tx: &mut sqlx::PgConnection, id: &str, fence: &SourceFence) -> Result<()> {
+    let current: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT o.source_peer_id, o.owner, o.token FROM source_owners o
+         JOIN mirrors m ON m.source_peer_id = o.source_peer_id
+         WHERE m.id = $1 FOR SHARE OF o",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match &current {
+        Some((source, owner, token))
+            if *source == fence.source_peer_id && *owner == fence.owner && *token == fence.token =>
+        {
+            Ok(())
+        }
+        Some((_, owner, token)) => Err(not_owner(&fence.source_peer_id, Some((owner, *token)), fence)),
+        None => Err(not_owner(&fence.source_peer_id, None, fence)),
     }
 }

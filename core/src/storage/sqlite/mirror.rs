@@ -150,6 +150,51 @@ pub(super) async fn save_progress_tx(
     Ok(StatusChange { mirror, from: before.status })
 }
 
+/// `confirm_paused` inside the caller's transaction.
+pub(super) async fn confirm_paused_tx(
+    tx: &mut SqliteConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    if before.status == MirrorStatus::Pausing {
+        let to = before.status.confirm_paused()?;
+        set_status(tx, id, to, now).await?;
+        // Where the worker really stopped, for the windows that asked it to.
+        sqlx::query(
+            "UPDATE maintenance_backups SET checkpoint_confirmed = ?, confirmed_at = ?
+             WHERE mirror_id = ? AND released_at IS NULL AND checkpoint_confirmed IS NULL",
+        )
+        .bind(crate::storage::rows::to_json(&before.checkpoint))
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+/// `fail_mirror` inside the caller's transaction.
+pub(super) async fn fail_mirror_tx(
+    tx: &mut SqliteConnection,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    let to = before.status.fail()?;
+    sqlx::query("UPDATE mirrors SET status = ?, last_error = ?, updated_at = ? WHERE id = ?")
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
 #[async_trait]
 impl MirrorStore for SqliteCatalog {
     async fn create_mirror(&self, new: &NewMirror, now: DateTime<Utc>) -> Result<Mirror> {
@@ -274,24 +319,9 @@ impl MirrorStore for SqliteCatalog {
 
     async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = load_existing(&mut tx, id).await?;
-        if before.status == MirrorStatus::Pausing {
-            let to = before.status.confirm_paused()?;
-            set_status(&mut tx, id, to, now).await?;
-            // Where the worker really stopped, for the windows that asked it to.
-            sqlx::query(
-                "UPDATE maintenance_backups SET checkpoint_confirmed = ?, confirmed_at = ?
-                 WHERE mirror_id = ? AND released_at IS NULL AND checkpoint_confirmed IS NULL",
-            )
-            .bind(crate::storage::rows::to_json(&before.checkpoint))
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = confirm_paused_tx(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn confirm_resumed(&self, id: &str) -> Result<()> {
@@ -321,18 +351,9 @@ impl MirrorStore for SqliteCatalog {
 
     async fn fail_mirror(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = load_existing(&mut tx, id).await?;
-        let to = before.status.fail()?;
-        sqlx::query("UPDATE mirrors SET status = ?, last_error = ?, updated_at = ? WHERE id = ?")
-            .bind(to.as_str())
-            .bind(reason)
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = fail_mirror_tx(&mut tx, id, reason, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
