@@ -94,6 +94,37 @@ impl MaintenanceRunner {
     }
 }
 
+impl MaintenanceRunner {
+    /// Watches for a window whose process stopped running it: every `every`, if the active
+    /// window is enabling or disabling and nobody holds a live lease on it, this process runs it
+    /// (the lease's transaction lets one process win; the others are refused and go on
+    /// watching). The run continues from the window's last persisted step.
+    pub fn watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match runner.orchestrator.window_to_take_over(chrono::Utc::now()).await {
+                    Ok(Some(w)) => {
+                        tracing::info!(
+                            window.id = %w.id,
+                            window.phase = %w.phase,
+                            window.step = %w.step,
+                            process.id = %runner.orchestrator.holder_id(),
+                            "nobody runs this maintenance window: taking it over"
+                        );
+                        runner.kick(&w.id);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, "cannot check for a window to take over"),
+                }
+            }
+        })
+    }
+}
+
 /// The state, or an internal error if the server was wired without it.
 pub fn app_state() -> Result<AppState, ApiError> {
     leptos::prelude::use_context::<AppState>().ok_or_else(|| {

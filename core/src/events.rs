@@ -4,7 +4,8 @@
 //! sent to the browser). The [`EventBus`] is a `tokio::sync::broadcast` channel behind `server`:
 //! publishing never blocks and never fails; a subscriber that falls too far behind misses the
 //! oldest events (it gets `Lagged`) and should re-read the state it shows. Messages carry no
-//! credentials.
+//! credentials. On a Postgres catalog the bus of every process is joined to the others by
+//! [`crate::relay`] (`LISTEN/NOTIFY`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,9 @@ pub enum Event {
         outcome: Option<MirrorOutcome>,
         at: DateTime<Utc>,
     },
+    /// Events may have been missed (the link to other processes sharing the catalog was lost
+    /// and is back): pages re-read everything they show.
+    Resync { reason: String, at: DateTime<Utc> },
 }
 
 impl Event {
@@ -69,7 +73,7 @@ impl Event {
             | Event::MirrorProgress { mirror_id, .. }
             | Event::MirrorError { mirror_id, .. }
             | Event::WindowMirror { mirror_id, .. } => mirror_id,
-            Event::WindowChanged { .. } | Event::WindowStepFinished { .. } => "",
+            Event::WindowChanged { .. } | Event::WindowStepFinished { .. } | Event::Resync { .. } => "",
         }
     }
 
@@ -89,25 +93,58 @@ pub use bus::EventBus;
 
 #[cfg(feature = "server")]
 mod bus {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, OnceLock};
+
     use super::Event;
-    use tokio::sync::broadcast;
+    use tokio::sync::{broadcast, mpsc};
 
     /// The in-process bus. Cheap to clone; every clone publishes to the same subscribers.
+    ///
+    /// With an outbox attached ([`EventBus::attach_outbox`], done by the cross-process relay),
+    /// every event published here is also queued for the other processes sharing the catalog;
+    /// events that arrive from them are published with [`EventBus::publish_local`], so they are
+    /// never sent back out.
     #[derive(Clone)]
     pub struct EventBus {
         tx: broadcast::Sender<Event>,
+        outbox: Arc<OnceLock<mpsc::Sender<Event>>>,
+        /// Events the outbox had no room for since the relay last looked.
+        dropped: Arc<AtomicU64>,
     }
 
     impl EventBus {
         /// A bus keeping up to `capacity` events for slow subscribers.
         pub fn new(capacity: usize) -> Self {
             let (tx, _) = broadcast::channel(capacity.max(1));
-            EventBus { tx }
+            EventBus { tx, outbox: Arc::default(), dropped: Arc::default() }
         }
 
-        /// Publishes `event`; with no subscriber it is simply dropped.
+        /// Publishes `event` here and, with an outbox, to the other processes; never blocks.
         pub fn publish(&self, event: Event) {
+            if let Some(outbox) = self.outbox.get() {
+                if outbox.try_send(event.clone()).is_err() {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             let _ = self.tx.send(event);
+        }
+
+        /// Publishes `event` to this process's subscribers only (it came from another process).
+        pub fn publish_local(&self, event: Event) {
+            let _ = self.tx.send(event);
+        }
+
+        /// Starts queueing published events for other processes, up to `capacity` waiting;
+        /// the receiving half goes to the relay. `None` if an outbox is already attached.
+        pub fn attach_outbox(&self, capacity: usize) -> Option<mpsc::Receiver<Event>> {
+            let (tx, rx) = mpsc::channel(capacity.max(1));
+            self.outbox.set(tx).ok().map(|_| rx)
+        }
+
+        /// How many events found the outbox full since the last call (and resets the count).
+        pub fn take_dropped(&self) -> u64 {
+            self.dropped.swap(0, Ordering::Relaxed)
         }
 
         /// Receives every event published from now on.

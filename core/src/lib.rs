@@ -30,6 +30,15 @@ pub mod hasher;
 #[cfg(feature = "server")]
 pub mod secrets;
 
+#[cfg(feature = "server")]
+pub mod processes;
+
+#[cfg(feature = "server")]
+pub mod relay;
+
+#[cfg(feature = "server")]
+pub mod ownership;
+
 #[cfg(feature = "testing")]
 pub mod testing;
 

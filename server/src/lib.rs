@@ -1,6 +1,7 @@
 //! Quiesce's server: configuration, telemetry, the HTTP application and its start-up and
 //! shutdown. `main.rs` only wires these together, so tests can build the application on port 0.
 
+pub mod catalog_lock;
 pub mod cli;
 pub mod config;
 pub mod export;

@@ -3,7 +3,9 @@
 //! Policy: every event published on the process's [`EventBus`] goes to every signed-in
 //! subscriber as one `message` whose data is the event's JSON (the `type` field names it). The
 //! stream begins with a `hello` event; a subscriber that fell behind gets a `resync` event (it
-//! missed some and must re-read the state it shows). Pages never patch their state from events:
+//! missed some and must re-read the state it shows), and so does every subscriber when the link
+//! to the other processes sharing the catalog was lost and is back (`Event::Resync`, see
+//! `quiesce_core::relay`); events from those processes arrive on the same bus. Pages never patch their state from events:
 //! an event only tells them what to re-read, so a reconnect followed by a full re-read is always
 //! right. The session is checked again every [`RECHECK`] (`Config::live_recheck`): once it is gone (signed out, expired,
 //! user disabled, password reset) the stream sends `signed_out` and ends. An open stream is not
@@ -205,6 +207,10 @@ impl Subscriber {
                     }
                 }
                 received = self.events.recv() => match received {
+                    // Events from other processes may have been missed: re-read everything.
+                    Ok(Event::Resync { reason, .. }) => {
+                        return Some(SseEvent::default().event("resync").data(reason));
+                    }
                     Ok(event) => match SseEvent::default().json_data(&event) {
                         Ok(message) => return Some(message),
                         Err(e) => tracing::warn!(error = %e, "cannot encode a live event"),

@@ -23,16 +23,22 @@ use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use quiesce_core::accounts::Accounts;
 use quiesce_core::demo::{self, DemoWriter};
+use quiesce_core::domain::ServerProcess;
 use quiesce_core::domain::WindowPhase;
 use quiesce_core::engine::peer::rules::{pg_environment, sqlite_catalog_files, CatalogLocation};
 use quiesce_core::engine::PeerRules;
-use quiesce_core::engine::{Engine, Supervisor};
+use quiesce_core::engine::{Engine, Supervisor, WorkerCount};
 use quiesce_core::events::EventBus;
 use quiesce_core::maintenance::Orchestrator;
+use quiesce_core::ownership::{OwnedSources, Ownership};
+use quiesce_core::processes::{ProcessId, Registration};
+use quiesce_core::relay::Relay;
 use quiesce_core::secrets::{KeyOrigin, SecretBox, SecretError};
 use quiesce_core::storage::{self, Catalog, StorageError};
+use quiesce_core::Backend;
 use tokio::net::TcpListener;
 
+use crate::catalog_lock::CatalogLock;
 use crate::config::Config;
 use crate::live::{LiveState, StreamCounter};
 use crate::security::{self, Guards};
@@ -59,7 +65,12 @@ pub enum StartupError {
     PeersDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("{0}")]
     Command(String),
+    #[error(transparent)]
+    CatalogLock(#[from] crate::catalog_lock::LockError),
 }
+
+/// How often every process looks for a maintenance window nobody runs.
+const TAKEOVER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Application {
     setup_token: Arc<Mutex<Option<String>>>,
@@ -72,6 +83,15 @@ pub struct Application {
     demo_writer: Option<DemoWriter>,
     /// Tells open live streams to end, so a graceful shutdown is not held up by open pages.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// This process in the catalog's process registry (its heartbeat).
+    registration: Registration,
+    /// The cross-process event relay (Postgres catalogs).
+    relay: Option<Relay>,
+    /// This process's claims on source peers (Postgres catalogs).
+    ownership: Option<Ownership>,
+    maintenance: MaintenanceRunner,
+    /// A SQLite catalog's lock, held for the life of the process.
+    _catalog_lock: Option<CatalogLock>,
 }
 
 impl Application {
@@ -84,6 +104,8 @@ impl Application {
             None => None,
         };
 
+        // A SQLite catalog serves one process: refuse a second one before touching the file.
+        let catalog_lock = CatalogLock::acquire(&config.database_url)?;
         let catalog = storage::connect(&config.database_url).await?;
         let instance = catalog.record_start(crate::VERSION, chrono::Utc::now()).await?;
         tracing::info!(
@@ -150,11 +172,36 @@ impl Application {
         } else {
             None
         };
+        let registration = Registration::start(
+            catalog.clone(),
+            ProcessId::generate(),
+            &local_addr.to_string(),
+            crate::VERSION,
+        )
+        .await?;
+        let process_id = registration.id().to_string();
+        tracing::info!(process.id = %process_id, "registered this server process");
+        let relay = Relay::start(&catalog, engine.events().clone(), &process_id).await;
+        // Several processes share a Postgres catalog: each runs the mirrors of the sources it
+        // owns, its checkpoints fenced by its claims. A SQLite catalog has this process only.
+        let (engine, ownership) = match catalog.backend() {
+            Backend::Postgres => {
+                let owned = Arc::new(OwnedSources::new(&process_id));
+                let engine = engine.with_ownership(owned.clone());
+                let ownership = Ownership::start(engine.clone(), owned).await;
+                tracing::info!(sources = ownership.owned().count(), "source ownership claimed");
+                (engine, Some(ownership))
+            }
+            Backend::Sqlite => (engine, None),
+        };
         let supervisor = Supervisor::start(engine.clone(), config.supervisor.clone());
-        // One orchestrator per process; the same address after a restart takes its lease back.
-        let holder = format!("server@{local_addr}");
-        let orchestrator = Arc::new(Orchestrator::new(engine.clone(), holder, config.orchestrator.clone()));
+        // One orchestrator per process, holding leases under this run's unique process id.
+        let orchestrator =
+            Arc::new(Orchestrator::new(engine.clone(), process_id.clone(), config.orchestrator.clone()));
         let maintenance = MaintenanceRunner::new(orchestrator.clone());
+        let mut background = background;
+        // A window whose process died is continued by whichever live process sees it first.
+        background.push(maintenance.watch(TAKEOVER_CHECK));
         // A window that was enabling or disabling when the last process stopped goes on.
         if let Some(w) = catalog.active_window().await? {
             if matches!(w.phase, WindowPhase::Enabling | WindowPhase::Disabling) {
@@ -167,7 +214,7 @@ impl Application {
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
             engine,
-            maintenance,
+            maintenance: maintenance.clone(),
             version: crate::VERSION,
             session_lifetime: chrono::Duration::from_std(config.session_lifetime)
                 .unwrap_or(chrono::Duration::hours(12)),
@@ -196,7 +243,13 @@ impl Application {
         // Layers run outermost-last: security headers (so even refusals carry them), sessions,
         // the client address, the cross-origin refusal, the argument record, the JSON
         // re-encoding, and the page sign-in redirect, then the routes.
-        let router = router(state, live, leptos_options)
+        let health = HealthState {
+            app: state.clone(),
+            process: registration.record().clone(),
+            workers: supervisor.workers(),
+            sources: ownership.as_ref().map(|o| o.owned().clone()),
+        };
+        let router = router(state, live, health, leptos_options)
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::remember_arguments))
             .layer(from_fn(security::json_to_form))
@@ -215,6 +268,11 @@ impl Application {
             supervisor,
             demo_writer,
             stopping,
+            registration,
+            relay,
+            ownership,
+            maintenance,
+            _catalog_lock: catalog_lock,
         })
     }
 
@@ -250,6 +308,16 @@ impl Application {
             .map_err(StartupError::Serve);
         // Workers finish their current batch (checkpoint saved) before the catalog closes.
         self.supervisor.shutdown().await;
+        // The workers stopped: the others take this process's sources over at once.
+        if let Some(ownership) = self.ownership {
+            ownership.stop().await;
+        }
+        // Another process continues a window under way at once, not after the lease's TTL.
+        self.maintenance.orchestrator.give_up_lease().await;
+        self.registration.stop().await;
+        if let Some(relay) = self.relay {
+            relay.stop();
+        }
         if let Some(writer) = self.demo_writer {
             writer.stop().await;
         }
@@ -305,7 +373,7 @@ fn secret_box(config: &Config) -> Result<SecretBox, StartupError> {
     Ok(secrets)
 }
 
-fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Router {
+fn router(state: AppState, live: LiveState, health: HealthState, leptos_options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
@@ -325,8 +393,8 @@ fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Ro
     };
     let health = Router::new()
         .route("/healthz", get(healthz))
-        .route("/export/window.csv", get(crate::export::window_csv))
-        .with_state(state);
+        .with_state(health)
+        .merge(Router::new().route("/export/window.csv", get(crate::export::window_csv)).with_state(state));
     let events = Router::new().route("/api/events", get(crate::live::events)).with_state(live);
     Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
@@ -336,14 +404,49 @@ fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Ro
         .merge(events)
 }
 
-/// Liveness and readiness in one: 200 when the catalog answers, 503 when it does not.
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let backend = state.catalog.backend();
-    match state.catalog.ping().await {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok", "catalog": backend }))),
+/// What `/healthz` reports besides the catalog: this process and the work it owns.
+#[derive(Clone)]
+struct HealthState {
+    app: AppState,
+    process: ServerProcess,
+    workers: WorkerCount,
+    /// The sources this process owns (Postgres catalogs; `None`: it runs every mirror).
+    sources: Option<Arc<OwnedSources>>,
+}
+
+/// Liveness and readiness in one: 200 when the catalog answers, 503 when it does not; with this
+/// process's id and the work it owns (mirror workers, the maintenance window it runs).
+async fn healthz(State(h): State<HealthState>) -> impl IntoResponse {
+    let catalog = &h.app.catalog;
+    let backend = catalog.backend();
+    let process = serde_json::json!({
+        "id": h.process.id,
+        "started_at": h.process.started_at,
+    });
+    match catalog.ping().await {
+        Ok(()) => {
+            // The lease is this process's only while it is unexpired and carries its id.
+            let window = match (catalog.lease().await, catalog.active_window().await) {
+                (Ok(Some(l)), Ok(Some(w)))
+                    if l.holder == h.process.id && l.expires_at > chrono::Utc::now() =>
+                {
+                    Some(w.id)
+                }
+                _ => None,
+            };
+            let sources = h.sources.as_ref().map(|o| o.count());
+            let owns = serde_json::json!({
+                "mirror_workers": h.workers.live(),
+                "sources": sources,
+                "window": window,
+            });
+            let body =
+                serde_json::json!({ "status": "ok", "catalog": backend, "process": process, "owns": owns });
+            (StatusCode::OK, Json(body))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "health check: catalog unreachable");
-            let body = serde_json::json!({ "status": "unavailable", "catalog": backend });
+            let body = serde_json::json!({ "status": "unavailable", "catalog": backend, "process": process });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body))
         }
     }

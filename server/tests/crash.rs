@@ -178,7 +178,8 @@ async fn kill_nine_mid_enable_and_mid_disable_then_restart_converges(backend: Ba
     }
     assert!(killed_mid_enable, "never caught the enable mid-step");
 
-    // The same address (so the same lease holder) picks the window up at start-up.
+    // The restarted process (a new process id) takes the window over once the dead one's lease
+    // lapsed, and continues it.
     (proc, base) = start(&db, data.path(), port).await;
     c = client(&base).await;
     eventually("the window is enabled after the restart", async || {

@@ -22,7 +22,18 @@ async fn healthz_reports_ok_and_the_backend(backend: Backend) {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["catalog"], backend.as_str());
-    app.stop().await;
+    // This process, as registered in the catalog, and the work it owns.
+    let id = body["process"]["id"].as_str().expect("a process id").to_string();
+    assert!(id.contains(&format!("-{}-", std::process::id())), "host-pid-random: {id}");
+    assert!(body["owns"]["mirror_workers"].is_u64(), "{body}");
+    assert!(body["owns"]["window"].is_null(), "{body}");
+    let catalog = app.db.catalog().await;
+    let registered = catalog.list_processes().await.unwrap();
+    assert!(registered.iter().any(|p| p.id == id && p.is_alive(chrono::Utc::now())), "{registered:?}");
+    let db = app.stop().await;
+    // A clean stop leaves the registry.
+    let left = db.catalog().await.list_processes().await.unwrap();
+    assert!(left.iter().all(|p| p.id != id), "{left:?}");
 }
 
 async fn the_status_endpoint_answers_json_from_the_catalog(backend: Backend) {

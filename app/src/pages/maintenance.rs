@@ -345,6 +345,23 @@ fn phase_text(w: &Window) -> String {
     }
 }
 
+/// Which server process runs the window and since when; a process whose lease lapsed is
+/// named as stopped (another process takes the window over). Decided by the server when it read
+/// the window (a page's copy of the lease would look lapsed between reads).
+fn runner_text(p: &WindowProgress) -> String {
+    let Some(r) = &p.detail.runner else { return String::new() };
+    let at = r.listen.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
+    let since = fmt_time(r.since);
+    if r.alive {
+        format!("Run by server process {}{at} since {since}.", r.process_id)
+    } else {
+        format!(
+            "Server process {}{at} ran it since {since} and stopped renewing its lease; another process takes it over.",
+            r.process_id
+        )
+    }
+}
+
 /// The browser's clock once it ticks, else the server's at the last read.
 fn now_ms(live: Live, p: &WindowProgress) -> i64 {
     live.clock.get().map(|c| c as i64).unwrap_or_else(|| p.now.timestamp_millis())
@@ -418,6 +435,9 @@ fn ActiveWindow(
                         .unwrap_or_default();
                     format!("Open for {total}; step {} running for {step}{deadline}.", w.step)
                 })}
+            </div>
+            <div id="runner" class="muted">
+                {read(|p, _| runner_text(p))}
             </div>
             {move || {
                 state.with(|p| {

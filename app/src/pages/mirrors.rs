@@ -159,6 +159,9 @@ fn MirrorRow(
                 <span class="muted small">
                     {format!(" {} → {} ({})", m.source_peer, m.dest_peer, m.tables.join(", "))}
                 </span>
+                <span class="muted small owner">
+                    {cell(|m| m.owner.as_ref().map(|o| format!(" · run by {o}")).unwrap_or_default())}
+                </span>
             </th>
             <td><span class=status_class(m.status)>{m.status.as_str()}</span></td>
             <td>{holds_text(&m)}</td>

@@ -426,6 +426,10 @@ pub struct WindowDetail {
     pub steps: Vec<StepRecord>,
     pub mirrors: Vec<BackupEntry>,
     pub requests: Vec<MaintenanceRequest>,
+    /// The process running the window now (holding the orchestration lease), while the window
+    /// is active and someone holds the lease; `None` otherwise.
+    #[serde(default)]
+    pub runner: Option<super::WindowRunner>,
 }
 
 /// Where one backed-up mirror is now (for live progress).
@@ -674,7 +678,7 @@ mod tests {
             since: t,
         };
         WindowProgress {
-            detail: WindowDetail { window, steps: vec![], mirrors, requests: vec![] },
+            detail: WindowDetail { window, steps: vec![], mirrors, requests: vec![], runner: None },
             current,
             not_yet_held: (0..not_yet_held).map(straggler).collect(),
             waiting: vec![],

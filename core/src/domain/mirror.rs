@@ -341,6 +341,10 @@ pub struct MirrorView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The server process running this mirror (the live owner of its source), when several
+    /// processes share a Postgres catalog; `None` on SQLite or while nobody owns the source.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 impl MirrorView {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 mod maintenance;
 mod mirror;
 mod peer;
+mod process;
 
 pub use maintenance::{
     normalize_reason, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorNow, MirrorOutcome, PhaseError,
@@ -20,6 +21,7 @@ pub use mirror::{
     Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,
 };
 pub use peer::{validate_name, Capture, NameError, PeerKind, PeerView};
+pub use process::{is_fresh, ServerProcess, WindowRunner, HEARTBEAT_INTERVAL, PROCESS_TTL};
 
 /// Which database holds the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -131,6 +131,12 @@ impl Reader {
         // Asking costs one cheap query when the source wrote nothing since (see `fetch`).
         if caught_up && out.changes < limit {
             self.fetch(pool, &mut state, limit).await?;
+            if after < state.start {
+                // The window was dropped (the slot moved elsewhere): read from this mirror's
+                // checkpoint again, never past what it has not seen.
+                self.reposition(pool, &mut state, after).await?;
+                self.fetch(pool, &mut state, limit).await?;
+            }
             out = collect(&state, after, limit);
         }
         let position = if out.transactions.len() == count_after(&state, after) {
@@ -204,6 +210,19 @@ impl Reader {
 
     /// Reads the next transactions from the read slot into the window and moves the slot past them.
     async fn fetch(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
+        // Another process may have read from the slot since (it owned the source for a while):
+        // then this window no longer ends where the slot is, and is dropped.
+        let Some(at) = slots::slot_position(pool, &self.names.read).await? else {
+            return Err(self.missing_slot(&self.names.read));
+        };
+        if at != state.end {
+            tracing::debug!(slot = %self.names.read, "the read slot moved elsewhere; starting a new window");
+            state.window.clear();
+            state.changes = 0;
+            state.start = at;
+            state.end = at;
+            return Ok(());
+        }
         let upto = slots::flush_position(pool).await?;
         if upto <= state.end {
             return Ok(());

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 pub use peer::{Column, ColumnType, Peer, TableSchema, Value};
 pub use runner::{MirrorRunner, RunnerOptions, StepOutcome};
-pub use supervisor::{Supervisor, SupervisorConfig};
+pub use supervisor::{Supervisor, SupervisorConfig, WorkerCount};
 
 pub use peer::rules::PeerRules;
 
@@ -125,6 +125,9 @@ pub struct Engine {
     captures: Arc<Mutex<HashMap<String, (PeerKind, Capture)>>>,
     /// Views flag a mirror whose source keeps more WAL than this for it.
     wal_warning_bytes: i64,
+    /// The sources this process owns (several processes on one catalog, see
+    /// `crate::ownership`); `None` runs every mirror with unfenced checkpoints (one process).
+    ownership: Option<Arc<crate::ownership::OwnedSources>>,
 }
 
 impl Engine {
@@ -142,6 +145,7 @@ impl Engine {
             readers: Arc::default(),
             captures: Arc::default(),
             wal_warning_bytes: DEFAULT_WAL_WARNING_BYTES,
+            ownership: None,
         }
     }
 
@@ -159,6 +163,71 @@ impl Engine {
     pub fn with_secrets(mut self, secrets: Arc<SecretBox>) -> Self {
         self.secrets = Some(secrets);
         self
+    }
+
+    /// Runs only the mirrors whose source `owned` holds, each checkpoint fenced by its token.
+    pub fn with_ownership(mut self, owned: Arc<crate::ownership::OwnedSources>) -> Self {
+        self.ownership = Some(owned);
+        self
+    }
+
+    /// Whether this process runs mirrors of `source_peer_id` (always, without ownership).
+    pub fn runs_source(&self, source_peer_id: &str) -> bool {
+        self.ownership.as_ref().is_none_or(|o| o.owns(source_peer_id))
+    }
+
+    /// This process's claim on `source_peer_id` for a worker's write: `None` without ownership
+    /// (one process: writes are plain), an error once the source is no longer owned here.
+    fn worker_fence(&self, source_peer_id: &str) -> Result<Option<crate::storage::SourceFence>> {
+        let Some(owned) = &self.ownership else { return Ok(None) };
+        owned.fence(source_peer_id).map(Some).ok_or_else(|| {
+            StorageError::Fenced(format!(
+                "this process no longer owns source {source_peer_id}; the write was not made"
+            ))
+            .into()
+        })
+    }
+
+    /// Persists a worker's progress: fenced by this process's claim on the mirror's source when
+    /// processes share the catalog (refused once the claim moved on), plain otherwise.
+    pub(crate) async fn save_progress(
+        &self,
+        m: &Mirror,
+        progress: &crate::storage::Progress,
+    ) -> Result<crate::storage::StatusChange> {
+        let now = chrono::Utc::now();
+        Ok(match self.worker_fence(&m.source_peer_id)? {
+            None => self.catalog.save_progress(&m.id, progress, now).await?,
+            Some(f) => self.catalog.save_progress_fenced(&m.id, progress, &f, now).await?,
+        })
+    }
+
+    /// A worker confirms its pause, fenced like [`Self::save_progress`].
+    pub(crate) async fn confirm_paused(&self, id: &str, source_peer_id: &str) -> Result<StatusChange> {
+        let now = chrono::Utc::now();
+        Ok(match self.worker_fence(source_peer_id)? {
+            None => self.catalog.confirm_paused(id, now).await?,
+            Some(f) => self.catalog.confirm_paused_fenced(id, &f, now).await?,
+        })
+    }
+
+    /// A worker marks its mirror failed, fenced like [`Self::save_progress`].
+    pub(crate) async fn fail_mirror(
+        &self,
+        id: &str,
+        source_peer_id: &str,
+        reason: &str,
+    ) -> Result<StatusChange> {
+        let now = chrono::Utc::now();
+        Ok(match self.worker_fence(source_peer_id)? {
+            None => self.catalog.fail_mirror(id, reason, now).await?,
+            Some(f) => self.catalog.fail_mirror_fenced(id, reason, &f, now).await?,
+        })
+    }
+
+    /// Wakes the supervisor's control loop (ownership changed: start or stop workers).
+    pub(crate) fn wake_supervisor(&self) {
+        self.wakeups.control.notify_one();
     }
 
     pub fn peer_rules(&self) -> &PeerRules {
@@ -651,10 +720,14 @@ impl Engine {
             })
             .collect();
         let warn_at = self.wal_warning_bytes;
+        let owners = self.source_owners().await?;
         Ok(mirrors
             .into_iter()
             .zip(backlogs.into_iter().zip(retained))
-            .map(|(m, (backlog, wal))| view_of(m, &names, backlog, wal, warn_at))
+            .map(|(m, (backlog, wal))| {
+                let owner = owners.get(&m.source_peer_id).cloned();
+                view_of(m, &names, backlog, wal, warn_at, owner)
+            })
             .collect())
     }
 
@@ -667,7 +740,24 @@ impl Engine {
             self.catalog.list_peers().await?.into_iter().map(|p| (p.id, p.name)).collect();
         let backlog = self.backlog(&m).await;
         let wal = self.retained_wal(&m).await;
-        Ok(Some(view_of(m, &names, backlog, wal, self.wal_warning_bytes)))
+        let owner = self.source_owners().await?.get(&m.source_peer_id).cloned();
+        Ok(Some(view_of(m, &names, backlog, wal, self.wal_warning_bytes, owner)))
+    }
+
+    /// The live owner of each owned source (several processes; empty with one).
+    async fn source_owners(&self) -> Result<HashMap<String, String>> {
+        if self.ownership.is_none() {
+            return Ok(HashMap::new());
+        }
+        let now = Utc::now();
+        Ok(self
+            .catalog
+            .source_owners()
+            .await?
+            .into_iter()
+            .filter(|o| !o.owner.is_empty() && o.expires_at > now)
+            .map(|o| (o.source_peer_id, o.owner))
+            .collect())
     }
 
     /// Change-log entries of the mirror's tables it has not applied; `None` when unknown.
@@ -696,6 +786,7 @@ fn view_of(
     backlog: Option<i64>,
     retained_wal: Option<i64>,
     warn_at: i64,
+    owner: Option<String>,
 ) -> MirrorView {
     let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| "?".into());
     MirrorView {
@@ -716,5 +807,6 @@ fn view_of(
         last_error: m.last_error,
         created_at: m.created_at,
         updated_at: m.updated_at,
+        owner,
     }
 }

@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-
 use super::logical::Reader;
 use super::peer::pgoutput::{Datum, RowChange};
 use super::peer::{
@@ -138,7 +136,7 @@ impl MirrorRunner {
             MirrorStatus::Paused => return Ok(StepOutcome::Paused),
             MirrorStatus::Pausing => {
                 // The previous step ended with its checkpoint persisted: this is a boundary.
-                let change = self.engine.catalog().confirm_paused(&self.mirror_id, Utc::now()).await?;
+                let change = self.engine.confirm_paused(&self.mirror_id, &m.source_peer_id).await?;
                 let m = self.engine.after_change(change);
                 self.publish_progress(&m, true).await;
                 return Ok(if m.status == MirrorStatus::Paused {
@@ -386,7 +384,7 @@ impl MirrorRunner {
         rows_applied: i64,
     ) -> Result<Mirror> {
         let progress = Progress { checkpoint, rows_copied, rows_applied };
-        let change = self.engine.catalog().save_progress(&m.id, &progress, Utc::now()).await?;
+        let change = self.engine.save_progress(m, &progress).await?;
         let saved = self.engine.after_change(change);
         self.publish_progress(&saved, false).await;
         Ok(saved)

@@ -13,8 +13,8 @@
 //! A mirror whose peers cannot be reached has no batch in flight, so a pause asked of it is
 //! confirmed at once at its last persisted checkpoint; backoff waits end early on a wake-up.
 //!
-//! One supervisor per catalog is assumed (several processes on one catalog are not yet
-//! coordinated: each would replicate every mirror).
+//! With several processes on one catalog, the engine's source ownership (`crate::ownership`)
+//! filters which mirrors get a worker here, and a worker whose source moved away stops.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,17 @@ struct Inner {
     stop: watch::Receiver<bool>,
 }
 
+/// Counts the live worker tasks of a [`Supervisor`].
+#[derive(Clone)]
+pub struct WorkerCount(Arc<Inner>);
+
+impl WorkerCount {
+    pub fn live(&self) -> usize {
+        let tasks = self.0.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.values().filter(|h| !h.is_finished()).count()
+    }
+}
+
 /// Runs every mirror that should run. Dropping it aborts its tasks; prefer [`Supervisor::shutdown`].
 pub struct Supervisor {
     inner: Arc<Inner>,
@@ -90,6 +101,11 @@ impl Supervisor {
             tasks.iter().filter(|(_, h)| !h.is_finished()).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids
+    }
+
+    /// A cheap handle counting this process's live workers (for `/healthz`).
+    pub fn workers(&self) -> WorkerCount {
+        WorkerCount(self.inner.clone())
     }
 
     /// Stops gracefully: each worker finishes its current step (so its checkpoint is
@@ -153,9 +169,13 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
     let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
     tasks.retain(|_, h| !h.is_finished());
     for m in mirrors {
-        if m.status.needs_worker() && !tasks.contains_key(&m.id) {
+        // With several processes, only mirrors of sources this one owns (see `ownership`).
+        if m.status.needs_worker()
+            && !tasks.contains_key(&m.id)
+            && inner.engine.runs_source(&m.source_peer_id)
+        {
             tracing::debug!(mirror.id = %m.id, "starting worker");
-            let handle = tokio::spawn(worker(inner.clone(), m.id.clone()));
+            let handle = tokio::spawn(worker(inner.clone(), m.id.clone(), m.source_peer_id.clone()));
             tasks.insert(m.id, handle);
         }
     }
@@ -181,8 +201,8 @@ async fn pause_for(d: Duration, wake: Option<&Notify>, stop: &mut watch::Receive
     *stop.borrow()
 }
 
-#[tracing::instrument(skip(inner), fields(mirror.id = %id))]
-async fn worker(inner: Arc<Inner>, id: String) {
+#[tracing::instrument(skip(inner, source), fields(mirror.id = %id))]
+async fn worker(inner: Arc<Inner>, id: String, source: String) {
     let engine = &inner.engine;
     let wake = engine.wakeups.for_mirror(&id);
     let mut stop = inner.stop.clone();
@@ -193,7 +213,7 @@ async fn worker(inner: Arc<Inner>, id: String) {
             // Its peers are unreachable, so nothing can be in flight: a pause asked for now is
             // confirmed at the last persisted checkpoint instead of waiting for the peers (a
             // broken peer is exactly when maintenance is needed).
-            match confirm_pause_without_runner(engine, &id).await {
+            match confirm_pause_without_runner(engine, &id, &source).await {
                 Ok(true) => return,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot confirm the pause"),
@@ -201,7 +221,8 @@ async fn worker(inner: Arc<Inner>, id: String) {
         }
         let error = match built {
             Ok(mut runner) => loop {
-                if *stop.borrow() {
+                // Another process owns the source now: it runs the mirror from the checkpoint.
+                if *stop.borrow() || !engine.runs_source(&source) {
                     return;
                 }
                 let step = {
@@ -224,10 +245,13 @@ async fn worker(inner: Arc<Inner>, id: String) {
             },
             Err(e) => e,
         };
+        if !engine.runs_source(&source) {
+            return; // its write was fenced: the source moved to another process
+        }
         let message = error.to_string();
         if error.is_permanent() {
             tracing::warn!(error = %message, "mirror failed");
-            match engine.catalog().fail_mirror(&id, &message, Utc::now()).await {
+            match engine.fail_mirror(&id, &source, &message).await {
                 Ok(change) => {
                     engine.after_change(change);
                 }
@@ -263,10 +287,10 @@ async fn worker(inner: Arc<Inner>, id: String) {
 
 /// Confirms a requested pause for a mirror whose runner cannot be built. `true` when the mirror
 /// is paused (or otherwise needs no worker) afterwards.
-async fn confirm_pause_without_runner(engine: &Engine, id: &str) -> Result<bool, EngineError> {
+async fn confirm_pause_without_runner(engine: &Engine, id: &str, source: &str) -> Result<bool, EngineError> {
     let Some(m) = engine.catalog().mirror(id).await? else { return Ok(true) };
     if m.status == crate::domain::MirrorStatus::Pausing {
-        let change = engine.catalog().confirm_paused(id, Utc::now()).await?;
+        let change = engine.confirm_paused(id, source).await?;
         let m = engine.after_change(change);
         return Ok(!m.status.needs_worker());
     }

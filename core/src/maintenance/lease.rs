@@ -81,3 +81,12 @@ impl Orchestrator {
         }
     }
 }
+
+impl Orchestrator {
+    /// Gives the lease up if this orchestrator holds it (a clean stop of the process): another
+    /// process takes a window under way over at once instead of after the lease's TTL. A step
+    /// of this process still running is fenced from then on.
+    pub async fn give_up_lease(&self) {
+        self.release_lease().await;
+    }
+}

@@ -45,6 +45,9 @@ mod lease;
 mod progress;
 mod requests;
 mod steps;
+mod takeover;
+
+pub use takeover::should_take_over;
 
 /// Deadlines, pacing and batch sizes.
 #[derive(Debug, Clone)]
@@ -66,8 +69,16 @@ pub struct OrchestratorConfig {
     pub resume_concurrency: usize,
     /// How long a health check of one mirror may take.
     pub health_timeout: Duration,
-    /// How long the orchestration lease lasts without renewal.
+    /// How long the orchestration lease lasts without renewal. It is renewed at every step and
+    /// every third of this while a step runs; when its process dies, another process takes the
+    /// window over once it lapses (see [`Orchestrator::window_to_take_over`]).
     pub lease_ttl: Duration,
+    /// How long a step that does work (pause, health check, release) may take in all before the
+    /// window fails; the waiting steps have their own deadlines above.
+    pub step_deadline: Duration,
+    /// How long one call of a step may take before it is abandoned and the window fails (a
+    /// hung database or peer never stalls a window).
+    pub step_timeout: Duration,
 }
 
 impl Default for OrchestratorConfig {
@@ -81,7 +92,9 @@ impl Default for OrchestratorConfig {
             holds_per_transaction: 100,
             resume_concurrency: 16,
             health_timeout: Duration::from_secs(5),
-            lease_ttl: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(10),
+            step_deadline: Duration::from_secs(600),
+            step_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -131,8 +144,9 @@ impl StepOutcome {
 }
 
 /// Runs maintenance windows. Cheap to share behind an `Arc`; one per server process, each with
-/// its own stable `holder_id` (a restarted process with the same id takes its lease back at once;
-/// another id waits for the lease to expire).
+/// its own `holder_id` — the process id from the registry, unique per run — so a process that
+/// died is taken over by another once its lease expires (a holder with the same id would take
+/// its lease back at once: tests use that).
 pub struct Orchestrator {
     engine: Engine,
     holder: String,

@@ -29,7 +29,8 @@ impl Orchestrator {
         let filter =
             RequestFilter { window_id: Some(window_id.to_string()), limit: 1000, ..Default::default() };
         let requests = self.catalog().list_requests(&filter).await?;
-        Ok(WindowDetail { window, steps, mirrors, requests })
+        let runner = self.runner(&window).await?;
+        Ok(WindowDetail { window, steps, mirrors, requests, runner })
     }
 
     /// The active window's live state for the maintenance page (see [`WindowProgress`]). Reads
@@ -71,21 +72,16 @@ impl Orchestrator {
                 })
                 .collect()
         };
-        let (waiting, deadline) = match w.step {
-            WindowStep::WaitSnapshots => {
-                (snapshot_stragglers(&in_scope, &skipped), Some(self.config.snapshot_deadline))
-            }
-            WindowStep::ConfirmPaused => {
-                (by_entry(&|_, m| m.is_some_and(pause_unconfirmed)), Some(self.config.pause_deadline))
-            }
-            WindowStep::ConfirmRunning => (
-                by_entry(&|e, m| {
-                    e.outcome == Some(MirrorOutcome::Resumed) && matches!(resumption(m), Resumption::Waiting)
-                }),
-                Some(self.config.resume_deadline),
-            ),
-            _ => (vec![], None),
+        let waiting = match w.step {
+            WindowStep::WaitSnapshots => snapshot_stragglers(&in_scope, &skipped),
+            WindowStep::ConfirmPaused => by_entry(&|_, m| m.is_some_and(pause_unconfirmed)),
+            WindowStep::ConfirmRunning => by_entry(&|e, m| {
+                e.outcome == Some(MirrorOutcome::Resumed) && matches!(resumption(m), Resumption::Waiting)
+            }),
+            _ => vec![],
         };
+        // Every step under way has a deadline, waiting or working.
+        let deadline = self.step_deadline(w.step).filter(|_| w.is_active());
         let deadline = deadline
             .filter(|_| w.phase != WindowPhase::Failed)
             .and_then(|d| chrono::Duration::from_std(d).ok())

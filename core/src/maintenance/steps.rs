@@ -76,6 +76,12 @@ impl Orchestrator {
             WindowPhase::Enabling | WindowPhase::Disabling => {}
         }
         let token = self.lease().await?;
+        if let Some(deadline) = self.work_deadline(w.step) {
+            if since(w.step_started_at, Utc::now()) >= deadline {
+                let secs = deadline.as_secs();
+                return self.fail(&w, format!("step {} did not finish within {secs} s", w.step)).await;
+            }
+        }
         match w.step {
             WindowStep::WaitSnapshots => self.wait_snapshots(&w).await,
             WindowStep::PauseMirrors => self.pause_mirrors(&w, token).await,
@@ -95,7 +101,7 @@ impl Orchestrator {
     /// another orchestrator) runs the window now: this run stops and returns it as it stands.
     pub async fn run_to_completion(&self, window_id: &str) -> Result<Window> {
         loop {
-            match self.run_next_step(window_id).await {
+            match self.step_renewing_lease(window_id).await {
                 Ok(StepOutcome::Advanced(_) | StepOutcome::Progress { .. }) => {}
                 Ok(StepOutcome::Waiting { .. }) => tokio::time::sleep(self.config.poll_interval).await,
                 Ok(StepOutcome::Failed(w) | StepOutcome::Idle(w)) => return Ok(w),

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use crate::auth::{AuditEvent, AuditKind, Role, User};
 use crate::domain::{
     Backend, BackupEntry, Checkpoint, Hold, Instance, MaintenanceRequest, Mirror, MirrorOutcome,
-    MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, StepRecord,
-    TransitionError, Window, WindowPhase, WindowStep,
+    MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, ServerProcess,
+    StepRecord, TransitionError, Window, WindowPhase, WindowStep,
 };
 
 pub use postgres::PostgresCatalog;
@@ -80,6 +80,8 @@ pub trait Catalog:
     + MirrorStore
     + MaintenanceStore
     + LeaseStore
+    + ProcessStore
+    + OwnershipStore
     + Send
     + Sync
     + 'static
@@ -559,6 +561,121 @@ pub trait LeaseStore {
 
     /// The lease as stored, if anyone ever took it.
     async fn lease(&self) -> Result<Option<Lease>>;
+}
+
+/// The server processes sharing this catalog (see [`crate::processes`]).
+///
+/// Policy: a process registers once at start with an id unique to that run and renews its
+/// heartbeat; whether it is alive is decided by the caller from `heartbeat_at`
+/// ([`ServerProcess::is_alive`]). Nothing here decides liveness with the database's clock, so
+/// tests pass explicit times.
+#[async_trait]
+pub trait ProcessStore {
+    /// Registers (or re-registers, replacing the row) a process.
+    async fn register_process(&self, process: &ServerProcess) -> Result<()>;
+
+    /// Renews the heartbeat. `false` if the row is gone (pruned after a long stall): the caller
+    /// registers again.
+    async fn heartbeat(&self, id: &str, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Every registered process, oldest first.
+    async fn list_processes(&self) -> Result<Vec<ServerProcess>>;
+
+    /// Removes the process (a clean stop).
+    async fn deregister_process(&self, id: &str) -> Result<()>;
+
+    /// Removes processes whose heartbeat is older than `before`; how many.
+    async fn prune_processes(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// A worker's proof that its process owns the mirror's source: carried by every checkpoint it
+/// writes ([`OwnershipStore::save_progress_fenced`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFence {
+    pub source_peer_id: String,
+    pub owner: String,
+    pub token: i64,
+}
+
+/// One source's ownership as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceOwner {
+    pub source_peer_id: String,
+    /// `""` while nobody owns it.
+    pub owner: String,
+    pub token: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Ownership of replication work by source peer (see [`crate::ownership`]).
+///
+/// Policy: a source with live mirrors has a row; its owner renews it; a row whose `expires_at`
+/// passed may be claimed by anyone, and every claim or release increments its `token`. Claims
+/// lock the rows they take (`FOR UPDATE SKIP LOCKED` on Postgres; SQLite's single writer), so two
+/// processes never take the same source in one round. A worker's write carrying a token that is
+/// no longer the row's is [`StorageError::Fenced`] and changes nothing.
+#[async_trait]
+pub trait OwnershipStore {
+    /// One round for `owner`: adds rows for sources that have none, renews the sources it owns
+    /// (until `now + ttl`), gives back what it holds beyond `share` (the highest ids first, so
+    /// others can take them), and claims free or expired sources up to `share`. Returns what it
+    /// owns afterwards, by source id.
+    async fn claim_sources(
+        &self,
+        owner: &str,
+        share: usize,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SourceFence>>;
+
+    /// Gives back every source `owner` holds (a clean stop): others claim them at once.
+    async fn release_sources(&self, owner: &str, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Every source's ownership row, by source id.
+    async fn source_owners(&self) -> Result<Vec<SourceOwner>>;
+
+    /// How many distinct sources live (not dropped) mirrors read from.
+    async fn count_sources(&self) -> Result<i64>;
+
+    /// [`MirrorStore::save_progress`], refused ([`StorageError::Fenced`], nothing written) in the
+    /// same transaction unless `fence` still names the mirror's source's current owner and token.
+    async fn save_progress_fenced(
+        &self,
+        id: &str,
+        progress: &Progress,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange>;
+
+    /// [`MirrorStore::confirm_paused`], fenced the same way: a stale worker never flips a status.
+    async fn confirm_paused_fenced(
+        &self,
+        id: &str,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange>;
+
+    /// [`MirrorStore::fail_mirror`], fenced the same way.
+    async fn fail_mirror_fenced(
+        &self,
+        id: &str,
+        reason: &str,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange>;
+}
+
+/// The refusal a worker whose process lost its source gets.
+fn not_owner(source: &str, current: Option<(&str, i64)>, fence: &SourceFence) -> StorageError {
+    let now = match current {
+        Some((owner, token)) if !owner.is_empty() => format!("is owned by {owner:?} (token {token})"),
+        Some((_, token)) => format!("was given up (token {token})"),
+        None => "has no owner".into(),
+    };
+    StorageError::Fenced(format!(
+        "source {source} {now}, not by {:?} with token {}; this worker's write was not made",
+        fence.owner, fence.token
+    ))
 }
 
 /// The refusal a stale orchestrator gets.

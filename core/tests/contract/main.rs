@@ -6,6 +6,8 @@
 mod instance;
 mod maintenance;
 mod mirror;
+mod ownership;
+mod processes;
 mod users;
 
 macro_rules! contract {
@@ -80,4 +82,9 @@ contract! {
     maintenance::a_resumed_mirror_is_pending_until_its_worker_confirms,
     maintenance::dropping_is_gated_only_for_mirrors_the_window_covers,
     maintenance::refused_and_failed_requests_can_be_listed_alone,
+    processes::processes_register_beat_and_die_after_the_ttl,
+    processes::a_missing_process_heartbeat_says_so_and_pruning_removes_only_the_silent,
+    ownership::sources_spread_evenly_never_overlap_and_move_when_a_process_stops,
+    ownership::a_stale_owner_cannot_write_a_checkpoint_or_a_status,
+    ownership::concurrent_claims_never_overlap,
 }

@@ -24,6 +24,9 @@ use quiesce_core::storage::{RequestFilter, StorageError, WindowFilter};
 use quiesce_core::Backend;
 use support::*;
 
+mod takeover;
+use takeover::*;
+
 fn config() -> OrchestratorConfig {
     OrchestratorConfig {
         snapshot_deadline: Duration::from_secs(60),
@@ -35,6 +38,8 @@ fn config() -> OrchestratorConfig {
         resume_concurrency: 2,
         health_timeout: Duration::from_secs(10),
         lease_ttl: Duration::from_secs(30),
+        step_deadline: Duration::from_secs(60),
+        step_timeout: Duration::from_secs(60),
     }
 }
 
@@ -1184,4 +1189,8 @@ both_catalogs! {
     refused_mirror_changes_are_recorded_in_the_windows_history,
     a_destination_with_rows_is_refused_unless_replaced,
     invariant_4_two_orchestrators_with_the_same_holder_id_never_both_run_a_step,
+    a_window_whose_holder_stopped_is_taken_over_once_its_lease_lapses,
+    a_hung_step_fails_the_window_at_its_timeout_and_another_process_retries_it,
+    every_step_under_way_has_a_deadline,
+    a_step_outlasting_the_lease_renews_it_and_finishes,
 }

@@ -126,6 +126,85 @@ pub(super) async fn set_status(
     Ok(())
 }
 
+/// Persists a worker's checkpoint inside the caller's transaction, the mirror locked (see
+/// `save_progress`).
+pub(super) async fn save_progress_tx(
+    tx: &mut PgConnection,
+    id: &str,
+    progress: &Progress,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    if before.status == MirrorStatus::Dropped {
+        return Err(StorageError::Refused(format!("mirror {:?} is dropped", before.name)));
+    }
+    let to = before.status.advance(progress.checkpoint.stage);
+    let c = &progress.checkpoint;
+    sqlx::query(
+        "UPDATE mirrors SET status = $1, stage = $2, table_index = $3, last_pk = $4, change_id = $5,
+            rows_copied = $6, rows_applied = $7, updated_at = $8
+         WHERE id = $9",
+    )
+    .bind(to.as_str())
+    .bind(c.stage.as_str())
+    .bind(c.table_index)
+    .bind(&c.last_pk)
+    .bind(c.change_id)
+    .bind(progress.rows_copied)
+    .bind(progress.rows_applied)
+    .bind(now.timestamp_millis())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+/// `confirm_paused` inside the caller's transaction, the mirror locked.
+pub(super) async fn confirm_paused_tx(
+    tx: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    if before.status == MirrorStatus::Pausing {
+        let to = before.status.confirm_paused()?;
+        set_status(tx, id, to, now).await?;
+        // Where the worker really stopped, for the windows that asked it to.
+        sqlx::query(
+            "UPDATE maintenance_backups SET checkpoint_confirmed = $1, confirmed_at = $2
+             WHERE mirror_id = $3 AND released_at IS NULL AND checkpoint_confirmed IS NULL",
+        )
+        .bind(crate::storage::rows::to_json(&before.checkpoint))
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+/// `fail_mirror` inside the caller's transaction, the mirror locked.
+pub(super) async fn fail_mirror_tx(
+    tx: &mut PgConnection,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    let to = before.status.fail()?;
+    sqlx::query("UPDATE mirrors SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4")
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
 #[async_trait]
 impl MirrorStore for PostgresCatalog {
     async fn create_mirror(&self, new: &NewMirror, now: DateTime<Utc>) -> Result<Mirror> {
@@ -256,24 +335,9 @@ impl MirrorStore for PostgresCatalog {
     async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
-        let before = load_existing(&mut tx, id).await?;
-        if before.status == MirrorStatus::Pausing {
-            let to = before.status.confirm_paused()?;
-            set_status(&mut tx, id, to, now).await?;
-            // Where the worker really stopped, for the windows that asked it to.
-            sqlx::query(
-                "UPDATE maintenance_backups SET checkpoint_confirmed = $1, confirmed_at = $2
-                 WHERE mirror_id = $3 AND released_at IS NULL AND checkpoint_confirmed IS NULL",
-            )
-            .bind(crate::storage::rows::to_json(&before.checkpoint))
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = confirm_paused_tx(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn confirm_resumed(&self, id: &str) -> Result<()> {
@@ -287,31 +351,9 @@ impl MirrorStore for PostgresCatalog {
     async fn save_progress(&self, id: &str, progress: &Progress, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
-        let before = load_existing(&mut tx, id).await?;
-        if before.status == MirrorStatus::Dropped {
-            return Err(StorageError::Refused(format!("mirror {:?} is dropped", before.name)));
-        }
-        let to = before.status.advance(progress.checkpoint.stage);
-        let c = &progress.checkpoint;
-        sqlx::query(
-            "UPDATE mirrors SET status = $1, stage = $2, table_index = $3, last_pk = $4, change_id = $5,
-                rows_copied = $6, rows_applied = $7, updated_at = $8
-             WHERE id = $9",
-        )
-        .bind(to.as_str())
-        .bind(c.stage.as_str())
-        .bind(c.table_index)
-        .bind(&c.last_pk)
-        .bind(c.change_id)
-        .bind(progress.rows_copied)
-        .bind(progress.rows_applied)
-        .bind(now.timestamp_millis())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = save_progress_tx(&mut tx, id, progress, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn set_last_error(&self, id: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
@@ -327,18 +369,9 @@ impl MirrorStore for PostgresCatalog {
     async fn fail_mirror(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx, id).await?;
-        let before = load_existing(&mut tx, id).await?;
-        let to = before.status.fail()?;
-        sqlx::query("UPDATE mirrors SET status = $1, last_error = $2, updated_at = $3 WHERE id = $4")
-            .bind(to.as_str())
-            .bind(reason)
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = fail_mirror_tx(&mut tx, id, reason, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {

@@ -117,6 +117,84 @@ pub(super) async fn set_status(
     Ok(())
 }
 
+/// Persists a worker's checkpoint inside the caller's transaction (see `save_progress`).
+pub(super) async fn save_progress_tx(
+    tx: &mut SqliteConnection,
+    id: &str,
+    progress: &Progress,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    if before.status == MirrorStatus::Dropped {
+        return Err(StorageError::Refused(format!("mirror {:?} is dropped", before.name)));
+    }
+    let to = before.status.advance(progress.checkpoint.stage);
+    let c = &progress.checkpoint;
+    sqlx::query(
+        "UPDATE mirrors SET status = ?, stage = ?, table_index = ?, last_pk = ?, change_id = ?,
+            rows_copied = ?, rows_applied = ?, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(to.as_str())
+    .bind(c.stage.as_str())
+    .bind(c.table_index)
+    .bind(&c.last_pk)
+    .bind(c.change_id)
+    .bind(progress.rows_copied)
+    .bind(progress.rows_applied)
+    .bind(now.timestamp_millis())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+/// `confirm_paused` inside the caller's transaction.
+pub(super) async fn confirm_paused_tx(
+    tx: &mut SqliteConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    if before.status == MirrorStatus::Pausing {
+        let to = before.status.confirm_paused()?;
+        set_status(tx, id, to, now).await?;
+        // Where the worker really stopped, for the windows that asked it to.
+        sqlx::query(
+            "UPDATE maintenance_backups SET checkpoint_confirmed = ?, confirmed_at = ?
+             WHERE mirror_id = ? AND released_at IS NULL AND checkpoint_confirmed IS NULL",
+        )
+        .bind(crate::storage::rows::to_json(&before.checkpoint))
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
+/// `fail_mirror` inside the caller's transaction.
+pub(super) async fn fail_mirror_tx(
+    tx: &mut SqliteConnection,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<StatusChange> {
+    let before = load_existing(tx, id).await?;
+    let to = before.status.fail()?;
+    sqlx::query("UPDATE mirrors SET status = ?, last_error = ?, updated_at = ? WHERE id = ?")
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let mirror = load_existing(tx, id).await?;
+    Ok(StatusChange { mirror, from: before.status })
+}
+
 #[async_trait]
 impl MirrorStore for SqliteCatalog {
     async fn create_mirror(&self, new: &NewMirror, now: DateTime<Utc>) -> Result<Mirror> {
@@ -241,24 +319,9 @@ impl MirrorStore for SqliteCatalog {
 
     async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = load_existing(&mut tx, id).await?;
-        if before.status == MirrorStatus::Pausing {
-            let to = before.status.confirm_paused()?;
-            set_status(&mut tx, id, to, now).await?;
-            // Where the worker really stopped, for the windows that asked it to.
-            sqlx::query(
-                "UPDATE maintenance_backups SET checkpoint_confirmed = ?, confirmed_at = ?
-                 WHERE mirror_id = ? AND released_at IS NULL AND checkpoint_confirmed IS NULL",
-            )
-            .bind(crate::storage::rows::to_json(&before.checkpoint))
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = confirm_paused_tx(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn confirm_resumed(&self, id: &str) -> Result<()> {
@@ -271,31 +334,9 @@ impl MirrorStore for SqliteCatalog {
 
     async fn save_progress(&self, id: &str, progress: &Progress, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = load_existing(&mut tx, id).await?;
-        if before.status == MirrorStatus::Dropped {
-            return Err(StorageError::Refused(format!("mirror {:?} is dropped", before.name)));
-        }
-        let to = before.status.advance(progress.checkpoint.stage);
-        let c = &progress.checkpoint;
-        sqlx::query(
-            "UPDATE mirrors SET status = ?, stage = ?, table_index = ?, last_pk = ?, change_id = ?,
-                rows_copied = ?, rows_applied = ?, updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(to.as_str())
-        .bind(c.stage.as_str())
-        .bind(c.table_index)
-        .bind(&c.last_pk)
-        .bind(c.change_id)
-        .bind(progress.rows_copied)
-        .bind(progress.rows_applied)
-        .bind(now.timestamp_millis())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = save_progress_tx(&mut tx, id, progress, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn set_last_error(&self, id: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
@@ -310,18 +351,9 @@ impl MirrorStore for SqliteCatalog {
 
     async fn fail_mirror(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<StatusChange> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = load_existing(&mut tx, id).await?;
-        let to = before.status.fail()?;
-        sqlx::query("UPDATE mirrors SET status = ?, last_error = ?, updated_at = ? WHERE id = ?")
-            .bind(to.as_str())
-            .bind(reason)
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let mirror = load_existing(&mut tx, id).await?;
+        let change = fail_mirror_tx(&mut tx, id, reason, now).await?;
         tx.commit().await?;
-        Ok(StatusChange { mirror, from: before.status })
+        Ok(change)
     }
 
     async fn drop_mirror(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange> {

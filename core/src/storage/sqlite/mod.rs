@@ -10,7 +10,9 @@ use sqlx::SqlitePool;
 mod instance;
 mod maintenance;
 mod mirror;
+mod ownership;
 mod peer;
+mod process;
 mod users;
 
 use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};

@@ -1,0 +1,171 @@
+//! Ownership of replication work by source peer: claims spread evenly and never overlap, renew,
+//! expire and are taken over with a new token, rebalance when the share shrinks, and a stale
+//! owner's checkpoint is refused in its own transaction (the checkpoint never moves backwards).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use quiesce_core::domain::{Checkpoint, Hold, MirrorStatus, PeerKind, Stage};
+use quiesce_core::ownership::fair_share;
+use quiesce_core::storage::{Catalog, NewMirror, NewPeer, Progress, StorageError};
+use quiesce_core::testing::TestDb;
+
+const TTL: Duration = Duration::from_secs(10);
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(1_764_000_000_000 + ms).unwrap_or_default()
+}
+
+/// `sources` source peers (and one destination) with `per_source` mirrors each; the source ids.
+async fn world(c: &dyn Catalog, sources: usize, per_source: usize) -> (Vec<String>, Vec<String>) {
+    let peer = |name: String| NewPeer {
+        capture: quiesce_core::domain::Capture::Trigger,
+        url: format!("sqlite:///tmp/{name}.db"),
+        location: format!("{name}.db"),
+        kind: PeerKind::Sqlite,
+        name,
+    };
+    let dest = c.create_peer(&peer("dest".into()), Utc::now()).await.unwrap().id;
+    let (mut ids, mut mirrors) = (vec![], vec![]);
+    for s in 0..sources {
+        let src = c.create_peer(&peer(format!("src{s}")), Utc::now()).await.unwrap().id;
+        for m in 0..per_source {
+            let new = NewMirror {
+                name: format!("m{s}_{m}"),
+                source_peer_id: src.clone(),
+                dest_peer_id: dest.clone(),
+                tables: vec!["t".into()],
+                replace_destination: false,
+            };
+            mirrors.push(c.create_mirror(&new, Utc::now()).await.unwrap().id);
+        }
+        ids.push(src);
+    }
+    (ids, mirrors)
+}
+
+fn progress(change_id: i64) -> Progress {
+    Progress {
+        checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id },
+        rows_copied: 1,
+        rows_applied: change_id,
+    }
+}
+
+/// Three processes claim in turns: together they own every source, no source twice, none more
+/// than its fair share; when one stops renewing, the two others take its sources over once the
+/// claims expire (with new tokens); when a fourth joins, the others give back their excess.
+pub async fn sources_spread_evenly_never_overlap_and_move_when_a_process_stops(db: &TestDb) {
+    let c = db.catalog().await;
+    let (sources, _) = world(&*c, 10, 2).await;
+    assert_eq!(c.count_sources().await.unwrap(), 10);
+    let mut owned: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for round in 0..2 {
+        for (rank, p) in ["p1", "p2", "p3"].into_iter().enumerate() {
+            let got = c.claim_sources(p, fair_share(10, 3, rank), TTL, at(round * 2_000)).await.unwrap();
+            owned.insert(p, got.into_iter().map(|f| f.source_peer_id).collect());
+        }
+    }
+    let all: Vec<&String> = owned.values().flatten().collect();
+    let distinct: BTreeSet<&String> = all.iter().copied().collect();
+    assert_eq!(all.len(), 10, "every source owned once: {owned:?}");
+    assert_eq!(distinct.len(), 10);
+    let sizes: Vec<usize> = owned.values().map(Vec::len).collect();
+    assert_eq!(sizes, [4, 3, 3], "{owned:?}");
+    let stored = c.source_owners().await.unwrap();
+    assert_eq!(stored.len(), sources.len());
+
+    // p3 stops renewing; before its claims expire nobody takes them.
+    let p3: BTreeSet<String> = owned["p3"].iter().cloned().collect();
+    let two = fair_share(10, 2, 0);
+    let p1 = c.claim_sources("p1", two, TTL, at(5_000)).await.unwrap();
+    assert!(p1.iter().all(|f| !p3.contains(&f.source_peer_id)), "p3's live claims are kept");
+    // After expiry p1 and p2 take them over, each with a new token.
+    let old_tokens: BTreeMap<String, i64> =
+        stored.iter().map(|o| (o.source_peer_id.clone(), o.token)).collect();
+    let later = at(2_000 + 10_000);
+    let p1 = c.claim_sources("p1", two, TTL, later).await.unwrap();
+    let p2 = c.claim_sources("p2", two, TTL, later).await.unwrap();
+    let mut both: Vec<String> = p1.iter().chain(&p2).map(|f| f.source_peer_id.clone()).collect();
+    both.sort();
+    assert_eq!(
+        both,
+        {
+            let mut s = sources.clone();
+            s.sort();
+            s
+        },
+        "p1 and p2 own everything"
+    );
+    for f in p1.iter().chain(&p2).filter(|f| p3.contains(&f.source_peer_id)) {
+        assert!(f.token > old_tokens[&f.source_peer_id], "a takeover gets a new token");
+    }
+
+    // Another process joins (p1, p2 and p4 live): the shares shrink, p1 and p2 give back their
+    // excess, p4 claims it.
+    let now = at(13_000);
+    let p1 = c.claim_sources("p1", fair_share(10, 3, 0), TTL, now).await.unwrap();
+    let p2 = c.claim_sources("p2", fair_share(10, 3, 1), TTL, now).await.unwrap();
+    let p4 = c.claim_sources("p4", fair_share(10, 3, 2), TTL, now).await.unwrap();
+    assert_eq!((p1.len(), p2.len(), p4.len()), (4, 3, 3));
+    let mut all: Vec<String> = p1.iter().chain(&p2).chain(&p4).map(|f| f.source_peer_id.clone()).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 10, "still every source once");
+
+    // A clean stop gives everything back at once.
+    assert_eq!(c.release_sources("p4", at(14_000)).await.unwrap(), p4.len() as u64);
+}
+
+/// A checkpoint written with a stale claim is refused and changes nothing: after a takeover the
+/// old owner cannot move the checkpoint (backwards or at all) nor flip the status, the new owner
+/// can.
+pub async fn a_stale_owner_cannot_write_a_checkpoint_or_a_status(db: &TestDb) {
+    let c = db.catalog().await;
+    let (_, mirrors) = world(&*c, 1, 1).await;
+    let m = &mirrors[0];
+    let old = c.claim_sources("p1", 1, TTL, at(0)).await.unwrap().remove(0);
+    c.save_progress_fenced(m, &progress(10), &old, Utc::now()).await.unwrap();
+    // p1 stops; p2 takes the source over after expiry and moves the checkpoint on.
+    let new = c.claim_sources("p2", 1, TTL, at(10_000)).await.unwrap().remove(0);
+    assert!(new.token > old.token);
+    c.save_progress_fenced(m, &progress(20), &new, Utc::now()).await.unwrap();
+    // The stale p1 still has an older batch to save: refused, the checkpoint stays at 20.
+    let e = c.save_progress_fenced(m, &progress(15), &old, Utc::now()).await.unwrap_err();
+    assert!(matches!(e, StorageError::Fenced(_)), "{e}");
+    assert!(e.to_string().contains("p2"), "{e}");
+    assert_eq!(c.mirror(m).await.unwrap().unwrap().checkpoint.change_id, 20);
+    // Nor can it flip a status: a pause confirmation or a failure with the old claim is refused.
+    c.add_hold(m, &Hold::User, Utc::now()).await.unwrap();
+    assert_eq!(c.mirror(m).await.unwrap().unwrap().status, MirrorStatus::Pausing);
+    let e = c.confirm_paused_fenced(m, &old, Utc::now()).await.unwrap_err();
+    assert!(matches!(e, StorageError::Fenced(_)), "{e}");
+    let e = c.fail_mirror_fenced(m, "stale", &old, Utc::now()).await.unwrap_err();
+    assert!(matches!(e, StorageError::Fenced(_)), "{e}");
+    assert_eq!(c.mirror(m).await.unwrap().unwrap().status, MirrorStatus::Pausing);
+    let change = c.confirm_paused_fenced(m, &new, Utc::now()).await.unwrap();
+    assert_eq!(change.mirror.status, MirrorStatus::Paused, "the owner confirms");
+    // After a release nobody's old token writes either.
+    c.release_sources("p2", at(11_000)).await.unwrap();
+    let e = c.save_progress_fenced(m, &progress(30), &new, Utc::now()).await.unwrap_err();
+    assert!(matches!(e, StorageError::Fenced(_)), "{e}");
+    assert_eq!(c.mirror(m).await.unwrap().unwrap().checkpoint.change_id, 20);
+}
+
+/// Processes claiming at the same moment never own the same source (row locks, SKIP LOCKED on
+/// Postgres).
+pub async fn concurrent_claims_never_overlap(db: &TestDb) {
+    let c = db.catalog().await;
+    world(&*c, 12, 1).await;
+    let share = fair_share(12, 3, 0);
+    let claims = futures::future::join_all(["p1", "p2", "p3"].map(|p| {
+        let c = c.clone();
+        async move { c.claim_sources(p, share, TTL, Utc::now()).await.unwrap() }
+    }))
+    .await;
+    let all: Vec<String> = claims.iter().flatten().map(|f| f.source_peer_id.clone()).collect();
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(all.len(), distinct.len(), "no source owned twice: {claims:?}");
+    assert!(claims.iter().all(|c| c.len() <= share));
+}
