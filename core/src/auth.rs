@@ -116,6 +116,12 @@ pub enum AuditKind {
     SetupCompleted,
     /// A user changed their own password.
     PasswordChanged,
+    /// An API token was created, revoked, used for a state-changing request, or refused
+    /// (expired, revoked, owner disabled).
+    TokenCreated,
+    TokenRevoked,
+    TokenUsed,
+    TokenRefused,
 }
 
 impl AuditKind {
@@ -132,6 +138,10 @@ impl AuditKind {
             AuditKind::PasswordReset => "password_reset",
             AuditKind::SetupCompleted => "setup_completed",
             AuditKind::PasswordChanged => "password_changed",
+            AuditKind::TokenCreated => "token_created",
+            AuditKind::TokenRevoked => "token_revoked",
+            AuditKind::TokenUsed => "token_used",
+            AuditKind::TokenRefused => "token_refused",
         }
     }
 
@@ -148,6 +158,10 @@ impl AuditKind {
             AuditKind::PasswordReset,
             AuditKind::SetupCompleted,
             AuditKind::PasswordChanged,
+            AuditKind::TokenCreated,
+            AuditKind::TokenRevoked,
+            AuditKind::TokenUsed,
+            AuditKind::TokenRefused,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod domain;
 pub mod events;
+pub mod tokens;
 
 #[cfg(feature = "server")]
 pub mod engine;

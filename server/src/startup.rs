@@ -165,6 +165,7 @@ impl Application {
         let state = AppState {
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
+            tokens: quiesce_core::tokens::Tokens::new(catalog.clone()),
             engine,
             maintenance,
             version: crate::VERSION,

@@ -7,6 +7,7 @@ pub mod login;
 pub mod maintenance;
 pub mod mirrors;
 pub mod peers;
+pub mod tokens;
 pub mod users;
 
 use leptos::prelude::*;

@@ -22,6 +22,7 @@ use crate::domain::{
     MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, StepRecord,
     TransitionError, Window, WindowPhase, WindowStep,
 };
+use crate::tokens::ApiToken;
 
 pub use postgres::PostgresCatalog;
 // Callers of `dyn Catalog` need the area traits in scope to call their methods.
@@ -80,6 +81,7 @@ pub trait Catalog:
     + MirrorStore
     + MaintenanceStore
     + LeaseStore
+    + TokenStore
     + Send
     + Sync
     + 'static
@@ -204,6 +206,41 @@ pub trait AuditStore {
     async fn record_audit(&self, event: NewAuditEvent) -> Result<()>;
     /// Newest first; `before_id` pages backwards.
     async fn list_audit(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<AuditEvent>>;
+}
+
+/// A token to record: only its hash (see `crate::tokens`).
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user_id: String,
+    /// Already checked ([`crate::tokens::normalize_name`]).
+    pub name: String,
+    pub token_hash: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Most tokens one listing returns.
+pub const MAX_TOKEN_LIST: i64 = 1000;
+
+/// API tokens (see `crate::tokens`). No method returns or takes the secret itself.
+#[async_trait]
+pub trait TokenStore {
+    /// Records a token. A name the owner already uses on a token that is not revoked is
+    /// [`StorageError::Conflict`].
+    async fn create_token(&self, token: &NewToken) -> Result<ApiToken>;
+    /// The owner's tokens that are not revoked (expired ones included).
+    async fn count_live_tokens(&self, user_id: &str) -> Result<i64>;
+    /// The token with this hash, whatever its state.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    async fn token(&self, id: &str) -> Result<Option<ApiToken>>;
+    /// One user's tokens, or everyone's with `None`: newest first, at most [`MAX_TOKEN_LIST`].
+    async fn list_tokens(&self, user_id: Option<&str>) -> Result<Vec<ApiToken>>;
+    /// Marks the token revoked (idempotent: the first time stays). `None` if there is none.
+    async fn revoke_token(&self, id: &str, now: DateTime<Utc>) -> Result<Option<ApiToken>>;
+    /// Sets `last_used_at` to `now` if it is unset or older than `unless_since` (so reads do
+    /// not write on every request).
+    async fn touch_token(&self, id: &str, now: DateTime<Utc>, unless_since: DateTime<Utc>) -> Result<()>;
 }
 
 /// Turns a unique-constraint violation into [`StorageError::Conflict`] with `what`.
@@ -358,6 +395,8 @@ pub struct NewWindow {
     pub reason: String,
     pub requested_by: String,
     pub scope: Scope,
+    /// The software version to record on the window, if the requester gave one.
+    pub version: Option<String>,
 }
 
 /// Which windows to list: newest first, `limit` at a time after skipping `offset`.

@@ -6,6 +6,7 @@
 mod instance;
 mod maintenance;
 mod mirror;
+mod tokens;
 mod users;
 
 macro_rules! contract {
@@ -32,6 +33,8 @@ macro_rules! contract {
 }
 
 contract! {
+    tokens::tokens_are_found_by_hash_and_names_are_unique_among_live_ones,
+    tokens::last_use_is_written_at_most_once_a_minute_and_listings_filter_by_owner,
     instance::a_new_catalog_has_no_instance_yet,
     instance::the_first_start_creates_the_identity,
     instance::later_starts_keep_the_identity_and_count_up,

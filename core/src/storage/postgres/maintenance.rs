@@ -201,8 +201,8 @@ impl MaintenanceStore for PostgresCatalog {
         let ms = now.timestamp_millis();
         let inserted = sqlx::query(
             "INSERT INTO maintenance_windows (id, reason, requested_by, scope, phase, step,
-                step_started_at, active, error, created_at, updated_at, ended_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, $8, $9, NULL)",
+                step_started_at, active, error, created_at, updated_at, ended_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, $8, $9, NULL, $10)",
         )
         .bind(&id)
         .bind(&new.reason)
@@ -213,6 +213,7 @@ impl MaintenanceStore for PostgresCatalog {
         .bind(ms)
         .bind(ms)
         .bind(ms)
+        .bind(&new.version)
         .execute(&mut *tx)
         .await;
         if let Err(e) = inserted {

@@ -12,6 +12,7 @@ mod instance;
 mod maintenance;
 mod mirror;
 mod peer;
+mod tokens;
 mod users;
 
 use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};

@@ -190,8 +190,8 @@ impl MaintenanceStore for SqliteCatalog {
         let ms = now.timestamp_millis();
         let inserted = sqlx::query(
             "INSERT INTO maintenance_windows (id, reason, requested_by, scope, phase, step,
-                step_started_at, active, error, created_at, updated_at, ended_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 1, NULL, ?, ?, NULL)",
+                step_started_at, active, error, created_at, updated_at, ended_at, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 1, NULL, ?, ?, NULL, ?)",
         )
         .bind(&id)
         .bind(&new.reason)
@@ -202,6 +202,7 @@ impl MaintenanceStore for SqliteCatalog {
         .bind(ms)
         .bind(ms)
         .bind(ms)
+        .bind(&new.version)
         .execute(&mut *tx)
         .await;
         if let Err(e) = inserted {
