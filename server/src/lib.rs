@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod live;
+pub mod metrics;
 pub mod security;
 pub mod sessions;
 pub mod startup;

@@ -312,12 +312,13 @@ pub fn static_headers(router: axum::Router, hsts: bool) -> axum::Router {
     }
 }
 
-/// Paths anyone may load: sign-in, set-up, the built assets, health, and the API (which checks
-/// sessions itself).
+/// Paths anyone may load: sign-in, set-up, the built assets, health, and the API and `/metrics`
+/// (which check their callers themselves).
 fn public_path(path: &str) -> bool {
     path == "/login"
         || path == "/setup"
         || path == "/healthz"
+        || path == "/metrics"
         || path == "/favicon.ico"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")

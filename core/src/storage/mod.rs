@@ -478,6 +478,9 @@ pub trait MaintenanceStore {
     /// Windows newest first.
     async fn list_windows(&self, filter: &WindowFilter) -> Result<Vec<Window>>;
 
+    /// How many windows are in each phase (phases with none are left out). For `/metrics`.
+    async fn count_windows_by_phase(&self) -> Result<Vec<(WindowPhase, i64)>>;
+
     /// Applies `change` if the window is still where the caller expects; returns the window as
     /// stored and whether the change was applied. Ending phases clear `active`.
     async fn advance_window(

@@ -232,6 +232,14 @@ impl MaintenanceStore for SqliteCatalog {
         window_in(&mut conn, id).await
     }
 
+    async fn count_windows_by_phase(&self) -> Result<Vec<(WindowPhase, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT phase, COUNT(*) FROM maintenance_windows GROUP BY phase ORDER BY phase")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|(p, n)| Ok((p.parse().map_err(StorageError::Corrupt)?, n))).collect()
+    }
+
     async fn list_windows(&self, f: &WindowFilter) -> Result<Vec<Window>> {
         let rows = sqlx::query(&format!(
             "SELECT {WINDOW_COLUMNS} FROM maintenance_windows
