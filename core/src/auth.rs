@@ -32,16 +32,19 @@ pub enum Action {
     ManagePeers,
     /// Force, retry or abort an orchestration.
     ForceOrchestration,
+    /// Register and delete webhooks, read their delivery log.
+    ManageWebhooks,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::View,
         Action::OperateMaintenance,
         Action::OperateMirrors,
         Action::ManageUsers,
         Action::ManagePeers,
         Action::ForceOrchestration,
+        Action::ManageWebhooks,
     ];
 }
 
@@ -53,7 +56,10 @@ impl Role {
         let needed = match action {
             Action::View => Role::Viewer,
             Action::OperateMaintenance | Action::OperateMirrors => Role::Operator,
-            Action::ManageUsers | Action::ManagePeers | Action::ForceOrchestration => Role::Admin,
+            Action::ManageUsers
+            | Action::ManagePeers
+            | Action::ForceOrchestration
+            | Action::ManageWebhooks => Role::Admin,
         };
         self >= needed
     }
@@ -231,6 +237,7 @@ mod tests {
         assert!(!Role::Operator.may(Action::ManageUsers));
         assert!(!Role::Operator.may(Action::ManagePeers));
         assert!(!Role::Operator.may(Action::ForceOrchestration));
+        assert!(!Role::Operator.may(Action::ManageWebhooks));
     }
 
     #[test]

@@ -20,9 +20,9 @@ CREATE TABLE webhook_deliveries (
     event_type      TEXT    NOT NULL,
     -- delivering, delivered, failed, dropped
     status          TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL,
+    attempts        BIGINT  NOT NULL,
     last_error      TEXT,
-    response_status INTEGER,
+    response_status BIGINT,
     created_at      BIGINT  NOT NULL,
     updated_at      BIGINT  NOT NULL
 );

@@ -197,6 +197,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Password hashes that may run at once (each holds ~19 MiB); sign-ins beyond get 429.
     pub hash_slots: usize,
+    /// How webhook deliveries are sent (attempts, backoff, timeout, queue size).
+    pub webhook_delivery: crate::webhooks::DeliveryConfig,
 }
 
 /// One password hash per core.
@@ -241,6 +243,7 @@ impl Config {
             secret_key: Some(SecretKeyText(key.clone())),
             trusted_proxies: Vec::new(),
             hash_slots: default_hash_slots(),
+            webhook_delivery: Default::default(),
         }
     }
 }
@@ -285,6 +288,7 @@ impl Cli {
                 .map(SecretKeyText),
             trusted_proxies: self.trusted_proxy.clone(),
             hash_slots: default_hash_slots(),
+            webhook_delivery: Default::default(),
         }
     }
 }

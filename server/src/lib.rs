@@ -10,6 +10,7 @@ pub mod security;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
 
 /// The version of this build, recorded in the catalog at every start.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -166,6 +166,13 @@ impl Application {
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
             tokens: quiesce_core::tokens::Tokens::new(catalog.clone()),
+            webhooks: quiesce_core::webhooks::Webhooks::new(
+                catalog.clone(),
+                engine
+                    .secrets()
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(quiesce_core::secrets::SecretBox::ephemeral())),
+            ),
             engine,
             maintenance,
             version: crate::VERSION,
@@ -188,6 +195,12 @@ impl Application {
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let streams = Arc::new(StreamCounter::new(config.live_limits));
         crate::metrics::spawn_step_timer(state.engine.events(), stopping_rx.clone());
+        crate::webhooks::spawn(
+            state.webhooks.clone(),
+            state.engine.events(),
+            stopping_rx.clone(),
+            config.webhook_delivery.clone(),
+        );
         let metrics = crate::metrics::MetricsState {
             app: state.clone(),
             streams: streams.clone(),

@@ -114,6 +114,14 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
         (Method::GET, "/api/account/tokens", json!({}), Role::Viewer),
         (Method::POST, "/api/account/tokens/revoke", json!({"id": "no-such-token"}), Role::Viewer),
         (Method::GET, "/api/tokens", json!({}), Role::Admin),
+        (
+            Method::POST,
+            "/api/webhooks/create",
+            json!({"url": "not a url", "events": ["window"]}),
+            Role::Admin,
+        ),
+        (Method::GET, "/api/webhooks", json!({}), Role::Admin),
+        (Method::POST, "/api/webhooks/delete", json!({"id": "no-such-hook"}), Role::Admin),
     ]
 }
 

@@ -201,6 +201,9 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (M::GET, "/api/account/tokens", vec![], Some(Role::Viewer)),
         (M::POST, "/api/account/tokens/revoke", vec!["id"], Some(Role::Viewer)),
         (M::GET, "/api/tokens", vec![], Some(Role::Admin)),
+        (M::POST, "/api/webhooks/create", vec!["url", "events"], Some(Role::Admin)),
+        (M::GET, "/api/webhooks", vec![], Some(Role::Admin)),
+        (M::POST, "/api/webhooks/delete", vec!["id"], Some(Role::Admin)),
     ]
 }
 

@@ -9,6 +9,7 @@ pub mod mirrors;
 pub mod peers;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use leptos::prelude::*;
 

@@ -23,6 +23,7 @@ use crate::domain::{
     TransitionError, Window, WindowPhase, WindowStep,
 };
 use crate::tokens::ApiToken;
+use crate::webhooks::{Delivery, DeliveryStatus, HookEvents, Webhook};
 
 pub use postgres::PostgresCatalog;
 // Callers of `dyn Catalog` need the area traits in scope to call their methods.
@@ -82,6 +83,7 @@ pub trait Catalog:
     + MaintenanceStore
     + LeaseStore
     + TokenStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -241,6 +243,50 @@ pub trait TokenStore {
     /// Sets `last_used_at` to `now` if it is unset or older than `unless_since` (so reads do
     /// not write on every request).
     async fn touch_token(&self, id: &str, now: DateTime<Utc>, unless_since: DateTime<Utc>) -> Result<()>;
+}
+
+/// A webhook to record, its secret already sealed.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<HookEvents>,
+    pub sealed_secret: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Webhooks and their delivery log (see `crate::webhooks`).
+#[async_trait]
+pub trait WebhookStore {
+    async fn create_webhook(&self, hook: &NewWebhook) -> Result<Webhook>;
+    /// Every hook, oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Every hook with its sealed secret (for the sender only).
+    async fn webhook_secrets(&self) -> Result<Vec<(Webhook, String)>>;
+    /// Deletes a hook and its log; `false` if there was none.
+    async fn delete_webhook(&self, id: &str) -> Result<bool>;
+    /// Starts a log entry (attempts 0) and prunes the hook's log to
+    /// [`crate::webhooks::KEPT_DELIVERIES`] entries. Returns its id.
+    async fn record_delivery(
+        &self,
+        hook_id: &str,
+        event_type: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
+    /// Records an attempt's result on a log entry.
+    async fn update_delivery(
+        &self,
+        id: i64,
+        status: DeliveryStatus,
+        attempts: i64,
+        last_error: Option<&str>,
+        response_status: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The hook's newest log entries, newest first.
+    async fn list_deliveries(&self, hook_id: &str, limit: i64) -> Result<Vec<Delivery>>;
 }
 
 /// Turns a unique-constraint violation into [`StorageError::Conflict`] with `what`.

@@ -13,6 +13,7 @@ mod mirror;
 mod peer;
 mod tokens;
 mod users;
+mod webhooks;
 
 use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};
 use crate::domain::Backend;
