@@ -9,6 +9,13 @@
 //! may only read who they are, change the password and sign out ([`require`] answers
 //! [`ApiError::PasswordChangeRequired`] to everything else).
 //!
+//! Bearer tokens: a request carrying `Authorization: Bearer qzt_…` is authenticated by that API
+//! token alone ([`request_user`], the one place both credentials are resolved); its session
+//! cookie, if any, is not consulted, so a bad token is a 401 even beside a valid session. The
+//! token acts as its owner with the lower of the token's and the owner's role (see
+//! `quiesce_core::tokens`). Such requests need no `Origin` (a browser cannot attach the header
+//! cross-origin without a CORS preflight, which this server never grants).
+//!
 //! Who the client is: the server's request guard puts a [`ClientAddr`] in the request (the
 //! peer address, or the `X-Forwarded-For` entry a trusted proxy added); the browser's device
 //! cookie ([`device_cookie_name`]) says it signed in before (see `quiesce_core::accounts`).
@@ -17,6 +24,7 @@ use chrono::Utc;
 use quiesce_core::accounts::{AccountError, Origin};
 use quiesce_core::auth::{Action, User};
 use quiesce_core::storage::UserRecord;
+use quiesce_core::tokens::{ApiToken, TokenError};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
@@ -81,6 +89,44 @@ pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<
     }
 }
 
+/// The credential of an `Authorization: Bearer …` header, if the request has one. Another
+/// scheme (or none) means the session decides.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().unwrap_or("");
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Who made a request, and with which API token if not with a session.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub token: Option<ApiToken>,
+}
+
+/// The one place a request's user is decided: the bearer token when the request carries one
+/// (the session is then ignored), otherwise the session. `Ok(None)`: not authenticated.
+pub async fn request_user(
+    headers: &http::HeaderMap,
+    method: &http::Method,
+    path: &str,
+    client: Option<&str>,
+    session: &Session,
+    state: &AppState,
+) -> Result<Option<Caller>, ApiError> {
+    if let Some(secret) = bearer(headers) {
+        // Reads are not audited one by one (the token's last-used time shows them).
+        let changes = !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        let request = format!("{method} {}", path.chars().take(200).collect::<String>());
+        return match state.tokens.authenticate(secret, &request, changes, client).await {
+            Ok(t) => Ok(Some(Caller { user: t.user, token: Some(t.token) })),
+            Err(TokenError::NotValid) => Ok(None),
+            Err(e) => Err(internal(e)),
+        };
+    }
+    Ok(session_user(session, state).await?.map(|user| Caller { user, token: None }))
+}
+
 /// Binds a freshly authenticated user to the session under a new session id (no fixation).
 pub async fn start_session(session: &Session, record: &UserRecord) -> Result<(), ApiError> {
     session.cycle_id().await.map_err(internal)?;
@@ -136,16 +182,49 @@ pub fn remember_device(state: &AppState, token: &str) {
 /// The signed-in user whatever their password state: only for reading who one is, changing the
 /// password and signing out. 401 without a valid session.
 pub async fn require_signed_in() -> Result<(AppState, User), ApiError> {
+    let (state, caller) = require_caller().await?;
+    Ok((state, caller.user))
+}
+
+/// Who is asking (session or API token), whatever their password state. 401 without either.
+pub async fn require_caller() -> Result<(AppState, Caller), ApiError> {
     let state = app_state()?;
     let session = current_session().await?;
-    let user = session_user(&session, &state).await?.ok_or(ApiError::Unauthenticated)?;
-    Ok((state, user))
+    let parts = leptos::prelude::use_context::<http::request::Parts>();
+    let (headers, method, path) = match &parts {
+        Some(p) => (p.headers.clone(), p.method.clone(), p.uri.path().to_string()),
+        None => (http::HeaderMap::new(), http::Method::GET, String::new()),
+    };
+    let client = origin().await.client;
+    let caller = request_user(&headers, &method, &path, client.as_deref(), &session, &state)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok((state, caller))
+}
+
+/// The signed-in user of a browser session, refusing API tokens: for what a token must not do
+/// (make more tokens, change the password).
+pub async fn require_session() -> Result<(AppState, User), ApiError> {
+    let (state, caller) = require_caller().await?;
+    if caller.token.is_some() {
+        return Err(ApiError::BadRequest(
+            "authorization: this needs a signed-in browser session, not an API token".into(),
+        ));
+    }
+    Ok((state, caller.user))
 }
 
 /// The signed-in user, if their role allows `action`: 401 without a valid session, 403 when the
 /// role is not enough. Every server function calls this first.
 pub async fn require(action: Action) -> Result<(AppState, User), ApiError> {
-    let (state, user) = require_signed_in().await?;
+    let (state, caller) = require_caller_for(action).await?;
+    Ok((state, caller.user))
+}
+
+/// As [`require`], also telling whether an API token made the request.
+pub async fn require_caller_for(action: Action) -> Result<(AppState, Caller), ApiError> {
+    let (state, caller) = require_caller().await?;
+    let user = &caller.user;
     if user.must_change_password {
         return Err(ApiError::PasswordChangeRequired);
     }
@@ -153,7 +232,18 @@ pub async fn require(action: Action) -> Result<(AppState, User), ApiError> {
         tracing::info!(user.name = %user.username, user.role = %user.role, ?action, "refused: role");
         return Err(ApiError::Forbidden);
     }
-    Ok((state, user))
+    Ok((state, caller))
+}
+
+/// Maps token errors to what the caller sees; storage failures are logged once here.
+pub fn token_error(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Invalid(m) => ApiError::BadRequest(m),
+        TokenError::NotValid => ApiError::Unauthenticated,
+        TokenError::NotFound => ApiError::NotFound("no such token".into()),
+        TokenError::Refused(m) => ApiError::Conflict(m),
+        e @ TokenError::Storage(_) => internal(e),
+    }
 }
 
 /// Maps account errors to what the user sees; storage failures are logged once here.

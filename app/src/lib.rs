@@ -97,6 +97,11 @@ pub fn App() -> impl IntoView {
                     ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::users::UsersPage /></Layout> }
                 />
+                <Route
+                    path=StaticSegment("webhooks")
+                    ssr=SsrMode::Async
+                    view=|| view! { <Layout><pages::webhooks::WebhooksPage /></Layout> }
+                />
             </Routes>
         </Router>
     }

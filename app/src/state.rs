@@ -8,6 +8,8 @@ use quiesce_core::accounts::Accounts;
 use quiesce_core::engine::Engine;
 use quiesce_core::maintenance::{MaintenanceError, Orchestrator};
 use quiesce_core::storage::Catalog;
+use quiesce_core::tokens::Tokens;
+use quiesce_core::webhooks::Webhooks;
 
 use crate::ApiError;
 
@@ -15,6 +17,10 @@ use crate::ApiError;
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub accounts: Arc<Accounts>,
+    /// API tokens: bearer credentials for scripts (see `auth::request_user`).
+    pub tokens: Tokens,
+    /// Webhooks: registering them and their delivery log (sending is the server's).
+    pub webhooks: Webhooks,
     /// The mirror engine: peers, mirrors, pause and resume.
     pub engine: Engine,
     /// Maintenance windows and the background runs that carry them out.

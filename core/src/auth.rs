@@ -32,16 +32,19 @@ pub enum Action {
     ManagePeers,
     /// Force, retry or abort an orchestration.
     ForceOrchestration,
+    /// Register and delete webhooks, read their delivery log.
+    ManageWebhooks,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::View,
         Action::OperateMaintenance,
         Action::OperateMirrors,
         Action::ManageUsers,
         Action::ManagePeers,
         Action::ForceOrchestration,
+        Action::ManageWebhooks,
     ];
 }
 
@@ -53,7 +56,10 @@ impl Role {
         let needed = match action {
             Action::View => Role::Viewer,
             Action::OperateMaintenance | Action::OperateMirrors => Role::Operator,
-            Action::ManageUsers | Action::ManagePeers | Action::ForceOrchestration => Role::Admin,
+            Action::ManageUsers
+            | Action::ManagePeers
+            | Action::ForceOrchestration
+            | Action::ManageWebhooks => Role::Admin,
         };
         self >= needed
     }
@@ -116,6 +122,12 @@ pub enum AuditKind {
     SetupCompleted,
     /// A user changed their own password.
     PasswordChanged,
+    /// An API token was created, revoked, used for a state-changing request, or refused
+    /// (expired, revoked, owner disabled).
+    TokenCreated,
+    TokenRevoked,
+    TokenUsed,
+    TokenRefused,
 }
 
 impl AuditKind {
@@ -132,6 +144,10 @@ impl AuditKind {
             AuditKind::PasswordReset => "password_reset",
             AuditKind::SetupCompleted => "setup_completed",
             AuditKind::PasswordChanged => "password_changed",
+            AuditKind::TokenCreated => "token_created",
+            AuditKind::TokenRevoked => "token_revoked",
+            AuditKind::TokenUsed => "token_used",
+            AuditKind::TokenRefused => "token_refused",
         }
     }
 
@@ -148,6 +164,10 @@ impl AuditKind {
             AuditKind::PasswordReset,
             AuditKind::SetupCompleted,
             AuditKind::PasswordChanged,
+            AuditKind::TokenCreated,
+            AuditKind::TokenRevoked,
+            AuditKind::TokenUsed,
+            AuditKind::TokenRefused,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -217,6 +237,7 @@ mod tests {
         assert!(!Role::Operator.may(Action::ManageUsers));
         assert!(!Role::Operator.may(Action::ManagePeers));
         assert!(!Role::Operator.may(Action::ForceOrchestration));
+        assert!(!Role::Operator.may(Action::ManageWebhooks));
     }
 
     #[test]

@@ -108,6 +108,8 @@ mod bus {
     #[derive(Clone)]
     pub struct EventBus {
         tx: broadcast::Sender<Event>,
+        /// Only what this process published (not what arrived from other processes).
+        own: broadcast::Sender<Event>,
         outbox: Arc<OnceLock<mpsc::Sender<Event>>>,
         /// Events the outbox had no room for since the relay last looked.
         dropped: Arc<AtomicU64>,
@@ -117,7 +119,8 @@ mod bus {
         /// A bus keeping up to `capacity` events for slow subscribers.
         pub fn new(capacity: usize) -> Self {
             let (tx, _) = broadcast::channel(capacity.max(1));
-            EventBus { tx, outbox: Arc::default(), dropped: Arc::default() }
+            let (own, _) = broadcast::channel(capacity.max(1));
+            EventBus { tx, own, outbox: Arc::default(), dropped: Arc::default() }
         }
 
         /// Publishes `event` here and, with an outbox, to the other processes; never blocks.
@@ -127,6 +130,7 @@ mod bus {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            let _ = self.own.send(event.clone());
             let _ = self.tx.send(event);
         }
 
@@ -150,6 +154,12 @@ mod bus {
         /// Receives every event published from now on.
         pub fn subscribe(&self) -> broadcast::Receiver<Event> {
             self.tx.subscribe()
+        }
+
+        /// Receives the events this process publishes from now on, without those relayed from
+        /// other processes: for side effects that must happen once (webhook deliveries).
+        pub fn subscribe_own(&self) -> broadcast::Receiver<Event> {
+            self.own.subscribe()
         }
     }
 

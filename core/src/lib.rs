@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod domain;
 pub mod events;
+pub mod tokens;
+pub mod webhooks;
 
 #[cfg(feature = "server")]
 pub mod engine;

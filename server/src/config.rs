@@ -204,6 +204,8 @@ pub struct Config {
     /// Bytes of retained WAL past which a mirror is flagged.
     pub retained_wal_warning: i64,
     pub hash_slots: usize,
+    /// How webhook deliveries are sent (attempts, backoff, timeout, queue size).
+    pub webhook_delivery: crate::webhooks::DeliveryConfig,
 }
 
 /// One password hash per core.
@@ -249,6 +251,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             hash_slots: default_hash_slots(),
             retained_wal_warning: quiesce_core::engine::DEFAULT_WAL_WARNING_BYTES,
+            webhook_delivery: Default::default(),
         }
     }
 }
@@ -294,6 +297,7 @@ impl Cli {
             trusted_proxies: self.trusted_proxy.clone(),
             hash_slots: default_hash_slots(),
             retained_wal_warning: i64::from(self.retained_wal_warning_mb) << 20,
+            webhook_delivery: Default::default(),
         }
     }
 }

@@ -6,10 +6,12 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod live;
+pub mod metrics;
 pub mod security;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
 
 /// The version of this build, recorded in the catalog at every start.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,6 +18,10 @@
 //! A stream over a cap is answered 429 before anything is subscribed; a slot is given back when
 //! its stream ends (the client went away, signed out, or the server stops).
 //!
+//! A stream opened with an API token (`Authorization: Bearer`, for the `quiesce` CLI's `--wait`)
+//! is counted against its token as a session would be, and the token (revoked, expired, owner
+//! disabled) is re-checked at the same interval.
+//!
 //! [`EventBus`]: quiesce_core::events::EventBus
 
 use std::collections::HashMap;
@@ -25,9 +29,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::auth::session_user;
+use app::auth::{request_user, session_user, ClientAddr};
 use app::state::AppState;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -125,9 +129,13 @@ fn refuse(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 #[tracing::instrument(name = "api.events", skip_all)]
-pub async fn events(State(live): State<LiveState>, session: Session) -> Response {
-    let user = match session_user(&session, &live.app).await {
-        Ok(Some(u)) => u,
+pub async fn events(State(live): State<LiveState>, session: Session, req: Request) -> Response {
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0.clone());
+    let caller =
+        request_user(req.headers(), req.method(), req.uri().path(), client.as_deref(), &session, &live.app)
+            .await;
+    let (user, token) = match caller {
+        Ok(Some(c)) => (c.user, c.token),
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first"),
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
     };
@@ -141,8 +149,16 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
     if !user.role.may(Action::View) {
         return refuse(StatusCode::FORBIDDEN, "forbidden", "your role may not do this");
     }
-    let Some(session_id) = session.id() else {
-        return refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first");
+    // A token's streams are counted under an id derived from the token, like a session's.
+    let (session_id, credential) = match (&token, app::auth::bearer(req.headers())) {
+        (Some(t), Some(secret)) => {
+            let id = uuid::Uuid::parse_str(&t.id).map(|u| u.as_u128() as i128).unwrap_or_default();
+            (Id(id), Credential::Token(quiesce_core::tokens::hash(secret)))
+        }
+        _ => match session.id() {
+            Some(id) => (id, Credential::Session(id)),
+            None => return refuse(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first"),
+        },
     };
     let slot = match live.streams.acquire(session_id) {
         Ok(slot) => slot,
@@ -164,7 +180,7 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
         events: live.app.engine.events().subscribe(),
         recheck: tokio::time::interval_at(tokio::time::Instant::now() + live.recheck, live.recheck),
         stopping: live.stopping.clone(),
-        session_id,
+        credential,
         live,
         ended: false,
         _slot: slot,
@@ -173,11 +189,17 @@ pub async fn events(State(live): State<LiveState>, session: Session) -> Response
     Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
 }
 
+/// What an open stream re-checks: its session, or the hash of its API token.
+enum Credential {
+    Session(Id),
+    Token(String),
+}
+
 struct Subscriber {
     events: broadcast::Receiver<Event>,
     recheck: tokio::time::Interval,
     stopping: watch::Receiver<bool>,
-    session_id: Id,
+    credential: Credential,
     live: LiveState,
     ended: bool,
     /// Held for as long as the stream is open.
@@ -227,8 +249,24 @@ impl Subscriber {
     /// Reads the session afresh from the store (the request's own `Session` caches what it read
     /// when the stream opened) and checks its user as every request does.
     async fn still_signed_in(&self) -> bool {
+        let session_id = match &self.credential {
+            Credential::Session(id) => *id,
+            Credential::Token(hash) => {
+                return match self
+                    .live
+                    .app
+                    .tokens
+                    .authenticate_hash(hash, "GET /api/events", false, None)
+                    .await
+                {
+                    Ok(t) => t.user.role.may(Action::View),
+                    Err(quiesce_core::tokens::TokenError::NotValid) => false,
+                    Err(_) => true,
+                };
+            }
+        };
         let store = Arc::new(self.live.store.clone());
-        let fresh = Session::new(Some(self.session_id), store, None);
+        let fresh = Session::new(Some(session_id), store, None);
         match session_user(&fresh, &self.live.app).await {
             Ok(Some(u)) => u.role.may(Action::View),
             Ok(None) => false,

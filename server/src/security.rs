@@ -6,7 +6,9 @@
 //!   `Host`. A browser's `Sec-Fetch-Site: cross-site`/`same-site` is refused too. Requests with
 //!   none of these headers come from scripts (curl, upgrade hooks), which carry no ambient
 //!   browser cookies, so they pass to the role checks like any other. SameSite=Lax cookies are a
-//!   second line.
+//!   second line. A request carrying `Authorization: Bearer …` is exempt: it is authenticated by
+//!   that token alone (never by its cookies, see `app::auth::request_user`), and a browser cannot
+//!   attach the header cross-origin without a CORS preflight, which this server never answers.
 //! - **JSON bodies.** Server functions declare the form encoding (so plain HTML forms work
 //!   without JavaScript); a POST to `/api/…` with `Content-Type: application/json` is re-encoded
 //!   to that form encoding here, so scripts can send JSON to the same endpoints.
@@ -85,7 +87,8 @@ pub fn same_origin(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
 }
 
 pub async fn refuse_cross_origin(State(guards): State<Guards>, req: Request, next: Next) -> Response {
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || app::auth::bearer(req.headers()).is_some();
     if !safe && !same_origin(req.headers(), guards.public_origin.as_deref()) {
         tracing::warn!(http.method = %req.method(), http.path = %req.uri().path(), "refused a cross-origin request");
         return refuse(StatusCode::FORBIDDEN, "forbidden", "cross-origin request refused");
@@ -309,12 +312,13 @@ pub fn static_headers(router: axum::Router, hsts: bool) -> axum::Router {
     }
 }
 
-/// Paths anyone may load: sign-in, set-up, the built assets, health, and the API (which checks
-/// sessions itself).
+/// Paths anyone may load: sign-in, set-up, the built assets, health, and the API and `/metrics`
+/// (which check their callers themselves).
 fn public_path(path: &str) -> bool {
     path == "/login"
         || path == "/setup"
         || path == "/healthz"
+        || path == "/metrics"
         || path == "/favicon.ico"
         || path.starts_with("/pkg/")
         || path.starts_with("/api/")

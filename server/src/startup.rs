@@ -213,6 +213,14 @@ impl Application {
         let state = AppState {
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
+            tokens: quiesce_core::tokens::Tokens::new(catalog.clone()),
+            webhooks: quiesce_core::webhooks::Webhooks::new(
+                catalog.clone(),
+                engine
+                    .secrets()
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(quiesce_core::secrets::SecretBox::ephemeral())),
+            ),
             engine,
             maintenance: maintenance.clone(),
             version: crate::VERSION,
@@ -233,12 +241,26 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone().into(),
         };
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+        let streams = Arc::new(StreamCounter::new(config.live_limits));
+        crate::metrics::spawn_step_timer(state.engine.events(), stopping_rx.clone());
+        crate::webhooks::spawn(
+            state.webhooks.clone(),
+            state.engine.events(),
+            stopping_rx.clone(),
+            config.webhook_delivery.clone(),
+        );
+        let metrics = crate::metrics::MetricsState {
+            app: state.clone(),
+            streams: streams.clone(),
+            handle: crate::metrics::handle(),
+            seen_mirrors: Default::default(),
+        };
         let live = LiveState {
             app: state.clone(),
             store,
             stopping: stopping_rx,
             recheck: config.live_recheck,
-            streams: Arc::new(StreamCounter::new(config.live_limits)),
+            streams,
         };
         // Layers run outermost-last: security headers (so even refusals carry them), sessions,
         // the client address, the cross-origin refusal, the argument record, the JSON
@@ -249,7 +271,7 @@ impl Application {
             workers: supervisor.workers(),
             sources: ownership.as_ref().map(|o| o.owned().clone()),
         };
-        let router = router(state, live, health, leptos_options)
+        let router = router(state, live, health, metrics, leptos_options)
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::remember_arguments))
             .layer(from_fn(security::json_to_form))
@@ -373,7 +395,13 @@ fn secret_box(config: &Config) -> Result<SecretBox, StartupError> {
     Ok(secrets)
 }
 
-fn router(state: AppState, live: LiveState, health: HealthState, leptos_options: LeptosOptions) -> Router {
+fn router(
+    state: AppState,
+    live: LiveState,
+    health: HealthState,
+    metrics: crate::metrics::MetricsState,
+    leptos_options: LeptosOptions,
+) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
@@ -396,12 +424,14 @@ fn router(state: AppState, live: LiveState, health: HealthState, leptos_options:
         .with_state(health)
         .merge(Router::new().route("/export/window.csv", get(crate::export::window_csv)).with_state(state));
     let events = Router::new().route("/api/events", get(crate::live::events)).with_state(live);
+    let metrics = Router::new().route("/metrics", get(crate::metrics::scrape)).with_state(metrics);
     Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options)
         .merge(health)
         .merge(events)
+        .merge(metrics)
 }
 
 /// What `/healthz` reports besides the catalog: this process and the work it owns.

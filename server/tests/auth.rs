@@ -21,6 +21,7 @@ async fn login_via(app: &TestApp, forwarded_for: &str, name: &str, password: &st
 
 on_both_backends!(
     every_server_function_enforces_the_role_table,
+    api_tokens_are_held_to_the_role_table_by_their_own_role,
     sign_in_issues_a_fresh_session_id_each_time,
     sign_out_makes_the_old_cookie_worthless,
     a_disabled_user_is_refused_on_the_next_request,
@@ -104,6 +105,23 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
             json!({"current_password": "not the password", "new_password": "a fresh passphrase"}),
             Role::Viewer,
         ),
+        (
+            Method::POST,
+            "/api/account/tokens/create",
+            json!({"name": "matrix", "role": "viewer"}),
+            Role::Viewer,
+        ),
+        (Method::GET, "/api/account/tokens", json!({}), Role::Viewer),
+        (Method::POST, "/api/account/tokens/revoke", json!({"id": "no-such-token"}), Role::Viewer),
+        (Method::GET, "/api/tokens", json!({}), Role::Admin),
+        (
+            Method::POST,
+            "/api/webhooks/create",
+            json!({"url": "not a url", "events": ["window"]}),
+            Role::Admin,
+        ),
+        (Method::GET, "/api/webhooks", json!({}), Role::Admin),
+        (Method::POST, "/api/webhooks/delete", json!({"id": "no-such-hook"}), Role::Admin),
     ]
 }
 
@@ -141,6 +159,35 @@ async fn every_server_function_enforces_the_role_table(backend: Backend) {
                 );
             } else {
                 assert_eq!(status, 403, "{role} {method} {path} must be forbidden");
+            }
+        }
+    }
+    app.stop().await;
+}
+
+/// The same matrix with bearer tokens an admin made with each role: a token acts with the role
+/// chosen for it, not its owner's.
+async fn api_tokens_are_held_to_the_role_table_by_their_own_role(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let target = app.create_user("target", Role::Viewer).await;
+    let (_, admin) = app.signed_in("owner", Role::Admin).await;
+    let mut clients = Vec::new();
+    for role in Role::ALL {
+        let secret = app.token(&admin, &format!("as-{role}"), role).await;
+        clients.push((role, app.bearer_client(&secret)));
+    }
+    let forged = app.bearer_client(&format!("qzt_{}", "A".repeat(43)));
+    for (method, path, body, least) in endpoints(&target.id) {
+        assert_eq!(call(&app, &forged, &method, path, &body).await, 401, "unknown token {method} {path}");
+        for (role, client) in &clients {
+            let status = call(&app, client, &method, path, &body).await;
+            if *role >= least {
+                assert!(
+                    status != 401 && status != 403,
+                    "{role} token {method} {path} must be allowed, got {status}"
+                );
+            } else {
+                assert_eq!(status, 403, "{role} token {method} {path} must be forbidden");
             }
         }
     }

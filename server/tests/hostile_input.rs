@@ -183,7 +183,7 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (
             M::POST,
             "/api/maintenance/enable",
-            vec!["reason", "scope", "ids", "mirror_ids", "peer_ids"],
+            vec!["reason", "scope", "ids", "mirror_ids", "peer_ids", "version"],
             Some(Role::Operator),
         ),
         (M::POST, "/api/maintenance/disable", vec!["window_id"], Some(Role::Operator)),
@@ -197,6 +197,13 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
             vec!["current_password", "new_password", "next"],
             Some(Role::Viewer),
         ),
+        (M::POST, "/api/account/tokens/create", vec!["name", "role", "expires_in_days"], Some(Role::Viewer)),
+        (M::GET, "/api/account/tokens", vec![], Some(Role::Viewer)),
+        (M::POST, "/api/account/tokens/revoke", vec!["id"], Some(Role::Viewer)),
+        (M::GET, "/api/tokens", vec![], Some(Role::Admin)),
+        (M::POST, "/api/webhooks/create", vec!["url", "events"], Some(Role::Admin)),
+        (M::GET, "/api/webhooks", vec![], Some(Role::Admin)),
+        (M::POST, "/api/webhooks/delete", vec!["id"], Some(Role::Admin)),
     ]
 }
 

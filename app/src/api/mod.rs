@@ -9,6 +9,7 @@ pub mod mirrors;
 pub mod peers;
 pub mod status;
 pub mod users;
+pub mod webhooks;
 
 pub use status::get_status;
 

@@ -1,4 +1,5 @@
-//! The Account page: who you are, and changing your own password (the current one is required).
+//! The Account page: who you are, changing your own password (the current one is required), and
+//! your API tokens (`pages::tokens`).
 //! While an admin-set password must be changed, this is the only page: the server sends every
 //! other page here, and after the change the form goes on to the maintenance page.
 //!
@@ -69,6 +70,7 @@ pub fn AccountPage() -> impl IntoView {
                                     <input id="new-password" type="password" name="new_password" autocomplete="new-password" required minlength="10" />
                                     <button type="submit" disabled=move || action.pending().get()>"Change password"</button>
                                 </ActionForm>
+                                {(!forced).then(|| view! { <crate::pages::tokens::OwnTokens role=u.role /> })}
                             }
                         })
                 }}

@@ -56,6 +56,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/history">"History"</a>
                 <Transition fallback=|| ()>
                     {move || current.may(Action::ManageUsers).then(|| view! { <a href="/users">"Users"</a> })}
+                    {move || current.may(Action::ManageWebhooks).then(|| view! { <a href="/webhooks">"Webhooks"</a> })}
                 </Transition>
             </nav>
             <span

@@ -7,7 +7,9 @@ pub mod login;
 pub mod maintenance;
 pub mod mirrors;
 pub mod peers;
+pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use leptos::prelude::*;
 

@@ -75,6 +75,8 @@ pub fn UsersPage() -> impl IntoView {
                 <button type="submit">"Add user"</button>
             </ActionForm>
 
+            <crate::pages::tokens::AllTokens />
+
             <h2>"Sign-in audit"</h2>
             <Transition fallback=|| ()>
                 {move || audit.get().map(|r| match r {

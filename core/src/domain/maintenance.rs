@@ -288,6 +288,18 @@ pub fn normalize_reason(reason: &str) -> Result<String, ReasonError> {
     }
 }
 
+/// A version to record on a window: trimmed, at most 64 characters of letters, digits and
+/// `.-+_`; empty means none.
+pub fn normalize_version(version: Option<&str>) -> Result<Option<String>, String> {
+    let Some(v) = version.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c)) {
+        return Err("version: at most 64 letters, digits, '.', '-', '+' or '_'".into());
+    }
+    Ok(Some(v.to_string()))
+}
+
 /// One maintenance episode, as the catalog records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -304,6 +316,10 @@ pub struct Window {
     pub ended_at: Option<DateTime<Utc>>,
     /// Why the window failed (stragglers, errors); cleared by a retry.
     pub error: Option<String>,
+    /// The software version the requester recorded (the `quiesce` CLI's `--version` or
+    /// `--skip-if-version`: the version an upgrade pipeline is moving to).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 impl Window {
@@ -646,6 +662,7 @@ mod tests {
             updated_at: t,
             ended_at: None,
             error: None,
+            version: None,
         };
         let mirrors = entries
             .iter()

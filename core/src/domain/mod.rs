@@ -13,9 +13,10 @@ mod peer;
 mod process;
 
 pub use maintenance::{
-    normalize_reason, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorNow, MirrorOutcome, PhaseError,
-    Plan, PlanMirror, ProgressCount, ReasonError, RequestKind, RequestOutcome, Scope, StepRecord, Straggler,
-    Window, WindowDetail, WindowPhase, WindowProgress, WindowStep, MAX_REASON_CHARS,
+    normalize_reason, normalize_version, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorNow,
+    MirrorOutcome, PhaseError, Plan, PlanMirror, ProgressCount, ReasonError, RequestKind, RequestOutcome,
+    Scope, StepRecord, Straggler, Window, WindowDetail, WindowPhase, WindowProgress, WindowStep,
+    MAX_REASON_CHARS,
 };
 pub use mirror::{
     Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,

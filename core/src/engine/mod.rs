@@ -230,6 +230,11 @@ impl Engine {
         self.wakeups.control.notify_one();
     }
 
+    /// The box sealing secrets at rest, if the server set one (webhook secrets use it too).
+    pub fn secrets(&self) -> Option<&Arc<SecretBox>> {
+        self.secrets.as_ref()
+    }
+
     pub fn peer_rules(&self) -> &PeerRules {
         &self.rules
     }

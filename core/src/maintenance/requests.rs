@@ -88,7 +88,19 @@ impl Orchestrator {
     /// [`Self::run_to_completion`] (or step it) to carry it out.
     #[tracing::instrument(skip(self, reason), fields(actor = %actor))]
     pub async fn request_enable(&self, actor: &str, reason: &str, scope: Scope) -> Result<Window> {
-        let result = self.enable(actor, reason, scope).await;
+        self.request_enable_with_version(actor, reason, scope, None).await
+    }
+
+    /// As [`Self::request_enable`], recording `version` (at most 64 printable characters) on
+    /// the window: the version an upgrade pipeline is moving to.
+    pub async fn request_enable_with_version(
+        &self,
+        actor: &str,
+        reason: &str,
+        scope: Scope,
+        version: Option<&str>,
+    ) -> Result<Window> {
+        let result = self.enable(actor, reason, scope, version).await;
         // A refused second enable belongs in the history of the window that refused it.
         let id = match &result {
             Ok(w) => Some(w.id.clone()),
@@ -100,8 +112,15 @@ impl Orchestrator {
         self.recorded(RequestKind::Enable, actor, reason, id.as_deref(), result).await
     }
 
-    pub(super) async fn enable(&self, actor: &str, reason: &str, scope: Scope) -> Result<Window> {
+    pub(super) async fn enable(
+        &self,
+        actor: &str,
+        reason: &str,
+        scope: Scope,
+        version: Option<&str>,
+    ) -> Result<Window> {
         let reason = normalize_reason(reason).map_err(|e| MaintenanceError::Invalid(e.to_string()))?;
+        let version = crate::domain::normalize_version(version).map_err(MaintenanceError::Invalid)?;
         scope.validate().map_err(MaintenanceError::Invalid)?;
         if actor.trim().is_empty() {
             return Err(MaintenanceError::Invalid("the requesting user is required".into()));
@@ -110,7 +129,7 @@ impl Orchestrator {
             return Err(MaintenanceError::Busy(w.busy_message()));
         }
         let token = self.lease().await?;
-        let new = NewWindow { reason, requested_by: actor.to_string(), scope };
+        let new = NewWindow { reason, requested_by: actor.to_string(), scope, version };
         match self.catalog().create_window(token, &new, Utc::now()).await {
             Ok(w) => {
                 tracing::info!(window.id = %w.id, "maintenance window opened");

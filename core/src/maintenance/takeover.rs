@@ -138,6 +138,7 @@ mod tests {
             created_at: at(0),
             updated_at: at(0),
             ended_at: None,
+            version: None,
         }
     }
 

@@ -22,6 +22,8 @@ use crate::domain::{
     MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, ServerProcess,
     StepRecord, TransitionError, Window, WindowPhase, WindowStep,
 };
+use crate::tokens::ApiToken;
+use crate::webhooks::{Delivery, DeliveryStatus, HookEvents, Webhook};
 
 pub use postgres::PostgresCatalog;
 // Callers of `dyn Catalog` need the area traits in scope to call their methods.
@@ -82,6 +84,8 @@ pub trait Catalog:
     + LeaseStore
     + ProcessStore
     + OwnershipStore
+    + TokenStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -206,6 +210,85 @@ pub trait AuditStore {
     async fn record_audit(&self, event: NewAuditEvent) -> Result<()>;
     /// Newest first; `before_id` pages backwards.
     async fn list_audit(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<AuditEvent>>;
+}
+
+/// A token to record: only its hash (see `crate::tokens`).
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user_id: String,
+    /// Already checked ([`crate::tokens::normalize_name`]).
+    pub name: String,
+    pub token_hash: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Most tokens one listing returns.
+pub const MAX_TOKEN_LIST: i64 = 1000;
+
+/// API tokens (see `crate::tokens`). No method returns or takes the secret itself.
+#[async_trait]
+pub trait TokenStore {
+    /// Records a token. A name the owner already uses on a token that is not revoked is
+    /// [`StorageError::Conflict`].
+    async fn create_token(&self, token: &NewToken) -> Result<ApiToken>;
+    /// The owner's tokens that are not revoked (expired ones included).
+    async fn count_live_tokens(&self, user_id: &str) -> Result<i64>;
+    /// The token with this hash, whatever its state.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    async fn token(&self, id: &str) -> Result<Option<ApiToken>>;
+    /// One user's tokens, or everyone's with `None`: newest first, at most [`MAX_TOKEN_LIST`].
+    async fn list_tokens(&self, user_id: Option<&str>) -> Result<Vec<ApiToken>>;
+    /// Marks the token revoked (idempotent: the first time stays). `None` if there is none.
+    async fn revoke_token(&self, id: &str, now: DateTime<Utc>) -> Result<Option<ApiToken>>;
+    /// Sets `last_used_at` to `now` if it is unset or older than `unless_since` (so reads do
+    /// not write on every request).
+    async fn touch_token(&self, id: &str, now: DateTime<Utc>, unless_since: DateTime<Utc>) -> Result<()>;
+}
+
+/// A webhook to record, its secret already sealed.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<HookEvents>,
+    pub sealed_secret: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Webhooks and their delivery log (see `crate::webhooks`).
+#[async_trait]
+pub trait WebhookStore {
+    async fn create_webhook(&self, hook: &NewWebhook) -> Result<Webhook>;
+    /// Every hook, oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
+    /// Every hook with its sealed secret (for the sender only).
+    async fn webhook_secrets(&self) -> Result<Vec<(Webhook, String)>>;
+    /// Deletes a hook and its log; `false` if there was none.
+    async fn delete_webhook(&self, id: &str) -> Result<bool>;
+    /// Starts a log entry (attempts 0) and prunes the hook's log to
+    /// [`crate::webhooks::KEPT_DELIVERIES`] entries. Returns its id.
+    async fn record_delivery(
+        &self,
+        hook_id: &str,
+        event_type: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64>;
+    /// Records an attempt's result on a log entry.
+    async fn update_delivery(
+        &self,
+        id: i64,
+        status: DeliveryStatus,
+        attempts: i64,
+        last_error: Option<&str>,
+        response_status: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The hook's newest log entries, newest first.
+    async fn list_deliveries(&self, hook_id: &str, limit: i64) -> Result<Vec<Delivery>>;
 }
 
 /// Turns a unique-constraint violation into [`StorageError::Conflict`] with `what`.
@@ -361,6 +444,8 @@ pub struct NewWindow {
     pub reason: String,
     pub requested_by: String,
     pub scope: Scope,
+    /// The software version to record on the window, if the requester gave one.
+    pub version: Option<String>,
 }
 
 /// Which windows to list: newest first, `limit` at a time after skipping `offset`.
@@ -441,6 +526,9 @@ pub trait MaintenanceStore {
 
     /// Windows newest first.
     async fn list_windows(&self, filter: &WindowFilter) -> Result<Vec<Window>>;
+
+    /// How many windows are in each phase (phases with none are left out). For `/metrics`.
+    async fn count_windows_by_phase(&self) -> Result<Vec<(WindowPhase, i64)>>;
 
     /// Applies `change` if the window is still where the caller expects; returns the window as
     /// stored and whether the change was applied. Ending phases clear `active`.

@@ -97,7 +97,7 @@ pub(super) fn check_hold(hold: &Hold) -> Result<()> {
 
 /// The window columns every query selects.
 pub(super) const WINDOW_COLUMNS: &str = "id, reason, requested_by, scope, phase, step, \
-    step_started_at, error, created_at, updated_at, ended_at";
+    step_started_at, error, created_at, updated_at, ended_at, version";
 
 pub(super) const BACKUP_COLUMNS: &str = "window_id, mirror_id, mirror_name, status_before, \
     checkpoint_at_pause, config, paused_at, outcome, outcome_detail, released_at, checkpoint_at_resume, \
@@ -128,6 +128,7 @@ where
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
         ended_at: ended.map(from_millis),
+        version: row.try_get("version")?,
     })
 }
 

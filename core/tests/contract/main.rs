@@ -8,7 +8,9 @@ mod maintenance;
 mod mirror;
 mod ownership;
 mod processes;
+mod tokens;
 mod users;
+mod webhooks;
 
 macro_rules! contract {
     ($($module:ident :: $case:ident),* $(,)?) => {
@@ -34,6 +36,9 @@ macro_rules! contract {
 }
 
 contract! {
+    webhooks::webhook_logs_are_kept_updated_pruned_and_deleted_with_their_hook,
+    tokens::tokens_are_found_by_hash_and_names_are_unique_among_live_ones,
+    tokens::last_use_is_written_at_most_once_a_minute_and_listings_filter_by_owner,
     instance::a_new_catalog_has_no_instance_yet,
     instance::the_first_start_creates_the_identity,
     instance::later_starts_keep_the_identity_and_count_up,

@@ -57,7 +57,7 @@ async fn token(c: &dyn Catalog, holder: &str) -> i64 {
 }
 
 fn window(actor: &str, scope: Scope) -> NewWindow {
-    NewWindow { reason: "upgrade".into(), requested_by: actor.into(), scope }
+    NewWindow { reason: "upgrade".into(), requested_by: actor.into(), scope, version: None }
 }
 
 async fn to_disabling(c: &dyn Catalog, tok: i64, id: &str) {

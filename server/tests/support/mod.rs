@@ -92,6 +92,33 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Creates an API token named `name` with `role` from a signed-in `client`; returns the secret.
+    pub async fn token(&self, client: &reqwest::Client, name: &str, role: Role) -> String {
+        let r = client
+            .post(self.url("/api/account/tokens/create"))
+            .json(&serde_json::json!({ "name": name, "role": role.as_str() }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "create token {name}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["secret"].as_str().expect("the secret is in the answer").to_string()
+    }
+
+    /// A client with no cookies that sends `Authorization: Bearer <secret>` on every request.
+    pub fn bearer_client(&self, secret: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {secret}")).unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
     /// A new user with `role`, and a client signed in as them.
     pub async fn signed_in(&self, name: &str, role: Role) -> (User, reqwest::Client) {
         let user = self.create_user(name, role).await;

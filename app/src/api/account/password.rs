@@ -14,12 +14,12 @@ pub async fn change_password(
     new_password: String,
     next: Option<String>,
 ) -> Result<User, ApiError> {
-    use crate::auth::{account_error, current_session, origin, require_signed_in, safe_next, start_session};
+    use crate::auth::{account_error, current_session, origin, require_session, safe_next, start_session};
     use crate::state::respond;
     use tracing::Instrument;
 
     async move {
-        let (state, user) = require_signed_in().await?;
+        let (state, user) = require_session().await?;
         let record = state
             .accounts
             .change_password(&user, &current_password, &new_password, &origin().await)

@@ -18,7 +18,12 @@ pub async fn login(username: String, password: String, next: Option<String>) -> 
     async move {
         let state = app_state()?;
         let origin = origin().await;
-        let signed_in = state.accounts.sign_in(&username, &password, &origin).await.map_err(account_error)?;
+        let signed_in = state
+            .accounts
+            .sign_in(&username, &password, &origin)
+            .await
+            .inspect_err(count_failure)
+            .map_err(account_error)?;
         let record = signed_in.record;
         start_session(&current_session().await?, &record).await?;
         remember_device(&state, &signed_in.device_token);
@@ -35,4 +40,17 @@ pub async fn login(username: String, password: String, next: Option<String>) -> 
     .instrument(tracing::info_span!("api.login"))
     .await
     .map_err(respond)
+}
+
+/// Counts a failed sign-in for `/metrics` (`quiesce_sign_in_failures_total{reason}`).
+#[cfg(feature = "ssr")]
+fn count_failure(e: &quiesce_core::accounts::AccountError) {
+    use quiesce_core::accounts::AccountError;
+    let reason = match e {
+        AccountError::InvalidCredentials { .. } => "invalid_credentials",
+        AccountError::Throttled(_) => "throttled",
+        AccountError::Busy => "busy",
+        _ => "error",
+    };
+    metrics::counter!("quiesce_sign_in_failures_total", "reason" => reason).increment(1);
 }

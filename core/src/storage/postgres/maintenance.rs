@@ -201,8 +201,8 @@ impl MaintenanceStore for PostgresCatalog {
         let ms = now.timestamp_millis();
         let inserted = sqlx::query(
             "INSERT INTO maintenance_windows (id, reason, requested_by, scope, phase, step,
-                step_started_at, active, error, created_at, updated_at, ended_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, $8, $9, NULL)",
+                step_started_at, active, error, created_at, updated_at, ended_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, $8, $9, NULL, $10)",
         )
         .bind(&id)
         .bind(&new.reason)
@@ -213,6 +213,7 @@ impl MaintenanceStore for PostgresCatalog {
         .bind(ms)
         .bind(ms)
         .bind(ms)
+        .bind(&new.version)
         .execute(&mut *tx)
         .await;
         if let Err(e) = inserted {
@@ -240,6 +241,14 @@ impl MaintenanceStore for PostgresCatalog {
     async fn window(&self, id: &str) -> Result<Option<Window>> {
         let mut conn = self.pool.acquire().await?;
         window_in(&mut conn, id).await
+    }
+
+    async fn count_windows_by_phase(&self) -> Result<Vec<(WindowPhase, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT phase, COUNT(*) FROM maintenance_windows GROUP BY phase ORDER BY phase")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|(p, n)| Ok((p.parse().map_err(StorageError::Corrupt)?, n))).collect()
     }
 
     async fn list_windows(&self, f: &WindowFilter) -> Result<Vec<Window>> {

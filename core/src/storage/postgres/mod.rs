@@ -14,7 +14,9 @@ mod mirror;
 mod ownership;
 mod peer;
 mod process;
+mod tokens;
 mod users;
+mod webhooks;
 
 use super::{describe_connect_error, Catalog, DbPool, Result, StorageError};
 use crate::domain::Backend;
