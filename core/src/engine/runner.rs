@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-
 use super::peer::{key_from_json, row_from_json, sql_key_of, Peer, TableSchema, TableWrite};
 use super::{Engine, EngineError, Result};
 use crate::domain::{Checkpoint, Mirror, MirrorStatus, Stage};
