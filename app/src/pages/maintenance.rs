@@ -426,8 +426,10 @@ fn ActiveWindow(
                         .deadline
                         .map(|d| {
                             let left = d.timestamp_millis() - now;
-                            if left > 0 {
+                            if left > 0 && !p.waiting.is_empty() {
                                 format!("; fails if still waiting in {}", fmt_duration(left))
+                            } else if left > 0 {
+                                format!("; fails if not done in {}", fmt_duration(left))
                             } else {
                                 "; past its deadline".to_string()
                             }
