@@ -137,10 +137,29 @@ pub fn remember_device(state: &AppState, token: &str) {
 /// password and signing out. 401 without a valid session.
 pub async fn require_signed_in() -> Result<(AppState, User), ApiError> {
     let state = app_state()?;
-    let session = current_session().await?;
-    let user = session_user(&session, &state).await?.ok_or(ApiError::Unauthenticated)?;
-    Ok((state, user))
+    let user = match leptos::prelude::use_context::<RequestUser>() {
+        Some(cache) => cache
+            .0
+            .get_or_try_init(|| async {
+                let session = current_session().await?;
+                session_user(&session, &state).await
+            })
+            .await?
+            .clone(),
+        None => {
+            let session = current_session().await?;
+            session_user(&session, &state).await?
+        }
+    };
+    Ok((state, user.ok_or(ApiError::Unauthenticated)?))
 }
+
+/// The signed-in user, read from the catalog once per request and shared by every server
+/// function a page render calls (the server provides one per request): a page with seven
+/// resources costs one user read, not seven. A request is short, so a role change or sign-out
+/// still takes effect on the very next request.
+#[derive(Clone, Default)]
+pub struct RequestUser(std::sync::Arc<tokio::sync::OnceCell<Option<User>>>);
 
 /// The signed-in user, if their role allows `action`: 401 without a valid session, 403 when the
 /// role is not enough. Every server function calls this first.

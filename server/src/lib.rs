@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod flash;
 pub mod live;
 pub mod security;
 pub mod sessions;

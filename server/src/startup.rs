@@ -194,8 +194,10 @@ impl Application {
         };
         // Layers run outermost-last: security headers (so even refusals carry them), sessions,
         // the client address, the cross-origin refusal, the argument record, the JSON
-        // re-encoding, and the page sign-in redirect, then the routes.
+        // re-encoding, the page sign-in redirect, and the no-JavaScript form errors (`flash`),
+        // then the routes.
         let router = router(state, live, leptos_options)
+            .layer(from_fn(crate::flash::form_errors))
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::remember_arguments))
             .layer(from_fn(security::json_to_form))
@@ -310,6 +312,8 @@ fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Ro
         let state = state.clone();
         move || {
             provide_context(state.clone());
+            // One user read per request, however many resources the page has.
+            provide_context(app::auth::RequestUser::default());
             // The page's scripts carry the nonce the Content-Security-Policy header names.
             let nonce = use_context::<http::request::Parts>()
                 .and_then(|p| p.extensions.get::<security::CspNonce>().cloned());
@@ -328,8 +332,9 @@ fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Ro
         .with_state(state);
     let events = Router::new().route("/api/events", get(crate::live::events)).with_state(live);
     Router::new()
-        .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .leptos_routes_with_context(&leptos_options, routes, context.clone(), app_shell)
+        // Unknown addresses render the 404 page inside the layout, which needs the state.
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(leptos_options)
         .merge(health)
         .merge(events)
