@@ -15,7 +15,7 @@ mod pages;
 pub mod state;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     ParamSegment, SsrMode, StaticSegment,
@@ -33,6 +33,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                // Content-hashed names when the build hashes them (`hash-files`), so the
+                // server can let browsers cache them for good.
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
                 {flash_meta().map(|f| view! { <meta name="form-flash" content=f /> })}
@@ -57,7 +60,6 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/quiesce.css" />
         <Title text="Quiesce" />
         // Signed-in pages render once their data is loaded (`SsrMode::Async`): the HTML is then
         // complete without JavaScript, so every page and form works with it switched off.

@@ -178,6 +178,9 @@ impl Application {
             .site_root(config.site_root.to_string_lossy().to_string())
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
+            // cargo-leptos (`hash-files`) names the site files by content and lists the names
+            // in `hash.txt` next to this binary; pages then link those names.
+            .hash_files(security::hash_file_present())
             .build();
         let guards = Guards {
             public_origin,
@@ -198,6 +201,7 @@ impl Application {
         // then the routes.
         let router = router(state, live, leptos_options)
             .layer(from_fn(crate::flash::form_errors))
+            .layer(from_fn(security::asset_cache))
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::remember_arguments))
             .layer(from_fn(security::json_to_form))

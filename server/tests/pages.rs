@@ -18,6 +18,7 @@ on_both_backends!(
     each_page_has_its_own_title,
     the_end_of_a_window_is_reported_until_dismissed,
     the_history_reads_as_a_report,
+    site_files_are_precompressed_and_hashed_ones_cached_for_good,
 );
 
 async fn fast_app(backend: Backend) -> TestApp {
@@ -239,6 +240,47 @@ async fn the_history_reads_as_a_report(backend: Backend) {
     let (_, html) = page(&app, &ops, &format!("/history/{id}")).await;
     assert!(html.contains("Confirming mirrors paused"), "step names in words: {html}");
     assert!(!html.contains(">confirm_paused<"), "no identifiers");
+    app.stop().await;
+}
+
+async fn site_files_are_precompressed_and_hashed_ones_cached_for_good(backend: Backend) {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let hashed = "quiesce.AbCdEfGhIjKlMnOpQrSt_-.js";
+    std::fs::write(pkg.join(hashed), "plain script").unwrap();
+    std::fs::write(pkg.join(format!("{hashed}.br")), "brotli bytes").unwrap();
+    std::fs::write(pkg.join(format!("{hashed}.gz")), "gzip bytes").unwrap();
+    std::fs::write(pkg.join("quiesce.js"), "unhashed script").unwrap();
+    let root = site.path().to_path_buf();
+    let app = TestApp::start_with(backend, move |c| c.site_root = root).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, enc: Option<&'static str>| {
+        let mut r = client.get(app.url(path));
+        if let Some(e) = enc {
+            r = r.header("accept-encoding", e);
+        }
+        r.send()
+    };
+    for (enc, want_encoding, want_body) in [
+        (Some("gzip, deflate, br"), Some("br"), "brotli bytes"),
+        (Some("gzip"), Some("gzip"), "gzip bytes"),
+        (None, None, "plain script"),
+    ] {
+        let r = get(&format!("/pkg/{hashed}"), enc).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.headers().clone();
+        assert_eq!(h.get("content-encoding").map(|v| v.to_str().unwrap()), want_encoding, "{enc:?}");
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert!(h["vary"].to_str().unwrap().to_ascii_lowercase().contains("accept-encoding"));
+        assert!(h["content-type"].to_str().unwrap().contains("javascript"));
+        assert_eq!(r.text().await.unwrap(), want_body);
+    }
+    let r = get("/pkg/quiesce.js", Some("br")).await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-cache", "an unhashed name is revalidated");
+    let (_, viewer) = app.signed_in("vera", Role::Viewer).await;
+    let r = viewer.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store", "pages are never cached");
     app.stop().await;
 }
 
