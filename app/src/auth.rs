@@ -137,6 +137,11 @@ pub fn remember_device(state: &AppState, token: &str) {
 /// password and signing out. 401 without a valid session.
 pub async fn require_signed_in() -> Result<(AppState, User), ApiError> {
     let state = app_state()?;
+    let checked_by_page_guard = leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<PageUser>().map(|u| u.0.clone()));
+    if let Some(user) = checked_by_page_guard {
+        return Ok((state, user));
+    }
     let user = match leptos::prelude::use_context::<RequestUser>() {
         Some(cache) => cache
             .0
@@ -153,6 +158,12 @@ pub async fn require_signed_in() -> Result<(AppState, User), ApiError> {
     };
     Ok((state, user.ok_or(ApiError::Unauthenticated)?))
 }
+
+/// The user the server's page guard found signed in when it let this page request through
+/// (`server::security::require_session_for_pages`): the page's server functions use it rather
+/// than read it again.
+#[derive(Debug, Clone)]
+pub struct PageUser(pub User);
 
 /// The signed-in user, read from the catalog once per request and shared by every server
 /// function a page render calls (the server provides one per request): a page with seven

@@ -362,7 +362,7 @@ fn public_path(path: &str) -> bool {
 pub async fn require_session_for_pages(
     State(guards): State<Guards>,
     session: Session,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     if req.method() != Method::GET || public_path(req.uri().path()) {
@@ -373,7 +373,11 @@ pub async fn require_session_for_pages(
         Ok(Some(u)) if u.must_change_password && req.uri().path() != "/account" => {
             Redirect::to("/account").into_response()
         }
-        Ok(Some(_)) => next.run(req).await,
+        Ok(Some(u)) => {
+            // The page's server functions use this user instead of reading it again.
+            req.extensions_mut().insert(app::auth::PageUser(u));
+            next.run(req).await
+        }
         Ok(None) => {
             let wanted = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
             let next_param: String =

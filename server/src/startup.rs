@@ -162,7 +162,9 @@ impl Application {
             }
         }
 
+        let windows = app::window_cache::WindowCache::new(engine.events());
         let state = AppState {
+            windows,
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
             engine,
@@ -318,6 +320,7 @@ fn router(state: AppState, live: LiveState, leptos_options: LeptosOptions) -> Ro
             provide_context(state.clone());
             // One user read per request, however many resources the page has.
             provide_context(app::auth::RequestUser::default());
+            provide_context(app::state::RequestMemo::default());
             // The page's scripts carry the nonce the Content-Security-Policy header names.
             let nonce = use_context::<http::request::Parts>()
                 .and_then(|p| p.extensions.get::<security::CspNonce>().cloned());

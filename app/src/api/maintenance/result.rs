@@ -88,20 +88,22 @@ pub async fn last_result() -> Result<Option<WindowResult>, ApiError> {
             offset: 0,
         };
         let orchestrator = &state.maintenance.orchestrator;
-        let Some(w) = orchestrator.windows(&newest).await.map_err(maintenance_error)?.into_iter().next()
-        else {
+        // The newest window's result changes only on window events: kept in memory.
+        let load = async {
+            let Some(w) = orchestrator.windows(&newest).await?.into_iter().next() else {
+                return Ok(None);
+            };
+            if w.is_active() {
+                return Ok(None);
+            }
+            Ok(summarize(&orchestrator.window_detail(&w.id).await?))
+        };
+        let Some(result) = state.windows.last_result(load).await.map_err(maintenance_error)? else {
             return Ok(None);
         };
-        if w.is_active() {
-            return Ok(None);
-        }
         let dismissed: Option<String> =
             current_session().await?.get(DISMISSED_KEY).await.map_err(internal)?;
-        if dismissed.as_deref() == Some(w.id.as_str()) {
-            return Ok(None);
-        }
-        let detail = orchestrator.window_detail(&w.id).await.map_err(maintenance_error)?;
-        Ok(summarize(&detail))
+        Ok((dismissed.as_deref() != Some(result.window_id.as_str())).then_some(result))
     }
     .instrument(tracing::info_span!("api.maintenance.last_result"))
     .await
