@@ -45,14 +45,21 @@ impl WindowCache {
                 };
                 let Some(inner) = weak.upgrade() else { break };
                 if forget {
-                    let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
-                    g.generation = g.generation.wrapping_add(1);
-                    g.active = None;
-                    g.last_result = None;
+                    WindowCache { inner }.forget();
                 }
             }
         });
         cache
+    }
+
+    /// Forgets what the cache holds. Its own subscriber does this on every window event; the
+    /// live stream also does it before passing a window event on, so a page re-reading on an
+    /// event never gets the answer from before it.
+    pub fn forget(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.generation = g.generation.wrapping_add(1);
+        g.active = None;
+        g.last_result = None;
     }
 
     fn generation(&self) -> u64 {
