@@ -8,7 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/ensure-tools.sh --test
 command -v wrk >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo leptos build --release
+cargo leptos build --release --precompress
 dir="$(mktemp -d)"
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 export QUIESCE_DATABASE_URL="sqlite://$dir/catalog.db" QUIESCE_PLAIN_HTTP=true QUIESCE_LOG=warn

@@ -189,6 +189,12 @@ pub async fn require_signed_in() -> Result<(AppState, User), ApiError> {
 /// Who is asking (session or API token), whatever their password state. 401 without either.
 pub async fn require_caller() -> Result<(AppState, Caller), ApiError> {
     let state = app_state()?;
+    // A page request the server's page guard let through: its session user, already read.
+    let checked_by_page_guard = leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<PageUser>().map(|u| u.0.clone()));
+    if let Some(user) = checked_by_page_guard {
+        return Ok((state, Caller { user, token: None }));
+    }
     let session = current_session().await?;
     let parts = leptos::prelude::use_context::<http::request::Parts>();
     let (headers, method, path) = match &parts {
@@ -213,6 +219,12 @@ pub async fn require_session() -> Result<(AppState, User), ApiError> {
     }
     Ok((state, caller.user))
 }
+
+/// The user the server's page guard found signed in when it let this page request through
+/// (`server::security::require_session_for_pages`): the page's server functions use it rather
+/// than read it again.
+#[derive(Debug, Clone)]
+pub struct PageUser(pub User);
 
 /// The signed-in user, if their role allows `action`: 401 without a valid session, 403 when the
 /// role is not enough. Every server function calls this first.

@@ -13,15 +13,18 @@ pub mod live;
 mod pages;
 #[cfg(feature = "ssr")]
 pub mod state;
+#[cfg(feature = "ssr")]
+pub mod window_cache;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     ParamSegment, SsrMode, StaticSegment,
 };
 
 pub use error::ApiError;
+use pages::flash_meta;
 use pages::layout::Layout;
 
 /// The HTML document every page is rendered into.
@@ -32,8 +35,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                // Content-hashed names when the build hashes them (`hash-files`), so the
+                // server can let browsers cache them for good.
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
+                {flash_meta().map(|f| view! { <meta name="form-flash" content=f /> })}
             </head>
             <body>
                 <App />
@@ -46,6 +53,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    pages::provide_flash();
     // Effects run only in the browser, after hydration: tests (and people reading the DOM) can
     // tell a live page from server-rendered HTML.
     Effect::new(|_| {
@@ -54,12 +62,14 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Stylesheet id="leptos" href="/pkg/quiesce.css" />
         <Title text="Quiesce" />
         // Signed-in pages render once their data is loaded (`SsrMode::Async`): the HTML is then
         // complete without JavaScript, so every page and form works with it switched off.
         <Router>
-            <Routes fallback=|| view! { <pages::NotFound /> }>
+            // Unknown addresses get the 404 page inside the layout (the server answers them
+            // through its file-and-error handler, which renders in order: complete without
+            // JavaScript too).
+            <Routes fallback=|| view! { <Layout><pages::NotFound /></Layout> }>
                 <Route path=StaticSegment("login") view=pages::login::LoginPage />
                 <Route path=StaticSegment("setup") view=pages::login::SetupPage />
                 <Route
@@ -86,6 +96,11 @@ pub fn App() -> impl IntoView {
                     path=(StaticSegment("history"), ParamSegment("id"))
                     ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::history::WindowPage /></Layout> }
+                />
+                <Route
+                    path=StaticSegment("about")
+                    ssr=SsrMode::Async
+                    view=|| view! { <Layout><pages::about::AboutPage /></Layout> }
                 />
                 <Route
                     path=StaticSegment("account")

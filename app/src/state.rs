@@ -25,6 +25,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Maintenance windows and the background runs that carry them out.
     pub maintenance: MaintenanceRunner,
+    /// The active window and the last result, kept in memory between window events.
+    pub windows: crate::window_cache::WindowCache,
     /// The version of this server build.
     pub version: &'static str,
     /// A session ends this long after sign-in, whatever its activity.
@@ -165,4 +167,31 @@ pub fn respond(err: ApiError) -> ApiError {
         }
     }
     err
+}
+
+type MemoCell = Arc<tokio::sync::OnceCell<Arc<dyn std::any::Any + Send + Sync>>>;
+
+/// Answers computed once per request and shared by every server function a page render calls
+/// (the server provides one per request): two parts of a page asking the same question cost
+/// one catalog read. Only successes are kept; a request is short, so nothing goes stale.
+#[derive(Clone, Default)]
+pub struct RequestMemo(Arc<Mutex<HashMap<String, MemoCell>>>);
+
+/// `load`'s answer for `key`, computed at most once in this request.
+pub async fn once_per_request<T, Fut>(key: String, load: impl FnOnce() -> Fut) -> Result<T, ApiError>
+where
+    T: Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let Some(memo) = leptos::prelude::use_context::<RequestMemo>() else {
+        return load().await;
+    };
+    let key = format!("{}:{key}", std::any::type_name::<T>());
+    let cell = memo.0.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default().clone();
+    let value = cell
+        .get_or_try_init(|| async {
+            load().await.map(|t| Arc::new(t) as Arc<dyn std::any::Any + Send + Sync>)
+        })
+        .await?;
+    value.downcast_ref::<T>().cloned().ok_or_else(|| internal("request memo holds another type"))
 }

@@ -3,8 +3,10 @@
 //   1. what a page loads (wasm + js + css), raw and gzip-compressed;
 //   2. latency from a state change (a mirror paused or resumed through the API) to every open
 //      Mirrors page showing it, over N changes with P pages open (p50 / p99 / max);
-//   3. requests per second and latency percentiles for the maintenance page under `wrk -c 32`,
-//      next to the sign-in page (a bare Leptos page of the same build).
+//   3. per page (maintenance, mirrors, peers, history, about): bytes the browser loads (document,
+//      scripts, wasm, styles; raw, gzip, brotli), time to interactive in Chromium (navigation to
+//      hydrated), and requests per second under `wrk -c 32` next to the sign-in page (a bare
+//      Leptos page of the same build), as a ratio.
 //
 // Run through scripts/bench-ui.sh, which builds the release site, starts a server with the demo
 // on a fresh SQLite catalog and passes its address here. Options (env): BENCH_PAGES (100),
@@ -13,7 +15,7 @@ import { chromium } from '@playwright/test';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants as zc, gzipSync } from 'node:zlib';
 
 const base = process.env.QUIESCE_BASE_URL;
 const user = process.env.BENCH_USER;
@@ -28,6 +30,8 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 };
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+const br = (bytes) => brotliCompressSync(bytes, { params: { [zc.BROTLI_PARAM_QUALITY]: 11 } }).length;
+const PAGES = (process.env.BENCH_PAGE_LIST || '/,/mirrors,/peers,/history,/about').split(',');
 
 // 1. Sizes.
 {
@@ -35,14 +39,17 @@ const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
   let raw = 0;
   let gz = 0;
   console.log('== what the page loads ==');
+  let brotli = 0;
   for (const f of readdirSync(pkg).filter((f) => /\.(wasm|js|css)$/.test(f)).sort()) {
     const bytes = readFileSync(join(pkg, f));
     const z = gzipSync(bytes, { level: 9 }).length;
+    const b = br(bytes);
     raw += bytes.length;
     gz += z;
-    console.log(`${f.padEnd(20)} ${kb(bytes.length).padStart(12)} raw  ${kb(z).padStart(10)} gzip`);
+    brotli += b;
+    console.log(`${f.padEnd(40)} ${kb(bytes.length).padStart(12)} raw  ${kb(z).padStart(10)} gzip  ${kb(b).padStart(10)} br`);
   }
-  console.log(`${'total'.padEnd(20)} ${kb(raw).padStart(12)} raw  ${kb(gz).padStart(10)} gzip (target ≤ 250 KB)`);
+  console.log(`${'total'.padEnd(40)} ${kb(raw).padStart(12)} raw  ${kb(gz).padStart(10)} gzip  ${kb(brotli).padStart(10)} br (target ≤ 250 KB gzip)`);
 }
 
 // A signed-in browser context and its session cookie.
@@ -58,6 +65,7 @@ const login = await context.request.post('/api/login', { data: { username: user,
 if (login.status() !== 200) throw new Error(`sign-in failed: ${login.status()}`);
 const cookie = (await context.cookies()).find((c) => c.name === 'quiesce_session');
 const api = context.request;
+const storage = await context.storageState();
 
 // 2. State change → page latency.
 {
@@ -140,7 +148,42 @@ const api = context.request;
 }
 await browser.close();
 
-// 3. wrk.
+// 3. Per page: what the browser loads and when it is interactive.
+const perPage = {};
+{
+  const b2 = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run'],
+  });
+  console.log('\n== per page: bytes loaded (cold cache) and time to interactive ==');
+  for (const path of PAGES) {
+    const ctx = await b2.newContext({ baseURL: base, storageState: storage });
+    const page = await ctx.newPage();
+    const bodies = [];
+    page.on('response', async (r) => {
+      const u = new URL(r.url());
+      if (u.origin !== new URL(base).origin || u.pathname === '/api/events') return;
+      try {
+        bodies.push(await r.body());
+      } catch {
+        // a redirect or a stream has no body to count
+      }
+    });
+    const t0 = Date.now();
+    await page.goto(path);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 60_000 });
+    const tti = Date.now() - t0;
+    await page.waitForLoadState('networkidle').catch(() => {});
+    const raw = bodies.reduce((n, b) => n + b.length, 0);
+    const gz = bodies.reduce((n, b) => n + gzipSync(b, { level: 9 }).length, 0);
+    const brotli = bodies.reduce((n, b) => n + br(b), 0);
+    perPage[path] = { raw, gz, brotli, tti };
+    await ctx.close();
+  }
+  await b2.close();
+}
+
+// 4. wrk.
 function wrk(path) {
   const r = spawnSync('wrk', ['-t2', '-c32', `-d${wrkSeconds}s`, '--latency', '-H', `Cookie: quiesce_session=${cookie.value}`, `${base}${path}`], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
@@ -150,10 +193,18 @@ function wrk(path) {
   return { rps, p50: p(50), p99: p(99), non2xx };
 }
 {
-  console.log(`\n== wrk -t2 -c32 -d${wrkSeconds}s ==`);
+  console.log(`\n== wrk -t2 -c32 -d${wrkSeconds}s, per page ==`);
   const bare = wrk('/login');
-  const page = wrk('/');
   console.log(`sign-in page (bare): ${bare.rps.toFixed(0)} req/s, p50 ${bare.p50}, p99 ${bare.p99}, non-2xx ${bare.non2xx}`);
-  console.log(`maintenance page:    ${page.rps.toFixed(0)} req/s, p50 ${page.p50}, p99 ${page.p99}, non-2xx ${page.non2xx}`);
-  console.log(`ratio ${(page.rps / bare.rps).toFixed(2)} (target ≥ 0.7, p99 ≤ 20 ms)`);
+  console.log(`${'page'.padEnd(10)} ${'raw'.padStart(10)} ${'gzip'.padStart(10)} ${'brotli'.padStart(10)} ${'TTI'.padStart(8)} ${'req/s'.padStart(8)} ${'ratio'.padStart(6)} ${'p50'.padStart(8)} ${'p99'.padStart(8)}`);
+  for (const path of PAGES) {
+    const w = wrk(path);
+    const b = perPage[path];
+    console.log(
+      `${path.padEnd(10)} ${kb(b.raw).padStart(10)} ${kb(b.gz).padStart(10)} ${kb(b.brotli).padStart(10)} ${`${b.tti} ms`.padStart(8)} ` +
+        `${w.rps.toFixed(0).padStart(8)} ${(w.rps / bare.rps).toFixed(2).padStart(6)} ${String(w.p50).padStart(8)} ${String(w.p99).padStart(8)}` +
+        (w.non2xx ? ` non-2xx ${w.non2xx}` : ''),
+    );
+  }
+  console.log('targets: ≤ 250 KB gzip per page, wrk ratio ≥ 0.7, p99 ≤ 20 ms');
 }

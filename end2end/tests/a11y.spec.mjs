@@ -1,8 +1,10 @@
 // Accessibility: axe-core (from npm, injected into the page) finds no WCAG 2 A/AA violations on
-// any page, in normal operation and with a maintenance window active.
+// any page, in every maintenance state (normal, enabling, enabled, failed, after disable; the
+// held-still states enabling and failed on the Postgres run, see helpers.mjs), and on the 403
+// page a viewer gets.
 import { test, expect } from '@playwright/test';
 import { createRequire } from 'node:module';
-import { hydrated, signIn } from './helpers.mjs';
+import { ALL_PAGES, STATES, enterState, hydrated, signIn, stateAvailable } from './helpers.mjs';
 
 test.describe.configure({ mode: 'serial' });
 // axe-core is injected as an inline script, which the app's Content-Security-Policy (rightly)
@@ -73,4 +75,37 @@ test('the maintenance page, a window detail and the banner have none while a win
     await page.goto('/');
     await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'normal', { timeout: 30_000 });
   }
+});
+
+for (const state of STATES) {
+  test(`every page in state ${state} has no accessibility violations`, async ({ page }) => {
+    test.skip(!stateAvailable(state), 'held-still states are written in the Postgres catalog');
+    test.setTimeout(120_000);
+    await signIn(page, 'admin');
+    const leave = await enterState(page.context().request, state);
+    try {
+      await page.goto('/');
+      await hydrated(page);
+      const phase = { normal: 'normal', 'after-disable': 'normal' }[state] || state;
+      await expect(page.locator('#phase')).toHaveAttribute('data-phase', phase);
+      if (state === 'after-disable') await expect(page.locator('#window-result')).toBeVisible();
+      for (const path of ALL_PAGES) {
+        await page.goto(path);
+        await expectNoViolations(page, `${path} (${state})`);
+      }
+      const latest = await (await page.context().request.get('/api/maintenance/windows')).json();
+      if (latest.length) {
+        await page.goto(`/history/${latest[0].id}`);
+        await expectNoViolations(page, `/history/<id> (${state})`);
+      }
+    } finally {
+      await leave();
+    }
+  });
+}
+
+test('the 403 page a viewer gets has no accessibility violations', async ({ page }) => {
+  await signIn(page, 'viewer');
+  await page.goto('/users');
+  await expectNoViolations(page, '/users (viewer, 403)');
 });

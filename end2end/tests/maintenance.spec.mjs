@@ -26,7 +26,7 @@ test('an operator enables maintenance, watches it live, sees the banner, and dis
   await page.getByLabel(/^Reason/).fill('database upgrade');
   await page.getByLabel(/I have read the plan/).check();
   await page.getByRole('button', { name: 'Enable maintenance' }).click();
-  await expect(page.locator('#maintenance-outcome')).toContainText('Maintenance window');
+  await expect(page.locator('#maintenance-outcome')).toContainText('Enable accepted');
   // The count climbs to all paused on its own.
   const count = page.locator('#progress-count');
   await expect(count).toHaveAttribute('data-total', '3');
@@ -126,7 +126,7 @@ test('a second browser enabling at the same time gets a clear error naming the w
       return line.textContent();
     }),
   );
-  const accepted = outcomes.filter((t) => t.startsWith('Maintenance window'));
+  const accepted = outcomes.filter((t) => t.startsWith('Enable accepted'));
   const refused = outcomes.filter((t) => t.includes('another maintenance window is active'));
   expect(accepted, outcomes.join(' | ')).toHaveLength(1);
   expect(refused, outcomes.join(' | ')).toHaveLength(1);

@@ -9,6 +9,7 @@ test('a viewer sees the replicating mirrors but no buttons', async ({ page }) =>
   await expect(rows).toHaveCount(3);
   await expect(page.getByRole('button', { name: 'Pause' })).toHaveCount(0);
   await expect(page.getByRole('button', { name: 'Drop' })).toHaveCount(0);
+  await expect(page.getByRole('link', { name: 'Drop…' })).toHaveCount(0);
   await expect(page.locator('#create-mirror-form')).toHaveCount(0);
 });
 

@@ -21,12 +21,15 @@ test('the page is rendered on the server with the instance status', async ({ req
   const status = await (await request.get('/api/status')).json();
   const html = await (await request.get('/')).text();
   expect(html).toContain('Maintenance');
-  expect(html).toContain(status.instance.id);
+  // The instance card is on the About page, linked from every page's footer.
+  expect(html).toContain('href="/about"');
+  expect(await (await request.get('/about')).text()).toContain(status.instance.id);
 });
 
 test('the page hydrates and connects to the live event stream', async ({ page }) => {
   await signIn(page, 'viewer');
   await hydrated(page);
+  await page.getByRole('link', { name: 'About this instance' }).click();
   await expect(page.locator('#catalog-backend')).toContainText(backend);
   await expect(page.locator('#instance-id')).toHaveText(/^[0-9a-f-]{36}$/);
   await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live');

@@ -5,6 +5,7 @@ pub mod catalog_lock;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod flash;
 pub mod live;
 pub mod metrics;
 pub mod security;

@@ -281,6 +281,45 @@ fn cacheable(res: &Response) -> bool {
         .any(|t| ct.starts_with(t))
 }
 
+/// Whether a site file's name carries its content hash (`pkg/quiesce.<22 base64url chars>.js`,
+/// as cargo-leptos' `hash-files` names them): such a name never changes meaning.
+pub fn is_hashed_asset(path: &str) -> bool {
+    let Some(name) = path.strip_prefix("/pkg/") else {
+        return false;
+    };
+    let mut parts = name.rsplit('.');
+    let (Some(_ext), Some(hash), Some(stem)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !stem.is_empty()
+        && !name.contains('/')
+        && hash.len() == 22
+        && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether this build's site files are content-hashed (`hash.txt` next to the binary).
+pub fn hash_file_present() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("hash.txt")))
+        .is_some_and(|p| p.is_file())
+}
+
+/// Caching of the site files: a content-hashed name is cached for a year and never revalidated;
+/// an unhashed one (a debug build) is revalidated on every use. Pages stay `no-store`
+/// ([`static_headers`]). The precompressed `.br` and `.gz` copies are chosen by
+/// `Accept-Encoding` in the file handler, so the answer varies by it.
+pub async fn asset_cache(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let mut res = next.run(req).await;
+    if path.starts_with("/pkg/") && res.status().is_success() {
+        let value = if is_hashed_asset(&path) { "public, max-age=31536000, immutable" } else { "no-cache" };
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+        res.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    res
+}
+
 fn no_store(res: &Response) -> Option<HeaderValue> {
     (!cacheable(res)).then(|| HeaderValue::from_static("no-store"))
 }
@@ -327,7 +366,7 @@ fn public_path(path: &str) -> bool {
 pub async fn require_session_for_pages(
     State(guards): State<Guards>,
     session: Session,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     if req.method() != Method::GET || public_path(req.uri().path()) {
@@ -338,7 +377,11 @@ pub async fn require_session_for_pages(
         Ok(Some(u)) if u.must_change_password && req.uri().path() != "/account" => {
             Redirect::to("/account").into_response()
         }
-        Ok(Some(_)) => next.run(req).await,
+        Ok(Some(u)) => {
+            // The page's server functions use this user instead of reading it again.
+            req.extensions_mut().insert(app::auth::PageUser(u));
+            next.run(req).await
+        }
         Ok(None) => {
             let wanted = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
             let next_param: String =
@@ -366,6 +409,17 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn only_content_hashed_site_files_count_as_immutable() {
+        assert!(is_hashed_asset("/pkg/quiesce.Ab3_-9xYz0123456789abc.wasm"));
+        assert!(is_hashed_asset("/pkg/quiesce.Ab3_-9xYz0123456789abc.js"));
+        assert!(!is_hashed_asset("/pkg/quiesce.js"));
+        assert!(!is_hashed_asset("/pkg/quiesce.css"));
+        assert!(!is_hashed_asset("/pkg/a/quiesce.Ab3_-9xYz0123456789abc.js"));
+        assert!(!is_hashed_asset("/quiesce.Ab3_-9xYz0123456789abc.js"));
+        assert!(!is_hashed_asset("/pkg/.Ab3_-9xYz0123456789abc.js"));
     }
 
     #[test]

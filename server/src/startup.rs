@@ -210,7 +210,9 @@ impl Application {
             }
         }
 
+        let windows = app::window_cache::WindowCache::new(engine.events());
         let state = AppState {
+            windows,
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
             tokens: quiesce_core::tokens::Tokens::new(catalog.clone()),
@@ -234,6 +236,9 @@ impl Application {
             .site_root(config.site_root.to_string_lossy().to_string())
             .site_pkg_dir("pkg")
             .site_addr(local_addr)
+            // cargo-leptos (`hash-files`) names the site files by content and lists the names
+            // in `hash.txt` next to this binary; pages then link those names.
+            .hash_files(security::hash_file_present())
             .build();
         let guards = Guards {
             public_origin,
@@ -264,7 +269,8 @@ impl Application {
         };
         // Layers run outermost-last: security headers (so even refusals carry them), sessions,
         // the client address, the cross-origin refusal, the argument record, the JSON
-        // re-encoding, and the page sign-in redirect, then the routes.
+        // re-encoding, the page sign-in redirect, and the no-JavaScript form errors (`flash`),
+        // then the routes.
         let health = HealthState {
             app: state.clone(),
             process: registration.record().clone(),
@@ -272,6 +278,8 @@ impl Application {
             sources: ownership.as_ref().map(|o| o.owned().clone()),
         };
         let router = router(state, live, health, metrics, leptos_options)
+            .layer(from_fn(crate::flash::form_errors))
+            .layer(from_fn(security::asset_cache))
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::remember_arguments))
             .layer(from_fn(security::json_to_form))
@@ -407,6 +415,7 @@ fn router(
         let state = state.clone();
         move || {
             provide_context(state.clone());
+            provide_context(app::state::RequestMemo::default());
             // The page's scripts carry the nonce the Content-Security-Policy header names.
             let nonce = use_context::<http::request::Parts>()
                 .and_then(|p| p.extensions.get::<security::CspNonce>().cloned());
@@ -426,8 +435,9 @@ fn router(
     let events = Router::new().route("/api/events", get(crate::live::events)).with_state(live);
     let metrics = Router::new().route("/metrics", get(crate::metrics::scrape)).with_state(metrics);
     Router::new()
-        .leptos_routes_with_context(&leptos_options, routes, context, app_shell)
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .leptos_routes_with_context(&leptos_options, routes, context.clone(), app_shell)
+        // Unknown addresses render the 404 page inside the layout, which needs the state.
+        .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(leptos_options)
         .merge(health)
         .merge(events)

@@ -69,6 +69,14 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
         (Method::GET, "/api/maintenance/windows", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/requests?refused=true", json!({}), Role::Viewer),
         (Method::GET, "/api/maintenance/window?id=no-such-window", json!({}), Role::Viewer),
+        (Method::GET, "/api/maintenance/reports", json!({}), Role::Viewer),
+        (Method::GET, "/api/maintenance/last-result", json!({}), Role::Viewer),
+        (
+            Method::POST,
+            "/api/maintenance/dismiss-result",
+            json!({"window_id": "no-such-window"}),
+            Role::Viewer,
+        ),
         (Method::POST, "/api/maintenance/enable", json!({"reason": "", "scope": "all"}), Role::Operator),
         (Method::POST, "/api/maintenance/disable", json!({"window_id": "no-such-window"}), Role::Operator),
         (

@@ -181,6 +181,14 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (M::GET, "/api/maintenance/window", vec!["id"], Some(Role::Viewer)),
         (M::GET, "/api/maintenance/requests", vec!["refused", "actor", "page"], Some(Role::Viewer)),
         (
+            M::GET,
+            "/api/maintenance/reports",
+            vec!["actor", "phase", "page", "from", "to"],
+            Some(Role::Viewer),
+        ),
+        (M::GET, "/api/maintenance/last-result", vec![], Some(Role::Viewer)),
+        (M::POST, "/api/maintenance/dismiss-result", vec!["window_id"], Some(Role::Viewer)),
+        (
             M::POST,
             "/api/maintenance/enable",
             vec!["reason", "scope", "ids", "mirror_ids", "peer_ids", "version"],

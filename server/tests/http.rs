@@ -58,10 +58,13 @@ async fn the_maintenance_page_is_rendered_on_the_server_with_the_status(backend:
     let html = r.text().await.unwrap();
     let stored = app.db.catalog().await.instance().await.unwrap().unwrap();
     assert!(html.contains("<h1>Maintenance</h1>"), "{html}");
+    assert!(html.contains("/pkg/quiesce"), "the page loads the hydration script");
+    assert!(html.contains("You are an operator"), "the page says what the role may do");
+    assert!(html.contains("href=\"/about\""), "the footer links to the instance's details");
+    // The instance card lives on the About page, out of the maintenance page's way.
+    let html = client.get(app.url("/about")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains(&stored.id), "the page shows the instance id read from the catalog");
     assert!(html.contains(backend.as_str()));
-    assert!(html.contains("/pkg/quiesce.js"), "the page loads the hydration script");
-    assert!(html.contains("You are an operator"), "the page says what the role may do");
     app.stop().await;
 }
 

@@ -10,6 +10,7 @@ use leptos::prelude::*;
 
 use crate::api::account::ChangePassword;
 use crate::pages::layout::use_current_user;
+use crate::pages::{flashed, PageTitle};
 use crate::ApiError;
 
 /// What the page says when a change fails.
@@ -31,13 +32,16 @@ pub fn change_error_text(e: &ApiError) -> &'static str {
 pub fn AccountPage() -> impl IntoView {
     let current = use_current_user();
     let action = ServerAction::<ChangePassword>::new();
+    // Without JavaScript a refused change comes back as the session's flash.
+    let flash = flashed::<ChangePassword>();
     let outcome = move || {
-        action.value().get().map(|r| match r {
+        action.value().get().or_else(|| flash.clone().map(Err)).map(|r| match r {
             Ok(_) => "Your password is changed; your other sessions have ended.".to_string(),
             Err(e) => change_error_text(&e).to_string(),
         })
     };
     view! {
+        <PageTitle text="Your account" />
         <section class="page narrow">
             <h1>"Your account"</h1>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>

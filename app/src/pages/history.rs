@@ -1,14 +1,18 @@
-//! The History page: maintenance windows newest first, filtered by who asked, by phase and by the
-//! days they were opened on, 20 a page (re-read live when a window changes); and one window's detail — a timeline of its steps, the per-mirror table, the requests —
-//! with CSV and JSON export.
+//! The History page: maintenance windows newest first as a report — outcome in words, duration,
+//! mirror count, scope — filtered by who asked, by phase and by the days they were opened on, 20
+//! a page (re-read live when a window changes), and the refused requests; and one window's
+//! detail — a timeline of its steps (scaled so short steps stay visible next to a long held
+//! period), the per-mirror table, the requests — with CSV and JSON export.
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
-use quiesce_core::domain::{StepRecord, Window, WindowDetail, WindowPhase};
+use quiesce_core::domain::{StepRecord, WindowDetail, WindowPhase};
 
-use crate::api::maintenance::{get_window, list_requests, list_windows};
+use crate::api::maintenance::{get_window, list_reports, list_requests, WindowReport};
 use crate::live::use_live;
-use crate::pages::maintenance::{fmt_time, BackupTable};
+use crate::pages::maintenance::{fmt_time, step_words, BackupTable};
+use crate::pages::{fmt_duration, fmt_span, NotFound, PageTitle, ShortId};
+use crate::ApiError;
 
 /// Percent-encodes a query value (only what the filters can contain needs care).
 fn urlencode(v: &str) -> String {
@@ -34,7 +38,7 @@ pub fn HistoryPage() -> impl IntoView {
     let live = use_live();
     let windows = Resource::new(
         move || (actor(), phase(), page(), from(), to(), live.windows.get()),
-        |(a, p, n, f, t, _)| list_windows(Some(a), Some(p), Some(n), Some(f), Some(t)),
+        |(a, p, n, f, t, _)| list_reports(Some(a), Some(p), Some(n), Some(f), Some(t)),
     );
     let refused = Resource::new(move || live.windows.get(), |_| list_requests(Some(true), None, Some(0)));
     let page_link = move |n: i64| {
@@ -48,6 +52,7 @@ pub fn HistoryPage() -> impl IntoView {
         )
     };
     view! {
+        <PageTitle text="History" />
         <section class="page">
             <h1>"Maintenance history"</h1>
             <form method="get" action="/history" class="filters" id="history-filters">
@@ -128,7 +133,7 @@ fn RequestTable(requests: Vec<quiesce_core::domain::MaintenanceRequest>) -> impl
                                 <td>{what}</td>
                                 <td>{r.actor.clone()}</td>
                                 <td>{r.outcome.as_str()}</td>
-                                <td>{r.window_id.clone().map(|id| view! { <a href=format!("/history/{id}")>{id.clone()}</a> })}</td>
+                                <td>{r.window_id.clone().map(|id| view! { <a href=format!("/history/{id}")><ShortId id=id.clone() /></a> })}</td>
                                 <td>{r.error.clone().unwrap_or_default()}</td>
                             </tr>
                         }
@@ -140,31 +145,46 @@ fn RequestTable(requests: Vec<quiesce_core::domain::MaintenanceRequest>) -> impl
 }
 
 #[component]
-fn WindowTable(windows: Vec<Window>) -> impl IntoView {
+fn WindowTable(windows: Vec<WindowReport>) -> impl IntoView {
     view! {
         <table class="grid" id="history-table">
             <thead>
                 <tr>
                     <th scope="col">"Window"</th>
+                    <th scope="col">"Outcome"</th>
                     <th scope="col">"Reason"</th>
                     <th scope="col">"Requested by"</th>
-                    <th scope="col">"Outcome"</th>
+                    <th scope="col">"Scope"</th>
+                    <th scope="col">"Mirrors"</th>
                     <th scope="col">"Started"</th>
-                    <th scope="col">"Ended"</th>
+                    <th scope="col">"Duration"</th>
                 </tr>
             </thead>
             <tbody>
                 {windows
                     .into_iter()
-                    .map(|w| {
+                    .map(|r| {
+                        let w = r.window;
+                        let duration = match w.ended_at {
+                            Some(end) => fmt_duration((end - w.created_at).num_milliseconds()),
+                            None => "still open".to_string(),
+                        };
+                        let mirrors = if r.failed > 0 {
+                            format!("{} ({} resumed, {} failed)", r.mirrors, r.resumed, r.failed)
+                        } else {
+                            r.mirrors.to_string()
+                        };
+                        let outcome_class = format!("badge outcome-{}", r.outcome.replace(' ', "-"));
                         view! {
-                            <tr data-window=w.id.clone()>
-                                <th scope="row"><a href=format!("/history/{}", w.id)>{w.id.clone()}</a></th>
+                            <tr data-window=w.id.clone() data-outcome=r.outcome.clone()>
+                                <th scope="row"><a href=format!("/history/{}", w.id)><ShortId id=w.id.clone() /></a></th>
+                                <td><span class=outcome_class>{r.outcome.clone()}</span></td>
                                 <td>{w.reason.clone()}</td>
                                 <td>{w.requested_by.clone()}</td>
-                                <td>{w.phase.as_str()}</td>
-                                <td>{fmt_time(w.created_at)}</td>
-                                <td>{w.ended_at.map(fmt_time).unwrap_or_default()}</td>
+                                <td>{w.scope.describe()}</td>
+                                <td class="num">{mirrors}</td>
+                                <td class="nowrap">{fmt_time(w.created_at)}</td>
+                                <td class="nowrap">{duration}</td>
                             </tr>
                         }
                     })
@@ -189,6 +209,9 @@ pub fn WindowPage() -> impl IntoView {
                         .get()
                         .map(|r| match r {
                             Ok(d) => view! { <WindowDetailView detail=d /> }.into_any(),
+                            Err(ApiError::NotFound(_)) => {
+                                view! { <NotFound what="No maintenance window has this id." /> }.into_any()
+                            }
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -202,8 +225,11 @@ fn WindowDetailView(detail: WindowDetail) -> impl IntoView {
     let w = detail.window;
     let csv = format!("/export/window.csv?id={}", w.id);
     let json = format!("/api/maintenance/window?id={}", w.id);
+    let title = format!("Window {} · Quiesce", w.id.chars().take(8).collect::<String>());
+    let duration = w.ended_at.map(|e| fmt_duration((e - w.created_at).num_milliseconds()));
     view! {
-        <h1>{format!("Window {}", w.id)}</h1>
+        <leptos_meta::Title text=title />
+        <h1>"Window " <ShortId id=w.id.clone() /></h1>
         <dl class="status-card" id="window-summary">
             <dt>"Reason"</dt>
             <dd>{w.reason.clone()}</dd>
@@ -215,6 +241,10 @@ fn WindowDetailView(detail: WindowDetail) -> impl IntoView {
             <dd>{fmt_time(w.created_at)}</dd>
             <dt>"Ended"</dt>
             <dd>{w.ended_at.map(fmt_time).unwrap_or_else(|| "—".into())}</dd>
+            <dt>"Duration"</dt>
+            <dd id="window-duration">{duration.unwrap_or_else(|| "still open".into())}</dd>
+            <dt>"Scope"</dt>
+            <dd>{w.scope.describe()}</dd>
             {w.error.clone().map(|e| view! { <dt>"Error"</dt> <dd class="error">{e}</dd> })}
         </dl>
         <p class="actions">
@@ -241,35 +271,76 @@ fn WindowDetailView(detail: WindowDetail) -> impl IntoView {
     }
 }
 
-/// The steps as bars on one time axis: where each began and how long it took.
+/// Where each bar of the timeline sits, in percent of its width: every step and every gap
+/// between steps takes room by the square root of its length, so a step of a second stays visible
+/// next to a held period of hours, while longer still looks longer.
+pub fn timeline_layout(spans: &[(i64, i64)]) -> Vec<(f64, f64)> {
+    let scale = |ms: i64| (ms.max(0) as f64).sqrt().max(1.0);
+    let mut at = 0.0;
+    let mut prev_end: Option<i64> = None;
+    let mut raw = Vec::with_capacity(spans.len());
+    for &(start, end) in spans {
+        if let Some(p) = prev_end {
+            if start > p {
+                at += scale(start - p);
+            }
+        }
+        let w = scale(end - start);
+        raw.push((at, w));
+        at += w;
+        prev_end = Some(prev_end.map_or(end, |p| p.max(end)));
+    }
+    let total = at.max(1.0);
+    raw.into_iter().map(|(l, w)| (l * 100.0 / total, (w * 100.0 / total).max(0.5))).collect()
+}
+
+/// The steps as bars on one (square-root scaled) time axis, in words, with their lengths and the
+/// time held between them.
 #[component]
-fn Timeline(steps: Vec<StepRecord>) -> impl IntoView {
-    let start = steps.iter().map(|s| s.started_at).min();
-    let end = steps.iter().map(|s| s.finished_at).max();
-    let span_ms = match (start, end) {
-        (Some(a), Some(b)) => (b - a).num_milliseconds().max(1),
-        _ => 1,
-    };
+fn Timeline(mut steps: Vec<StepRecord>) -> impl IntoView {
+    steps.sort_by_key(|s| s.started_at);
+    let spans: Vec<(i64, i64)> =
+        steps.iter().map(|s| (s.started_at.timestamp_millis(), s.finished_at.timestamp_millis())).collect();
+    let layout = timeline_layout(&spans);
+    let mut prev_end: Option<i64> = None;
     view! {
         <ol class="timeline" id="timeline">
             {steps
                 .into_iter()
-                .map(|s| {
-                    let offset = start.map(|a| (s.started_at - a).num_milliseconds()).unwrap_or(0);
+                .zip(layout)
+                .map(|(s, (left, width))| {
                     let ms = (s.finished_at - s.started_at).num_milliseconds().max(0);
-                    let left = offset as f64 * 100.0 / span_ms as f64;
-                    let width = (ms as f64 * 100.0 / span_ms as f64).max(0.5);
+                    let start = s.started_at.timestamp_millis();
+                    let gap = prev_end.filter(|p| start - p >= 1000).map(|p| start - p);
+                    prev_end = Some(s.finished_at.timestamp_millis());
                     view! {
-                        <li>
-                            <span class="step-name">{s.step.as_str()}</span>
+                        {gap.map(|g| view! { <li class="timeline-gap">{format!("held for {}", fmt_duration(g))}</li> })}
+                        <li data-step=s.step.as_str()>
+                            <span class="step-name">{step_words(s.step)}</span>
                             <span class="bar-track" aria-hidden="true">
                                 <span class="bar" style=format!("left:{left:.2}%;width:{width:.2}%")></span>
                             </span>
-                            <span class="step-time">{format!("{ms} ms — {}", s.detail)}</span>
+                            <span class="step-time">{format!("{} — {}", fmt_span(ms), s.detail)}</span>
                         </li>
                     }
                 })
                 .collect_view()}
         </ol>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timeline_layout;
+
+    #[test]
+    fn a_short_step_stays_visible_next_to_hours_of_maintenance() {
+        // enable 2 s, held 3 h, disable 1 s
+        let h3 = 3 * 3_600_000;
+        let l = timeline_layout(&[(0, 2_000), (2_000 + h3, 3_000 + h3)]);
+        assert!(l[0].1 > 1.0, "the enable step gets a visible bar: {l:?}");
+        assert!(l[1].1 > 0.5, "{l:?}");
+        assert!(l[1].0 > l[0].0 + l[0].1, "the disable step comes after the held period");
+        assert!(l.iter().all(|(a, w)| *a >= 0.0 && a + w <= 100.01));
     }
 }

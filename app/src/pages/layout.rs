@@ -27,6 +27,16 @@ pub fn use_current_user() -> CurrentUser {
     expect_context::<CurrentUser>()
 }
 
+/// The active maintenance window's id and reason, as the banner shows it (`None` in normal
+/// operation or while loading).
+#[derive(Clone, Copy)]
+struct ActiveWindow(Signal<Option<(String, String)>>);
+
+/// The active window (id, reason), for pages that name it (a mirror's maintenance hold).
+pub fn use_active_window() -> Option<Signal<Option<(String, String)>>> {
+    use_context::<ActiveWindow>().map(|a| a.0)
+}
+
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let user = Resource::new(|| (), |_| me());
@@ -46,7 +56,12 @@ pub fn Layout(children: Children) -> impl IntoView {
         },
     );
 
+    provide_context(ActiveWindow(Signal::derive(move || {
+        window.get().and_then(Result::ok).flatten().map(|d| (d.window.id, d.window.reason))
+    })));
+
     view! {
+        <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="topbar">
             <a class="brand" href="/">"Quiesce"</a>
             <nav aria-label="Main">
@@ -97,10 +112,10 @@ pub fn Layout(children: Children) -> impl IntoView {
                     .map(|d| {
                         let w = d.window;
                         view! {
-                            <div class="banner" role="status" id="maintenance-banner">
-                                <strong>{format!("Maintenance {}", w.phase)}</strong>
+                            <div class=format!("banner banner-{}", w.phase) role="status" id="maintenance-banner" data-phase=w.phase.as_str()>
+                                <strong class="phase-word">{w.phase.as_str().to_uppercase()}</strong>
                                 {format!(
-                                    ": \u{201c}{}\u{201d} — {} since {} ",
+                                    " Maintenance: \u{201c}{}\u{201d} — {} since {} ",
                                     w.reason,
                                     w.requested_by,
                                     w.created_at.format("%Y-%m-%d %H:%M UTC"),
@@ -112,5 +127,8 @@ pub fn Layout(children: Children) -> impl IntoView {
             }}
         </Transition>
         <main id="main">{children()}</main>
+        <footer class="footer" id="footer">
+            "Quiesce " {env!("CARGO_PKG_VERSION")} " · " <a href="/about">"About this instance"</a>
+        </footer>
     }
 }

@@ -43,9 +43,12 @@ pub fn sign_in_error_text(e: &ApiError) -> String {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
+    // Without JavaScript a refused sign-in comes back as the session's flash.
+    let flash = crate::pages::flashed::<Login>();
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_else(|| "/".to_string());
     view! {
+        <crate::pages::PageTitle text="Sign in" />
         <main id="main" class="narrow">
             <h1>"Sign in to Quiesce"</h1>
             <ActionForm action attr:class="stacked" attr:id="login-form">
@@ -57,7 +60,9 @@ pub fn LoginPage() -> impl IntoView {
                 <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
             </ActionForm>
             <p class="error" role="alert" id="login-error">
-                {move || action.value().get().and_then(|r| r.err()).map(|e| sign_in_error_text(&e))}
+                {move || {
+                    action.value().get().map_or(flash.clone(), |r| r.err()).map(|e| sign_in_error_text(&e))
+                }}
             </p>
         </main>
     }
@@ -80,9 +85,11 @@ pub fn setup_error_text(e: &ApiError) -> &'static str {
 #[component]
 pub fn SetupPage() -> impl IntoView {
     let action = ServerAction::<CompleteSetup>::new();
+    let flash = crate::pages::flashed::<CompleteSetup>();
     let query = use_query_map();
     let token = move || query.read().get("token").unwrap_or_default();
     view! {
+        <crate::pages::PageTitle text="Set up" />
         <main id="main" class="narrow">
             <h1>"Set up Quiesce"</h1>
             <p>"No user exists yet. Create the first admin; this link then stops working."</p>
@@ -95,7 +102,9 @@ pub fn SetupPage() -> impl IntoView {
                 <button type="submit">"Create admin and sign in"</button>
             </ActionForm>
             <p class="error" role="alert">
-                {move || action.value().get().and_then(|r| r.err()).map(|e| setup_error_text(&e))}
+                {move || {
+                    action.value().get().map_or(flash.clone(), |r| r.err()).map(|e| setup_error_text(&e))
+                }}
             </p>
         </main>
     }

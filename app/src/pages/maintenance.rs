@@ -9,23 +9,25 @@
 //! being typed survives updates), and the buttons only when the window's phase changes (so
 //! keyboard focus survives them).
 
+use crate::api::maintenance::{
+    dry_run, last_result, maintenance_progress, AbortMaintenance, DisableMaintenance, DismissResult,
+    EnableMaintenance, RetryMaintenance, SkipSnapshotWait, WindowResult,
+};
+use crate::api::peers::list_peers;
+use crate::live::{refreshed, use_live, Live};
+use crate::pages::layout::{use_current_user, CurrentUser};
+use crate::pages::{
+    flashed, fmt_duration, fmt_span, notice_with, report, Notice, OutcomeLine, PageTitle, ShortId,
+};
 use leptos::prelude::*;
 use quiesce_core::auth::{Action, Role};
 use quiesce_core::domain::{
     BackupEntry, MirrorNow, PeerView, Plan, PlanMirror, Straggler, Window, WindowPhase, WindowProgress,
     WindowStep,
 };
-use quiesce_core::InstanceStatus;
 
-use crate::api::get_status;
-use crate::api::maintenance::{
-    dry_run, maintenance_progress, AbortMaintenance, DisableMaintenance, EnableMaintenance, RetryMaintenance,
-    SkipSnapshotWait,
-};
-use crate::api::peers::list_peers;
-use crate::live::{refreshed, use_live, Live};
-use crate::pages::layout::{use_current_user, CurrentUser};
-use crate::pages::report;
+/// The id of the page's result line (focus moves there after a submit).
+const OUTCOME_ID: &str = "maintenance-outcome";
 
 /// What the signed-in role may do here, in words (the permission table of DESIGN.md §6).
 fn access_note(role: Role) -> &'static str {
@@ -44,13 +46,28 @@ pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// "42 s", "3 min 5 s", "2 h 7 min".
-pub fn fmt_duration(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+/// A step in words, as an operator reads it.
+pub fn step_words(step: WindowStep) -> &'static str {
+    match step {
+        WindowStep::WaitSnapshots => "Waiting for snapshots",
+        WindowStep::PauseMirrors => "Pausing mirrors",
+        WindowStep::ConfirmPaused => "Confirming mirrors paused",
+        WindowStep::HealthCheck => "Checking peers and tables",
+        WindowStep::ReleaseHolds => "Releasing holds",
+        WindowStep::ConfirmRunning => "Confirming mirrors run again",
+        WindowStep::AbortRelease => "Aborting: releasing holds",
+        WindowStep::Done => "Done",
+    }
+}
+
+/// The one large word that says where maintenance is: NORMAL when no window is active.
+pub fn phase_word(phase: Option<WindowPhase>) -> &'static str {
+    match phase {
+        None | Some(WindowPhase::Disabled) | Some(WindowPhase::Aborted) => "NORMAL",
+        Some(WindowPhase::Enabling) => "ENABLING",
+        Some(WindowPhase::Enabled) => "ENABLED",
+        Some(WindowPhase::Disabling) => "DISABLING",
+        Some(WindowPhase::Failed) => "FAILED",
     }
 }
 
@@ -67,8 +84,8 @@ pub fn MaintenancePage() -> impl IntoView {
     let user = use_current_user();
     // Loaded once with the page; `MaintenanceLive` keeps it current from then on.
     let initial = Resource::new(|| (), |_| maintenance_progress());
-    let status = Resource::new(|| (), |_| get_status());
     view! {
+        <PageTitle text="Maintenance" />
         <section class="page">
             <h1>"Maintenance"</h1>
             <p class="access-note" id="access-note">
@@ -82,17 +99,6 @@ pub fn MaintenancePage() -> impl IntoView {
                         .get()
                         .map(|r| match r {
                             Ok(progress) => view! { <MaintenanceLive progress user /> }.into_any(),
-                            Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                        })
-                }}
-            </Transition>
-            <h2>"Instance"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading status…"</p> }>
-                {move || {
-                    status
-                        .get()
-                        .map(|r| match r {
-                            Ok(s) => view! { <StatusCard status=s /> }.into_any(),
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -126,31 +132,51 @@ fn MaintenanceLive(progress: Option<WindowProgress>, user: CurrentUser) -> impl 
         },
         maintenance_progress,
     );
-    let outcome = RwSignal::new(String::new());
+    let dismiss = ServerAction::<DismissResult>::new();
+    // What was asked and accepted, never the phase: the phase word below is the one place that
+    // says where the window is, so the two cannot disagree.
+    let outcome: Notice = notice_with(&[
+        flashed::<EnableMaintenance>(),
+        flashed::<DisableMaintenance>(),
+        flashed::<RetryMaintenance>(),
+        flashed::<AbortMaintenance>(),
+        flashed::<SkipSnapshotWait>(),
+        flashed::<DismissResult>(),
+    ]);
+    let id = OUTCOME_ID;
     Effect::new(move |_| {
-        report(outcome, enable.value().get(), |w| format!("Maintenance window {} is {}.", w.id, w.phase))
+        report(outcome, id, enable.value().get(), |w| {
+            format!("Enable accepted: window {} opened; its progress is shown below.", short(&w.id))
+        })
     });
     Effect::new(move |_| {
-        report(outcome, actions.disable.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
+        report(outcome, id, actions.disable.value().get(), |w| {
+            format!("Disable accepted for window {}; the mirrors resume below.", short(&w.id))
+        })
     });
     Effect::new(move |_| {
-        report(outcome, actions.retry.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
+        report(outcome, id, actions.retry.value().get(), |w| {
+            format!("Retry accepted for window {}.", short(&w.id))
+        })
     });
     Effect::new(move |_| {
-        report(outcome, actions.abort.value().get(), |w| format!("Window {} is {}.", w.id, w.phase))
+        report(outcome, id, actions.abort.value().get(), |w| {
+            format!("Abort accepted for window {}.", short(&w.id))
+        })
     });
     Effect::new(move |_| {
-        report(outcome, actions.skip.value().get(), |_| "Stopped waiting for that mirror.".into())
+        report(outcome, id, actions.skip.value().get(), |_| "Stopped waiting for that mirror.".into())
     });
+    Effect::new(move |_| report(outcome, id, dismiss.value().get(), |_| "Result dismissed.".into()));
     // Rebuilt only when the page switches between normal operation and a window.
     let active = Memo::new(move |_| state.value.with(|p| p.as_ref().map(|p| p.detail.window.id.clone())));
     view! {
-        <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="maintenance-outcome">{outcome}</p>
+        <OutcomeLine notice=outcome id=OUTCOME_ID />
         {move || {
             state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })
         }}
         {move || match active.get() {
-            None => view! { <NormalOperation enable user live /> }.into_any(),
+            None => view! { <NormalOperation enable dismiss user live /> }.into_any(),
             Some(_) => view! { <ActiveWindow state=state.value actions user live /> }.into_any(),
         }}
     }
@@ -182,8 +208,59 @@ fn toggle(list: RwSignal<Vec<String>>, id: String, on: bool) {
     });
 }
 
+/// The first 8 characters of a window id, as the page names windows.
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// How the last window ended, until dismissed or the next window opens.
 #[component]
-fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, live: Live) -> impl IntoView {
+fn LastResult(dismiss: ServerAction<DismissResult>, live: Live) -> impl IntoView {
+    let result = Resource::new(move || (live.windows.get(), dismiss.version().get()), |_| last_result());
+    view! {
+        <Transition fallback=|| ()>
+            {move || {
+                result.get().and_then(Result::ok).flatten().map(|r| view! { <ResultCard r dismiss /> })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn ResultCard(r: WindowResult, dismiss: ServerAction<DismissResult>) -> impl IntoView {
+    let clean = r.resumed == r.total && r.phase == WindowPhase::Disabled;
+    let how = if r.phase == WindowPhase::Aborted { "was aborted" } else { "ended" };
+    let window_id = r.window_id.clone();
+    view! {
+        <section
+            class=if clean { "result result-ok" } else { "result result-warn" }
+            id="window-result"
+            data-window=r.window_id.clone()
+            aria-labelledby="window-result-heading"
+        >
+            <h2 id="window-result-heading">
+                {format!("The last maintenance window {how}: \u{201c}{}\u{201d}", r.reason)}
+            </h2>
+            <p class="result-counts" id="result-counts">{r.counts()}</p>
+            <p id="result-duration">
+                {format!("It lasted {}. ", fmt_duration(r.duration_ms))}
+                <a href=format!("/history/{}", r.window_id) id="result-report">"Read its report"</a>
+            </p>
+            <ActionForm action=dismiss attr:class="inline" attr:id="dismiss-form">
+                <input type="hidden" name="window_id" value=window_id />
+                <button type="submit" class="secondary">"Dismiss"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn NormalOperation(
+    enable: ServerAction<EnableMaintenance>,
+    dismiss: ServerAction<DismissResult>,
+    user: CurrentUser,
+    live: Live,
+) -> impl IntoView {
     let kind = RwSignal::new("all".to_string());
     let chosen_mirrors = RwSignal::new(Vec::<String>::new());
     let chosen_peers = RwSignal::new(Vec::<String>::new());
@@ -211,9 +288,10 @@ fn NormalOperation(enable: ServerAction<EnableMaintenance>, user: CurrentUser, l
     };
     view! {
         <div class="phase phase-normal" id="phase" data-phase="normal" role="status">
-            <strong>"Normal operation"</strong>
-            " — no maintenance window is active."
+            <strong class="phase-word" id="phase-word">{phase_word(None)}</strong>
+            <span>"Normal operation — no maintenance window is active."</span>
         </div>
+        <LastResult dismiss live />
         <h2 id="plan-heading">{heading}</h2>
         <Transition fallback=|| view! { <p class="muted">"Computing the plan…"</p> }>
             {move || {
@@ -336,11 +414,13 @@ fn PlanView(plan: Plan) -> impl IntoView {
 
 fn phase_text(w: &Window) -> String {
     match w.phase {
-        WindowPhase::Enabling => format!("Enabling maintenance (step: {})", w.step),
+        WindowPhase::Enabling => format!("Enabling maintenance — {}", step_words(w.step).to_lowercase()),
         WindowPhase::Enabled => format!("In maintenance since {}", fmt_time(w.updated_at)),
-        WindowPhase::Disabling => format!("Disabling maintenance (step: {})", w.step),
+        WindowPhase::Disabling => format!("Disabling maintenance — {}", step_words(w.step).to_lowercase()),
         WindowPhase::Disabled => "Maintenance ended".to_string(),
-        WindowPhase::Failed => format!("Maintenance orchestration FAILED at step {}", w.step),
+        WindowPhase::Failed => {
+            format!("The orchestration failed at \u{201c}{}\u{201d}", step_words(w.step).to_lowercase())
+        }
         WindowPhase::Aborted => "Maintenance aborted".to_string(),
     }
 }
@@ -384,14 +464,15 @@ fn ActiveWindow(
     let phase = move || head.get().map(|(_, ph)| ph.as_str()).unwrap_or("normal");
     let count = move || state.with(|p| p.as_ref().map(WindowProgress::count));
     view! {
-        <div class="phase phase-active" id="phase" data-phase=phase>
+        <div class=move || format!("phase phase-active phase-{}", phase()) id="phase" data-phase=phase>
+            <strong class="phase-word" id="phase-word">{move || phase_word(head.get().map(|(_, ph)| ph))}</strong>
             <strong role="status" id="phase-text">{read(|p, _| phase_text(&p.detail.window))}</strong>
             <div>
+                "Window " {move || head.get().map(|(id, _)| view! { <ShortId id /> })}
                 {read(|p, _| {
                     let w = &p.detail.window;
                     format!(
-                        "Window {} — \u{201c}{}\u{201d} — {} — requested by {} at {}",
-                        w.id,
+                        " — \u{201c}{}\u{201d} — {} — requested by {} at {}",
                         w.reason,
                         w.scope.describe(),
                         w.requested_by,
@@ -435,7 +516,7 @@ fn ActiveWindow(
                             }
                         })
                         .unwrap_or_default();
-                    format!("Open for {total}; step {} running for {step}{deadline}.", w.step)
+                    format!("Open for {total}; \u{201c}{}\u{201d} running for {step}{deadline}.", step_words(w.step))
                 })}
             </div>
             <div id="runner" class="muted">
@@ -472,7 +553,15 @@ fn ActiveWindow(
                                 .map(|s| {
                                     let ms = (s.finished_at - s.started_at).num_milliseconds();
                                     view! {
-                                        <li>{format!("{} — {} ({ms} ms) — {}", fmt_time(s.finished_at), s.step, s.detail)}</li>
+                                        <li data-step=s.step.as_str()>
+                                            {format!(
+                                                "{} — {} ({}) — {}",
+                                                fmt_time(s.finished_at),
+                                                step_words(s.step),
+                                                fmt_span(ms),
+                                                s.detail,
+                                            )}
+                                        </li>
                                     }
                                 })
                                 .collect_view()
@@ -669,24 +758,5 @@ pub fn BackupTable(
                     .collect_view()}
             </tbody>
         </table>
-    }
-}
-
-#[component]
-fn StatusCard(status: InstanceStatus) -> impl IntoView {
-    let catalog = if status.catalog_ok { "reachable" } else { "NOT reachable" };
-    view! {
-        <dl class="status-card" id="instance-status">
-            <dt>"Instance"</dt>
-            <dd id="instance-id">{status.instance.id.clone()}</dd>
-            <dt>"Catalog"</dt>
-            <dd id="catalog-backend">{status.backend.to_string()} " (" {catalog} ")"</dd>
-            <dt>"Server version"</dt>
-            <dd>{status.server_version.clone()}</dd>
-            <dt>"Started"</dt>
-            <dd>{status.instance.starts} " times; last at " {fmt_time(status.instance.last_started_at)}</dd>
-            <dt>"Created"</dt>
-            <dd>{fmt_time(status.instance.created_at)}</dd>
-        </dl>
     }
 }

@@ -1,15 +1,20 @@
-//! The Mirrors page: every mirror with its status, holds, progress, checkpoint and backlog;
-//! operators create, pause, resume and drop mirrors here. Kept current by the live event stream.
+//! The Mirrors page: every mirror with its status, holds (a maintenance hold names its window's
+//! reason and links to it), progress, checkpoint and how far behind it is; operators create,
+//! pause, resume and drop mirrors here. Dropping asks first (`?drop=<id>` shows what is lost),
+//! which works the same without JavaScript. Kept current by the live event stream.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::Action;
-use quiesce_core::domain::{MirrorStatus, MirrorView, PeerView};
+use quiesce_core::domain::{Hold, MirrorStatus, MirrorView, PeerView};
 
 use crate::api::mirrors::{list_mirrors, CreateMirror, DropMirror, PauseMirror, ResumeMirror};
 use crate::api::peers::list_peers;
 use crate::live::{refreshed, use_live};
-use crate::pages::layout::{use_current_user, CurrentUser};
-use crate::pages::report;
+use crate::pages::layout::{use_active_window, use_current_user, CurrentUser};
+use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine, PageTitle, ShortId};
+
+const OUTCOME_ID: &str = "mirrors-outcome";
 
 #[derive(Clone, Copy)]
 struct MirrorActions {
@@ -31,26 +36,46 @@ pub fn MirrorsPage() -> impl IntoView {
     let initial = Resource::new(|| (), |_| list_mirrors());
     let peers = Resource::new(|| (), |_| list_peers());
 
-    let outcome = RwSignal::new(String::new());
-    Effect::new(move |_| report(outcome, create.value().get(), |m| format!("Created mirror {}.", m.name)));
+    let outcome: Notice = notice_with(&[
+        flashed::<CreateMirror>(),
+        flashed::<PauseMirror>(),
+        flashed::<ResumeMirror>(),
+        flashed::<DropMirror>(),
+    ]);
+    let id = OUTCOME_ID;
     Effect::new(move |_| {
-        report(outcome, actions.pause.value().get(), |m| format!("{} is {}.", m.name, m.status))
+        report(outcome, id, create.value().get(), |m| format!("Created mirror {}.", m.name))
     });
     Effect::new(move |_| {
-        report(outcome, actions.resume.value().get(), |m| format!("{} is {}.", m.name, m.status))
+        report(outcome, id, actions.pause.value().get(), |m| format!("Pause of {} requested.", m.name))
     });
-    Effect::new(move |_| report(outcome, actions.drop.value().get(), |m| format!("{} was dropped.", m.name)));
+    Effect::new(move |_| {
+        report(outcome, id, actions.resume.value().get(), |m| format!("Resume of {} requested.", m.name))
+    });
+    Effect::new(move |_| {
+        report(outcome, id, actions.drop.value().get(), |m| format!("{} was dropped.", m.name))
+    });
 
     view! {
+        <PageTitle text="Mirrors" />
         <section class="page">
             <h1>"Mirrors"</h1>
-            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="mirrors-outcome">{outcome}</p>
+            <OutcomeLine notice=outcome id=OUTCOME_ID />
+            <p class="muted small" id="mirror-columns-help">
+                "Copied: rows the first snapshot copied. Applied: changes replayed since then. Behind: changes on the source not applied yet."
+            </p>
             <Transition fallback=|| view! { <p class="muted">"Loading mirrors…"</p> }>
                 {move || {
                     initial
                         .get()
                         .map(|r| match r {
-                            Ok(list) => view! { <LiveMirrors list create actions user /> }.into_any(),
+                            Ok(list) => {
+                                view! {
+                                    <DropConfirm list=list.clone() drop=actions.drop />
+                                    <LiveMirrors list create actions user />
+                                }
+                                    .into_any()
+                            }
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -110,7 +135,7 @@ fn LiveMirrors(
                         <th scope="col">"Copied"</th>
                         <th scope="col">"Applied"</th>
                         <th scope="col">"Checkpoint"</th>
-                        <th scope="col">"Backlog"</th>
+                        <th scope="col">"Behind"</th>
                         <th scope="col">"Last error"</th>
                         {move || can_operate().then(|| view! { <th scope="col">"Actions"</th> })}
                     </tr>
@@ -126,6 +151,54 @@ fn LiveMirrors(
                 </tbody>
             </table>
         </Show>
+    }
+}
+
+/// A hold in words: a maintenance hold names its window (with the reason while it is the active
+/// one) and links to it.
+#[component]
+fn HoldsCell(holds: Vec<Hold>) -> impl IntoView {
+    let active = use_active_window();
+    if holds.is_empty() {
+        return view! { <span>"—"</span> }.into_any();
+    }
+    holds
+        .into_iter()
+        .map(|h| match h {
+            Hold::User => view! { <span class="hold">"paused by a user"</span> }.into_any(),
+            Hold::Maintenance(w) => {
+                let href = format!("/history/{w}");
+                let id = w.clone();
+                let reason = move || {
+                    active
+                        .and_then(|a| a.get())
+                        .filter(|(aid, _)| *aid == id)
+                        .map(|(_, r)| format!(": \u{201c}{r}\u{201d}"))
+                };
+                view! {
+                    <span class="hold">
+                        <a href=href>"maintenance window " <ShortId id=w /></a>
+                        {reason}
+                    </span>
+                }
+                .into_any()
+            }
+        })
+        .collect_view()
+        .into_any()
+}
+
+/// How far behind a mirror is, in words.
+fn behind(m: &MirrorView) -> String {
+    if m.retained_wal.is_some() {
+        // A source read through logical decoding: what it keeps for the mirror.
+        return m.backlog_text();
+    }
+    match m.backlog {
+        None => "unknown".into(),
+        Some(0) => "up to date".into(),
+        Some(1) => "1 change".into(),
+        Some(n) => format!("{n} changes"),
     }
 }
 
@@ -150,7 +223,8 @@ fn MirrorRow(
         let id = row_id.clone();
         move || state.with(|l| l.iter().find(|x| x.id == id).map(f).unwrap_or_default())
     };
-    let user_held = m.holds.iter().any(|h| h.to_string() == "user");
+    let user_held = m.holds.contains(&Hold::User);
+    let maintenance_held = m.holds.iter().any(|h| matches!(h, Hold::Maintenance(_)));
     let id = m.id.clone();
     view! {
         <tr data-mirror=m.name.clone() data-status=m.status.as_str()>
@@ -164,15 +238,15 @@ fn MirrorRow(
                 </span>
             </th>
             <td><span class=status_class(m.status)>{m.status.as_str()}</span></td>
-            <td>{holds_text(&m)}</td>
+            <td><HoldsCell holds=m.holds.clone() /></td>
             <td class="num">{cell(|m| m.rows_copied.to_string())}</td>
             <td class="num">{cell(|m| m.rows_applied.to_string())}</td>
             <td>{cell(|m| m.checkpoint.clone())}</td>
-            <td class="num">{cell(|m| m.backlog_text())}</td>
+            <td class="num" data-backlog=m.backlog.map(|b| b.to_string()).unwrap_or_default()>{cell(behind)}</td>
             <td class="error">{cell(|m| m.last_error.clone().unwrap_or_default())}</td>
             {move || {
                 let id = id.clone();
-                can_operate.get().then(|| view! { <td><RowActions id user_held actions /></td> })
+                can_operate.get().then(|| view! { <td><RowActions id user_held maintenance_held actions /></td> })
             }}
         </tr>
     }
@@ -189,10 +263,13 @@ fn status_class(s: MirrorStatus) -> &'static str {
 }
 
 #[component]
-fn RowActions(id: String, user_held: bool, actions: MirrorActions) -> impl IntoView {
+fn RowActions(id: String, user_held: bool, maintenance_held: bool, actions: MirrorActions) -> impl IntoView {
     let (id_a, id_b) = (id.clone(), id);
     view! {
-        {if user_held {
+        {if maintenance_held && !user_held {
+            // Pausing a mirror maintenance already holds would do nothing useful; disable resumes it.
+            view! { <span class="muted small">"held by maintenance"</span> }.into_any()
+        } else if user_held {
             view! {
                 <ActionForm action=actions.resume attr:class="inline">
                     <input type="hidden" name="id" value=id_a />
@@ -209,10 +286,43 @@ fn RowActions(id: String, user_held: bool, actions: MirrorActions) -> impl IntoV
             }
                 .into_any()
         }}
-        <ActionForm action=actions.drop attr:class="inline">
-            <input type="hidden" name="id" value=id_b />
-            <button type="submit" class="danger">"Drop"</button>
-        </ActionForm>
+        <a class="button danger" href=format!("/mirrors?drop={id_b}")>"Drop…"</a>
+    }
+}
+
+/// Asks before dropping the mirror named by `?drop=<id>`, saying what is lost; the real drop
+/// form is here. A dropped or unknown mirror shows nothing.
+#[component]
+fn DropConfirm(list: Vec<MirrorView>, drop: ServerAction<DropMirror>) -> impl IntoView {
+    let query = use_query_map();
+    move || {
+        let wanted = query.read().get("drop")?;
+        let m = list.iter().find(|m| m.id == wanted && m.status != MirrorStatus::Dropped)?.clone();
+        let done = drop.value().get().is_some_and(|r| r.is_ok_and(|d| d.id == m.id));
+        if done {
+            return None;
+        }
+        Some(view! {
+            <section class="confirm-box" id="drop-confirm" role="alertdialog" aria-labelledby="drop-confirm-heading">
+                <h2 id="drop-confirm-heading">{format!("Drop mirror {}?", m.name)}</h2>
+                <p>
+                    {format!(
+                        "Replication of {} from {} to {} stops for good. Its checkpoint ({}) and its place in the change log are discarded, so it cannot be resumed: a new mirror would copy everything again. Rows already in {} stay there.",
+                        m.tables.join(", "),
+                        m.source_peer,
+                        m.dest_peer,
+                        m.checkpoint,
+                        m.dest_peer,
+                    )}
+                </p>
+                <ActionForm action=drop attr:class="inline" attr:id="drop-form">
+                    <input type="hidden" name="id" value=m.id.clone() />
+                    <button type="submit" class="danger">{format!("Drop {}", m.name)}</button>
+                </ActionForm>
+                " "
+                <a href="/mirrors" class="button secondary">"Cancel"</a>
+            </section>
+        })
     }
 }
 
@@ -224,15 +334,17 @@ fn CreateMirrorForm(create: ServerAction<CreateMirror>, peers: Vec<PeerView>) ->
             .map(|p| view! { <option value=p.id.clone()>{format!("{} ({} {})", p.name, p.kind, p.location)}</option> })
             .collect_view()
     };
+    // No peer is preselected: a default would make source and destination the same.
+    let choose = || view! { <option value="" selected>"Choose a peer…"</option> };
     view! {
         <h2>"Create a mirror"</h2>
         <ActionForm action=create attr:class="stacked" attr:id="create-mirror-form">
             <label for="mirror-name">"Name"</label>
             <input id="mirror-name" name="name" required />
             <label for="mirror-source">"Source peer"</label>
-            <select id="mirror-source" name="source_peer_id">{options.clone()}</select>
+            <select id="mirror-source" name="source_peer_id" required>{choose()} {options.clone()}</select>
             <label for="mirror-dest">"Destination peer"</label>
-            <select id="mirror-dest" name="dest_peer_id">{options}</select>
+            <select id="mirror-dest" name="dest_peer_id" required>{choose()} {options}</select>
             <label for="mirror-tables">"Tables (comma-separated)"</label>
             <input id="mirror-tables" name="tables" required placeholder="orders, payments" />
             <label class="check">

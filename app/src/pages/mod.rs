@@ -1,5 +1,8 @@
-//! Pages, one module each, and the signed-in layout around them.
+//! Pages, one module each, the signed-in layout around them, and what every page shares: the
+//! result line of its forms (with the error a form posted without JavaScript left behind), the
+//! 403 and 404 pages, and how times and ids are written.
 
+pub mod about;
 pub mod account;
 pub mod history;
 pub mod layout;
@@ -12,34 +15,194 @@ pub mod users;
 pub mod webhooks;
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use leptos_meta::Title;
 
+use crate::error::FormFlash;
 use crate::ApiError;
 
-/// Puts the outcome of a finished form action into a page's `role="status"` line: the action
-/// that finished last wins. Call inside an `Effect` tracking the action's value.
+/// The result of the last form a page submitted: what happened, or why it was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub error: bool,
+    pub text: String,
+}
+
+/// A page's result line.
+pub type Notice = RwSignal<Option<Note>>;
+
+/// The error a form posted without JavaScript left for this page load (see [`FormFlash`]):
+/// read on the server from the request, in the browser from the `<meta name="form-flash">` the
+/// server wrote, so both render the same.
+#[derive(Clone, Default)]
+pub struct PageFlash(pub Option<FormFlash>);
+
+/// Reads the flash once per page load and shares it with the pages (called by `App`).
+pub fn provide_flash() {
+    #[cfg(feature = "ssr")]
+    let flash = use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<FormFlash>().cloned());
+    #[cfg(not(feature = "ssr"))]
+    let flash = document()
+        .query_selector("meta[name=form-flash]")
+        .ok()
+        .flatten()
+        .and_then(|m| m.get_attribute("content"))
+        .and_then(|c| serde_json::from_str::<FormFlash>(&c).ok());
+    provide_context(PageFlash(flash));
+}
+
+/// The flash as the shell writes it into the page's head (the server's side of [`provide_flash`]).
+pub fn flash_meta() -> Option<String> {
+    #[cfg(feature = "ssr")]
+    return use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<FormFlash>().cloned())
+        .and_then(|f| serde_json::to_string(&f).ok());
+    #[cfg(not(feature = "ssr"))]
+    None
+}
+
+/// The error the last no-JavaScript post of server function `S` left, if this load carries one.
+pub fn flashed<S: ServerFn>() -> Option<ApiError> {
+    use_context::<PageFlash>().and_then(|f| f.0).filter(|f| f.path == S::PATH).map(|f| f.error)
+}
+
+/// A new result line, showing the error a no-JavaScript post of any of `paths` left behind.
+pub fn notice_with(flashes: &[Option<ApiError>]) -> Notice {
+    let first = flashes.iter().flatten().next().map(|e| Note { error: true, text: e.to_string() });
+    RwSignal::new(first)
+}
+
+/// Puts the outcome of a finished form action into a page's result line (`id`): the action that
+/// finished last wins, and keyboard focus moves to the line so the result is read out and seen.
+/// Call inside an `Effect` tracking the action's value.
 pub fn report<T>(
-    outcome: RwSignal<String>,
+    notice: Notice,
+    id: &'static str,
     result: Option<Result<T, ApiError>>,
     describe: impl FnOnce(T) -> String,
 ) {
     if let Some(r) = result {
-        outcome.set(match r {
-            Ok(v) => describe(v),
-            Err(e) => e.to_string(),
-        });
+        notice.set(Some(match r {
+            Ok(v) => Note { error: false, text: describe(v) },
+            Err(e) => Note { error: true, text: e.to_string() },
+        }));
+        focus(id);
     }
 }
 
+/// Moves keyboard focus to an element once the browser has drawn the change.
+pub fn focus(id: &'static str) {
+    #[cfg(feature = "hydrate")]
+    request_animation_frame(move || {
+        use wasm_bindgen::JsCast;
+        if let Some(el) =
+            document().get_element_by_id(id).and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        {
+            let _ = el.focus();
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id;
+}
+
+/// A page's result line: a status line for successes, an alert for refusals.
 #[component]
-pub fn NotFound() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
-        opts.set_status(http::StatusCode::NOT_FOUND);
-    }
+pub fn OutcomeLine(notice: Notice, id: &'static str) -> impl IntoView {
     view! {
-        <main id="main">
+        <p
+            class="outcome"
+            class:has-text=move || notice.with(Option::is_some)
+            class:is-error=move || notice.with(|n| n.as_ref().is_some_and(|n| n.error))
+            role="status"
+            tabindex="-1"
+            id=id
+        >
+            {move || notice.with(|n| n.as_ref().map(|n| n.text.clone()))}
+        </p>
+    }
+}
+
+/// The page title: "<page> · Quiesce".
+#[component]
+pub fn PageTitle(text: &'static str) -> impl IntoView {
+    view! { <Title text=format!("{text} · Quiesce") /> }
+}
+
+fn set_status(_code: u16) {
+    #[cfg(feature = "ssr")]
+    if let (Some(opts), Ok(code)) =
+        (use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(_code))
+    {
+        opts.set_status(code);
+    }
+}
+
+/// The 404 page (inside the layout): the address names nothing.
+#[component]
+pub fn NotFound(#[prop(optional, into)] what: Option<String>) -> impl IntoView {
+    set_status(404);
+    view! {
+        <PageTitle text="Not found" />
+        <section class="page" id="not-found">
             <h1>"Not found"</h1>
-            <p>"There is no page at this address. " <a href="/">"Back to maintenance"</a></p>
-        </main>
+            <p>{what.unwrap_or_else(|| "There is no page at this address.".into())} " " <a href="/">"Back to maintenance"</a></p>
+        </section>
+    }
+}
+
+/// The 403 page (inside the layout): the signed-in role may not open this page.
+#[component]
+pub fn Forbidden(needed: &'static str) -> impl IntoView {
+    set_status(403);
+    view! {
+        <PageTitle text="Not allowed" />
+        <section class="page" id="forbidden">
+            <h1>"Not allowed"</h1>
+            <p>{format!("This page is for {needed}. Your role does not allow it; ask an admin if you need it. ")}
+                <a href="/">"Back to maintenance"</a>
+            </p>
+        </section>
+    }
+}
+
+/// The first 8 characters of an id (enough to tell windows apart on a page), with the whole id
+/// on hover and for copying.
+#[component]
+pub fn ShortId(id: String) -> impl IntoView {
+    let short: String = id.chars().take(8).collect();
+    view! { <code class="short-id" title=id.clone() data-id=id>{short}</code> }
+}
+
+/// "42 s", "3 min 5 s", "2 h 7 min", "3 d 4 h".
+pub fn fmt_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        3600..=86_399 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// A step's length: milliseconds under a second, else as [`fmt_duration`].
+pub fn fmt_span(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{} ms", ms.max(0))
+    } else {
+        fmt_duration(ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_duration;
+
+    #[test]
+    fn durations_read_in_the_largest_sensible_units() {
+        assert_eq!(fmt_duration(-5), "0 s");
+        assert_eq!(fmt_duration(42_000), "42 s");
+        assert_eq!(fmt_duration(185_000), "3 min 5 s");
+        assert_eq!(fmt_duration(7_620_000), "2 h 7 min");
+        assert_eq!(fmt_duration(273_600_000), "3 d 4 h");
     }
 }

@@ -1,34 +1,71 @@
-//! The Peers page: the databases mirrors use. Everyone signed in sees them (never their URLs);
-//! admins add and remove them.
+//! The Peers page: the databases mirrors use, with how many mirrors use each. Everyone signed in
+//! sees them (never their URLs); admins add and remove them. Removing asks first
+//! (`?remove=<id>` says what is lost), which works the same without JavaScript.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::Action;
-use quiesce_core::domain::PeerView;
+use quiesce_core::domain::{MirrorStatus, MirrorView, PeerView};
 
+use crate::api::mirrors::list_mirrors;
 use crate::api::peers::{list_peers, CreatePeer, DeletePeer};
 use crate::pages::layout::use_current_user;
-use crate::pages::report;
+use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine, PageTitle};
+
+const OUTCOME_ID: &str = "peers-outcome";
+
+/// The live (not dropped) mirrors reading from or writing to `peer`, by name.
+fn mirrors_of(peer: &PeerView, mirrors: &[MirrorView]) -> Vec<String> {
+    mirrors
+        .iter()
+        .filter(|m| {
+            m.status != MirrorStatus::Dropped && (m.source_peer == peer.name || m.dest_peer == peer.name)
+        })
+        .map(|m| m.name.clone())
+        .collect()
+}
 
 #[component]
 pub fn PeersPage() -> impl IntoView {
     let user = use_current_user();
     let create = ServerAction::<CreatePeer>::new();
     let delete = ServerAction::<DeletePeer>::new();
-    let peers = Resource::new(move || (create.version().get(), delete.version().get()), |_| list_peers());
-    let outcome = RwSignal::new(String::new());
-    Effect::new(move |_| report(outcome, create.value().get(), |p| format!("Added peer {}.", p.name)));
-    Effect::new(move |_| report(outcome, delete.value().get(), |_| "Peer removed.".to_string()));
+    let changes = move || (create.version().get(), delete.version().get());
+    let peers = Resource::new(changes, |_| list_peers());
+    let mirrors = Resource::new(changes, |_| list_mirrors());
+    let outcome: Notice = notice_with(&[flashed::<CreatePeer>(), flashed::<DeletePeer>()]);
+    let id = OUTCOME_ID;
+    Effect::new(move |_| report(outcome, id, create.value().get(), |p| format!("Added peer {}.", p.name)));
+    Effect::new(move |_| report(outcome, id, delete.value().get(), |_| "Peer removed.".to_string()));
+    let query = use_query_map();
     view! {
+        <PageTitle text="Peers" />
         <section class="page">
             <h1>"Peers"</h1>
-            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="peers-outcome">{outcome}</p>
+            <OutcomeLine notice=outcome id=OUTCOME_ID />
             <Transition fallback=|| view! { <p class="muted">"Loading peers…"</p> }>
                 {move || {
                     let can_manage = user.may(Action::ManagePeers);
+                    let ms = mirrors.get().and_then(Result::ok).unwrap_or_default();
                     peers
                         .get()
                         .map(|r| match r {
-                            Ok(list) => view! { <PeerTable peers=list can_manage delete /> }.into_any(),
+                            Ok(list) => {
+                                let confirm = query
+                                    .read()
+                                    .get("remove")
+                                    .and_then(|id| list.iter().find(|p| p.id == id).cloned())
+                                    .filter(|_| can_manage && delete.value().get().is_none_or(|r| r.is_err()))
+                                    .map(|p| {
+                                        let users = mirrors_of(&p, &ms);
+                                        view! { <RemoveConfirm peer=p users delete /> }
+                                    });
+                                view! {
+                                    {confirm}
+                                    <PeerTable peers=list mirrors=ms can_manage />
+                                }
+                                    .into_any()
+                            }
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -66,8 +103,42 @@ pub fn PeersPage() -> impl IntoView {
     }
 }
 
+/// Asks before removing a peer, saying what is lost (and which mirrors stop it being removed).
 #[component]
-fn PeerTable(peers: Vec<PeerView>, can_manage: bool, delete: ServerAction<DeletePeer>) -> impl IntoView {
+fn RemoveConfirm(peer: PeerView, users: Vec<String>, delete: ServerAction<DeletePeer>) -> impl IntoView {
+    let in_use = (!users.is_empty()).then(|| {
+        view! {
+            <p class="error" id="remove-in-use">
+                {format!(
+                    "{} mirror(s) use it ({}): the server refuses to remove a peer while a mirror uses it. Drop them first.",
+                    users.len(),
+                    users.join(", "),
+                )}
+            </p>
+        }
+    });
+    view! {
+        <section class="confirm-box" id="remove-confirm" role="alertdialog" aria-labelledby="remove-confirm-heading">
+            <h2 id="remove-confirm-heading">{format!("Remove peer {}?", peer.name)}</h2>
+            <p>
+                {format!(
+                    "Quiesce forgets how to reach {} ({} {}), including its stored credentials; the database itself is not touched. To use it again it must be added again.",
+                    peer.name, peer.kind, peer.location,
+                )}
+            </p>
+            {in_use}
+            <ActionForm action=delete attr:class="inline" attr:id="remove-form">
+                <input type="hidden" name="id" value=peer.id.clone() />
+                <button type="submit" class="danger">{format!("Remove {}", peer.name)}</button>
+            </ActionForm>
+            " "
+            <a href="/peers" class="button secondary">"Cancel"</a>
+        </section>
+    }
+}
+
+#[component]
+fn PeerTable(peers: Vec<PeerView>, mirrors: Vec<MirrorView>, can_manage: bool) -> impl IntoView {
     view! {
         <table class="grid" id="peers-table">
             <thead>
@@ -75,6 +146,7 @@ fn PeerTable(peers: Vec<PeerView>, can_manage: bool, delete: ServerAction<Delete
                     <th scope="col">"Name"</th>
                     <th scope="col">"Kind"</th>
                     <th scope="col">"Location"</th>
+                    <th scope="col">"Mirrors using it"</th>
                     {can_manage.then(|| view! { <th scope="col">"Actions"</th> })}
                 </tr>
             </thead>
@@ -82,20 +154,19 @@ fn PeerTable(peers: Vec<PeerView>, can_manage: bool, delete: ServerAction<Delete
                 {peers
                     .into_iter()
                     .map(|p| {
-                        let id = p.id.clone();
+                        let users = mirrors_of(&p, &mirrors);
+                        let href = format!("/peers?remove={}", p.id);
                         view! {
-                            <tr data-peer=p.name.clone()>
+                            <tr data-peer=p.name.clone() data-mirrors=users.len()>
                                 <th scope="row">{p.name.clone()}</th>
                                 <td>{p.kind.to_string()}</td>
                                 <td>{p.location.clone()}</td>
+                                <td class="num" title=users.join(", ")>{users.len()}</td>
                                 {can_manage
                                     .then(|| {
                                         view! {
                                             <td>
-                                                <ActionForm action=delete attr:class="inline">
-                                                    <input type="hidden" name="id" value=id />
-                                                    <button type="submit" class="danger">"Remove"</button>
-                                                </ActionForm>
+                                                <a class="button danger" href=href>"Remove…"</a>
                                             </td>
                                         }
                                     })}

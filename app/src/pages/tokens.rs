@@ -6,7 +6,7 @@ use quiesce_core::auth::Role;
 use quiesce_core::tokens::{ApiToken, TokenState};
 
 use crate::api::account::{list_all_tokens, list_own_tokens, CreateToken, RevokeToken};
-use crate::pages::report;
+use crate::pages::{report, Notice, OutcomeLine};
 
 fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -19,8 +19,10 @@ pub fn OwnTokens(role: Role) -> impl IntoView {
     let revoke = ServerAction::<RevokeToken>::new();
     let tokens =
         Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_own_tokens());
-    let outcome = RwSignal::new(String::new());
-    Effect::new(move |_| report(outcome, revoke.value().get(), |t| format!("Token {} revoked.", t.name)));
+    let outcome: Notice = RwSignal::new(None);
+    Effect::new(move |_| {
+        report(outcome, "tokens-outcome", revoke.value().get(), |t| format!("Token {} revoked.", t.name))
+    });
     let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| *r <= role).collect();
     view! {
         <h2 id="tokens">"API tokens"</h2>
@@ -63,7 +65,7 @@ pub fn OwnTokens(role: Role) -> impl IntoView {
                     Err(e) => view! { <p class="error" role="alert" id="token-error">{e.to_string()}</p> }.into_any(),
                 })
         }}
-        <p class="outcome" role="status" id="tokens-outcome">{outcome}</p>
+        <OutcomeLine notice=outcome id="tokens-outcome" />
         <Transition fallback=|| view! { <p class="muted">"Loading tokens…"</p> }>
             {move || {
                 tokens

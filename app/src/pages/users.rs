@@ -1,11 +1,14 @@
 //! The Users page (admins): create users, change roles, disable, reset passwords, and read the
-//! sign-in audit.
+//! sign-in audit. Other roles get the 403 page (the server functions refuse them anyway).
 
 use leptos::prelude::*;
-use quiesce_core::auth::{AuditEvent, Role, User};
+use quiesce_core::auth::{Action, AuditEvent, Role, User};
 
 use crate::api::users::{list_audit, list_users, CreateUser, ResetPassword, SetUserDisabled, SetUserRole};
-use crate::pages::report;
+use crate::pages::layout::use_current_user;
+use crate::pages::{flashed, notice_with, report, Forbidden, Notice, OutcomeLine, PageTitle};
+
+const OUTCOME_ID: &str = "users-outcome";
 
 fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -13,6 +16,25 @@ fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
+    let user = use_current_user();
+    view! {
+        <PageTitle text="Users" />
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                user.0
+                    .get()
+                    .map(|r| match r {
+                        Ok(u) if u.role.may(Action::ManageUsers) => view! { <UsersAdmin /> }.into_any(),
+                        Ok(_) => view! { <Forbidden needed="admins" /> }.into_any(),
+                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                    })
+            }}
+        </Transition>
+    }
+}
+
+#[component]
+fn UsersAdmin() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let set_role = ServerAction::<SetUserRole>::new();
     let set_disabled = ServerAction::<SetUserDisabled>::new();
@@ -30,25 +52,29 @@ pub fn UsersPage() -> impl IntoView {
     let audit = Resource::new(changes, |_| list_audit(None));
 
     // The latest outcome of any of the forms, announced to screen readers.
-    let outcome = RwSignal::new(String::new());
-    Effect::new(move |_| report(outcome, create.value().get(), |u| format!("Created {}.", u.username)));
+    let outcome: Notice = notice_with(&[
+        flashed::<CreateUser>(),
+        flashed::<SetUserRole>(),
+        flashed::<SetUserDisabled>(),
+        flashed::<ResetPassword>(),
+    ]);
+    let id = OUTCOME_ID;
+    Effect::new(move |_| report(outcome, id, create.value().get(), |u| format!("Created {}.", u.username)));
     Effect::new(move |_| {
-        report(outcome, set_role.value().get(), |u| format!("{} is now {}.", u.username, u.role))
+        report(outcome, id, set_role.value().get(), |u| format!("{} is now {}.", u.username, u.role))
     });
     Effect::new(move |_| {
         let state = |u: &quiesce_core::auth::User| if u.disabled { "disabled" } else { "enabled" };
-        report(outcome, set_disabled.value().get(), |u| format!("{} is {}.", u.username, state(&u)))
+        report(outcome, id, set_disabled.value().get(), |u| format!("{} is {}.", u.username, state(&u)))
     });
     Effect::new(move |_| {
-        report(outcome, reset.value().get(), |u| format!("Password of {} reset.", u.username))
+        report(outcome, id, reset.value().get(), |u| format!("Password of {} reset.", u.username))
     });
 
     view! {
         <section class="page">
             <h1>"Users"</h1>
-            <p class="outcome" class:has-text=move || !outcome.get().is_empty() role="status" id="users-outcome">
-                {outcome}
-            </p>
+            <OutcomeLine notice=outcome id=OUTCOME_ID />
             <Transition fallback=|| view! { <p class="muted">"Loading users…"</p> }>
                 {move || {
                     users

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use quiesce_core::webhooks::{Delivery, WebhookView};
 
 use crate::api::webhooks::{list_webhooks, CreateWebhook, DeleteWebhook};
-use crate::pages::report;
+use crate::pages::{report, Notice, OutcomeLine};
 
 fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -22,8 +22,10 @@ pub fn WebhooksPage() -> impl IntoView {
         move || (create.version().get(), delete.version().get(), live.windows.get(), live.mirrors.get()),
         |_| list_webhooks(),
     );
-    let outcome = RwSignal::new(String::new());
-    Effect::new(move |_| report(outcome, delete.value().get(), |_| "Webhook deleted.".to_string()));
+    let outcome: Notice = RwSignal::new(None);
+    Effect::new(move |_| {
+        report(outcome, "webhooks-outcome", delete.value().get(), |_| "Webhook deleted.".to_string())
+    });
     view! {
         <section class="page">
             <h1>"Webhooks"</h1>
@@ -63,7 +65,7 @@ pub fn WebhooksPage() -> impl IntoView {
                         Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                     })
             }}
-            <p class="outcome" role="status" id="webhooks-outcome">{outcome}</p>
+            <OutcomeLine notice=outcome id="webhooks-outcome" />
             <Transition fallback=|| view! { <p class="muted">"Loading webhooks…"</p> }>
                 {move || {
                     hooks

@@ -18,7 +18,11 @@ pub async fn dry_run(scope: String, ids: Option<String>) -> Result<Plan, ApiErro
     async move {
         let (state, _) = require(Action::View).await?;
         let scope = parse_scope(&scope, ids.as_deref(), None, None)?;
-        state.maintenance.orchestrator.dry_run(scope).await.map_err(maintenance_error)
+        // The maintenance page asks for the whole catalog's plan twice (plan and choices).
+        crate::state::once_per_request(format!("dry_run:{scope:?}"), || async {
+            state.maintenance.orchestrator.dry_run(scope).await.map_err(maintenance_error)
+        })
+        .await
     }
     .instrument(tracing::info_span!("api.maintenance.plan"))
     .await

@@ -19,7 +19,7 @@ pub async fn maintenance_progress() -> Result<Option<WindowProgress>, ApiError> 
     async move {
         let (state, _) = require(Action::View).await?;
         let orchestrator = &state.maintenance.orchestrator;
-        match orchestrator.active_window().await.map_err(maintenance_error)? {
+        match state.windows.active_window(orchestrator.active_window()).await.map_err(maintenance_error)? {
             Some(w) => Ok(Some(orchestrator.progress(&w.id).await.map_err(maintenance_error)?)),
             None => Ok(None),
         }

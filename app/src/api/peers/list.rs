@@ -16,7 +16,11 @@ pub async fn list_peers() -> Result<Vec<PeerView>, ApiError> {
 
     async move {
         let (state, _) = require(Action::View).await?;
-        state.engine.list_peers().await.map_err(engine_error)
+        // A page render may ask more than once (a component rebuilt as its data arrives).
+        crate::state::once_per_request("list_peers".into(), || async {
+            state.engine.list_peers().await.map_err(engine_error)
+        })
+        .await
     }
     .instrument(tracing::info_span!("api.peers.list"))
     .await
