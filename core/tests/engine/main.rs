@@ -549,7 +549,7 @@ async fn every_listed_type_replicates_value_for_value(catalog: Backend) {
              '2024-05-01 10:00:00+02', '1 year 2 mons 3 days 04:05:06', '{{\"b\": 1, \"a\": [1, 2], \"b\": 2}}', \
              '{{\"z\": 1, \"a\": null}}', 'happy', '{{1,NULL,3}}', '{{\"x,y\",NULL,\"\"}}', '{{sad,ok}}', \
              '{{\"2024-01-01 00:00:00+00\",infinity}}', '{{1.10,NULL}}')",
-            b = if i % 2 == 0 { "true" } else { "false" }
+            b = if i.is_multiple_of(2) { "true" } else { "false" }
         )
     };
     let columns = "id, i2, i4, i8, n, nf, r, d, b, t, c, v, by, dt, tm, tmtz, ts, tstz, iv, j, jb, m, ai, at, am, ats, an";
