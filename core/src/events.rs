@@ -56,6 +56,8 @@ pub enum Event {
         outcome: Option<MirrorOutcome>,
         at: DateTime<Utc>,
     },
+    /// A planned window is still active after its expected end (see `crate::schedule`).
+    WindowOverdue { window_id: String, planned_end: DateTime<Utc>, auto_disable: bool, at: DateTime<Utc> },
 }
 
 impl Event {
@@ -66,7 +68,9 @@ impl Event {
             | Event::MirrorProgress { mirror_id, .. }
             | Event::MirrorError { mirror_id, .. }
             | Event::WindowMirror { mirror_id, .. } => mirror_id,
-            Event::WindowChanged { .. } | Event::WindowStepFinished { .. } => "",
+            Event::WindowChanged { .. } | Event::WindowStepFinished { .. } | Event::WindowOverdue { .. } => {
+                ""
+            }
         }
     }
 
@@ -75,7 +79,8 @@ impl Event {
         match self {
             Event::WindowChanged { window_id, .. }
             | Event::WindowStepFinished { window_id, .. }
-            | Event::WindowMirror { window_id, .. } => Some(window_id),
+            | Event::WindowMirror { window_id, .. }
+            | Event::WindowOverdue { window_id, .. } => Some(window_id),
             _ => None,
         }
     }

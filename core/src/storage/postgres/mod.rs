@@ -12,6 +12,7 @@ mod instance;
 mod maintenance;
 mod mirror;
 mod peer;
+mod schedule;
 mod tokens;
 mod users;
 mod webhooks;

@@ -11,6 +11,7 @@ mod instance;
 mod maintenance;
 mod mirror;
 mod peer;
+mod schedule;
 mod tokens;
 mod users;
 mod webhooks;
