@@ -191,7 +191,9 @@ mod client {
                 .and_then(|t| t.as_string())
                 .unwrap_or_default();
             match kind.as_str() {
-                "window_changed" | "window_step_finished" | "window_mirror" => self.windows.bump(),
+                "window_changed" | "window_step_finished" | "window_mirror" | "window_overdue" => {
+                    self.windows.bump()
+                }
                 "mirror_status_changed" | "mirror_error" => self.mirrors.bump(),
                 "mirror_progress" => self.progress.bump(),
                 _ => self.resync(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use quiesce_core::accounts::Accounts;
 use quiesce_core::engine::Engine;
 use quiesce_core::maintenance::{MaintenanceError, Orchestrator};
+use quiesce_core::schedule::Scheduler;
 use quiesce_core::storage::Catalog;
 use quiesce_core::tokens::Tokens;
 use quiesce_core::webhooks::Webhooks;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Webhooks: registering them and their delivery log (sending is the server's).
     pub webhooks: Webhooks,
+    /// Planned windows (started by the server's scheduler loop).
+    pub schedule: Scheduler,
     /// The mirror engine: peers, mirrors, pause and resume.
     pub engine: Engine,
     /// Maintenance windows and the background runs that carry them out.

@@ -63,6 +63,8 @@ pub enum Event {
     /// Events may have been missed (the link to other processes sharing the catalog was lost
     /// and is back): pages re-read everything they show.
     Resync { reason: String, at: DateTime<Utc> },
+    /// A planned window is still active after its expected end (see `crate::schedule`).
+    WindowOverdue { window_id: String, planned_end: DateTime<Utc>, auto_disable: bool, at: DateTime<Utc> },
 }
 
 impl Event {
@@ -73,7 +75,10 @@ impl Event {
             | Event::MirrorProgress { mirror_id, .. }
             | Event::MirrorError { mirror_id, .. }
             | Event::WindowMirror { mirror_id, .. } => mirror_id,
-            Event::WindowChanged { .. } | Event::WindowStepFinished { .. } | Event::Resync { .. } => "",
+            Event::WindowChanged { .. }
+            | Event::WindowStepFinished { .. }
+            | Event::WindowOverdue { .. }
+            | Event::Resync { .. } => "",
         }
     }
 
@@ -82,7 +87,8 @@ impl Event {
         match self {
             Event::WindowChanged { window_id, .. }
             | Event::WindowStepFinished { window_id, .. }
-            | Event::WindowMirror { window_id, .. } => Some(window_id),
+            | Event::WindowMirror { window_id, .. }
+            | Event::WindowOverdue { window_id, .. } => Some(window_id),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod domain;
 pub mod events;
+pub mod schedule;
 pub mod tokens;
 pub mod webhooks;
 

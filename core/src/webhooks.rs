@@ -44,9 +44,10 @@ impl HookEvents {
     /// The group an event belongs to; `None` for events no hook receives.
     pub fn of(event: &Event) -> Option<Self> {
         match event {
-            Event::WindowChanged { .. } | Event::WindowStepFinished { .. } | Event::WindowMirror { .. } => {
-                Some(HookEvents::Window)
-            }
+            Event::WindowChanged { .. }
+            | Event::WindowStepFinished { .. }
+            | Event::WindowMirror { .. }
+            | Event::WindowOverdue { .. } => Some(HookEvents::Window),
             Event::MirrorStatusChanged { .. } | Event::MirrorError { .. } => Some(HookEvents::Mirror),
             Event::MirrorProgress { .. } | Event::Resync { .. } => None,
         }

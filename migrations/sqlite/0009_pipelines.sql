@@ -27,3 +27,21 @@ CREATE TABLE webhook_deliveries (
     updated_at      INTEGER NOT NULL
 );
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (hook_id, id);
+
+-- Planned (scheduled) maintenance windows. `state`: planned → starting (one process claimed it)
+-- → started (window_id set), or cancelled. `overdue_at` is set once the overdue warning went out.
+CREATE TABLE planned_windows (
+    id             TEXT    PRIMARY KEY,
+    reason         TEXT    NOT NULL,
+    scope          TEXT    NOT NULL,
+    requested_by   TEXT    NOT NULL,
+    planned_start  INTEGER NOT NULL,
+    planned_end    INTEGER NOT NULL,
+    auto_disable   INTEGER NOT NULL,
+    state          TEXT    NOT NULL,
+    window_id      TEXT,
+    overdue_at     INTEGER,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+CREATE INDEX planned_windows_state ON planned_windows (state, planned_start);

@@ -216,6 +216,7 @@ impl Application {
             catalog: catalog.clone(),
             accounts: Arc::new(accounts),
             tokens: quiesce_core::tokens::Tokens::new(catalog.clone()),
+            schedule: quiesce_core::schedule::Scheduler::new(orchestrator.clone()),
             webhooks: quiesce_core::webhooks::Webhooks::new(
                 catalog.clone(),
                 engine
@@ -248,6 +249,7 @@ impl Application {
         let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let streams = Arc::new(StreamCounter::new(config.live_limits));
         crate::metrics::spawn_step_timer(state.engine.events(), stopping_rx.clone());
+        spawn_scheduler(state.clone(), stopping_rx.clone());
         crate::webhooks::spawn(
             state.webhooks.clone(),
             state.engine.events(),
@@ -442,6 +444,25 @@ fn router(
         .merge(health)
         .merge(events)
         .merge(metrics)
+}
+
+/// Starts planned windows when due and handles overdue ones, once a second, until `stopping`
+/// (see `quiesce_core::schedule`: the catalog decides which process starts a plan).
+fn spawn_scheduler(state: AppState, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopping.changed() => return,
+                _ = every.tick() => {}
+            }
+            match state.schedule.tick(chrono::Utc::now()).await {
+                Ok(tick) => tick.kicked.iter().for_each(|id| state.maintenance.kick(id)),
+                Err(e) => tracing::error!(error = %e, "scheduler: a tick failed"),
+            }
+        }
+    });
 }
 
 /// What `/healthz` reports besides the catalog: this process and the work it owns.

@@ -130,6 +130,20 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
         ),
         (Method::GET, "/api/webhooks", json!({}), Role::Admin),
         (Method::POST, "/api/webhooks/delete", json!({"id": "no-such-hook"}), Role::Admin),
+        (
+            Method::POST,
+            "/api/maintenance/planned/create",
+            json!({"reason": "", "start": "2099-01-01T00:00", "end": "2099-01-01T01:00"}),
+            Role::Operator,
+        ),
+        (Method::GET, "/api/maintenance/planned", json!({}), Role::Viewer),
+        (
+            Method::POST,
+            "/api/maintenance/planned/edit",
+            json!({"id": "no-such-plan", "reason": "x", "start": "2099-01-01T00:00", "end": "2099-01-01T01:00"}),
+            Role::Operator,
+        ),
+        (Method::POST, "/api/maintenance/planned/cancel", json!({"id": "no-such-plan"}), Role::Operator),
     ]
 }
 

@@ -212,6 +212,20 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (M::POST, "/api/webhooks/create", vec!["url", "events"], Some(Role::Admin)),
         (M::GET, "/api/webhooks", vec![], Some(Role::Admin)),
         (M::POST, "/api/webhooks/delete", vec!["id"], Some(Role::Admin)),
+        (
+            M::POST,
+            "/api/maintenance/planned/create",
+            vec!["reason", "start", "end", "scope", "ids", "auto_disable"],
+            Some(Role::Operator),
+        ),
+        (M::GET, "/api/maintenance/planned", vec![], Some(Role::Viewer)),
+        (
+            M::POST,
+            "/api/maintenance/planned/edit",
+            vec!["id", "reason", "start", "end", "scope", "ids", "auto_disable"],
+            Some(Role::Operator),
+        ),
+        (M::POST, "/api/maintenance/planned/cancel", vec!["id"], Some(Role::Operator)),
     ]
 }
 

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use quiesce_core::auth::{Action, User};
 
 use crate::api::auth::{me, Logout};
-use crate::api::maintenance::maintenance_status;
+use crate::api::maintenance::{list_planned, maintenance_status};
 use crate::live::provide_live;
 use crate::ApiError;
 
@@ -59,6 +59,15 @@ pub fn Layout(children: Children) -> impl IntoView {
     provide_context(ActiveWindow(Signal::derive(move || {
         window.get().and_then(Result::ok).flatten().map(|d| (d.window.id, d.window.reason))
     })));
+    let planned = Resource::new(
+        move || live.windows.get(),
+        move |_| async move {
+            match user.await {
+                Ok(u) if !u.must_change_password => list_planned().await,
+                _ => Ok(Vec::new()),
+            }
+        },
+    );
 
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
@@ -124,6 +133,13 @@ pub fn Layout(children: Children) -> impl IntoView {
                             </div>
                         }
                     })
+            }}
+        </Transition>
+        <Transition fallback=|| ()>
+            {move || {
+                let plans = planned.get().and_then(Result::ok).unwrap_or_default();
+                let active = window.get().and_then(Result::ok).flatten().map(|d| d.window);
+                crate::pages::planned::banners(plans, active)
             }}
         </Transition>
         <main id="main">{children()}</main>

@@ -10,6 +10,7 @@ pub mod login;
 pub mod maintenance;
 pub mod mirrors;
 pub mod peers;
+pub mod planned;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;

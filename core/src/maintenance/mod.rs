@@ -245,4 +245,9 @@ impl Orchestrator {
     fn catalog(&self) -> &Arc<dyn Catalog> {
         self.engine.catalog()
     }
+
+    /// The engine this orchestrator drives (its catalog and event bus).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
 }

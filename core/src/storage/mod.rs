@@ -22,6 +22,7 @@ use crate::domain::{
     MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, ServerProcess,
     StepRecord, TransitionError, Window, WindowPhase, WindowStep,
 };
+use crate::schedule::PlannedWindow;
 use crate::tokens::ApiToken;
 use crate::webhooks::{Delivery, DeliveryStatus, HookEvents, Webhook};
 
@@ -86,6 +87,7 @@ pub trait Catalog:
     + OwnershipStore
     + TokenStore
     + WebhookStore
+    + ScheduleStore
     + Send
     + Sync
     + 'static
@@ -289,6 +291,34 @@ pub trait WebhookStore {
     ) -> Result<()>;
     /// The hook's newest log entries, newest first.
     async fn list_deliveries(&self, hook_id: &str, limit: i64) -> Result<Vec<Delivery>>;
+}
+
+/// Planned windows (see `crate::schedule`). State changes are compare-and-set: each returns
+/// whether it applied.
+#[async_trait]
+pub trait ScheduleStore {
+    async fn create_plan(&self, plan: &PlannedWindow) -> Result<()>;
+    async fn plan(&self, id: &str) -> Result<Option<PlannedWindow>>;
+    /// Plans not started (soonest first), then the 20 newest started or cancelled, at most `limit`.
+    async fn list_plans(&self, limit: i64) -> Result<Vec<PlannedWindow>>;
+    /// Plans `planned` or `starting`.
+    async fn count_open_plans(&self) -> Result<i64>;
+    /// Replaces reason, scope, times and auto-disable of a `planned` plan.
+    async fn update_plan(&self, plan: &PlannedWindow) -> Result<bool>;
+    /// `planned` → `cancelled`.
+    async fn cancel_plan(&self, id: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// `planned` plans whose start has come, and `starting` ones claimed before `stale_before`.
+    async fn due_plans(&self, now: DateTime<Utc>, stale_before: DateTime<Utc>) -> Result<Vec<PlannedWindow>>;
+    /// `planned` (or stale `starting`) → `starting`.
+    async fn claim_plan(&self, id: &str, now: DateTime<Utc>, stale_before: DateTime<Utc>) -> Result<bool>;
+    /// `starting` → `started` with the window, or back to `planned` without one.
+    async fn finish_claim(&self, id: &str, window_id: Option<&str>, now: DateTime<Utc>) -> Result<()>;
+    /// `started` plans past their expected end not yet warned about.
+    async fn overdue_plans(&self, now: DateTime<Utc>) -> Result<Vec<PlannedWindow>>;
+    /// Sets `overdue_at` once.
+    async fn mark_overdue(&self, id: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// The plan that opened `window_id`, if any.
+    async fn plan_of_window(&self, window_id: &str) -> Result<Option<PlannedWindow>>;
 }
 
 /// Turns a unique-constraint violation into [`StorageError::Conflict`] with `what`.

@@ -8,6 +8,7 @@ pub mod disable;
 pub mod enable;
 pub mod history;
 pub mod plan;
+pub mod planned;
 pub mod progress;
 pub mod reports;
 pub mod requests;
@@ -22,6 +23,9 @@ pub use disable::{disable_maintenance, DisableMaintenance};
 pub use enable::{enable_maintenance, EnableMaintenance};
 pub use history::list_windows;
 pub use plan::dry_run;
+pub use planned::{
+    cancel_planned, edit_planned, list_planned, plan_window, CancelPlanned, EditPlanned, PlanWindow,
+};
 pub use progress::maintenance_progress;
 pub use reports::{list_reports, WindowReport};
 pub use requests::list_requests;

@@ -13,6 +13,7 @@ mod mirror;
 mod ownership;
 mod peer;
 mod process;
+mod schedule;
 mod tokens;
 mod users;
 mod webhooks;
