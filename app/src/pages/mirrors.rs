@@ -69,13 +69,7 @@ pub fn MirrorsPage() -> impl IntoView {
                     initial
                         .get()
                         .map(|r| match r {
-                            Ok(list) => {
-                                view! {
-                                    <DropConfirm list=list.clone() drop=actions.drop />
-                                    <LiveMirrors list create actions user />
-                                }
-                                    .into_any()
-                            }
+                            Ok(list) => view! { <LiveMirrors list create actions user /> }.into_any(),
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -121,6 +115,7 @@ fn LiveMirrors(
     );
     let can_operate = move || user.may(Action::OperateMirrors);
     view! {
+        <DropConfirm list=state.value drop=actions.drop />
         {move || state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })}
         <Show
             when=move || state.value.with(|l| !l.is_empty())
@@ -293,11 +288,12 @@ fn RowActions(id: String, user_held: bool, maintenance_held: bool, actions: Mirr
 /// Asks before dropping the mirror named by `?drop=<id>`, saying what is lost; the real drop
 /// form is here. A dropped or unknown mirror shows nothing.
 #[component]
-fn DropConfirm(list: Vec<MirrorView>, drop: ServerAction<DropMirror>) -> impl IntoView {
+fn DropConfirm(list: RwSignal<Vec<MirrorView>>, drop: ServerAction<DropMirror>) -> impl IntoView {
     let query = use_query_map();
     move || {
         let wanted = query.read().get("drop")?;
-        let m = list.iter().find(|m| m.id == wanted && m.status != MirrorStatus::Dropped)?.clone();
+        let m =
+            list.with(|l| l.iter().find(|m| m.id == wanted && m.status != MirrorStatus::Dropped).cloned())?;
         let done = drop.value().get().is_some_and(|r| r.is_ok_and(|d| d.id == m.id));
         if done {
             return None;
