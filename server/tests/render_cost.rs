@@ -98,9 +98,12 @@ async fn a_maintenance_page_render_costs_few_catalog_statements() {
         // (once: the page guard's read is reused), the plan (mirrors, holds, active window:
         // asked for twice, read once per request), the peers; the banner's active window and
         // the last result come from memory between window events. The About page: 5.
-        let limit = if backend == Backend::Postgres { 9 } else { 7 };
+        // Since then every page also lists planned windows (the "planned" banner) and the
+        // maintenance page reads the window's runner process: measured 15 (SQLite) after those
+        // merged. The target is 1–2; this bound only stops it from growing unnoticed.
+        let limit = if backend == Backend::Postgres { 18 } else { 16 };
         assert!(page <= limit, "{backend:?}: {page} statements per maintenance page render");
-        assert!(bare <= 5, "{backend:?}: {bare} statements per About page render");
+        assert!(bare <= 8, "{backend:?}: {bare} statements per About page render");
         app.stop().await;
     }
 }
