@@ -341,6 +341,22 @@ async fn follow(
     loop {
         let detail = client.window(window_id).await?;
         if reached(&detail.window, target)? {
+            // The stream may still carry this window's last events (read before they were
+            // printed): print them up to the one announcing `target`, so the progress lines are
+            // complete however fast the window went.
+            if stream_open {
+                let until = Instant::now() + Duration::from_secs(1);
+                while let Ok(Some(m)) = tokio::time::timeout_at(until, stream.next()).await {
+                    let Ok(event) = serde_json::from_str::<Event>(&m.data) else { continue };
+                    if m.event != "message" || event.window_id() != Some(window_id) {
+                        continue;
+                    }
+                    print_event(&event, &names);
+                    if matches!(&event, Event::WindowChanged { phase, .. } if *phase == target) {
+                        break;
+                    }
+                }
+            }
             println!("maintenance {target}: {}", describe(&detail.window));
             return Ok(());
         }
