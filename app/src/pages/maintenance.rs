@@ -86,18 +86,6 @@ pub fn MaintenancePage() -> impl IntoView {
                         })
                 }}
             </Transition>
-            <Transition fallback=|| ()>
-                {move || {
-                    user.0
-                        .get()
-                        .and_then(Result::ok)
-                        .map(|u| {
-                            view! {
-                                <crate::pages::planned::PlannedWindows may_operate=u.role.may(Action::OperateMaintenance) />
-                            }
-                        })
-                }}
-            </Transition>
             <h2>"Instance"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading status…"</p> }>
                 {move || {
