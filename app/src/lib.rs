@@ -113,6 +113,11 @@ pub fn App() -> impl IntoView {
                     view=|| view! { <Layout><pages::users::UsersPage /></Layout> }
                 />
                 <Route
+                    path=StaticSegment("planned")
+                    ssr=SsrMode::Async
+                    view=|| view! { <Layout><pages::planned::PlannedPage /></Layout> }
+                />
+                <Route
                     path=StaticSegment("webhooks")
                     ssr=SsrMode::Async
                     view=|| view! { <Layout><pages::webhooks::WebhooksPage /></Layout> }

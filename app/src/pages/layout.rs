@@ -78,6 +78,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <a href="/mirrors">"Mirrors"</a>
                 <a href="/peers">"Peers"</a>
                 <a href="/history">"History"</a>
+                <a href="/planned">"Planned"</a>
                 <Transition fallback=|| ()>
                     {move || current.may(Action::ManageUsers).then(|| view! { <a href="/users">"Users"</a> })}
                     {move || current.may(Action::ManageWebhooks).then(|| view! { <a href="/webhooks">"Webhooks"</a> })}

@@ -103,18 +103,6 @@ pub fn MaintenancePage() -> impl IntoView {
                         })
                 }}
             </Transition>
-            <Transition fallback=|| ()>
-                {move || {
-                    user.0
-                        .get()
-                        .and_then(Result::ok)
-                        .map(|u| {
-                            view! {
-                                <crate::pages::planned::PlannedWindows may_operate=u.role.may(Action::OperateMaintenance) />
-                            }
-                        })
-                }}
-            </Transition>
         </section>
     }
 }

@@ -1,5 +1,5 @@
 //! Planned windows on pages: the banners every page shows (the next planned window; an overdue
-//! active window) and the Maintenance page's section to plan, list and cancel them. Times are
+//! active window) and the Planned page, to plan, list and cancel them. Times are
 //! UTC, rendered by the server (never against the browser's clock, so hydration matches).
 
 use leptos::prelude::*;
@@ -8,6 +8,7 @@ use quiesce_core::schedule::{PlanState, PlannedWindow};
 
 use crate::api::maintenance::{list_planned, CancelPlanned, PlanWindow};
 use crate::live::use_live;
+use crate::pages::layout::use_current_user;
 use crate::pages::{report, Notice, OutcomeLine};
 
 fn fmt(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -45,7 +46,28 @@ pub fn banners(plans: Vec<PlannedWindow>, active: Option<Window>) -> impl IntoVi
     }
 }
 
-/// The Maintenance page's "Planned windows" section (operators plan and cancel).
+/// The Planned page (`/planned`): everyone sees the plans; operators plan and cancel. It is a
+/// page of its own rather than a section of the Maintenance page: there, its re-reads raced the
+/// enable form of a second browser in the end-to-end suite.
+#[component]
+pub fn PlannedPage() -> impl IntoView {
+    let user = use_current_user();
+    view! {
+        <section class="page">
+            <h1>"Planned maintenance"</h1>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || {
+                    user.0
+                        .get()
+                        .and_then(Result::ok)
+                        .map(|u| view! { <PlannedWindows may_operate=u.role.may(quiesce_core::auth::Action::OperateMaintenance) /> })
+                }}
+            </Transition>
+        </section>
+    }
+}
+
+/// The plan form and the list of plans (operators plan and cancel).
 #[component]
 pub fn PlannedWindows(may_operate: bool) -> impl IntoView {
     let live = use_live();
@@ -73,7 +95,7 @@ pub fn PlannedWindows(may_operate: bool) -> impl IntoView {
                 .then(|| {
                     view! {
                         <ActionForm action=plan attr:class="stacked" attr:id="plan-form">
-                            <label for="plan-reason">"Reason"</label>
+                            <label for="plan-reason">"Planned window: reason"</label>
                             <input id="plan-reason" name="reason" required maxlength="500" />
                             <label for="plan-start">"Start (UTC)"</label>
                             <input id="plan-start" name="start" type="datetime-local" step="1" required />
