@@ -92,4 +92,5 @@ contract! {
     ownership::sources_spread_evenly_never_overlap_and_move_when_a_process_stops,
     ownership::a_stale_owner_cannot_write_a_checkpoint_or_a_status,
     ownership::concurrent_claims_never_overlap,
+    ownership::a_source_without_live_mirrors_never_pushes_a_live_one_out,
 }

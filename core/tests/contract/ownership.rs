@@ -169,3 +169,25 @@ pub async fn concurrent_claims_never_overlap(db: &TestDb) {
     assert_eq!(all.len(), distinct.len(), "no source owned twice: {claims:?}");
     assert!(claims.iter().all(|c| c.len() <= share));
 }
+
+/// A source whose last mirror is dropped stops counting: the process that owned it and a live
+/// source keeps the live one when its share shrinks to one (before the fix it kept whichever
+/// sorted first, and the live source went unowned — its mirrors stopped).
+pub async fn a_source_without_live_mirrors_never_pushes_a_live_one_out(db: &TestDb) {
+    let c = db.catalog().await;
+    let (sources, mirrors) = world(&*c, 2, 1).await;
+    let got = c.claim_sources("p1", 2, TTL, at(0)).await.unwrap();
+    assert_eq!(got.len(), 2);
+    // Drop the mirror of whichever source sorts first: that is the one a naive claim keeps.
+    let first = sources.iter().min().unwrap().clone();
+    let idx = sources.iter().position(|s| *s == first).unwrap();
+    c.drop_mirror(&mirrors[idx], Utc::now()).await.unwrap();
+    assert_eq!(c.count_sources().await.unwrap(), 1);
+    let got = c.claim_sources("p1", 1, TTL, at(2_000)).await.unwrap();
+    let live = sources.iter().find(|s| **s != first).unwrap();
+    assert_eq!(
+        got.iter().map(|f| &f.source_peer_id).collect::<Vec<_>>(),
+        vec![live],
+        "the live source stays owned"
+    );
+}

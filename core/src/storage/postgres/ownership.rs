@@ -40,10 +40,21 @@ impl OwnershipStore for PostgresCatalog {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        let mine: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT source_peer_id, token FROM source_owners WHERE owner = $1 AND expires_at > $2
-             ORDER BY source_peer_id",
-        )
+        // A source whose last mirror was dropped is not worth owning: give it back, so it
+        // never counts against this process's share (it would push a live source out).
+        sqlx::query(&format!(
+            "UPDATE source_owners SET owner = '', token = token + 1, expires_at = $1
+             WHERE owner = $2 AND source_peer_id NOT IN ({LIVE_SOURCES})"
+        ))
+        .bind(now_ms)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        let mine: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT source_peer_id, token FROM source_owners
+                 WHERE owner = $1 AND expires_at > $2 AND source_peer_id IN ({LIVE_SOURCES})
+                 ORDER BY source_peer_id"
+        ))
         .bind(owner)
         .bind(now_ms)
         .fetch_all(&mut *tx)

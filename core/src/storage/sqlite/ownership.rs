@@ -40,10 +40,21 @@ impl OwnershipStore for SqliteCatalog {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        let mut owned: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT source_peer_id, token FROM source_owners WHERE owner = ? AND expires_at > ?
-             ORDER BY source_peer_id",
-        )
+        // A source whose last mirror was dropped is not worth owning: give it back, so it
+        // never counts against this process's share (it would push a live source out).
+        sqlx::query(&format!(
+            "UPDATE source_owners SET owner = '', token = token + 1, expires_at = ?
+             WHERE owner = ? AND source_peer_id NOT IN ({LIVE_SOURCES})"
+        ))
+        .bind(now_ms)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        let mut owned: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT source_peer_id, token FROM source_owners
+             WHERE owner = ? AND expires_at > ? AND source_peer_id IN ({LIVE_SOURCES})
+             ORDER BY source_peer_id"
+        ))
         .bind(owner)
         .bind(now_ms)
         .fetch_all(&mut *tx)
