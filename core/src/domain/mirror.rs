@@ -42,6 +42,16 @@ pub struct TransitionError {
 }
 
 impl MirrorStatus {
+    /// Every status a live mirror can have, in lifecycle order (what lists count and filter by).
+    pub const LISTED: [MirrorStatus; 6] = [
+        MirrorStatus::Setup,
+        MirrorStatus::Snapshot,
+        MirrorStatus::Running,
+        MirrorStatus::Pausing,
+        MirrorStatus::Paused,
+        MirrorStatus::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MirrorStatus::Setup => "setup",

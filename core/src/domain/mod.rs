@@ -7,11 +7,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod listing;
 mod maintenance;
 mod mirror;
 mod peer;
 mod process;
 
+pub use listing::{HoldFilter, MirrorFilter, MirrorPage, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use maintenance::{
     normalize_reason, normalize_version, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorNow,
     MirrorOutcome, PhaseError, Plan, PlanMirror, ProgressCount, ReasonError, RequestKind, RequestOutcome,

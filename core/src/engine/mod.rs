@@ -32,8 +32,8 @@ pub use supervisor::{Supervisor, SupervisorConfig, WorkerCount};
 pub use peer::rules::PeerRules;
 
 use crate::domain::{
-    validate_name, Capture, Hold, Mirror, MirrorStatus, MirrorView, PeerKind, PeerView, RequestKind,
-    RequestOutcome, Stage,
+    validate_name, Capture, Hold, Mirror, MirrorFilter, MirrorPage, MirrorStatus, MirrorView, PageRequest,
+    PeerKind, PeerView, RequestKind, RequestOutcome, Stage,
 };
 use crate::events::{Event, EventBus};
 use crate::secrets::{SecretBox, SecretError};
@@ -700,6 +700,29 @@ impl Engine {
     /// Every live mirror as pages show it.
     pub async fn mirror_views(&self) -> Result<Vec<MirrorView>> {
         let mirrors = self.catalog.list_mirrors().await?;
+        self.views_of(mirrors).await
+    }
+
+    /// One page of live mirrors matching `filter`, as pages show them, with the totals. Only
+    /// the page's mirrors are looked up on their sources (backlog, retained WAL).
+    pub async fn mirror_page(&self, filter: &MirrorFilter, page: PageRequest) -> Result<MirrorPage> {
+        let (mirrors, total) = self.catalog.mirror_page(filter, page).await?;
+        let counts: HashMap<MirrorStatus, u64> =
+            self.catalog.mirror_status_counts().await?.into_iter().collect();
+        let by_status =
+            MirrorStatus::LISTED.iter().map(|s| (*s, counts.get(s).copied().unwrap_or(0))).collect();
+        Ok(MirrorPage {
+            items: self.views_of(mirrors).await?,
+            total,
+            page: page.page,
+            per_page: page.per_page,
+            by_status,
+        })
+    }
+
+    /// Mirrors as pages show them: backlog and retained WAL asked of their sources, owners and
+    /// peer names from the catalog.
+    async fn views_of(&self, mirrors: Vec<Mirror>) -> Result<Vec<MirrorView>> {
         let names: HashMap<String, String> =
             self.catalog.list_peers().await?.into_iter().map(|p| (p.id, p.name)).collect();
         // Backlogs are counted on the sources concurrently: one slow source delays the list by

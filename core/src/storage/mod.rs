@@ -6,6 +6,7 @@
 //! Errors never carry a database URL or a credential.
 
 mod gate;
+mod listing;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -18,9 +19,9 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::{AuditEvent, AuditKind, Role, User};
 use crate::domain::{
-    Backend, BackupEntry, Checkpoint, Hold, Instance, MaintenanceRequest, Mirror, MirrorOutcome,
-    MirrorStatus, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome, Scope, ServerProcess,
-    StepRecord, TransitionError, Window, WindowPhase, WindowStep,
+    Backend, BackupEntry, Checkpoint, Hold, Instance, MaintenanceRequest, Mirror, MirrorFilter,
+    MirrorOutcome, MirrorStatus, PageRequest, PeerKind, PeerView, PhaseError, RequestKind, RequestOutcome,
+    Scope, ServerProcess, StepRecord, TransitionError, Window, WindowPhase, WindowStep,
 };
 use crate::schedule::PlannedWindow;
 use crate::tokens::ApiToken;
@@ -425,6 +426,13 @@ pub trait MirrorStore {
 
     /// Every mirror that is not dropped, by name.
     async fn list_mirrors(&self) -> Result<Vec<Mirror>>;
+
+    /// One page of live mirrors matching `filter`, by name (any case), and how many match on every page
+    /// (read in one snapshot). Filtered and paged in SQL: the cost does not grow with the catalog.
+    async fn mirror_page(&self, filter: &MirrorFilter, page: PageRequest) -> Result<(Vec<Mirror>, u64)>;
+
+    /// How many live mirrors are in each status (statuses with none are left out).
+    async fn mirror_status_counts(&self) -> Result<Vec<(MirrorStatus, u64)>>;
 
     /// One mirror, dropped ones included.
     async fn mirror(&self, id: &str) -> Result<Option<Mirror>>;

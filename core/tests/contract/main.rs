@@ -68,6 +68,7 @@ contract! {
     mirror::a_dropped_mirror_refuses_resume_and_progress,
     mirror::a_failed_mirror_keeps_its_reason_and_resumes_on_request,
     mirror::concurrent_holds_leave_a_consistent_status,
+    mirror::mirror_pages_filter_in_the_catalog_and_count_every_match,
     maintenance::only_one_window_is_active_and_a_second_names_the_first,
     maintenance::racing_window_openings_create_exactly_one,
     maintenance::the_gate_refuses_creating_and_resuming_covered_mirrors_naming_the_window,

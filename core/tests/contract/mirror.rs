@@ -225,3 +225,75 @@ pub async fn concurrent_holds_leave_a_consistent_status(db: &TestDb) {
     let ch = c.remove_hold(&id, &Hold::User, Utc::now()).await.unwrap();
     assert_eq!(ch.mirror.status, MirrorStatus::Running);
 }
+
+pub async fn mirror_pages_filter_in_the_catalog_and_count_every_match(db: &TestDb) {
+    use quiesce_core::domain::{HoldFilter, MirrorFilter, PageRequest};
+    let c = db.catalog().await;
+    let (src, dst) = two_peers(&*c).await;
+    let other = c.create_peer(&peer("other"), Utc::now()).await.unwrap().id;
+    // Names chosen so that `%` and `_` in a filter only match themselves, and case is ignored.
+    let names = ["alpha_1", "alphaz1", "Beta%2", "beta-3", "gamma", "delta", "epsilon"];
+    let mut ids = std::collections::HashMap::new();
+    for n in names {
+        let to = if n == "gamma" { &other } else { &dst };
+        ids.insert(n, running_mirror_between(&*c, n, &src, to).await);
+    }
+    c.add_hold(&ids["delta"], &Hold::User, Utc::now()).await.unwrap();
+    c.add_hold(&ids["epsilon"], &Hold::Maintenance("w-1".into()), Utc::now()).await.unwrap();
+    c.add_hold(&ids["epsilon"], &Hold::User, Utc::now()).await.unwrap();
+    c.drop_mirror(&ids["beta-3"], Utc::now()).await.unwrap();
+    let all = PageRequest { page: 0, per_page: 1000 };
+    let names_of = |f: MirrorFilter, p: PageRequest| {
+        let c = c.clone();
+        async move {
+            let (ms, total) = c.mirror_page(&f, p).await.unwrap();
+            (ms.into_iter().map(|m| m.name).collect::<Vec<_>>(), total)
+        }
+    };
+    let f = |status: Option<&str>, peer: Option<&str>, hold: Option<&str>, name: Option<&str>| {
+        MirrorFilter::parse(status, peer, hold, name).unwrap()
+    };
+    // No filter: every live mirror by name (the dropped one is not listed).
+    let (listed, total) = names_of(MirrorFilter::default(), all).await;
+    // By name, any case first (the same order on both databases).
+    assert_eq!(listed, vec!["alpha_1", "alphaz1", "Beta%2", "delta", "epsilon", "gamma"]);
+    assert_eq!(total, 6);
+    // Pages split the same order; the total counts every page.
+    let p1 = PageRequest { page: 1, per_page: 4 };
+    assert_eq!(names_of(MirrorFilter::default(), p1).await, (vec!["epsilon".into(), "gamma".into()], 6));
+    assert_eq!(names_of(MirrorFilter::default(), PageRequest { page: 9, per_page: 4 }).await.0.len(), 0);
+    // Name: a fragment, any case, `_` and `%` literal.
+    assert_eq!(names_of(f(None, None, None, Some("ALPHA_")), all).await, (vec!["alpha_1".into()], 1));
+    assert_eq!(names_of(f(None, None, None, Some("a%")), all).await, (vec!["Beta%2".into()], 1));
+    // Status, hold and peer (as source or destination).
+    assert_eq!(names_of(f(Some("paused"), None, None, None), all).await.1, 0);
+    let (held, _) = names_of(f(Some("pausing"), None, None, None), all).await;
+    assert_eq!(held, vec!["delta", "epsilon"]);
+    assert_eq!(names_of(f(None, None, Some("none"), None), all).await.1, 4);
+    assert_eq!(names_of(f(None, None, Some("any"), None), all).await.1, 2);
+    assert_eq!(names_of(f(None, None, Some("user"), None), all).await.1, 2);
+    assert_eq!(names_of(f(None, None, Some("maintenance"), None), all).await, (vec!["epsilon".into()], 1));
+    assert_eq!(names_of(f(None, Some(&other), None, None), all).await, (vec!["gamma".into()], 1));
+    assert_eq!(names_of(f(None, Some(&src), None, None), all).await.1, 6);
+    // Every part at once.
+    let both =
+        MirrorFilter { hold: Some(HoldFilter::User), ..f(Some("pausing"), Some(&dst), None, Some("eps")) };
+    let (ms, total) = c.mirror_page(&both, all).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(ms[0].holds.len(), 2, "a page's mirrors carry their holds: {ms:?}");
+    // Counts per status leave dropped mirrors out.
+    let mut counts = c.mirror_status_counts().await.unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(counts, vec![(MirrorStatus::Pausing, 2), (MirrorStatus::Running, 4)]);
+}
+
+async fn running_mirror_between(c: &dyn Catalog, name: &str, src: &str, dst: &str) -> String {
+    let m = c.create_mirror(&mirror(name, src, dst), Utc::now()).await.unwrap();
+    let progress = Progress {
+        checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 2, last_pk: None, change_id: 10 },
+        rows_copied: 5,
+        rows_applied: 1,
+    };
+    c.save_progress(&m.id, &progress, Utc::now()).await.unwrap();
+    m.id
+}

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::PostgresCatalog;
-use crate::domain::{Hold, Mirror, MirrorStatus};
+use crate::domain::{Hold, Mirror, MirrorFilter, MirrorStatus, PageRequest};
 use crate::storage::gate::{self, GateTarget};
+use crate::storage::listing;
 use crate::storage::rows::{
     check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
@@ -272,16 +273,51 @@ impl MirrorStore for PostgresCatalog {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut by_mirror: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-        for (mirror_id, hold) in pairs {
-            by_mirror.entry(mirror_id).or_default().push(hold);
-        }
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = sqlx::Row::try_get(row, "id")?;
-            out.push(mirror_from_row(row, holds_from(by_mirror.remove(&id).unwrap_or_default())?)?);
-        }
-        Ok(out)
+        listing::assemble(&rows, pairs)
+    }
+
+    async fn mirror_page(&self, filter: &MirrorFilter, page: PageRequest) -> Result<(Vec<Mirror>, u64)> {
+        let sql = listing::page_sql();
+        let b = listing::binds(filter, page);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        let total: i64 = sqlx::query_scalar(&listing::postgres(&sql.count))
+            .bind(b.status)
+            .bind(b.peer.as_deref())
+            .bind(b.hold)
+            .bind(b.name.as_deref())
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query(&listing::postgres(&sql.rows))
+            .bind(b.status)
+            .bind(b.peer.as_deref())
+            .bind(b.hold)
+            .bind(b.name.as_deref())
+            .bind(b.limit)
+            .bind(b.offset)
+            .fetch_all(&mut *tx)
+            .await?;
+        let pairs: Vec<(String, String)> = sqlx::query_as(&listing::postgres(&sql.holds))
+            .bind(b.status)
+            .bind(b.peer.as_deref())
+            .bind(b.hold)
+            .bind(b.name.as_deref())
+            .bind(b.limit)
+            .bind(b.offset)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((listing::assemble(&rows, pairs)?, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn mirror_status_counts(&self) -> Result<Vec<(MirrorStatus, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(listing::STATUS_COUNTS).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(s, n)| {
+                let s = s.parse().map_err(StorageError::Corrupt)?;
+                Ok((s, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
     }
 
     async fn mirror(&self, id: &str) -> Result<Option<Mirror>> {

@@ -1,0 +1,100 @@
+//! Mirror listing SQL, written once for both backends.
+//!
+//! The statements use SQLite's numbered placeholders (`?1`); [`postgres`] turns them into
+//! Postgres' (`$1`). Both databases take the same filter clause, `LIMIT … OFFSET …`, `lower()`
+//! and `LIKE … ESCAPE`, so only the placeholder spelling differs. The statements bind, in this
+//! order: status, peer id, hold filter, name pattern (the count stops there), limit, offset.
+
+use std::collections::HashMap;
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::rows::{holds_from, mirror_from_row, MIRROR_COLUMNS};
+use super::Result;
+use crate::domain::{Mirror, MirrorFilter, PageRequest};
+
+/// Which live mirrors match the filter (binds 1–4; unset parts are `NULL`).
+const FILTER: &str = "m.status <> 'dropped'
+    AND (?1 IS NULL OR m.status = ?1)
+    AND (?2 IS NULL OR m.source_peer_id = ?2 OR m.dest_peer_id = ?2)
+    AND (?3 IS NULL
+         OR (?3 = 'none' AND NOT EXISTS (SELECT 1 FROM mirror_holds h WHERE h.mirror_id = m.id))
+         OR (?3 = 'any' AND EXISTS (SELECT 1 FROM mirror_holds h WHERE h.mirror_id = m.id))
+         OR (?3 = 'user' AND EXISTS
+                (SELECT 1 FROM mirror_holds h WHERE h.mirror_id = m.id AND h.hold = 'user'))
+         OR (?3 = 'maintenance' AND EXISTS
+                (SELECT 1 FROM mirror_holds h WHERE h.mirror_id = m.id AND h.hold LIKE 'maintenance:%')))
+    AND (?4 IS NULL OR lower(m.name) LIKE ?4 ESCAPE '\\')";
+
+/// The statements of one page: how many match, the page's rows by name, and their holds.
+pub(super) struct PageSql {
+    pub count: String,
+    pub rows: String,
+    pub holds: String,
+}
+
+/// Live mirrors per status.
+pub(super) const STATUS_COUNTS: &str =
+    "SELECT status, count(*) FROM mirrors WHERE status <> 'dropped' GROUP BY status";
+
+pub(super) fn page_sql() -> PageSql {
+    // `count` takes binds 1–4 only; `rows` and `holds` all six.
+    let page = "ORDER BY lower(m.name), m.name, m.id LIMIT ?5 OFFSET ?6";
+    let columns = MIRROR_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+    PageSql {
+        count: format!("SELECT count(*) FROM mirrors m WHERE {FILTER}"),
+        rows: format!("SELECT {columns} FROM mirrors m WHERE {FILTER} {page}"),
+        holds: format!(
+            "SELECT h.mirror_id, h.hold FROM mirror_holds h
+             WHERE h.mirror_id IN (SELECT m.id FROM mirrors m WHERE {FILTER} {page})
+             ORDER BY h.mirror_id, h.hold"
+        ),
+    }
+}
+
+/// The same statement with Postgres placeholders (`?1` → `$1`). The listing SQL has no other `?`.
+pub(super) fn postgres(sql: &str) -> String {
+    sql.replace('?', "$")
+}
+
+/// The six bind values of a page, in order.
+pub(super) struct Binds {
+    pub status: Option<&'static str>,
+    pub peer: Option<String>,
+    pub hold: Option<&'static str>,
+    pub name: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub(super) fn binds(filter: &MirrorFilter, page: PageRequest) -> Binds {
+    Binds {
+        status: filter.status.map(|s| s.as_str()),
+        peer: filter.peer.clone(),
+        hold: filter.hold.map(|h| h.as_str()),
+        name: filter.name_pattern(),
+        limit: i64::from(page.per_page),
+        offset: i64::try_from(page.offset()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Mirrors from their rows and `(mirror_id, hold)` pairs, in the rows' order.
+pub(super) fn assemble<'r, R>(rows: &'r [R], pairs: Vec<(String, String)>) -> Result<Vec<Mirror>>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut by_mirror: HashMap<String, Vec<String>> = HashMap::new();
+    for (mirror_id, hold) in pairs {
+        by_mirror.entry(mirror_id).or_default().push(hold);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        out.push(mirror_from_row(row, holds_from(by_mirror.remove(&id).unwrap_or_default())?)?);
+    }
+    Ok(out)
+}
