@@ -20,6 +20,7 @@ use support::TestApp;
 on_both_backends!(
     an_overflowing_date_is_a_400_naming_the_field,
     an_overflowing_page_is_a_400_naming_the_field,
+    bad_mirror_filters_are_a_400_naming_the_field,
     a_missing_required_argument_is_a_400_naming_it,
     every_endpoint_survives_seeded_hostile_input_as_every_role,
 );
@@ -78,6 +79,45 @@ async fn an_overflowing_page_is_a_400_naming_the_field(backend: Backend) {
     let (status, body) = get(&app, &admin, "/api/audit?before=99999999999999999999").await;
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("before"), "{body}");
+    app.stop().await;
+}
+
+async fn bad_mirror_filters_are_a_400_naming_the_field(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, viewer) = app.signed_in("vera", Role::Viewer).await;
+    let long = "n".repeat(201);
+    for (query, field) in [
+        ("status=sleeping", "status"),
+        ("status=dropped", "status"),
+        ("hold=both", "hold"),
+        ("page=-1", "page"),
+        ("page=18446744073709551616", "page"),
+        ("per_page=0", "per_page"),
+        ("per_page=1001", "per_page"),
+        ("per_page=x", "per_page"),
+        (&format!("name={long}"), "name"),
+        ("name=a%00b", "name"),
+        ("peer=%00", "peer"),
+    ] {
+        for path in ["/api/mirrors", "/api/mirrors/page"] {
+            let (status, body) = get(&app, &viewer, &format!("{path}?{query}")).await;
+            assert_eq!(status, 400, "{path}?{query}: {body}");
+            assert_eq!(body["error"], "bad_request");
+            assert!(body["message"].as_str().unwrap().contains(field), "{path}?{query}: {body}");
+        }
+    }
+    // Far past the end is an empty page, with the real total.
+    let r = viewer.get(app.url("/api/mirrors?page=4294967295&per_page=1000")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-total-count"], "0");
+    let (status, body) = get(&app, &viewer, "/api/mirrors/page?page=4294967295&name=%25_%5C").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["total"].clone(), body["items"].clone()), (json!(0), json!([])));
+    // The Mirrors page reads the same parameters: bad ones show an error, never a 5xx.
+    for query in ["status=sleeping", "page=-3", "page=99999999999999999999", "hold=%00"] {
+        let r = viewer.get(app.url(&format!("/mirrors?{query}"))).send().await.unwrap();
+        assert!(r.status().as_u16() < 500, "/mirrors?{query}: {}", r.status());
+    }
     app.stop().await;
 }
 
@@ -159,7 +199,18 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (M::GET, "/api/peers", vec![], Some(Role::Viewer)),
         (M::POST, "/api/peers/create", vec!["name", "url", "create_file"], Some(Role::Admin)),
         (M::POST, "/api/peers/delete", vec!["id"], Some(Role::Admin)),
-        (M::GET, "/api/mirrors", vec![], Some(Role::Viewer)),
+        (
+            M::GET,
+            "/api/mirrors",
+            vec!["status", "peer", "hold", "name", "page", "per_page"],
+            Some(Role::Viewer),
+        ),
+        (
+            M::GET,
+            "/api/mirrors/page",
+            vec!["status", "peer", "hold", "name", "page", "per_page"],
+            Some(Role::Viewer),
+        ),
         (
             M::POST,
             "/api/mirrors/create",

@@ -11,18 +11,8 @@ use quiesce_core::domain::{StepRecord, WindowDetail, WindowPhase};
 use crate::api::maintenance::{get_window, list_reports, list_requests, WindowReport};
 use crate::live::use_live;
 use crate::pages::maintenance::{fmt_time, step_words, BackupTable};
-use crate::pages::{fmt_duration, fmt_span, NotFound, PageTitle, ShortId};
+use crate::pages::{fmt_duration, fmt_span, urlencode, NotFound, PageTitle, ShortId};
 use crate::ApiError;
-
-/// Percent-encodes a query value (only what the filters can contain needs care).
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 #[component]
 pub fn HistoryPage() -> impl IntoView {
@@ -198,8 +188,13 @@ fn WindowTable(windows: Vec<WindowReport>) -> impl IntoView {
 pub fn WindowPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
+    let query = use_query_map();
+    // The page of backed-up mirrors (100 a page), clamped like the API's.
+    let page =
+        move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(0).clamp(0, 1_000_000);
     let live = use_live();
-    let detail = Resource::new(move || (id(), live.windows.get()), |(id, _)| get_window(id));
+    let detail =
+        Resource::new(move || (id(), page(), live.windows.get()), |(id, page, _)| get_window(id, Some(page)));
     view! {
         <section class="page">
             <p><a href="/history">"← All windows"</a></p>
@@ -208,7 +203,7 @@ pub fn WindowPage() -> impl IntoView {
                     detail
                         .get()
                         .map(|r| match r {
-                            Ok(d) => view! { <WindowDetailView detail=d /> }.into_any(),
+                            Ok(d) => view! { <WindowDetailView detail=d page=page() /> }.into_any(),
                             Err(ApiError::NotFound(_)) => {
                                 view! { <NotFound what="No maintenance window has this id." /> }.into_any()
                             }
@@ -221,8 +216,14 @@ pub fn WindowPage() -> impl IntoView {
 }
 
 #[component]
-fn WindowDetailView(detail: WindowDetail) -> impl IntoView {
+fn WindowDetailView(detail: WindowDetail, page: i64) -> impl IntoView {
     let w = detail.window;
+    let per_page = quiesce_core::domain::ENTRIES_PER_PAGE as i64;
+    let first = page * per_page;
+    let shown = detail.mirrors.len() as i64;
+    let total = detail.mirrors_total as i64;
+    let link = |n: i64| format!("/history/{}?page={n}", w.id);
+    let (prev, next) = ((page > 0).then(|| link(page - 1)), (first + shown < total).then(|| link(page + 1)));
     let csv = format!("/export/window.csv?id={}", w.id);
     let json = format!("/api/maintenance/window?id={}", w.id);
     let title = format!("Window {} · Quiesce", w.id.chars().take(8).collect::<String>());
@@ -255,7 +256,20 @@ fn WindowDetailView(detail: WindowDetail) -> impl IntoView {
         <h2>"Timeline"</h2>
         <Timeline steps=detail.steps />
         <h2>"Mirrors"</h2>
+        {(total > per_page)
+            .then(|| {
+                view! {
+                    <p class="muted small" id="window-mirrors-count">
+                        {format!("Mirrors {}–{} of {total}, by name.", first + 1, first + shown)}
+                    </p>
+                }
+            })}
         <BackupTable entries=detail.mirrors />
+        <p class="pager">
+            {prev.map(|href| view! { <a href=href rel="prev">"← Previous mirrors"</a> })}
+            " "
+            {next.map(|href| view! { <a href=href rel="next">"Next mirrors →"</a> })}
+        </p>
         <h2>"Requests"</h2>
         <ul id="window-requests">
             {detail

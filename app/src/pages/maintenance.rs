@@ -537,7 +537,22 @@ fn ActiveWindow(
             state.with(|p| {
                 p.as_ref()
                     .map(|p| {
-                        view! { <BackupTable entries=p.detail.mirrors.clone() current=p.current.clone() /> }
+                        let listed = p.detail.mirrors.len();
+                        let total = p.detail.mirrors_total.max(listed);
+                        let more = (total > listed)
+                            .then(|| {
+                                let href = format!("/history/{}", p.detail.window.id);
+                                view! {
+                                    <p class="muted small" id="window-mirrors-more">
+                                        {format!("Listed: {listed} of {total}, those not done yet first. ")}
+                                        <a href=href>"Every mirror of this window"</a>
+                                    </p>
+                                }
+                            });
+                        view! {
+                            <BackupTable entries=p.detail.mirrors.clone() current=p.current.clone() />
+                            {more}
+                        }
                     })
             })
         }}
@@ -691,6 +706,14 @@ fn Waiting(
                         </thead>
                         <tbody>{rows}</tbody>
                     </table>
+                    {(p.waiting_total > p.waiting.len())
+                        .then(|| {
+                            view! {
+                                <p class="muted small" id="waiting-more">
+                                    {format!("and {} more", p.waiting_total - p.waiting.len())}
+                                </p>
+                            }
+                        })}
                 </section>
             })
         })
@@ -717,6 +740,8 @@ pub fn BackupTable(
 ) -> impl IntoView {
     let show_now = current.is_some();
     let current = current.unwrap_or_default();
+    // What a pause costs a source read through logical decoding: the WAL it keeps.
+    let show_wal = current.iter().any(|c| c.retained_wal.is_some());
     view! {
         <table class="grid" id="window-mirrors">
             <thead>
@@ -724,6 +749,7 @@ pub fn BackupTable(
                     <th scope="col">"Mirror"</th>
                     <th scope="col">"State before"</th>
                     {show_now.then(|| view! { <th scope="col">"Now"</th> })}
+                    {show_wal.then(|| view! { <th scope="col">"WAL kept"</th> })}
                     <th scope="col">"Paused at"</th>
                     <th scope="col">"Checkpoint at pause"</th>
                     <th scope="col">"Outcome"</th>
@@ -739,15 +765,27 @@ pub fn BackupTable(
                             (Some(o), None) => o.to_string(),
                             (None, _) => "held".to_string(),
                         };
-                        let now = current
-                            .iter()
-                            .find(|c| c.mirror_id == e.mirror_id)
-                            .map(|c| c.status.map(|s| s.as_str()).unwrap_or("dropped"));
+                        let here = current.iter().find(|c| c.mirror_id == e.mirror_id);
+                        let now = here.map(|c| c.status.map(|s| s.as_str()).unwrap_or("dropped"));
+                        let wal = here.and_then(|c| {
+                            let bytes = c.retained_wal?;
+                            let warn = if c.retained_wal_warning { "⚠ " } else { "" };
+                            Some(format!("{warn}{}", quiesce_core::domain::format_bytes(bytes)))
+                        });
+                        let wal_warning = here.is_some_and(|c| c.retained_wal_warning);
                         view! {
                             <tr data-mirror=e.mirror_name.clone() data-now=now.unwrap_or_default()>
                                 <th scope="row">{e.mirror_name.clone()}</th>
                                 <td>{e.status_before.as_str()}</td>
                                 {show_now.then(|| view! { <td>{now.unwrap_or_default()}</td> })}
+                                {show_wal
+                                    .then(|| {
+                                        view! {
+                                            <td class=if wal_warning { "num warning" } else { "num" } data-wal="">
+                                                {wal.clone().unwrap_or_default()}
+                                            </td>
+                                        }
+                                    })}
                                 <td>{fmt_time(e.paused_at)}</td>
                                 <td>{paused_checkpoint(&e)}</td>
                                 <td>{outcome}</td>

@@ -6,13 +6,13 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::Action;
-use quiesce_core::domain::{Hold, MirrorStatus, MirrorView, PeerView};
+use quiesce_core::domain::{Hold, MirrorPage, MirrorStatus, MirrorView, PeerView};
 
-use crate::api::mirrors::{list_mirrors, CreateMirror, DropMirror, PauseMirror, ResumeMirror};
+use crate::api::mirrors::{list_mirror_page, CreateMirror, DropMirror, PauseMirror, Query, ResumeMirror};
 use crate::api::peers::list_peers;
 use crate::live::{refreshed, use_live};
 use crate::pages::layout::{use_active_window, use_current_user, CurrentUser};
-use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine, PageTitle, ShortId};
+use crate::pages::{flashed, notice_with, report, urlencode, Notice, OutcomeLine, PageTitle, ShortId};
 
 const OUTCOME_ID: &str = "mirrors-outcome";
 
@@ -21,6 +21,38 @@ struct MirrorActions {
     pause: ServerAction<PauseMirror>,
     resume: ServerAction<ResumeMirror>,
     drop: ServerAction<DropMirror>,
+}
+
+/// The listing arguments of the page's URL (`?status=…&peer=…&hold=…&name=…&page=…`).
+fn url_query() -> Memo<Query> {
+    let query = use_query_map();
+    Memo::new(move |_| {
+        let q = query.read();
+        let text = |k: &str| q.get(k).filter(|v| !v.trim().is_empty());
+        Query {
+            status: text("status"),
+            peer: text("peer"),
+            hold: text("hold"),
+            name: text("name"),
+            page: q.get("page").and_then(|p| p.parse::<i64>().ok()).map(|p| p.clamp(0, 1_000_000)),
+            per_page: None,
+        }
+    })
+}
+
+/// The query string of `q` at `page` (no leading `?`); empty parts are left out.
+fn query_string(q: &Query, page: Option<i64>) -> String {
+    let parts = [("status", &q.status), ("peer", &q.peer), ("hold", &q.hold), ("name", &q.name)];
+    let mut out: Vec<String> =
+        parts.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", urlencode(v)))).collect();
+    if let Some(p) = page.filter(|p| *p > 0) {
+        out.push(format!("page={p}"));
+    }
+    out.join("&")
+}
+
+fn fetch(q: Query) -> impl std::future::Future<Output = Result<MirrorPage, crate::ApiError>> {
+    list_mirror_page(q.status, q.peer, q.hold, q.name, q.page, q.per_page)
 }
 
 #[component]
@@ -32,8 +64,10 @@ pub fn MirrorsPage() -> impl IntoView {
         resume: ServerAction::<ResumeMirror>::new(),
         drop: ServerAction::<DropMirror>::new(),
     };
-    // Loaded with the page; `LiveMirrors` keeps it current from the event stream.
-    let initial = Resource::new(|| (), |_| list_mirrors());
+    let query = url_query();
+    // Loaded with the page (and again when the filter changes); `LiveMirrors` keeps it current
+    // from the event stream.
+    let initial = Resource::new(move || query.get(), fetch);
     let peers = Resource::new(|| (), |_| list_peers());
 
     let outcome: Notice = notice_with(&[
@@ -61,6 +95,12 @@ pub fn MirrorsPage() -> impl IntoView {
         <section class="page">
             <h1>"Mirrors"</h1>
             <OutcomeLine notice=outcome id=OUTCOME_ID />
+            <Transition fallback=|| ()>
+                {move || {
+                    let peers = peers.get().and_then(Result::ok).unwrap_or_default();
+                    view! { <FilterForm query=query.get() peers /> }
+                }}
+            </Transition>
             <p class="muted small" id="mirror-columns-help">
                 "Copied: rows the first snapshot copied. Applied: changes replayed since then. Behind: changes on the source not applied yet."
             </p>
@@ -69,7 +109,10 @@ pub fn MirrorsPage() -> impl IntoView {
                     initial
                         .get()
                         .map(|r| match r {
-                            Ok(list) => view! { <LiveMirrors list create actions user /> }.into_any(),
+                            Ok(page) => {
+                                view! { <LiveMirrors page query=query.get_untracked() create actions user /> }
+                                    .into_any()
+                            }
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
@@ -87,19 +130,63 @@ pub fn MirrorsPage() -> impl IntoView {
     }
 }
 
+/// Filters by status, peer, hold and name: a plain GET form, so it works without JavaScript.
+#[component]
+fn FilterForm(query: Query, peers: Vec<PeerView>) -> impl IntoView {
+    let is = |v: &Option<String>, want: &str| v.as_deref() == Some(want);
+    let any_status = query.status.is_none();
+    let any_peer = query.peer.is_none();
+    let any_hold = query.hold.is_none();
+    view! {
+        <form method="get" action="/mirrors" class="filters" id="mirror-filters">
+            <label for="filter-status">"Status"</label>
+            <select id="filter-status" name="status">
+                <option value="" selected=any_status>"any"</option>
+                {MirrorStatus::LISTED
+                    .iter()
+                    .map(|s| view! { <option value=s.as_str() selected=is(&query.status, s.as_str())>{s.as_str()}</option> })
+                    .collect_view()}
+            </select>
+            <label for="filter-peer">"Peer"</label>
+            <select id="filter-peer" name="peer">
+                <option value="" selected=any_peer>"any"</option>
+                {peers
+                    .into_iter()
+                    .map(|p| view! { <option value=p.id.clone() selected=is(&query.peer, &p.id)>{p.name}</option> })
+                    .collect_view()}
+            </select>
+            <label for="filter-hold">"Holds"</label>
+            <select id="filter-hold" name="hold">
+                <option value="" selected=any_hold>"any or none"</option>
+                {[("none", "no hold"), ("any", "any hold"), ("user", "paused by a user"), ("maintenance", "held by maintenance")]
+                    .into_iter()
+                    .map(|(v, text)| view! { <option value=v selected=is(&query.hold, v)>{text}</option> })
+                    .collect_view()}
+            </select>
+            <label for="filter-name">"Name contains"</label>
+            <input id="filter-name" name="name" maxlength="200" value=query.name.clone().unwrap_or_default() />
+            <button type="submit" class="secondary">"Filter"</button>
+            {(query.status.is_some() || query.peer.is_some() || query.hold.is_some() || query.name.is_some())
+                .then(|| view! { <a href="/mirrors" class="button secondary">"Clear"</a> })}
+        </form>
+    }
+}
+
 /// The mirror table, re-read on every mirror or window event. Rows are keyed by mirror, status
 /// and holds: a row is rebuilt only when those change (so a focused button survives progress
 /// updates), and its counters update in place.
 #[component]
 fn LiveMirrors(
-    list: Vec<MirrorView>,
+    page: MirrorPage,
+    query: Query,
     create: ServerAction<CreateMirror>,
     actions: MirrorActions,
     user: CurrentUser,
 ) -> impl IntoView {
     let live = use_live();
+    let q = query.clone();
     let state = refreshed(
-        list,
+        page,
         move || {
             (
                 live.mirrors.get(),
@@ -111,15 +198,29 @@ fn LiveMirrors(
                 actions.drop.version().get(),
             )
         },
-        list_mirrors,
+        move || fetch(q.clone()),
     );
+    let items: Signal<Vec<MirrorView>> = Memo::new(move |_| state.value.with(|p| p.items.clone())).into();
     let can_operate = move || user.may(Action::OperateMirrors);
+    let here = query_string(&query, query.page);
+    let row_here = StoredValue::new(here.clone());
+    let (q_prev, q_next) = (query.clone(), query.clone());
     view! {
-        <DropConfirm list=state.value drop=actions.drop />
+        <DropConfirm list=items drop=actions.drop here />
         {move || state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })}
+        <p class="muted small" id="mirror-counts">
+            {move || state.value.with(|p| counts_text(p))}
+        </p>
         <Show
-            when=move || state.value.with(|l| !l.is_empty())
-            fallback=|| view! { <p class="muted" id="no-mirrors">"No mirrors yet."</p> }
+            when=move || items.with(|l| !l.is_empty())
+            fallback=move || {
+                let filtered = state.value.with(|p| p.by_status.iter().any(|(_, n)| *n > 0));
+                if filtered {
+                    view! { <p class="muted" id="no-mirrors">"No mirror matches this filter."</p> }.into_any()
+                } else {
+                    view! { <p class="muted" id="no-mirrors">"No mirrors yet."</p> }.into_any()
+                }
+            }
         >
             <table class="grid" id="mirrors-table">
                 <thead>
@@ -137,15 +238,53 @@ fn LiveMirrors(
                 </thead>
                 <tbody>
                     <For
-                        each=move || state.value.get()
+                        each=move || items.get()
                         key=|m| (m.id.clone(), m.status, holds_text(m))
                         let:m
                     >
-                        <MirrorRow m state=state.value can_operate=Signal::derive(can_operate) actions />
+                        <MirrorRow m state=items can_operate=Signal::derive(can_operate) actions here=row_here.get_value() />
                     </For>
                 </tbody>
             </table>
         </Show>
+        <p class="pager" id="mirrors-pager">
+            {move || {
+                let page = state.value.with(|p| p.page);
+                (page > 0)
+                    .then(|| {
+                        let href = format!("/mirrors?{}", query_string(&q_prev, Some(i64::from(page) - 1)));
+                        view! { <a href=href rel="prev">"← Previous"</a> }
+                    })
+            }}
+            " "
+            {move || {
+                let (page, pages) = state.value.with(|p| (p.page, p.pages()));
+                (page + 1 < pages)
+                    .then(|| {
+                        let href = format!("/mirrors?{}", query_string(&q_next, Some(i64::from(page) + 1)));
+                        view! { <a href=href rel="next">"Next →"</a> }
+                    })
+            }}
+        </p>
+    }
+}
+
+/// "Mirrors 51–100 of 10,000 matching · running 9,990 · paused 10": where this page is and how
+/// many live mirrors are in each status.
+fn counts_text(p: &MirrorPage) -> String {
+    let from = u64::from(p.page) * u64::from(p.per_page);
+    let shown = p.items.len() as u64;
+    let place = if shown == 0 {
+        format!("{} matching", p.total)
+    } else {
+        format!("Mirrors {}–{} of {} matching", from + 1, from + shown, p.total)
+    };
+    let statuses: Vec<String> =
+        p.by_status.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{} {n}", s.as_str())).collect();
+    if statuses.is_empty() {
+        place
+    } else {
+        format!("{place} · all mirrors: {}", statuses.join(", "))
     }
 }
 
@@ -208,9 +347,11 @@ fn holds_text(m: &MirrorView) -> String {
 #[component]
 fn MirrorRow(
     m: MirrorView,
-    state: RwSignal<Vec<MirrorView>>,
+    state: Signal<Vec<MirrorView>>,
     can_operate: Signal<bool>,
     actions: MirrorActions,
+    /// The page's query string, kept by the drop link.
+    here: String,
 ) -> impl IntoView {
     // The row's changing cells read the current list; the rest is fixed for this key.
     let row_id = m.id.clone();
@@ -241,7 +382,8 @@ fn MirrorRow(
             <td class="error">{cell(|m| m.last_error.clone().unwrap_or_default())}</td>
             {move || {
                 let id = id.clone();
-                can_operate.get().then(|| view! { <td><RowActions id user_held maintenance_held actions /></td> })
+                let here = here.clone();
+                can_operate.get().then(|| view! { <td><RowActions id user_held maintenance_held actions here /></td> })
             }}
         </tr>
     }
@@ -258,7 +400,13 @@ fn status_class(s: MirrorStatus) -> &'static str {
 }
 
 #[component]
-fn RowActions(id: String, user_held: bool, maintenance_held: bool, actions: MirrorActions) -> impl IntoView {
+fn RowActions(
+    id: String,
+    user_held: bool,
+    maintenance_held: bool,
+    actions: MirrorActions,
+    here: String,
+) -> impl IntoView {
     let (id_a, id_b) = (id.clone(), id);
     view! {
         {if maintenance_held && !user_held {
@@ -281,14 +429,20 @@ fn RowActions(id: String, user_held: bool, maintenance_held: bool, actions: Mirr
             }
                 .into_any()
         }}
-        <a class="button danger" href=format!("/mirrors?drop={id_b}")>"Drop…"</a>
+        <a class="button danger" href=with_param(&here, "drop", &id_b)>"Drop…"</a>
     }
+}
+
+/// `/mirrors?<here>&<key>=<value>`.
+fn with_param(here: &str, key: &str, value: &str) -> String {
+    let sep = if here.is_empty() { "" } else { "&" };
+    format!("/mirrors?{here}{sep}{key}={}", urlencode(value))
 }
 
 /// Asks before dropping the mirror named by `?drop=<id>`, saying what is lost; the real drop
 /// form is here. A dropped or unknown mirror shows nothing.
 #[component]
-fn DropConfirm(list: RwSignal<Vec<MirrorView>>, drop: ServerAction<DropMirror>) -> impl IntoView {
+fn DropConfirm(list: Signal<Vec<MirrorView>>, drop: ServerAction<DropMirror>, here: String) -> impl IntoView {
     let query = use_query_map();
     move || {
         let wanted = query.read().get("drop")?;
@@ -316,7 +470,7 @@ fn DropConfirm(list: RwSignal<Vec<MirrorView>>, drop: ServerAction<DropMirror>) 
                     <button type="submit" class="danger">{format!("Drop {}", m.name)}</button>
                 </ActionForm>
                 " "
-                <a href="/mirrors" class="button secondary">"Cancel"</a>
+                <a href=format!("/mirrors?{here}") class="button secondary">"Cancel"</a>
             </section>
         })
     }

@@ -207,3 +207,13 @@ mod tests {
         assert_eq!(fmt_duration(273_600_000), "3 d 4 h");
     }
 }
+
+/// Percent-encodes a query value (only what the filters can contain needs care).
+pub fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

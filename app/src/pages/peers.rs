@@ -32,7 +32,8 @@ pub fn PeersPage() -> impl IntoView {
     let delete = ServerAction::<DeletePeer>::new();
     let changes = move || (create.version().get(), delete.version().get());
     let peers = Resource::new(changes, |_| list_peers());
-    let mirrors = Resource::new(changes, |_| list_mirrors());
+    // The first 1,000 mirrors by name: enough to name a peer's users before removing it.
+    let mirrors = Resource::new(changes, |_| list_mirrors(None, None, None, None, None, Some(1000)));
     let outcome: Notice = notice_with(&[flashed::<CreatePeer>(), flashed::<DeletePeer>()]);
     let id = OUTCOME_ID;
     Effect::new(move |_| report(outcome, id, create.value().get(), |p| format!("Added peer {}.", p.name)));

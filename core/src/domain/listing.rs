@@ -85,6 +85,12 @@ impl MirrorFilter {
         hold: Option<&str>,
         name: Option<&str>,
     ) -> Result<Self, String> {
+        // A NUL would reach no database: Postgres refuses it in text.
+        for (field, v) in [("status", status), ("peer", peer), ("hold", hold), ("name", name)] {
+            if v.is_some_and(|v| v.contains('\0')) {
+                return Err(format!("{field}: contains a NUL character"));
+            }
+        }
         let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         let status = match given(status) {
             Some(s) => {
@@ -185,6 +191,7 @@ mod tests {
         assert!(MirrorFilter::parse(Some("sleeping"), None, None, None).unwrap_err().starts_with("status:"));
         assert!(MirrorFilter::parse(Some("dropped"), None, None, None).unwrap_err().starts_with("status:"));
         assert!(MirrorFilter::parse(None, None, Some("both"), None).unwrap_err().starts_with("hold:"));
+        assert!(MirrorFilter::parse(None, Some("a\0b"), None, None).unwrap_err().starts_with("peer:"));
         let long = "x".repeat(201);
         assert!(MirrorFilter::parse(None, None, None, Some(&long)).unwrap_err().starts_with("name:"));
         let f = MirrorFilter::parse(Some("paused"), Some("p1"), Some("user"), Some(" Orders ")).unwrap();

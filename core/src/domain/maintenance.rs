@@ -364,6 +364,13 @@ pub struct MirrorConfig {
     pub dest_peer_id: String,
 }
 
+/// The most mirrors a live read of the active window lists (each of its lists: backed-up
+/// mirrors, mirrors not held yet, mirrors waited for); counts cover every mirror.
+pub const LIVE_LIST_BOUND: usize = 100;
+
+/// Backed-up mirrors per page of a window's detail.
+pub const ENTRIES_PER_PAGE: usize = 100;
+
 /// What a window remembers about a mirror it paused, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupEntry {
@@ -446,6 +453,10 @@ pub struct WindowDetail {
     /// is active and someone holds the lease; `None` otherwise.
     #[serde(default)]
     pub runner: Option<super::WindowRunner>,
+    /// How many mirrors the window backed up in all; `mirrors` may list fewer (a page, or the
+    /// stragglers first in live progress).
+    #[serde(default)]
+    pub mirrors_total: usize,
 }
 
 /// Where one backed-up mirror is now (for live progress).
@@ -454,6 +465,13 @@ pub struct MirrorNow {
     pub mirror_id: String,
     /// `None` once the mirror was dropped.
     pub status: Option<MirrorStatus>,
+    /// For a mirror of a source read through logical decoding: the bytes of WAL its source keeps
+    /// for it (growing while it is paused).
+    #[serde(default)]
+    pub retained_wal: Option<i64>,
+    /// `retained_wal` is past the server's warning threshold.
+    #[serde(default)]
+    pub retained_wal_warning: bool,
 }
 
 /// The active window as the maintenance page shows it live: its detail, where each backed-up
@@ -476,6 +494,15 @@ pub struct WindowProgress {
     /// The server's clock when this was read; elapsed times count from it until the browser's
     /// own clock takes over.
     pub now: DateTime<Utc>,
+    /// Done and total of [`Self::count`], computed over every mirror before the lists were
+    /// bounded ([`Self::bounded`]).
+    #[serde(default)]
+    pub tally: Option<(usize, usize)>,
+    /// How many mirrors `not_yet_held` and `waiting` hold in all (they list at most a bound).
+    #[serde(default)]
+    pub not_yet_held_total: usize,
+    #[serde(default)]
+    pub waiting_total: usize,
 }
 
 /// "Paused 37 of 120": how far the window's current direction has got.
@@ -501,20 +528,58 @@ impl WindowProgress {
     /// Paused mirrors out of every mirror enable will hold; or, on the way down, mirrors resumed
     /// and running out of every backed-up one.
     pub fn count(&self) -> ProgressCount {
-        let entries = &self.detail.mirrors;
-        let status = |i: usize| self.current.get(i).and_then(|c| c.status);
-        if self.is_releasing() {
-            let done = (0..entries.len())
-                .filter(|&i| {
-                    entries[i].outcome == Some(MirrorOutcome::Resumed)
-                        && status(i).is_some_and(MirrorStatus::is_working)
-                })
-                .count();
-            ProgressCount { verb: "resumed", done, total: entries.len() }
-        } else {
-            let done = (0..entries.len()).filter(|&i| status(i) == Some(MirrorStatus::Paused)).count();
-            ProgressCount { verb: "paused", done, total: entries.len() + self.not_yet_held.len() }
+        let verb = if self.is_releasing() { "resumed" } else { "paused" };
+        if let Some((done, total)) = self.tally {
+            return ProgressCount { verb, done, total };
         }
+        let entries = &self.detail.mirrors;
+        let done = (0..entries.len()).filter(|&i| self.is_done(i)).count();
+        let total = if self.is_releasing() { entries.len() } else { entries.len() + self.not_yet_held.len() };
+        ProgressCount { verb, done, total }
+    }
+
+    /// Whether backed-up mirror `i` got where the window's direction takes it: paused on the way
+    /// up; resumed by the window and working again on the way down.
+    fn is_done(&self, i: usize) -> bool {
+        let status = self.current.get(i).and_then(|c| c.status);
+        if self.is_releasing() {
+            self.detail.mirrors[i].outcome == Some(MirrorOutcome::Resumed)
+                && status.is_some_and(MirrorStatus::is_working)
+        } else {
+            status == Some(MirrorStatus::Paused)
+        }
+    }
+
+    /// The same progress with every list cut to `limit` entries — stragglers (mirrors not done
+    /// yet) first, then the rest, each by name — and the counts taken over every mirror first,
+    /// so a poll costs the same at 10 mirrors and at 10,000.
+    pub fn bounded(mut self, limit: usize) -> WindowProgress {
+        let count = self.count();
+        self.tally = Some((count.done, count.total));
+        let mut order: Vec<usize> = (0..self.detail.mirrors.len()).collect();
+        order.sort_by(|&a, &b| {
+            (self.is_done(a), &self.detail.mirrors[a].mirror_name)
+                .cmp(&(self.is_done(b), &self.detail.mirrors[b].mirror_name))
+        });
+        order.truncate(limit);
+        self.detail.mirrors_total = self.detail.mirrors.len();
+        let mut entries: Vec<Option<BackupEntry>> =
+            std::mem::take(&mut self.detail.mirrors).into_iter().map(Some).collect();
+        let mut now: Vec<Option<MirrorNow>> =
+            std::mem::take(&mut self.current).into_iter().map(Some).collect();
+        for i in order {
+            if let Some(e) = entries[i].take() {
+                self.detail.mirrors.push(e);
+                if let Some(c) = now.get_mut(i).and_then(Option::take) {
+                    self.current.push(c);
+                }
+            }
+        }
+        self.not_yet_held_total = self.not_yet_held.len();
+        self.not_yet_held.truncate(limit);
+        self.waiting_total = self.waiting.len();
+        self.waiting.truncate(limit);
+        self
     }
 }
 
@@ -686,7 +751,12 @@ mod tests {
         let current = entries
             .iter()
             .enumerate()
-            .map(|(i, (_, status))| MirrorNow { mirror_id: format!("m{i}"), status: *status })
+            .map(|(i, (_, status))| MirrorNow {
+                mirror_id: format!("m{i}"),
+                status: *status,
+                retained_wal: None,
+                retained_wal_warning: false,
+            })
             .collect();
         let straggler = |i: usize| Straggler {
             mirror_id: format!("s{i}"),
@@ -695,13 +765,23 @@ mod tests {
             since: t,
         };
         WindowProgress {
-            detail: WindowDetail { window, steps: vec![], mirrors, requests: vec![], runner: None },
+            detail: WindowDetail {
+                window,
+                steps: vec![],
+                mirrors,
+                requests: vec![],
+                runner: None,
+                mirrors_total: 0,
+            },
             current,
             not_yet_held: (0..not_yet_held).map(straggler).collect(),
             waiting: vec![],
             deadline: None,
             skipped: vec![],
             now: t,
+            tally: None,
+            not_yet_held_total: 0,
+            waiting_total: 0,
         }
     }
 
@@ -740,5 +820,30 @@ mod tests {
     fn a_dropped_mirror_counts_as_neither_paused_nor_resumed() {
         let p = progress(Enabled, WindowStep::Done, &[(None, None)], 0);
         assert_eq!(p.count(), ProgressCount { verb: "paused", done: 0, total: 1 });
+    }
+
+    #[test]
+    fn bounded_progress_lists_stragglers_first_and_counts_every_mirror() {
+        use MirrorStatus::{Paused, Pausing};
+        // 250 backed-up mirrors, every third still pausing; 130 not held yet.
+        let entries: Vec<_> =
+            (0..250).map(|i| (None, Some(if i % 3 == 0 { Pausing } else { Paused }))).collect();
+        let full = progress(Enabling, WindowStep::ConfirmPaused, &entries, 130);
+        let want = full.count();
+        let b = full.clone().bounded(100);
+        assert_eq!(b.count(), want, "the count covers every mirror, not the listed ones");
+        assert_eq!((b.detail.mirrors.len(), b.current.len(), b.detail.mirrors_total), (100, 100, 250));
+        assert_eq!((b.not_yet_held.len(), b.not_yet_held_total), (100, 130));
+        // Every one of the 84 stragglers is listed, before any paused mirror; statuses stay aligned.
+        let stragglers = b.current.iter().take_while(|c| c.status == Some(Pausing)).count();
+        assert_eq!(stragglers, 84);
+        assert!(b.current[84..].iter().all(|c| c.status == Some(Paused)));
+        for (e, c) in b.detail.mirrors.iter().zip(&b.current) {
+            let i: usize = e.mirror_name[1..].parse().unwrap();
+            assert_eq!(c.mirror_id, format!("m{i}"), "entry and status belong to the same mirror");
+        }
+        // Serialised, a bounded poll stays small.
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(json.len() < serde_json::to_string(&full).unwrap().len() / 2);
     }
 }

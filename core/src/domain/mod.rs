@@ -18,10 +18,10 @@ pub use maintenance::{
     normalize_reason, normalize_version, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorNow,
     MirrorOutcome, PhaseError, Plan, PlanMirror, ProgressCount, ReasonError, RequestKind, RequestOutcome,
     Scope, StepRecord, Straggler, Window, WindowDetail, WindowPhase, WindowProgress, WindowStep,
-    MAX_REASON_CHARS,
+    ENTRIES_PER_PAGE, LIVE_LIST_BOUND, MAX_REASON_CHARS,
 };
 pub use mirror::{
-    Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,
+    format_bytes, Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,
 };
 pub use peer::{validate_name, Capture, NameError, PeerKind, PeerView};
 pub use process::{is_fresh, ServerProcess, WindowRunner, HEARTBEAT_INTERVAL, PROCESS_TTL};

@@ -697,6 +697,35 @@ impl Engine {
         source.prune_changes_before(upto, horizon.as_deref()).await
     }
 
+    /// The WAL each mirror's source keeps for it (from its checkpoint to the source's current
+    /// position), for mirrors of sources read through logical decoding; one WAL position is
+    /// asked per source, not one query per mirror.
+    pub async fn retained_wal_of(&self, mirrors: &[Mirror]) -> HashMap<String, i64> {
+        let sources: BTreeSet<&str> = mirrors.iter().map(|m| m.source_peer_id.as_str()).collect();
+        let positions: HashMap<&str, Option<u64>> = futures::future::join_all(
+            sources.into_iter().map(|s| async move { (s, self.wal_position(s).await) }),
+        )
+        .await
+        .into_iter()
+        .collect();
+        mirrors
+            .iter()
+            .filter_map(|m| {
+                let now = positions.get(m.source_peer_id.as_str()).copied().flatten()?;
+                if m.checkpoint.stage == Stage::Setup || m.status == MirrorStatus::Dropped {
+                    return None;
+                }
+                let at = runner::i64_to_lsn(m.checkpoint.change_id);
+                Some((m.id.clone(), i64::try_from(now.saturating_sub(at)).unwrap_or(i64::MAX)))
+            })
+            .collect()
+    }
+
+    /// Retained WAL past this many bytes is flagged.
+    pub fn wal_warning_bytes(&self) -> i64 {
+        self.wal_warning_bytes
+    }
+
     /// Every live mirror as pages show it.
     pub async fn mirror_views(&self) -> Result<Vec<MirrorView>> {
         let mirrors = self.catalog.list_mirrors().await?;
@@ -728,25 +757,8 @@ impl Engine {
         // Backlogs are counted on the sources concurrently: one slow source delays the list by
         // its own timeout, not by the sum.
         let backlogs = futures::future::join_all(mirrors.iter().map(|m| self.backlog(m))).await;
-        // One WAL position per source, not one query per mirror.
-        let sources: BTreeSet<&str> = mirrors.iter().map(|m| m.source_peer_id.as_str()).collect();
-        let positions: HashMap<&str, Option<u64>> = futures::future::join_all(
-            sources.into_iter().map(|s| async move { (s, self.wal_position(s).await) }),
-        )
-        .await
-        .into_iter()
-        .collect();
-        let retained: Vec<Option<i64>> = mirrors
-            .iter()
-            .map(|m| {
-                let now = positions.get(m.source_peer_id.as_str()).copied().flatten()?;
-                if m.checkpoint.stage == Stage::Setup || m.status == MirrorStatus::Dropped {
-                    return None;
-                }
-                let at = runner::i64_to_lsn(m.checkpoint.change_id);
-                Some(i64::try_from(now.saturating_sub(at)).unwrap_or(i64::MAX))
-            })
-            .collect();
+        let kept = self.retained_wal_of(&mirrors).await;
+        let retained: Vec<Option<i64>> = mirrors.iter().map(|m| kept.get(&m.id).copied()).collect();
         let warn_at = self.wal_warning_bytes;
         let owners = self.source_owners().await?;
         Ok(mirrors

@@ -49,6 +49,8 @@ mod takeover;
 
 pub use takeover::should_take_over;
 
+pub use crate::domain::{ENTRIES_PER_PAGE, LIVE_LIST_BOUND};
+
 /// Deadlines, pacing and batch sizes.
 #[derive(Debug, Clone)]
 pub struct OrchestratorConfig {

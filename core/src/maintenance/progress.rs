@@ -30,7 +30,17 @@ impl Orchestrator {
             RequestFilter { window_id: Some(window_id.to_string()), limit: 1000, ..Default::default() };
         let requests = self.catalog().list_requests(&filter).await?;
         let runner = self.runner(&window).await?;
-        Ok(WindowDetail { window, steps, mirrors, requests, runner })
+        let mirrors_total = mirrors.len();
+        Ok(WindowDetail { window, steps, mirrors, requests, runner, mirrors_total })
+    }
+
+    /// A window's detail with one page of its backed-up mirrors (by name, [`ENTRIES_PER_PAGE`]
+    /// a page, `page` from 0); `mirrors_total` counts them all.
+    pub async fn window_page(&self, window_id: &str, page: u32) -> Result<WindowDetail> {
+        let mut d = self.window_detail(window_id).await?;
+        let from = (page as usize).saturating_mul(ENTRIES_PER_PAGE);
+        d.mirrors = d.mirrors.into_iter().skip(from).take(ENTRIES_PER_PAGE).collect();
+        Ok(d)
     }
 
     /// The active window's live state for the maintenance page (see [`WindowProgress`]). Reads
@@ -45,6 +55,8 @@ impl Orchestrator {
             .map(|e| MirrorNow {
                 mirror_id: e.mirror_id.clone(),
                 status: mirrors.get(&e.mirror_id).map(|m| m.status),
+                retained_wal: None,
+                retained_wal_warning: false,
             })
             .collect();
         let skipped_list = self.catalog().skipped(&w.id).await?;
@@ -86,7 +98,7 @@ impl Orchestrator {
             .filter(|_| w.phase != WindowPhase::Failed)
             .and_then(|d| chrono::Duration::from_std(d).ok())
             .map(|d| w.step_started_at + d);
-        Ok(WindowProgress {
+        let mut progress = WindowProgress {
             current,
             not_yet_held,
             waiting,
@@ -94,6 +106,21 @@ impl Orchestrator {
             skipped: skipped_list,
             now: Utc::now(),
             detail,
-        })
+            tally: None,
+            not_yet_held_total: 0,
+            waiting_total: 0,
+        }
+        .bounded(LIVE_LIST_BOUND);
+        // What each listed mirror's pause costs its source: asked only for the listed ones.
+        let listed: Vec<Mirror> =
+            progress.current.iter().filter_map(|c| mirrors.get(&c.mirror_id).cloned()).collect();
+        let kept = self.engine.retained_wal_of(&listed).await;
+        for c in &mut progress.current {
+            if let Some(bytes) = kept.get(&c.mirror_id).copied() {
+                c.retained_wal = Some(bytes);
+                c.retained_wal_warning = bytes >= self.engine.wal_warning_bytes();
+            }
+        }
+        Ok(progress)
     }
 }

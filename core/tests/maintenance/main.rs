@@ -1143,6 +1143,67 @@ async fn invariant_4_two_orchestrators_with_the_same_holder_id_never_both_run_a_
     sup.shutdown().await;
 }
 
+/// The live progress of a window over many mirrors lists at most `LIVE_LIST_BOUND` of them —
+/// the ones not done yet first — while its counts cover every mirror. 130 catalog mirrors are
+/// set running without workers, so their pauses stay unconfirmed until the test confirms 90.
+async fn progress_lists_a_bounded_page_with_stragglers_first_and_counts_every_mirror(catalog: Backend) {
+    use quiesce_core::domain::{Checkpoint, Stage, LIVE_LIST_BOUND};
+    use quiesce_core::storage::{NewMirror, Progress};
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    let c = w.engine.catalog();
+    let now = chrono::Utc::now();
+    let mut ids = vec![];
+    for i in 0..130 {
+        let new = NewMirror {
+            name: format!("m{i:03}"),
+            source_peer_id: w.src_id.clone(),
+            dest_peer_id: w.dst_id.clone(),
+            tables: vec!["items".into()],
+            replace_destination: false,
+        };
+        let m = c.create_mirror(&new, now).await.unwrap();
+        let running = Progress {
+            checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 1 },
+            rows_copied: 0,
+            rows_applied: 0,
+        };
+        c.save_progress(&m.id, &running, now).await.unwrap();
+        ids.push(m.id);
+    }
+    let o = orchestrator(&w, "o1");
+    let win = o.request_enable("alice", "many", Scope::All).await.unwrap();
+    while o.active_window().await.unwrap().unwrap().step != WindowStep::ConfirmPaused {
+        o.run_next_step(&win.id).await.unwrap();
+    }
+    // The workers of every mirror but m000…m039 confirm their pause.
+    for id in &ids[40..] {
+        c.confirm_paused(id, chrono::Utc::now()).await.unwrap();
+    }
+    let p = o.progress(&win.id).await.unwrap();
+    assert_eq!(p.count().done, 90);
+    assert_eq!(p.count().total, 130);
+    assert_eq!(
+        (p.detail.mirrors.len(), p.current.len(), p.detail.mirrors_total),
+        (LIVE_LIST_BOUND, LIVE_LIST_BOUND, 130)
+    );
+    assert_eq!((p.waiting.len(), p.waiting_total), (40, 40));
+    let first: Vec<&str> = p.detail.mirrors.iter().take(40).map(|e| e.mirror_name.as_str()).collect();
+    let want: Vec<String> = (0..40).map(|i| format!("m{i:03}")).collect();
+    assert_eq!(first, want.iter().map(String::as_str).collect::<Vec<_>>(), "stragglers first, by name");
+    for (e, now) in p.detail.mirrors.iter().zip(&p.current) {
+        assert_eq!(e.mirror_id, now.mirror_id);
+    }
+    // A window's detail pages every entry; the pages add up to all of them, once each.
+    let mut seen = BTreeSet::new();
+    for page in 0..3 {
+        let d = o.window_page(&win.id, page).await.unwrap();
+        assert_eq!(d.mirrors_total, 130);
+        seen.extend(d.mirrors.into_iter().map(|e| e.mirror_id));
+    }
+    assert_eq!(seen, ids.into_iter().collect());
+    assert!(o.window_page(&win.id, 3).await.unwrap().mirrors.is_empty());
+}
+
 /// Runs a case on both catalog backends.
 macro_rules! both_catalogs {
     ($($case:ident),* $(,)?) => {
@@ -1193,4 +1254,5 @@ both_catalogs! {
     a_hung_step_fails_the_window_at_its_timeout_and_another_process_retries_it,
     every_step_under_way_has_a_deadline,
     a_step_outlasting_the_lease_renews_it_and_finishes,
+    progress_lists_a_bounded_page_with_stragglers_first_and_counts_every_mirror,
 }

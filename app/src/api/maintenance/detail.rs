@@ -1,5 +1,6 @@
-//! `GET /api/maintenance/window?id=…`: one window with its step log, per-mirror backup entries and
-//! outcomes, and every request made about it.
+//! `GET /api/maintenance/window?id=…&page=…`: one window with its step log, one page of its
+//! per-mirror backup entries and outcomes (100 a page, by name; `mirrors_total` counts them all),
+//! and every request made about it.
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -8,7 +9,7 @@ use quiesce_core::domain::WindowDetail;
 use crate::ApiError;
 
 #[server(prefix = "/api", endpoint = "maintenance/window", input = GetUrl)]
-pub async fn get_window(id: String) -> Result<WindowDetail, ApiError> {
+pub async fn get_window(id: String, page: Option<i64>) -> Result<WindowDetail, ApiError> {
     use crate::api::maintenance::maintenance_error;
     use crate::auth::require;
     use crate::state::respond;
@@ -18,7 +19,13 @@ pub async fn get_window(id: String) -> Result<WindowDetail, ApiError> {
     let span = tracing::info_span!("api.maintenance.window", window.id = %id);
     async move {
         let (state, _) = require(Action::View).await?;
-        state.maintenance.orchestrator.window_detail(&id).await.map_err(maintenance_error)
+        let page = match page {
+            None => 0,
+            Some(p) if p < 0 => return Err(ApiError::BadRequest("page: counts from 0".into())),
+            // Far past the end is simply empty.
+            Some(p) => u32::try_from(p).unwrap_or(u32::MAX),
+        };
+        state.maintenance.orchestrator.window_page(&id, page).await.map_err(maintenance_error)
     }
     .instrument(span)
     .await

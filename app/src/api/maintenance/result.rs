@@ -178,6 +178,7 @@ mod tests {
             mirrors,
             requests: vec![],
             runner: None,
+            mirrors_total: 0,
         }
     }
 

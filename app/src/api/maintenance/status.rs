@@ -1,5 +1,7 @@
 //! `GET /api/maintenance/status`: the active window with its steps and per-mirror entries, or
 //! `null` in normal operation. "In maintenance" is derived from this window; there is no flag.
+//! The entries are bounded like the live progress's: stragglers first, at most
+//! `LIVE_LIST_BOUND`, with `mirrors_total` counting them all.
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -19,7 +21,7 @@ pub async fn maintenance_status() -> Result<Option<WindowDetail>, ApiError> {
         let (state, _) = require(Action::View).await?;
         let orchestrator = &state.maintenance.orchestrator;
         match state.windows.active_window(orchestrator.active_window()).await.map_err(maintenance_error)? {
-            Some(w) => Ok(Some(orchestrator.window_detail(&w.id).await.map_err(maintenance_error)?)),
+            Some(w) => Ok(Some(orchestrator.progress(&w.id).await.map_err(maintenance_error)?.detail)),
             None => Ok(None),
         }
     }

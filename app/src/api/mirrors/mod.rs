@@ -9,6 +9,6 @@ pub mod resume;
 
 pub use create::{create_mirror, CreateMirror};
 pub use drop::{drop_mirror, DropMirror};
-pub use list::list_mirrors;
+pub use list::{list_mirror_page, list_mirrors, ListMirrorPage, ListMirrors, Query, PAGE_SIZE};
 pub use pause::{pause_mirror, PauseMirror};
 pub use resume::{resume_mirror, ResumeMirror};
