@@ -209,7 +209,7 @@ fn LiveMirrors(
         <DropConfirm list=items drop=actions.drop here />
         {move || state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })}
         <p class="muted small" id="mirror-counts">
-            {move || state.value.with(|p| counts_text(p))}
+            {move || state.value.with(counts_text)}
         </p>
         <Show
             when=move || items.with(|l| !l.is_empty())

@@ -194,6 +194,16 @@ pub fn fmt_span(ms: i64) -> String {
     }
 }
 
+/// Percent-encodes a query value (only what the filters can contain needs care).
+pub fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::fmt_duration;
@@ -206,14 +216,4 @@ mod tests {
         assert_eq!(fmt_duration(7_620_000), "2 h 7 min");
         assert_eq!(fmt_duration(273_600_000), "3 d 4 h");
     }
-}
-
-/// Percent-encodes a query value (only what the filters can contain needs care).
-pub fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
