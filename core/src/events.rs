@@ -65,6 +65,11 @@ pub enum Event {
     Resync { reason: String, at: DateTime<Utc> },
     /// A planned window is still active after its expected end (see `crate::schedule`).
     WindowOverdue { window_id: String, planned_end: DateTime<Utc>, auto_disable: bool, at: DateTime<Utc> },
+    /// Something pages show changed without a status or window event: `what` is `peers` (a
+    /// peer created or deleted), `plans` (a planned window created, edited, cancelled or
+    /// started) or `mirrors` (a mirror's holds changed while its status stayed). Servers forget
+    /// what they keep in memory about it; pages re-read.
+    CatalogChanged { what: String, at: DateTime<Utc> },
 }
 
 impl Event {
@@ -78,6 +83,7 @@ impl Event {
             Event::WindowChanged { .. }
             | Event::WindowStepFinished { .. }
             | Event::WindowOverdue { .. }
+            | Event::CatalogChanged { .. }
             | Event::Resync { .. } => "",
         }
     }

@@ -231,16 +231,16 @@ impl Subscriber {
                 received = self.events.recv() => match received {
                     // Events from other processes may have been missed: re-read everything.
                     Ok(Event::Resync { reason, .. }) => {
+                        self.live.app.windows.forget();
                         return Some(SseEvent::default().event("resync").data(reason));
                     }
                     Ok(event) => match SseEvent::default().json_data(&event) {
-                        // The page re-reads on this event: the server's window cache must have
-                        // forgotten what it held before the page can ask.
-                        Ok(message) if event.window_id().is_some() => {
-                            self.live.app.windows.forget();
+                        // The page re-reads on this event: the server's page cache must have
+                        // forgotten what the event made stale before the page can ask.
+                        Ok(message) => {
+                            self.live.app.windows.observe(&event);
                             return Some(message);
                         }
-                        Ok(message) => return Some(message),
                         Err(e) => tracing::warn!(error = %e, "cannot encode a live event"),
                     },
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
