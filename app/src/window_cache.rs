@@ -6,10 +6,10 @@
 //! catalog several times. Each of these changes only through code that publishes an event on
 //! the engine's bus (window events, mirror status changes, [`Event::CatalogChanged`] for peers,
 //! plans and holds; on Postgres the bus of every process is joined to the others): this cache
-//! subscribes (before its first read) and forgets what an event makes stale, or everything when
-//! it falls behind the bus or events may have been missed (`Resync`). A read stores its answer
+//! forgets what an event makes stale, or everything when events may have been missed (`Resync`). A read stores its answer
 //! only if no relevant event arrived while it was loading, so a change is never hidden behind a
-//! stale answer: at worst the next read goes to the catalog again.
+//! stale answer: at worst the next read goes to the catalog again. The cache hears of events
+//! synchronously as they are published ([`EventBus::observe`]), so it can never fall behind.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 
 use quiesce_core::domain::Window;
 use quiesce_core::events::{Event, EventBus};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::maintenance::WindowResult;
 
@@ -86,22 +85,15 @@ pub struct WindowCache {
 }
 
 impl WindowCache {
-    /// A cache forgetting its answers on the events of `bus` (call inside the runtime).
+    /// A cache forgetting its answers on the events of `bus`: synchronously, as each event is
+    /// published (or arrives from another process), so no request that starts after an event
+    /// was published can get an answer from before it.
     pub fn new(bus: &EventBus) -> Self {
         let cache = WindowCache::default();
-        let mut rx = bus.subscribe();
         let weak = Arc::downgrade(&cache.inner);
-        tokio::spawn(async move {
-            loop {
-                let stale = match rx.recv().await {
-                    Ok(e) => stale_topics(&e),
-                    Err(RecvError::Lagged(_)) => &TOPICS,
-                    Err(RecvError::Closed) => break,
-                };
-                let Some(inner) = weak.upgrade() else { break };
-                if !stale.is_empty() {
-                    WindowCache { inner }.forget_topics(stale);
-                }
+        bus.observe(move |e| {
+            if let Some(inner) = weak.upgrade() {
+                WindowCache { inner }.observe(e);
             }
         });
         cache
@@ -112,9 +104,7 @@ impl WindowCache {
         self.forget_topics(&TOPICS);
     }
 
-    /// Forgets what `event` makes stale. Its own subscriber does this on every event; the live
-    /// stream also does it before passing an event on, so a page re-reading on an event never
-    /// gets the answer from before it.
+    /// Forgets what `event` makes stale (the bus does this for every event).
     pub fn observe(&self, event: &Event) {
         let stale = stale_topics(event);
         if !stale.is_empty() {

@@ -231,20 +231,15 @@ impl Subscriber {
                 received = self.events.recv() => match received {
                     // Events from other processes may have been missed: re-read everything.
                     Ok(Event::Resync { reason, .. }) => {
-                        self.live.app.windows.forget();
                         return Some(SseEvent::default().event("resync").data(reason));
                     }
+                    // The server's page cache forgot what the event made stale when it was
+                    // published (`EventBus::observe`), before the page can re-read.
                     Ok(event) => match SseEvent::default().json_data(&event) {
-                        // The page re-reads on this event: the server's page cache must have
-                        // forgotten what the event made stale before the page can ask.
-                        Ok(message) => {
-                            self.live.app.windows.observe(&event);
-                            return Some(message);
-                        }
+                        Ok(message) => return Some(message),
                         Err(e) => tracing::warn!(error = %e, "cannot encode a live event"),
                     },
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        self.live.app.windows.forget();
                         return Some(SseEvent::default().event("resync").data(missed.to_string()));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
