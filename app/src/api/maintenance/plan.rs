@@ -24,7 +24,11 @@ pub async fn dry_run(scope: String, ids: Option<String>) -> Result<Plan, ApiErro
         let orchestrator = &state.maintenance.orchestrator;
         if scope == quiesce_core::domain::Scope::All {
             let topics = [Topic::Mirrors, Topic::Windows];
-            return state.windows.cached(&topics, "dry_run:all", orchestrator.dry_run(scope)).await.map_err(maintenance_error);
+            return state
+                .windows
+                .cached(&topics, "dry_run:all", orchestrator.dry_run(scope))
+                .await
+                .map_err(maintenance_error);
         }
         crate::state::once_per_request(format!("dry_run:{scope:?}"), || async {
             orchestrator.dry_run(scope).await.map_err(maintenance_error)

@@ -18,7 +18,11 @@ pub async fn list_peers() -> Result<Vec<PeerView>, ApiError> {
         let (state, _) = require(Action::View).await?;
         // Peers change only with a `catalog_changed` event: kept in memory until one.
         use crate::window_cache::Topic;
-        state.windows.cached(&[Topic::Peers], "list_peers", state.engine.list_peers()).await.map_err(engine_error)
+        state
+            .windows
+            .cached(&[Topic::Peers], "list_peers", state.engine.list_peers())
+            .await
+            .map_err(engine_error)
     }
     .instrument(tracing::info_span!("api.peers.list"))
     .await
