@@ -256,11 +256,17 @@ mod service {
                         self.changed();
                         tracing::info!(plan.id = %plan.id, window.id = %w.id, "planned maintenance window started");
                         tick.kicked.push(w.id);
+                        // One window at a time: the other due plans wait, unasked.
+                        break;
                     }
                     Err(e) => {
                         self.catalog().finish_claim(&plan.id, None, Utc::now()).await?;
                         self.changed();
                         tracing::warn!(plan.id = %plan.id, error = %e, "planned maintenance window could not start yet");
+                        // Another process opened a window meanwhile: the rest wait too.
+                        if matches!(e, crate::maintenance::MaintenanceError::Busy(_)) {
+                            break;
+                        }
                     }
                 }
             }
