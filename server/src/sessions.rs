@@ -58,6 +58,9 @@ enum Backend {
 #[derive(Debug)]
 struct Written {
     records: HashMap<Id, Record>,
+    /// Bumped by every delete: a load that read the catalog before a delete must not put the
+    /// deleted session back into memory after it.
+    deletions: u64,
     answer_loads: bool,
     resave_after: TimeDuration,
 }
@@ -105,7 +108,7 @@ impl CatalogSessionStore {
             }
         };
         let resave_after = TimeDuration::milliseconds((idle.as_millis() as i64 / 20).min(60_000));
-        let written = Written { records: HashMap::new(), answer_loads, resave_after };
+        let written = Written { records: HashMap::new(), deletions: 0, answer_loads, resave_after };
         Ok(Self { backend, written: Arc::new(Mutex::new(written)) })
     }
 
@@ -153,26 +156,35 @@ impl SessionStore for CatalogSessionStore {
         Ok(())
     }
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        {
+        let deletions = {
             let w = self.written();
             if w.answer_loads {
                 if let Some(r) = w.records.get(id) {
                     return Ok((r.expiry_date > OffsetDateTime::now_utc()).then(|| r.clone()));
                 }
             }
-        }
+            w.deletions
+        };
         let loaded = match &self.backend {
             Backend::Sqlite(s) => s.load(id).await?,
             Backend::Postgres(s) => s.load(id).await?,
         };
         if let Some(r) = &loaded {
-            self.written().remember(r);
+            let mut w = self.written();
+            if w.deletions == deletions {
+                w.remember(r);
+            }
         }
         Ok(loaded)
     }
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        // Forgotten first: a load racing with the delete then reads the catalog.
-        self.written().records.remove(id);
+        // Forgotten first: a load racing with the delete then reads the catalog, and does not
+        // remember what it read.
+        {
+            let mut w = self.written();
+            w.records.remove(id);
+            w.deletions = w.deletions.wrapping_add(1);
+        }
         match &self.backend {
             Backend::Sqlite(s) => s.delete(id).await,
             Backend::Postgres(s) => s.delete(id).await,
