@@ -13,11 +13,12 @@
 //! - **Even spread.** The share is `sources / live processes`, one more for the first processes
 //!   by id while a remainder is left ([`fair_share`]), live processes read from the registry; a process that joins makes the others give back their
 //!   excess at their next round, one that leaves makes the share grow.
-//! - **Fencing.** The claim's token goes with every checkpoint a worker writes
-//!   ([`crate::storage::OwnershipStore::save_progress_fenced`]); once the source has another
-//!   token the write is refused in its own transaction, so a stale owner can never move a
-//!   checkpoint. The supervisor starts workers only for owned sources, and a worker stops when
-//!   its source is no longer owned ([`OwnedSources`]).
+//! - **Fencing.** The claim's token goes with every catalog write a worker makes — checkpoint and
+//!   counters, pause confirmation, failure, last error, resume confirmation (the `*_fenced`
+//!   methods of [`crate::storage::OwnershipStore`], called through the engine); once the source
+//!   has another token the write is refused in its own transaction, so a stale owner can never
+//!   move a checkpoint, flip a status or annotate a mirror. The supervisor starts workers only for
+//!   owned sources, and a worker stops when its source is no longer owned ([`OwnedSources`]).
 //! - Only used on a Postgres catalog: a SQLite catalog serves one process, which runs everything.
 
 use std::collections::HashMap;
@@ -75,7 +76,7 @@ impl OwnedSources {
     }
 
     /// Replaces the owned set with a claim round's result; whether anything changed.
-    fn replace(&self, owned: &[SourceFence]) -> bool {
+    pub(crate) fn replace(&self, owned: &[SourceFence]) -> bool {
         let next: HashMap<String, i64> = owned.iter().map(|f| (f.source_peer_id.clone(), f.token)).collect();
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
         let changed = *tokens != next;

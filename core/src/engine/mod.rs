@@ -225,6 +225,33 @@ impl Engine {
         })
     }
 
+    /// A worker records the error it will retry after (`None` clears it), fenced like
+    /// [`Self::save_progress`]: a stale worker's error — often the refusal of its own fenced
+    /// checkpoint — never lands on a mirror another process runs.
+    pub(crate) async fn set_last_error(
+        &self,
+        id: &str,
+        source_peer_id: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let now = chrono::Utc::now();
+        match self.worker_fence(source_peer_id)? {
+            None => self.catalog.set_last_error(id, error, now).await?,
+            Some(f) => self.catalog.set_last_error_fenced(id, error, &f, now).await?,
+        }
+        Ok(())
+    }
+
+    /// A worker shows that its resumed mirror runs again, fenced like [`Self::save_progress`]:
+    /// disable's `confirm_running` counts on this, so only the owner's worker may say it.
+    pub(crate) async fn confirm_resumed(&self, id: &str, source_peer_id: &str) -> Result<()> {
+        match self.worker_fence(source_peer_id)? {
+            None => self.catalog.confirm_resumed(id).await?,
+            Some(f) => self.catalog.confirm_resumed_fenced(id, &f).await?,
+        }
+        Ok(())
+    }
+
     /// Wakes the supervisor's control loop (ownership changed: start or stop workers).
     pub(crate) fn wake_supervisor(&self) {
         self.wakeups.control.notify_one();
@@ -813,5 +840,68 @@ fn view_of(
         created_at: m.created_at,
         updated_at: m.updated_at,
         owner,
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::domain::Checkpoint;
+    use crate::ownership::{OwnedSources, OWNERSHIP_TTL};
+    use crate::storage::Progress;
+    use crate::testing::TestDb;
+
+    fn is_fenced(r: Result<impl std::fmt::Debug>, what: &str) {
+        assert!(matches!(r, Err(EngineError::Storage(StorageError::Fenced(_)))), "{what}: {r:?}");
+    }
+
+    /// The engine's worker writes — checkpoint, pause confirmation, failure, last error, resume
+    /// confirmation — each carry this process's claim: once another process took the source over
+    /// (this process has not noticed yet: it still holds the old token) every one is refused in
+    /// the catalog and the mirror is left as it was.
+    #[tokio::test]
+    async fn every_worker_write_carries_the_claim_and_a_stale_one_changes_nothing() {
+        let db = TestDb::new(crate::Backend::Sqlite).await;
+        let c = db.catalog().await;
+        let peer = |name: &str| NewPeer {
+            name: name.into(),
+            kind: PeerKind::Sqlite,
+            url: format!("sqlite:///tmp/{name}.db"),
+            location: format!("{name}.db"),
+            capture: Capture::Trigger,
+        };
+        let src = c.create_peer(&peer("src"), Utc::now()).await.unwrap().id;
+        let dst = c.create_peer(&peer("dst"), Utc::now()).await.unwrap().id;
+        let new = NewMirror {
+            name: "m".into(),
+            source_peer_id: src.clone(),
+            dest_peer_id: dst,
+            tables: vec!["t".into()],
+            replace_destination: false,
+        };
+        let m = c.create_mirror(&new, Utc::now()).await.unwrap();
+        let long_ago = Utc::now() - chrono::Duration::seconds(60);
+        let stale = c.claim_sources("p1", 1, OWNERSHIP_TTL, long_ago).await.unwrap();
+        c.claim_sources("p2", 1, OWNERSHIP_TTL, Utc::now()).await.unwrap();
+        let owned = Arc::new(OwnedSources::new("p1"));
+        owned.replace(&stale);
+        let engine = Engine::new(c.clone(), EventBus::default()).with_ownership(owned);
+        // Resumed and then asked to pause: every worker write has something to change.
+        c.add_hold(&m.id, &Hold::User, Utc::now()).await.unwrap();
+        c.remove_hold(&m.id, &Hold::User, Utc::now()).await.unwrap();
+        c.add_hold(&m.id, &Hold::User, Utc::now()).await.unwrap();
+        let before = c.mirror(&m.id).await.unwrap().unwrap();
+        assert!(before.resume_pending && before.status == MirrorStatus::Pausing);
+        let progress = Progress {
+            checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 9 },
+            rows_copied: 3,
+            rows_applied: 9,
+        };
+        is_fenced(engine.save_progress(&before, &progress).await, "save_progress");
+        is_fenced(engine.confirm_paused(&m.id, &src).await, "confirm_paused");
+        is_fenced(engine.fail_mirror(&m.id, &src, "stale").await, "fail_mirror");
+        is_fenced(engine.set_last_error(&m.id, &src, Some("stale")).await, "set_last_error");
+        is_fenced(engine.confirm_resumed(&m.id, &src).await, "confirm_resumed");
+        assert_eq!(c.mirror(&m.id).await.unwrap().unwrap(), before);
     }
 }

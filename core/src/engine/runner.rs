@@ -158,7 +158,7 @@ impl MirrorRunner {
         if m.resume_pending {
             // A step that did its work (or found nothing to do) after a release: the mirror
             // really runs again. Disable's `confirm_running` waits for exactly this.
-            self.engine.catalog().confirm_resumed(&self.mirror_id).await?;
+            self.engine.confirm_resumed(&self.mirror_id, &m.source_peer_id).await?;
         }
         Ok(out)
     }
