@@ -718,7 +718,7 @@ impl Engine {
         let horizon = mirrors
             .iter()
             .filter(|m| m.checkpoint.stage == Stage::Cdc)
-            .filter_map(|m| m.checkpoint.last_pk.as_deref()?.split(':').next()?.parse::<u64>().ok())
+            .filter_map(|m| Peer::log_horizon(m.checkpoint.last_pk.as_deref()))
             .min()
             .map(|x| x.to_string());
         source.prune_changes_before(upto, horizon.as_deref()).await
