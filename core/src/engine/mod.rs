@@ -176,6 +176,17 @@ impl Engine {
         self.ownership.as_ref().is_none_or(|o| o.owns(source_peer_id))
     }
 
+    /// Starts a worker step on a mirror of `source_peer_id`: `None` once this process no longer
+    /// runs that source. The step counts until the guard is dropped; a source is given back only
+    /// when none of its steps is under way (`crate::ownership`), so no batch of this process
+    /// reaches a destination after another process took the source over.
+    pub(crate) fn begin_step(&self, source_peer_id: &str) -> Option<crate::ownership::StepGuard> {
+        match &self.ownership {
+            None => Some(crate::ownership::StepGuard::unowned()),
+            Some(owned) => owned.begin_step(source_peer_id),
+        }
+    }
+
     /// This process's claim on `source_peer_id` for a worker's write: `None` without ownership
     /// (one process: writes are plain), an error once the source is no longer owned here.
     fn worker_fence(&self, source_peer_id: &str) -> Result<Option<crate::storage::SourceFence>> {

@@ -229,6 +229,11 @@ async fn worker(inner: Arc<Inner>, id: String, source: String) {
                     let Ok(_permit) = inner.permits.acquire().await else {
                         return;
                     };
+                    // Checked and counted under ownership's lock: a source being given back is
+                    // released only after this step ended.
+                    let Some(_step) = engine.begin_step(&source) else {
+                        return;
+                    };
                     runner.run_next_step().await
                 };
                 match step {
