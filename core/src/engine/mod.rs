@@ -176,6 +176,17 @@ impl Engine {
         self.ownership.as_ref().is_none_or(|o| o.owns(source_peer_id))
     }
 
+    /// Starts a worker step on a mirror of `source_peer_id`: `None` once this process no longer
+    /// runs that source. The step counts until the guard is dropped; a source is given back only
+    /// when none of its steps is under way (`crate::ownership`), so no batch of this process
+    /// reaches a destination after another process took the source over.
+    pub(crate) fn begin_step(&self, source_peer_id: &str) -> Option<crate::ownership::StepGuard> {
+        match &self.ownership {
+            None => Some(crate::ownership::StepGuard::unowned()),
+            Some(owned) => owned.begin_step(source_peer_id),
+        }
+    }
+
     /// This process's claim on `source_peer_id` for a worker's write: `None` without ownership
     /// (one process: writes are plain), an error once the source is no longer owned here.
     fn worker_fence(&self, source_peer_id: &str) -> Result<Option<crate::storage::SourceFence>> {
@@ -223,6 +234,33 @@ impl Engine {
             None => self.catalog.fail_mirror(id, reason, now).await?,
             Some(f) => self.catalog.fail_mirror_fenced(id, reason, &f, now).await?,
         })
+    }
+
+    /// A worker records the error it will retry after (`None` clears it), fenced like
+    /// [`Self::save_progress`]: a stale worker's error — often the refusal of its own fenced
+    /// checkpoint — never lands on a mirror another process runs.
+    pub(crate) async fn set_last_error(
+        &self,
+        id: &str,
+        source_peer_id: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let now = chrono::Utc::now();
+        match self.worker_fence(source_peer_id)? {
+            None => self.catalog.set_last_error(id, error, now).await?,
+            Some(f) => self.catalog.set_last_error_fenced(id, error, &f, now).await?,
+        }
+        Ok(())
+    }
+
+    /// A worker shows that its resumed mirror runs again, fenced like [`Self::save_progress`]:
+    /// disable's `confirm_running` counts on this, so only the owner's worker may say it.
+    pub(crate) async fn confirm_resumed(&self, id: &str, source_peer_id: &str) -> Result<()> {
+        match self.worker_fence(source_peer_id)? {
+            None => self.catalog.confirm_resumed(id).await?,
+            Some(f) => self.catalog.confirm_resumed_fenced(id, &f).await?,
+        }
+        Ok(())
     }
 
     /// Wakes the supervisor's control loop (ownership changed: start or stop workers).
@@ -702,7 +740,7 @@ impl Engine {
         let horizon = mirrors
             .iter()
             .filter(|m| m.checkpoint.stage == Stage::Cdc)
-            .filter_map(|m| m.checkpoint.last_pk.as_deref()?.split(':').next()?.parse::<u64>().ok())
+            .filter_map(|m| Peer::log_horizon(m.checkpoint.last_pk.as_deref()))
             .min()
             .map(|x| x.to_string());
         source.prune_changes_before(upto, horizon.as_deref()).await
@@ -859,5 +897,68 @@ fn view_of(
         created_at: m.created_at,
         updated_at: m.updated_at,
         owner,
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::domain::Checkpoint;
+    use crate::ownership::{OwnedSources, OWNERSHIP_TTL};
+    use crate::storage::Progress;
+    use crate::testing::TestDb;
+
+    fn is_fenced(r: Result<impl std::fmt::Debug>, what: &str) {
+        assert!(matches!(r, Err(EngineError::Storage(StorageError::Fenced(_)))), "{what}: {r:?}");
+    }
+
+    /// The engine's worker writes — checkpoint, pause confirmation, failure, last error, resume
+    /// confirmation — each carry this process's claim: once another process took the source over
+    /// (this process has not noticed yet: it still holds the old token) every one is refused in
+    /// the catalog and the mirror is left as it was.
+    #[tokio::test]
+    async fn every_worker_write_carries_the_claim_and_a_stale_one_changes_nothing() {
+        let db = TestDb::new(crate::Backend::Sqlite).await;
+        let c = db.catalog().await;
+        let peer = |name: &str| NewPeer {
+            name: name.into(),
+            kind: PeerKind::Sqlite,
+            url: format!("sqlite:///tmp/{name}.db"),
+            location: format!("{name}.db"),
+            capture: Capture::Trigger,
+        };
+        let src = c.create_peer(&peer("src"), Utc::now()).await.unwrap().id;
+        let dst = c.create_peer(&peer("dst"), Utc::now()).await.unwrap().id;
+        let new = NewMirror {
+            name: "m".into(),
+            source_peer_id: src.clone(),
+            dest_peer_id: dst,
+            tables: vec!["t".into()],
+            replace_destination: false,
+        };
+        let m = c.create_mirror(&new, Utc::now()).await.unwrap();
+        let long_ago = Utc::now() - chrono::Duration::seconds(60);
+        let stale = c.claim_sources("p1", 1, OWNERSHIP_TTL, long_ago).await.unwrap();
+        c.claim_sources("p2", 1, OWNERSHIP_TTL, Utc::now()).await.unwrap();
+        let owned = Arc::new(OwnedSources::new("p1"));
+        owned.replace(&stale);
+        let engine = Engine::new(c.clone(), EventBus::default()).with_ownership(owned);
+        // Resumed and then asked to pause: every worker write has something to change.
+        c.add_hold(&m.id, &Hold::User, Utc::now()).await.unwrap();
+        c.remove_hold(&m.id, &Hold::User, Utc::now()).await.unwrap();
+        c.add_hold(&m.id, &Hold::User, Utc::now()).await.unwrap();
+        let before = c.mirror(&m.id).await.unwrap().unwrap();
+        assert!(before.resume_pending && before.status == MirrorStatus::Pausing);
+        let progress = Progress {
+            checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 9 },
+            rows_copied: 3,
+            rows_applied: 9,
+        };
+        is_fenced(engine.save_progress(&before, &progress).await, "save_progress");
+        is_fenced(engine.confirm_paused(&m.id, &src).await, "confirm_paused");
+        is_fenced(engine.fail_mirror(&m.id, &src, "stale").await, "fail_mirror");
+        is_fenced(engine.set_last_error(&m.id, &src, Some("stale")).await, "set_last_error");
+        is_fenced(engine.confirm_resumed(&m.id, &src).await, "confirm_resumed");
+        assert_eq!(c.mirror(&m.id).await.unwrap().unwrap(), before);
     }
 }

@@ -158,7 +158,7 @@ impl MirrorRunner {
         if m.resume_pending {
             // A step that did its work (or found nothing to do) after a release: the mirror
             // really runs again. Disable's `confirm_running` waits for exactly this.
-            self.engine.catalog().confirm_resumed(&self.mirror_id).await?;
+            self.engine.confirm_resumed(&self.mirror_id, &m.source_peer_id).await?;
         }
         Ok(out)
     }
@@ -264,13 +264,11 @@ impl MirrorRunner {
         if self.reader.is_some() {
             return self.cdc_logical(m).await;
         }
-        // The position is the last id and, on Postgres, the snapshot of the last complete
-        // batch (kept in `last_pk`, unused during CDC): see `peer/postgres.rs` on ordering.
+        // The position is the last id and, on Postgres, the log position (snapshots, kept in
+        // `last_pk`, unused during CDC): see `peer/postgres.rs` on ordering.
         let seen = m.checkpoint.last_pk.as_deref();
-        let (changes, snapshot) =
+        let (changes, next_seen) =
             self.source.read_changes_after(m.checkpoint.change_id, seen, self.options.cdc_batch).await?;
-        let complete = changes.len() < self.options.cdc_batch;
-        let next_seen = if complete { snapshot } else { seen.map(str::to_string) };
         let Some(last_id) = changes.iter().map(|c| c.id).max() else {
             if self.backlog != Some(0) {
                 self.backlog = Some(0);
@@ -278,9 +276,10 @@ impl MirrorRunner {
                 self.publish_progress(m, false).await;
             }
             // Recording a newer snapshot now and then lets pruning pass transactions that
-            // were in flight in the old one.
+            // were in flight in the old one. The end of a range read in pages is recorded at
+            // once: until then the reader stays inside that range's snapshot.
             let stale = self.idle_saved_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
-            if next_seen.is_some() && next_seen.as_deref() != seen && stale {
+            if next_seen.is_some() && next_seen.as_deref() != seen && (stale || Peer::log_paging(seen)) {
                 self.idle_saved_at = Some(Instant::now());
                 let checkpoint = Checkpoint { last_pk: next_seen, ..m.checkpoint.clone() };
                 self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;

@@ -229,6 +229,11 @@ async fn worker(inner: Arc<Inner>, id: String, source: String) {
                     let Ok(_permit) = inner.permits.acquire().await else {
                         return;
                     };
+                    // Checked and counted under ownership's lock: a source being given back is
+                    // released only after this step ended.
+                    let Some(_step) = engine.begin_step(&source) else {
+                        return;
+                    };
                     runner.run_next_step().await
                 };
                 match step {
@@ -268,7 +273,7 @@ async fn worker(inner: Arc<Inner>, id: String, source: String) {
         let delay = backoff(&inner.config, failures);
         failures = failures.saturating_add(1);
         tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "worker error");
-        if let Err(e) = engine.catalog().set_last_error(&id, Some(&message), Utc::now()).await {
+        if let Err(e) = engine.set_last_error(&id, &source, Some(&message)).await {
             tracing::warn!(error = %e, "cannot record the error");
         }
         engine.events().publish(Event::MirrorError {

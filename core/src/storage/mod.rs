@@ -56,8 +56,8 @@ pub enum StorageError {
     Transition(#[from] TransitionError),
     #[error(transparent)]
     Phase(#[from] PhaseError),
-    /// The orchestration lease was taken over by another process: this writer is stale and its
-    /// change was not made.
+    /// This writer is stale — the orchestration lease, or the ownership of the mirror's source,
+    /// moved on — and its change was not made.
     #[error("{0}")]
     Fenced(String),
     /// A row the catalog wrote cannot be read back (a bug or a hand-edited catalog).
@@ -714,8 +714,9 @@ pub trait ProcessStore {
     async fn prune_processes(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
-/// A worker's proof that its process owns the mirror's source: carried by every checkpoint it
-/// writes ([`OwnershipStore::save_progress_fenced`]).
+/// A worker's proof that its process owns the mirror's source: carried by every catalog write
+/// the worker makes — checkpoint and counters, status, last error, resume confirmation (the
+/// `*_fenced` methods of [`OwnershipStore`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFence {
     pub source_peer_id: String,
@@ -789,6 +790,20 @@ pub trait OwnershipStore {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange>;
+
+    /// [`MirrorStore::set_last_error`], fenced the same way: a stale worker's error (often the
+    /// very refusal of its fenced checkpoint) never lands on a mirror another process runs.
+    async fn set_last_error_fenced(
+        &self,
+        id: &str,
+        error: Option<&str>,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// [`MirrorStore::confirm_resumed`], fenced the same way: only the owner's worker may tell
+    /// disable that a released mirror really runs again.
+    async fn confirm_resumed_fenced(&self, id: &str, fence: &SourceFence) -> Result<()>;
 }
 
 /// The refusal a worker whose process lost its source gets.

@@ -1,14 +1,15 @@
 //! Ownership of replication work by source peer: claims spread evenly and never overlap, renew,
 //! expire and are taken over with a new token, rebalance when the share shrinks, and a stale
-//! owner's checkpoint is refused in its own transaction (the checkpoint never moves backwards).
+//! owner's writes — checkpoint, status, last error, resume confirmation — are refused in their own
+//! transaction and change nothing (the checkpoint never moves backwards).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use quiesce_core::domain::{Checkpoint, Hold, MirrorStatus, PeerKind, Stage};
+use quiesce_core::domain::{Checkpoint, Hold, MirrorStatus, PeerKind, Scope, Stage};
 use quiesce_core::ownership::fair_share;
-use quiesce_core::storage::{Catalog, NewMirror, NewPeer, Progress, StorageError};
+use quiesce_core::storage::{Catalog, NewMirror, NewPeer, NewWindow, Progress, StorageError};
 use quiesce_core::testing::TestDb;
 
 const TTL: Duration = Duration::from_secs(10);
@@ -151,6 +152,86 @@ pub async fn a_stale_owner_cannot_write_a_checkpoint_or_a_status(db: &TestDb) {
     let e = c.save_progress_fenced(m, &progress(30), &new, Utc::now()).await.unwrap_err();
     assert!(matches!(e, StorageError::Fenced(_)), "{e}");
     assert_eq!(c.mirror(m).await.unwrap().unwrap().checkpoint.change_id, 20);
+}
+
+fn fenced<T: std::fmt::Debug>(r: Result<T, StorageError>, what: &str) {
+    match r {
+        Err(StorageError::Fenced(m)) => assert!(m.contains("was not made"), "{what}: {m}"),
+        other => panic!("{what}: a stale claim's write must be fenced, got {other:?}"),
+    }
+}
+
+/// Every other write a worker makes is fenced like its checkpoint: with a stale claim (taken over
+/// by another process, or given back) the last error, the resume confirmation, the pause
+/// confirmation and a failure are refused and change nothing — not the mirror's row (status,
+/// error, `resume_pending`, checkpoint, counters, `updated_at`) nor the window's backup entry a
+/// pause confirmation would complete. A claim on another source does not pass either. The
+/// current owner's same writes go through.
+pub async fn a_stale_owner_changes_nothing_with_any_worker_write(db: &TestDb) {
+    let c = db.catalog().await;
+    let (sources, mirrors) = world(&*c, 2, 1).await;
+    let m = &mirrors[0];
+    let claims = c.claim_sources("p1", 2, TTL, at(0)).await.unwrap();
+    let old = claims.iter().find(|f| f.source_peer_id == sources[0]).unwrap().clone();
+    let other_source = claims.iter().find(|f| f.source_peer_id == sources[1]).unwrap().clone();
+    c.save_progress_fenced(m, &progress(10), &old, Utc::now()).await.unwrap();
+    // p1 stops renewing; p2 takes both sources over once the claims expired.
+    let taken = c.claim_sources("p2", 2, TTL, at(10_000)).await.unwrap();
+    let new = taken.iter().find(|f| f.source_peer_id == sources[0]).unwrap().clone();
+    assert!(new.token > old.token);
+
+    // A resumed mirror whose worker has not yet shown it runs (what disable waits for).
+    c.add_hold(m, &Hold::User, Utc::now()).await.unwrap();
+    c.remove_hold(m, &Hold::User, Utc::now()).await.unwrap();
+    let before = c.mirror(m).await.unwrap().unwrap();
+    assert!(before.resume_pending && before.last_error.is_none());
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    fenced(c.confirm_resumed_fenced(m, &old).await, "confirm_resumed");
+    fenced(c.set_last_error_fenced(m, Some("stale error"), &old, later).await, "set_last_error");
+    fenced(c.fail_mirror_fenced(m, "stale failure", &old, later).await, "fail_mirror");
+    fenced(c.set_last_error_fenced(m, Some("wrong source"), &other_source, later).await, "another source");
+    assert_eq!(c.mirror(m).await.unwrap().unwrap(), before, "a stale worker changed the running mirror");
+
+    // Held by a window: the worker is asked to pause. A stale confirmation flips nothing and
+    // records no stopping point on the backup entry.
+    let lease = c.acquire_lease("o1", TTL, Utc::now()).await.unwrap().unwrap().token;
+    let new_window = NewWindow {
+        reason: "upgrade".into(),
+        requested_by: "alice".into(),
+        scope: Scope::All,
+        version: None,
+    };
+    let w = c.create_window(lease, &new_window, Utc::now()).await.unwrap();
+    c.hold_for_maintenance(lease, &w.id, m, Utc::now()).await.unwrap();
+    let before = c.mirror(m).await.unwrap().unwrap();
+    assert_eq!(before.status, MirrorStatus::Pausing);
+    let entries = c.backup_entries(&w.id).await.unwrap();
+    assert_eq!(entries[0].checkpoint_confirmed, None);
+    fenced(c.confirm_paused_fenced(m, &old, later).await, "confirm_paused");
+    fenced(c.fail_mirror_fenced(m, "stale failure", &old, later).await, "fail_mirror");
+    fenced(c.set_last_error_fenced(m, Some("stale error"), &old, later).await, "set_last_error");
+    fenced(c.confirm_resumed_fenced(m, &old).await, "confirm_resumed");
+    assert_eq!(c.mirror(m).await.unwrap().unwrap(), before, "a stale worker changed the pausing mirror");
+    assert_eq!(c.backup_entries(&w.id).await.unwrap(), entries, "a stale worker changed the backup entry");
+
+    // The owner's worker writes.
+    c.set_last_error_fenced(m, Some("peer slow"), &new, later).await.unwrap();
+    c.confirm_resumed_fenced(m, &new).await.unwrap();
+    let change = c.confirm_paused_fenced(m, &new, later).await.unwrap();
+    assert_eq!(change.mirror.status, MirrorStatus::Paused);
+    assert_eq!(change.mirror.last_error.as_deref(), Some("peer slow"));
+    assert!(!change.mirror.resume_pending);
+    let entries = c.backup_entries(&w.id).await.unwrap();
+    assert_eq!(entries[0].checkpoint_confirmed.as_ref(), Some(&before.checkpoint));
+    let change = c.fail_mirror_fenced(m, "schema changed", &new, later).await.unwrap();
+    assert_eq!(change.mirror.status, MirrorStatus::Failed);
+
+    // Given back (a clean stop): the released token writes nothing either.
+    c.release_sources("p2", at(11_000)).await.unwrap();
+    let before = c.mirror(m).await.unwrap().unwrap();
+    fenced(c.set_last_error_fenced(m, None, &new, later).await, "set_last_error after release");
+    fenced(c.confirm_resumed_fenced(m, &new).await, "confirm_resumed after release");
+    assert_eq!(c.mirror(m).await.unwrap().unwrap(), before);
 }
 
 /// Processes claiming at the same moment never own the same source (row locks, SKIP LOCKED on

@@ -664,6 +664,49 @@ async fn every_listed_type_replicates_value_for_value(catalog: Backend) {
 both_catalogs_more! {
     every_listed_type_replicates_value_for_value,
     trigger_capture_never_makes_writers_wait_and_loses_no_late_commit,
+    a_trigger_capture_backlog_of_many_batches_is_read_in_pages_and_loses_no_late_commit,
+}
+
+/// The trigger fallback on Postgres, a mirror far behind (as after a maintenance window): more
+/// committed changes than one batch holds, and a transaction that took a lower change-log id
+/// before them commits while they are being read. Every step moves on (before the fix the reader
+/// re-read the first batch forever: every change after its last complete snapshot matched), the
+/// mirror gets idle within a bounded number of steps, and the late commit is applied.
+async fn a_trigger_capture_backlog_of_many_batches_is_read_in_pages_and_loses_no_late_commit(
+    catalog: Backend,
+) {
+    use sqlx::Connection;
+    let w = World::with_capture(catalog, PeerKind::Postgres, PeerKind::Sqlite, Some(Capture::Trigger)).await;
+    w.seed_items(100).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+    r.run_until_idle().await.unwrap();
+
+    let mut slow = sqlx::PgConnection::connect(&w.src_db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; UPDATE items SET name = 'late' WHERE id = 1").execute(&mut slow).await.unwrap();
+    // Three transactions of 99 changes each (not the row `slow` holds): 297 entries, the batch
+    // holds 40.
+    for k in 0..3 {
+        w.src_exec(&format!("UPDATE items SET qty = qty + {k} + 1 WHERE id > 1")).await;
+    }
+    let batch = small_batches().cdc_batch;
+    let before = w.engine.catalog().mirror(&mirror).await.unwrap().unwrap().checkpoint.change_id;
+    for _ in 0..2 {
+        assert!(
+            matches!(r.run_next_step().await.unwrap(), StepOutcome::AppliedChanges(n) if n as usize == batch)
+        );
+    }
+    let paged = w.engine.catalog().mirror(&mirror).await.unwrap().unwrap().checkpoint.change_id;
+    assert!(paged > before, "each page moves the checkpoint on: {before} -> {paged}");
+    sqlx::raw_sql("COMMIT").execute(&mut slow).await.unwrap();
+    let mut steps = 0;
+    while r.run_next_step().await.unwrap() != StepOutcome::Idle {
+        steps += 1;
+        assert!(steps < 50, "the reader never got through the backlog");
+    }
+    w.assert_same_rows("items").await;
+    let m = w.engine.catalog().mirror(&mirror).await.unwrap().unwrap();
+    assert!(m.rows_applied >= 298 && m.rows_applied < 2 * 298, "each change applied about once: {m:?}");
 }
 
 /// The trigger fallback on Postgres: a transaction that took a lower change-log id but commits

@@ -582,9 +582,10 @@ impl Peer {
         }
     }
 
-    /// Change-log entries after the position (`after`, `seen`), and the snapshot they were read
-    /// with (Postgres; see `postgres.rs` on ordering). SQLite writers are serialised by SQLite
-    /// itself, so there ids are in commit order and the position is the id alone.
+    /// Change-log entries after the position (`after`, and on Postgres the log position `seen`),
+    /// and the log position after them (Postgres; see `postgres.rs` on ordering). SQLite writers
+    /// are serialised by SQLite itself, so there ids are in commit order and the position is the
+    /// id alone.
     pub async fn read_changes_after(
         &self,
         after: i64,
@@ -598,6 +599,18 @@ impl Peer {
                 Ok((changes, Some(snapshot)))
             }
         }
+    }
+
+    /// Whether a change-log position is in the middle of a range read in pages (Postgres; see
+    /// `postgres.rs` on ordering).
+    pub fn log_paging(position: Option<&str>) -> bool {
+        postgres::LogPosition::parse(position).paging.is_some()
+    }
+
+    /// The oldest transaction a change-log position may still need entries of (Postgres): its
+    /// `seen` snapshot's `xmin`; `None` before the first one.
+    pub fn log_horizon(position: Option<&str>) -> Option<u64> {
+        postgres::LogPosition::parse(position).seen?.split(':').next()?.parse().ok()
     }
 
     /// Deletes change-log entries every mirror is past (see [`Peer::read_changes_after`]):
@@ -739,6 +752,25 @@ pub(crate) fn query_error(e: sqlx::Error) -> EngineError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn change_log_positions_read_back_in_both_forms() {
+        use postgres::LogPosition;
+        let plain = LogPosition::parse(Some("750:760:751,755"));
+        assert_eq!(plain, LogPosition { seen: Some("750:760:751,755".into()), paging: None });
+        assert_eq!(plain.text(), "750:760:751,755", "the form earlier versions stored");
+        let paging = LogPosition { seen: plain.seen.clone(), paging: Some(("758:770:".into(), 4_321)) };
+        assert_eq!(LogPosition::parse(Some(&paging.text())), paging);
+        let first = LogPosition { seen: None, paging: Some(("758:770:".into(), 12)) };
+        assert_eq!(first.text(), "|758:770:|12");
+        assert_eq!(LogPosition::parse(Some(&first.text())), first);
+        assert_eq!(LogPosition::parse(None), LogPosition { seen: None, paging: None });
+        assert!(Peer::log_paging(Some(&paging.text())) && !Peer::log_paging(Some("750:760:")));
+        // Pruning keeps what the oldest `seen` may still need, also while paging.
+        assert_eq!(Peer::log_horizon(Some(&paging.text())), Some(750));
+        assert_eq!(Peer::log_horizon(Some(&first.text())), None);
+        assert_eq!(Peer::log_horizon(None), None);
+    }
 
     #[test]
     fn identifiers_with_quotes_or_spaces_are_refused() {

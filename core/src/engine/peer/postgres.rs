@@ -7,12 +7,15 @@
 //! **Ordering without a lock** (the PgQ way). Change-log ids come from a sequence, and two
 //! transactions can commit in the opposite order of their ids, so "every id above the
 //! checkpoint" would skip an id a slower transaction commits later. Each entry therefore records
-//! its transaction id (`xid`), and a reader's position is an id *and* the snapshot it last read
-//! with: a batch is every entry visible in a fresh snapshot that is either above the id, or at
-//! or below it but from a transaction that was still in flight in the previous snapshot. Writers
-//! never wait for each other; the cost is re-reading the (rare) late entries of a batch that was
-//! cut at its size limit. The high-water mark a snapshot starts from waits for the transactions
-//! in flight when it is taken, so none of them can hide below it.
+//! its transaction id (`xid`), and a reader's position is a snapshot `seen`: every entry visible
+//! in it has been applied. The next range is every entry visible in a fresh snapshot `cur` but
+//! not in `seen` (whatever its id: a slow transaction's low ids come with it), read in id order;
+//! once the range is read, `cur` becomes `seen`. A range larger than one batch is paged through
+//! with `cur` kept fixed — the position is then `seen|cur|last id read` ([`LogPosition`]) — so
+//! every page moves on, however far behind the reader is. Before the first `seen` (right after
+//! the snapshot copy) the range is the entries above the high-water mark instead. Writers never
+//! wait for each other. The high-water mark a snapshot starts from waits for the transactions in
+//! flight when it is taken, so none of them can hide below it.
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -285,28 +288,68 @@ pub(super) async fn high_water_mark(pool: &PgPool) -> Result<i64, EngineError> {
 
 const MARK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Change-log entries after position (`after`, `seen`): visible in a fresh snapshot and either
-/// above `after` or in flight in `seen`, in id order, at most `limit`; and that snapshot, which
-/// becomes `seen` once a batch was not cut at `limit`.
+/// A reader's position in a Postgres change log, as kept in the checkpoint's `last_pk` during CDC
+/// (see the module notes): `seen`, and while a range larger than one batch is read, that range's
+/// snapshot and the last id read from it. Text: `seen`, or `seen|cur|id` (`seen` empty before the
+/// first one). A snapshot's text never contains `|`; the old form (`seen` alone) reads the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogPosition {
+    pub seen: Option<String>,
+    pub paging: Option<(String, i64)>,
+}
+
+impl LogPosition {
+    pub fn parse(text: Option<&str>) -> LogPosition {
+        let Some(text) = text.filter(|t| !t.is_empty()) else {
+            return LogPosition { seen: None, paging: None };
+        };
+        let mut parts = text.split('|');
+        let seen = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+        let paging = match (parts.next(), parts.next().and_then(|id| id.parse::<i64>().ok())) {
+            (Some(cur), Some(id)) if !cur.is_empty() => Some((cur.to_string(), id)),
+            _ => None,
+        };
+        LogPosition { seen, paging }
+    }
+
+    pub fn text(&self) -> String {
+        let seen = self.seen.as_deref().unwrap_or("");
+        match &self.paging {
+            None => seen.to_string(),
+            Some((cur, id)) => format!("{seen}|{cur}|{id}"),
+        }
+    }
+}
+
+/// The next page of the range after `position` (see the module notes), at most `limit` entries
+/// in id order, and the position after it. `after` (the checkpoint's id) bounds the range only
+/// before the first `seen`, right after the snapshot copy.
 pub(super) async fn read_changes_visible(
     pool: &PgPool,
     after: i64,
-    seen: Option<&str>,
+    position: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<Change>, String), EngineError> {
+    let position = LogPosition::parse(position);
+    let (cur, above) = match &position.paging {
+        Some((cur, id)) => (Some(cur.as_str()), *id),
+        None if position.seen.is_some() => (None, i64::MIN),
+        None => (None, after),
+    };
     let rows = sqlx::query(&format!(
-        "WITH s AS (SELECT pg_current_snapshot() AS snap)
+        "WITH s AS (SELECT COALESCE($4::pg_snapshot, pg_current_snapshot()) AS snap)
          SELECT s.snap::text, c.id, c.tbl, c.op, c.pk, c.row FROM s LEFT JOIN LATERAL (
              SELECT id, tbl, op, pk::text AS pk, row::text AS row FROM {CHANGELOG_TABLE}
              WHERE pg_visible_in_snapshot(xid, s.snap)
-               AND (id > $1 OR ($2::pg_snapshot IS NOT NULL
-                                AND xid >= pg_snapshot_xmin($2::pg_snapshot)
-                                AND NOT pg_visible_in_snapshot(xid, $2::pg_snapshot)))
+               AND id > $1
+               AND ($2::pg_snapshot IS NULL OR (xid >= pg_snapshot_xmin($2::pg_snapshot)
+                                                AND NOT pg_visible_in_snapshot(xid, $2::pg_snapshot)))
              ORDER BY id LIMIT $3) c ON true"
     ))
-    .bind(after)
-    .bind(seen)
+    .bind(above)
+    .bind(position.seen.as_deref())
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(cur)
     .fetch_all(pool)
     .await
     .map_err(query_error)?;
@@ -323,7 +366,15 @@ pub(super) async fn read_changes_visible(
             row: r.try_get(5).map_err(query_error)?,
         });
     }
-    Ok((changes, snapshot))
+    let next = match changes.last() {
+        // A full page: more of this range may follow; keep its snapshot.
+        Some(last) if changes.len() >= limit => {
+            LogPosition { seen: position.seen, paging: Some((snapshot, last.id)) }
+        }
+        // The range is read: its snapshot is the new `seen`.
+        _ => LogPosition { seen: Some(snapshot), paging: None },
+    };
+    Ok((changes, next.text()))
 }
 
 /// Deletes entries every mirror is past: at or below `upto` and, when `horizon` (the lowest

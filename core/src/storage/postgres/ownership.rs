@@ -1,6 +1,7 @@
 //! Ownership of replication work by source peer, on Postgres: claims take rows with
-//! `FOR UPDATE SKIP LOCKED`, so processes claiming at once take different sources; a fenced
-//! checkpoint share-locks its source's row in the checkpoint's own transaction.
+//! `FOR UPDATE SKIP LOCKED`, so processes claiming at once take different sources; every fenced
+//! worker write (checkpoint, status, last error, resume confirmation) share-locks its source's
+//! row in the write's own transaction.
 
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::mirror::{confirm_paused_tx, fail_mirror_tx, lock, save_progress_tx};
+use super::mirror::{
+    confirm_paused_tx, confirm_resumed_tx, fail_mirror_tx, lock, save_progress_tx, set_last_error_tx,
+};
 use super::PostgresCatalog;
 use crate::domain::from_millis;
 use crate::storage::{
@@ -146,9 +149,7 @@ impl OwnershipStore for PostgresCatalog {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange> {
-        let mut tx = self.pool.begin().await?;
-        lock(&mut tx, id).await?;
-        check_fence(&mut tx, id, fence).await?;
+        let mut tx = fenced_tx(self, id, fence).await?;
         let change = save_progress_tx(&mut tx, id, progress, now).await?;
         tx.commit().await?;
         Ok(change)
@@ -160,9 +161,7 @@ impl OwnershipStore for PostgresCatalog {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange> {
-        let mut tx = self.pool.begin().await?;
-        lock(&mut tx, id).await?;
-        check_fence(&mut tx, id, fence).await?;
+        let mut tx = fenced_tx(self, id, fence).await?;
         let change = confirm_paused_tx(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(change)
@@ -175,13 +174,44 @@ impl OwnershipStore for PostgresCatalog {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange> {
-        let mut tx = self.pool.begin().await?;
-        lock(&mut tx, id).await?;
-        check_fence(&mut tx, id, fence).await?;
+        let mut tx = fenced_tx(self, id, fence).await?;
         let change = fail_mirror_tx(&mut tx, id, reason, now).await?;
         tx.commit().await?;
         Ok(change)
     }
+
+    async fn set_last_error_fenced(
+        &self,
+        id: &str,
+        error: Option<&str>,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = fenced_tx(self, id, fence).await?;
+        set_last_error_tx(&mut tx, id, error, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn confirm_resumed_fenced(&self, id: &str, fence: &SourceFence) -> Result<()> {
+        let mut tx = fenced_tx(self, id, fence).await?;
+        confirm_resumed_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Opens a worker's write: the mirror locked, then the fence checked under a share lock on the
+/// source's ownership row, so no claim or release can change the token before the write commits.
+async fn fenced_tx<'c>(
+    catalog: &'c PostgresCatalog,
+    id: &str,
+    fence: &SourceFence,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
+    let mut tx = catalog.pool.begin().await?;
+    lock(&mut tx, id).await?;
+    check_fence(&mut tx, id, fence).await?;
+    Ok(tx)
 }
 
 /// Refuses a worker's write, inside its transaction, unless `fence` still names the current owner

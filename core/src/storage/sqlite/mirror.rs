@@ -196,6 +196,31 @@ pub(super) async fn fail_mirror_tx(
     Ok(StatusChange { mirror, from: before.status })
 }
 
+/// `confirm_resumed` inside the caller's transaction.
+pub(super) async fn confirm_resumed_tx(tx: &mut SqliteConnection, id: &str) -> Result<()> {
+    sqlx::query("UPDATE mirrors SET resume_pending = FALSE WHERE id = ? AND resume_pending")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// `set_last_error` inside the caller's transaction.
+pub(super) async fn set_last_error_tx(
+    tx: &mut SqliteConnection,
+    id: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE mirrors SET last_error = ?, updated_at = ? WHERE id = ?")
+        .bind(error)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl MirrorStore for SqliteCatalog {
     async fn create_mirror(&self, new: &NewMirror, now: DateTime<Utc>) -> Result<Mirror> {
@@ -360,11 +385,8 @@ impl MirrorStore for SqliteCatalog {
     }
 
     async fn confirm_resumed(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE mirrors SET resume_pending = FALSE WHERE id = ? AND resume_pending")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        confirm_resumed_tx(&mut conn, id).await
     }
 
     async fn save_progress(&self, id: &str, progress: &Progress, now: DateTime<Utc>) -> Result<StatusChange> {
@@ -375,13 +397,8 @@ impl MirrorStore for SqliteCatalog {
     }
 
     async fn set_last_error(&self, id: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE mirrors SET last_error = ?, updated_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(now.timestamp_millis())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        set_last_error_tx(&mut conn, id, error, now).await
     }
 
     async fn fail_mirror(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<StatusChange> {

@@ -1,6 +1,6 @@
 //! Ownership of replication work by source peer, on SQLite. A SQLite catalog serves one process,
 //! so there is one claimer; the rules are the same as on Postgres (`BEGIN IMMEDIATE` serialises
-//! claims and fenced checkpoints), so the contract holds on both backends.
+//! claims and fenced worker writes), so the contract holds on both backends.
 
 use std::time::Duration;
 
@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::mirror::{confirm_paused_tx, fail_mirror_tx, save_progress_tx};
+use super::mirror::{
+    confirm_paused_tx, confirm_resumed_tx, fail_mirror_tx, save_progress_tx, set_last_error_tx,
+};
 use super::SqliteCatalog;
 use crate::domain::from_millis;
 use crate::storage::{
@@ -146,8 +148,7 @@ impl OwnershipStore for SqliteCatalog {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        check_fence(&mut tx, id, fence).await?;
+        let mut tx = fenced_tx(self, id, fence).await?;
         let change = save_progress_tx(&mut tx, id, progress, now).await?;
         tx.commit().await?;
         Ok(change)
@@ -159,8 +160,7 @@ impl OwnershipStore for SqliteCatalog {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        check_fence(&mut tx, id, fence).await?;
+        let mut tx = fenced_tx(self, id, fence).await?;
         let change = confirm_paused_tx(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(change)
@@ -173,12 +173,43 @@ impl OwnershipStore for SqliteCatalog {
         fence: &SourceFence,
         now: DateTime<Utc>,
     ) -> Result<StatusChange> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        check_fence(&mut tx, id, fence).await?;
+        let mut tx = fenced_tx(self, id, fence).await?;
         let change = fail_mirror_tx(&mut tx, id, reason, now).await?;
         tx.commit().await?;
         Ok(change)
     }
+
+    async fn set_last_error_fenced(
+        &self,
+        id: &str,
+        error: Option<&str>,
+        fence: &SourceFence,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = fenced_tx(self, id, fence).await?;
+        set_last_error_tx(&mut tx, id, error, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn confirm_resumed_fenced(&self, id: &str, fence: &SourceFence) -> Result<()> {
+        let mut tx = fenced_tx(self, id, fence).await?;
+        confirm_resumed_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Opens a worker's write: `BEGIN IMMEDIATE` takes the write lock first, so no claim or release
+/// can change the token between the fence check and the write's commit.
+async fn fenced_tx<'c>(
+    catalog: &'c SqliteCatalog,
+    id: &str,
+    fence: &SourceFence,
+) -> Result<sqlx::Transaction<'c, sqlx::Sqlite>> {
+    let mut tx = catalog.pool.begin_with("BEGIN IMMEDIATE").await?;
+    check_fence(&mut tx, id, fence).await?;
+    Ok(tx)
 }
 
 /// Refuses a worker's write, inside its transaction, unless `fence` still names the current owner
