@@ -163,8 +163,14 @@ fn FilterForm(query: Query, peers: Vec<PeerView>) -> impl IntoView {
                     .map(|(v, text)| view! { <option value=v selected=is(&query.hold, v)>{text}</option> })
                     .collect_view()}
             </select>
-            <label for="filter-name">"Name contains"</label>
-            <input id="filter-name" name="name" maxlength="200" value=query.name.clone().unwrap_or_default() />
+            <label for="filter-name">"Search"</label>
+            <input
+                id="filter-name"
+                name="name"
+                maxlength="200"
+                placeholder="part of a mirror's name"
+                value=query.name.clone().unwrap_or_default()
+            />
             <button type="submit" class="secondary">"Filter"</button>
             {(query.status.is_some() || query.peer.is_some() || query.hold.is_some() || query.name.is_some())
                 .then(|| view! { <a href="/mirrors" class="button secondary">"Clear"</a> })}
