@@ -31,8 +31,15 @@ use super::EngineError;
 /// At most this many changes are kept in memory per source; mirrors further behind reposition
 /// the cursor instead.
 const WINDOW_CHANGES: usize = 100_000;
-/// A mirror that has not read for this long no longer keeps transactions in the window.
-const CONSUMER_TTL: Duration = Duration::from_secs(30);
+/// A mirror that has not read for this long no longer keeps transactions in the window. Idle
+/// mirrors read only when woken (see `engine::signal`), so this is far longer than the longest
+/// idle wait; workers that stop leave at once ([`Reader::leave`]).
+const CONSUMER_TTL: Duration = Duration::from_secs(600);
+/// A poll reads at most about this many changes into the window; mirrors read on from there.
+const POLL_CHANGES: usize = 2_000;
+/// When the source writes only to tables no mirror reads, the watcher still wakes the mirrors
+/// this often, so idle ones record the position and the hold slot releases that WAL.
+const POSITION_SIGNAL_EVERY: Duration = Duration::from_secs(30);
 
 /// Every source's reader, by source peer id.
 #[derive(Default)]
@@ -77,6 +84,8 @@ struct State {
     /// Whether `start`/`end` were read from the slot since this process started.
     synced: bool,
     consumers: HashMap<String, (u64, Instant)>,
+    /// When [`Reader::poll`] last woke the mirrors, and the position they could read up to then.
+    position_signalled: Option<(Instant, u64)>,
 }
 
 impl Reader {
@@ -146,6 +155,39 @@ impl Reader {
         };
         trim(&mut state);
         Ok(Batch { transactions: out.transactions, position })
+    }
+
+    /// For the source's watcher: reads what the source committed since into the window, when a
+    /// mirror of this process reads here. True when the mirrors should look: the window gained
+    /// transactions or was restarted, or (at most every [`POSITION_SIGNAL_EVERY`]) only the
+    /// position moved.
+    pub(crate) async fn poll(&self, pool: &PgPool) -> Result<bool, EngineError> {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        state.consumers.retain(|_, (_, seen)| now.duration_since(*seen) < CONSUMER_TTL);
+        if !state.synced || state.consumers.is_empty() {
+            return Ok(false);
+        }
+        let (last, start) = (state.window.back().map(|t| t.end_lsn), state.start);
+        self.fetch(pool, &mut state, POLL_CHANGES).await?;
+        let news = state.window.back().map(|t| t.end_lsn) != last || state.start != start;
+        // Compared with what the mirrors were last told, not with the previous poll: a mirror's
+        // own read may have moved the end since, and that move still has to be announced.
+        let moved = match state.position_signalled {
+            None => true,
+            Some((at, end)) => state.end > end && now.duration_since(at) >= POSITION_SIGNAL_EVERY,
+        };
+        if news || moved {
+            state.position_signalled = Some((now, state.end));
+        }
+        trim(&mut state);
+        Ok(news || moved)
+    }
+
+    /// A mirror's worker stopped here (paused, dropped, moved to another process): the window
+    /// no longer keeps transactions for it.
+    pub(crate) async fn leave(&self, mirror_id: &str) {
+        self.state.lock().await.consumers.remove(mirror_id);
     }
 
     /// Moves the hold slot to `lsn` (the lowest checkpoint of the source's live mirrors).

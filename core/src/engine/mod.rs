@@ -16,6 +16,7 @@
 mod logical;
 pub mod peer;
 mod runner;
+mod signal;
 mod supervisor;
 
 use std::collections::{BTreeSet, HashMap};

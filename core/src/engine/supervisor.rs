@@ -1,10 +1,17 @@
 //! The supervisor: one tokio task per mirror that needs a worker.
 //!
 //! Policy: the catalog is the only source of truth. A control loop lists mirrors on start, on
-//! every [`Engine::notify`] and every `poll_interval`, and starts a task for each mirror whose
-//! status needs a worker (setup, snapshot, running, pausing) and has none. A task builds a
-//! [`MirrorRunner`] and steps it; it ends by itself when the mirror is paused, failed or dropped.
-//! Work is bounded by a semaphore held for one step at a time, so idle mirrors hold no permit.
+//! every [`Engine::notify`], on every mirror status change another process relays, and every
+//! ten `poll_interval`s, and starts a task for each mirror whose status needs a worker (setup,
+//! snapshot, running, pausing) and has none. A task builds a [`MirrorRunner`] and steps it; it
+//! ends by itself when the mirror is paused, failed or dropped. Work is bounded by a semaphore
+//! held for one step at a time, so idle mirrors hold no permit.
+//!
+//! An idle worker (CDC caught up) costs nothing until something may have changed: it sleeps
+//! until its source's watcher signals new changes (`signal`: one adaptive probe per source, not
+//! one poll per mirror), its mirror's desired state changes (a local wake-up, or a relayed
+//! status change from another process), or `idle_recheck` passes as a safety net.
+//!
 //! A transient error is stored as the mirror's last error and published, then the task waits
 //! (exponential backoff) and rebuilds its runner from the persisted checkpoint; an error retrying
 //! cannot fix marks the mirror failed. Killing tasks ([`Supervisor::abort`]) loses nothing: a new
@@ -21,10 +28,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::runner::{MirrorRunner, RunnerOptions, StepOutcome};
+use super::signal::SourceSignals;
 use super::{Engine, EngineError};
 use crate::events::Event;
 
@@ -33,8 +41,11 @@ use crate::events::Event;
 pub struct SupervisorConfig {
     /// At most this many mirrors do a step at the same time.
     pub max_concurrent: usize,
-    /// How often the control loop re-reads the catalog, and an idle worker polls its change log.
+    /// The slowest pace of a source's watcher (how long a change may wait to be seen on a quiet
+    /// source); the control loop re-reads the catalog every ten of these without a wake-up.
     pub poll_interval: Duration,
+    /// The longest an idle worker waits without any signal before stepping anyway.
+    pub idle_recheck: Duration,
     /// The first retry delay after an error; doubles per consecutive error up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -46,6 +57,7 @@ impl Default for SupervisorConfig {
         SupervisorConfig {
             max_concurrent: 8,
             poll_interval: Duration::from_millis(500),
+            idle_recheck: Duration::from_secs(60),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             runner: RunnerOptions::default(),
@@ -57,7 +69,11 @@ struct Inner {
     engine: Engine,
     config: SupervisorConfig,
     permits: Semaphore,
-    tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Each worker task with its mirror's source peer.
+    tasks: Mutex<HashMap<String, (JoinHandle<()>, String)>>,
+    signals: Arc<SourceSignals>,
+    /// Steps run by this supervisor's workers since it started.
+    steps: std::sync::atomic::AtomicU64,
     stop: watch::Receiver<bool>,
 }
 
@@ -68,7 +84,17 @@ pub struct WorkerCount(Arc<Inner>);
 impl WorkerCount {
     pub fn live(&self) -> usize {
         let tasks = self.0.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.values().filter(|h| !h.is_finished()).count()
+        tasks.values().filter(|(h, _)| !h.is_finished()).count()
+    }
+
+    /// How many steps the workers have run since the supervisor started (idle ones included).
+    pub fn steps(&self) -> u64 {
+        self.0.steps.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many sources have a watcher probing them now.
+    pub fn watched_sources(&self) -> usize {
+        self.0.signals.watched()
     }
 }
 
@@ -76,6 +102,7 @@ impl WorkerCount {
 pub struct Supervisor {
     inner: Arc<Inner>,
     control: Option<JoinHandle<()>>,
+    relayed: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -88,17 +115,20 @@ impl Supervisor {
             permits: Semaphore::new(config.max_concurrent.max(1)),
             config,
             tasks: Mutex::default(),
+            signals: Arc::default(),
+            steps: Default::default(),
             stop: stop_rx,
         });
+        let relayed = tokio::spawn(wake_on_events(inner.clone(), inner.engine.events().subscribe()));
         let control = tokio::spawn(control_loop(inner.clone()));
-        Supervisor { inner, control: Some(control), stop }
+        Supervisor { inner, control: Some(control), relayed: Some(relayed), stop }
     }
 
     /// Ids of mirrors with a live worker task.
     pub fn running(&self) -> Vec<String> {
         let tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
         let mut ids: Vec<String> =
-            tasks.iter().filter(|(_, h)| !h.is_finished()).map(|(id, _)| id.clone()).collect();
+            tasks.iter().filter(|(_, (h, _))| !h.is_finished()).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids
     }
@@ -116,9 +146,12 @@ impl Supervisor {
         if let Some(c) = self.control.take() {
             let _ = c.await;
         }
+        if let Some(r) = self.relayed.take() {
+            r.abort();
+        }
         let handles: Vec<JoinHandle<()>> = {
             let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-            tasks.drain().map(|(_, h)| h).collect()
+            tasks.drain().map(|(_, (h, _))| h).collect()
         };
         for h in handles {
             let _ = h.await;
@@ -134,8 +167,13 @@ impl Supervisor {
         if let Some(c) = self.control.take() {
             c.abort();
         }
+        if let Some(r) = self.relayed.take() {
+            r.abort();
+        }
+        // Watchers end by themselves once their workers are gone.
+        let _ = self.stop.send(true);
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, h) in tasks.drain() {
+        for (_, (h, _)) in tasks.drain() {
             h.abort();
         }
     }
@@ -156,9 +194,16 @@ async fn control_loop(inner: Arc<Inner>) {
         if let Err(e) = reconcile(&inner).await {
             tracing::warn!(error = %e, "cannot list mirrors; will retry");
         }
+        // A burst of wake-ups (a window holding thousands of mirrors) costs one listing per
+        // gap, not one per mirror.
+        let gap = inner.config.poll_interval.min(Duration::from_millis(100));
+        tokio::select! {
+            _ = tokio::time::sleep(gap) => {}
+            _ = stop.changed() => {}
+        }
         tokio::select! {
             _ = inner.engine.wakeups.control.notified() => {}
-            _ = tokio::time::sleep(inner.config.poll_interval) => {}
+            _ = tokio::time::sleep(inner.config.poll_interval.saturating_mul(10)) => {}
             _ = stop.changed() => {}
         }
     }
@@ -167,7 +212,13 @@ async fn control_loop(inner: Arc<Inner>) {
 async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
     let mirrors = inner.engine.catalog().list_mirrors().await?;
     let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-    tasks.retain(|_, h| !h.is_finished());
+    tasks.retain(|_, (h, _)| !h.is_finished());
+    for (id, (_, source)) in tasks.iter() {
+        // An idle worker of a source given to another process wakes up to stop.
+        if !inner.engine.runs_source(source) {
+            inner.engine.wakeups.for_mirror(id).notify_one();
+        }
+    }
     for m in mirrors {
         // With several processes, only mirrors of sources this one owns (see `ownership`).
         if m.status.needs_worker()
@@ -176,10 +227,74 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
         {
             tracing::debug!(mirror.id = %m.id, "starting worker");
             let handle = tokio::spawn(worker(inner.clone(), m.id.clone(), m.source_peer_id.clone()));
-            tasks.insert(m.id, handle);
+            tasks.insert(m.id, (handle, m.source_peer_id));
         }
     }
     Ok(())
+}
+
+/// Wakes workers and the control loop for what happens elsewhere: mirror status changes
+/// relayed from other processes (a hold added by another process's window, a new mirror), and
+/// resyncs (events may have been missed, so every worker looks once).
+async fn wake_on_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Event>) {
+    loop {
+        let wake_all = match events.recv().await {
+            Ok(Event::MirrorStatusChanged { mirror_id, .. }) => {
+                inner.engine.wakeups.for_mirror(&mirror_id).notify_one();
+                inner.engine.wakeups.control.notify_one();
+                false
+            }
+            Ok(Event::Resync { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Ok(_) => false,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if wake_all {
+            let ids: Vec<String> = {
+                let tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                tasks.keys().cloned().collect()
+            };
+            for id in ids {
+                inner.engine.wakeups.for_mirror(&id).notify_one();
+            }
+            inner.engine.wakeups.control.notify_one();
+        }
+    }
+}
+
+/// How long an idle worker of mirror `id` waits without a signal: `idle_recheck`, spread by up
+/// to a quarter by the id so thousands of idle mirrors do not all step in the same instant.
+fn idle_wait(config: &SupervisorConfig, id: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    let spread = config.idle_recheck / 4;
+    let nanos = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX).max(1);
+    config.idle_recheck.saturating_sub(spread) + Duration::from_nanos(h.finish() % nanos)
+}
+
+/// Waits while caught up: until the source may have changes, the mirror's desired state
+/// changed, the idle re-check is due, or the supervisor stops (then `true`).
+async fn idle(
+    wait: Duration,
+    wake: &Notify,
+    source: &mut watch::Receiver<u64>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = wake.notified() => {}
+        changed = source.changed() => {
+            if changed.is_err() {
+                // The watcher is gone (it should not be while this worker listens): poll slowly.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        _ = tokio::time::sleep(wait) => {}
+        _ = stop.changed() => {}
+    }
+    *stop.borrow()
 }
 
 /// Sleeps for `d` unless stopping; returns whether to stop.
@@ -203,9 +318,20 @@ async fn pause_for(d: Duration, wake: Option<&Notify>, stop: &mut watch::Receive
 
 #[tracing::instrument(skip(inner, source), fields(mirror.id = %id))]
 async fn worker(inner: Arc<Inner>, id: String, source: String) {
+    run_worker(&inner, &id, &source).await;
+    // Its place in the source reader's window is no longer needed.
+    if let Ok(Some(reader)) = inner.engine.logical_reader(&source).await {
+        reader.leave(&id).await;
+    }
+}
+
+async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str) {
     let engine = &inner.engine;
+    let (id, source) = (id.to_string(), source.to_string());
     let wake = engine.wakeups.for_mirror(&id);
     let mut stop = inner.stop.clone();
+    let mut changes = inner.signals.listen(engine, &source, inner.config.poll_interval, inner.stop.clone());
+    let idle_for = idle_wait(&inner.config, &id);
     let mut failures: u32 = 0;
     loop {
         let built = MirrorRunner::new(engine.clone(), &id, inner.config.runner.clone()).await;
@@ -234,13 +360,19 @@ async fn worker(inner: Arc<Inner>, id: String, source: String) {
                     let Some(_step) = engine.begin_step(&source) else {
                         return;
                     };
-                    runner.run_next_step().await
+                    // Marks what the watcher has announced so far as seen: a change after
+                    // this point wakes the next idle wait.
+                    changes.borrow_and_update();
+                    inner.steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // Boxed: the step's state lives only while it runs, so thousands of idle
+                    // workers stay small.
+                    Box::pin(runner.run_next_step()).await
                 };
                 match step {
                     Ok(out) if out.is_stop() => return,
                     Ok(StepOutcome::Idle) => {
                         failures = 0;
-                        if pause_for(inner.config.poll_interval, Some(&wake), &mut stop).await {
+                        if idle(idle_for, &wake, &mut changes, &mut stop).await {
                             return;
                         }
                     }

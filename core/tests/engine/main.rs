@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use quiesce_core::domain::{Capture, Hold, MirrorStatus, PeerKind, Stage};
-use quiesce_core::engine::{EngineError, MirrorRunner, StepOutcome, Supervisor};
+use quiesce_core::engine::{EngineError, MirrorRunner, StepOutcome, Supervisor, SupervisorConfig};
 use quiesce_core::events::Event;
 use quiesce_core::Backend;
 use support::*;
@@ -737,4 +737,103 @@ async fn trigger_capture_never_makes_writers_wait_and_loses_no_late_commit(catal
     w.assert_same_rows("items").await;
     let after = w.engine.catalog().mirror(&mirror).await.unwrap().unwrap();
     assert!(after.rows_applied > seen.rows_applied, "the late commit was applied");
+}
+
+/// Idle cost: caught-up mirrors step only when their source changes (one watcher per source),
+/// and a change, including a Postgres trigger-capture transaction that commits after a later
+/// one, still reaches the destination with no periodic polling to fall back on.
+mod idle {
+    use super::*;
+
+    macro_rules! cases {
+        ($($name:ident: $catalog:ident, $src:ident, $capture:expr;)*) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    idle_mirrors_step_only_when_their_source_changes(Backend::$catalog, PeerKind::$src, $capture).await;
+                }
+            )*
+        };
+    }
+
+    cases! {
+        sqlite_catalog_sqlite_source: Sqlite, Sqlite, None;
+        sqlite_catalog_logical_source: Sqlite, Postgres, None;
+        sqlite_catalog_trigger_source: Sqlite, Postgres, Some(Capture::Trigger);
+        postgres_catalog_sqlite_source: Postgres, Sqlite, None;
+        postgres_catalog_logical_source: Postgres, Postgres, None;
+        postgres_catalog_trigger_source: Postgres, Postgres, Some(Capture::Trigger);
+    }
+
+    const MIRRORS: usize = 5;
+
+    async fn dest_has(w: &World, table: &str, id: i64) -> bool {
+        let sql = format!("SELECT count(*) FROM {table} WHERE id = {id}");
+        let n: i64 = match &w.dst {
+            quiesce_core::engine::Peer::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
+            quiesce_core::engine::Peer::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap(),
+        };
+        n == 1
+    }
+
+    async fn idle_mirrors_step_only_when_their_source_changes(
+        catalog: Backend,
+        src: PeerKind,
+        capture: Option<Capture>,
+    ) {
+        let w = World::with_capture(catalog, src, PeerKind::Sqlite, capture).await;
+        let mut ids = vec![];
+        for i in 0..MIRRORS {
+            w.src_exec(&format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, v TEXT)")).await;
+            w.src_exec(&format!("INSERT INTO t{i} VALUES (1, 'a')")).await;
+            ids.push(w.create_mirror(&format!("m{i}"), &[&format!("t{i}")]).await);
+        }
+        let config = SupervisorConfig {
+            poll_interval: Duration::from_millis(50),
+            // No safety-net polling: whatever wakes an idle mirror below is a signal.
+            idle_recheck: Duration::from_secs(3600),
+            ..fast_config()
+        };
+        let sup = Supervisor::start(w.engine.clone(), config);
+        let workers = sup.workers();
+        for id in &ids {
+            // Copied and in CDC: every row so far was in the snapshot.
+            wait_for(&w, id, "snapshot copied", |m| m.checkpoint.stage == Stage::Cdc && m.rows_copied == 1)
+                .await;
+        }
+        assert_eq!(workers.watched_sources(), 1, "one watcher for the source, not one poll per mirror");
+
+        // Quiet source: a one-second wait lets the last steps and the watcher settle, then two
+        // seconds of nothing. Polling every 50 ms would be 200 steps; a logical source may wake
+        // every mirror once to record that the WAL moved on.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = workers.steps();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let idle_steps = workers.steps() - before;
+        assert!(idle_steps <= MIRRORS as u64, "{idle_steps} steps while the source was quiet");
+
+        // One change wakes the source's mirrors, and reaches the destination.
+        let before = workers.steps();
+        w.src_exec("INSERT INTO t2 VALUES (2, 'b')").await;
+        poll("the change reaches the destination", || dest_has(&w, "t2", 2)).await;
+        let woken = workers.steps() - before;
+        assert!(woken >= 1 && woken <= 4 * MIRRORS as u64, "{woken} steps for one change");
+
+        if capture == Some(Capture::Trigger) {
+            // A transaction holding a lower change-log id commits after a later one: the
+            // watcher must see it although the log's highest id does not move.
+            use sqlx::Connection;
+            let mut slow = sqlx::PgConnection::connect(&w.src_db.url).await.unwrap();
+            sqlx::raw_sql("BEGIN; INSERT INTO t0 VALUES (3, 'slow')").execute(&mut slow).await.unwrap();
+            w.src_exec("INSERT INTO t1 VALUES (3, 'fast')").await;
+            poll("the later commit arrives", || dest_has(&w, "t1", 3)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sqlx::raw_sql("COMMIT").execute(&mut slow).await.unwrap();
+            poll("the late commit arrives", || dest_has(&w, "t0", 3)).await;
+        }
+        sup.shutdown().await;
+        for i in 0..MIRRORS {
+            w.assert_same_rows(&format!("t{i}")).await;
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub fn fast_config() -> SupervisorConfig {
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(100),
         runner: small_batches(),
+        ..SupervisorConfig::default()
     }
 }
 

@@ -548,6 +548,21 @@ impl Peer {
         }
     }
 
+    /// Where the source's change log is, for its watcher ([`crate::engine`]'s source signals):
+    /// moves whenever entries are committed. SQLite commits one writer at a time, so the highest
+    /// id is enough; on Postgres it is the current snapshot, and the answer says whether an entry
+    /// committed since `since`.
+    pub(crate) async fn log_moved(&self, since: Option<&str>) -> Result<(String, bool), EngineError> {
+        match self {
+            Peer::Sqlite(p) => {
+                let mark = sqlite::high_water_mark(p).await?.to_string();
+                let moved = since.is_some_and(|s| s != mark);
+                Ok((mark, moved))
+            }
+            Peer::Postgres(p) => postgres::committed_since(p, since).await,
+        }
+    }
+
     /// Up to `limit` rows of `schema` after primary key `after`, in key order.
     pub async fn read_rows(
         &self,

@@ -249,6 +249,35 @@ async fn has_changelog(pool: &PgPool) -> Result<bool, EngineError> {
         .map_err(query_error)
 }
 
+/// For the source's watcher: `(now, committed)` where `now` is the current snapshot and
+/// `committed` says whether a change-log entry became visible since snapshot `since` (a new
+/// commit, whatever its id: a slow transaction's low ids count too). `(now, false)` without
+/// `since` or without a change log.
+pub(super) async fn committed_since(
+    pool: &PgPool,
+    since: Option<&str>,
+) -> Result<(String, bool), EngineError> {
+    if !has_changelog(pool).await? {
+        let now: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+            .fetch_one(pool)
+            .await
+            .map_err(query_error)?;
+        return Ok((now, false));
+    }
+    // One statement, one snapshot: the entries it sees are exactly those visible in `now`.
+    sqlx::query_as(&format!(
+        "SELECT pg_current_snapshot()::text,
+                $1::text IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM {CHANGELOG_TABLE}
+                     WHERE xid >= pg_snapshot_xmin($1::pg_snapshot)
+                       AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot))"
+    ))
+    .bind(since)
+    .fetch_one(pool)
+    .await
+    .map_err(query_error)
+}
+
 /// The highest change-log id, once every transaction in flight when it was read has ended: an
 /// id below the mark can then only belong to a transaction whose rows a snapshot started after
 /// this call sees. Gives up (a retryable error) after `MARK_WAIT` if one is still running.
