@@ -3,7 +3,8 @@
 //! Policy: the catalog is the only source of truth. A control loop lists mirrors on start, on
 //! every [`Engine::notify`], on every mirror status change another process relays, and every
 //! ten `poll_interval`s, and starts a task for each mirror whose status needs a worker (setup,
-//! snapshot, running, pausing) and has none. A task builds a [`MirrorRunner`] and steps it; it
+//! snapshot, running, pausing) and has none, and wakes the worker of each mirror whose status
+//! or holds changed since the previous listing. A task builds a [`MirrorRunner`] and steps it; it
 //! ends by itself when the mirror is paused, failed or dropped. Work is bounded by a semaphore
 //! held for one step at a time, so idle mirrors hold no permit.
 //!
@@ -72,6 +73,8 @@ struct Inner {
     /// Each worker task with its mirror's source peer.
     tasks: Mutex<HashMap<String, (JoinHandle<()>, String)>>,
     signals: Arc<SourceSignals>,
+    /// Each listed mirror's desired state (status, number of holds) at the last listing.
+    desired: Mutex<HashMap<String, (crate::domain::MirrorStatus, usize)>>,
     /// Steps run by this supervisor's workers since it started.
     steps: std::sync::atomic::AtomicU64,
     stop: watch::Receiver<bool>,
@@ -116,6 +119,7 @@ impl Supervisor {
             config,
             tasks: Mutex::default(),
             signals: Arc::default(),
+            desired: Mutex::default(),
             steps: Default::default(),
             stop: stop_rx,
         });
@@ -191,12 +195,14 @@ async fn control_loop(inner: Arc<Inner>) {
         if *stop.borrow() {
             return;
         }
+        let started = std::time::Instant::now();
         if let Err(e) = reconcile(&inner).await {
             tracing::warn!(error = %e, "cannot list mirrors; will retry");
         }
         // A burst of wake-ups (a window holding thousands of mirrors) costs one listing per
-        // gap, not one per mirror.
-        let gap = inner.config.poll_interval.min(Duration::from_millis(100));
+        // gap, not one per mirror; a long listing (many mirrors) spaces them further, so
+        // listing takes at most a fifth of the time.
+        let gap = inner.config.poll_interval.min(Duration::from_millis(100)).max(started.elapsed() * 4);
         tokio::select! {
             _ = tokio::time::sleep(gap) => {}
             _ = stop.changed() => {}
@@ -211,7 +217,28 @@ async fn control_loop(inner: Arc<Inner>) {
 
 async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
     let mirrors = inner.engine.catalog().list_mirrors().await?;
+    // A worker whose mirror's desired state changed since the last listing looks now, however
+    // the change was made: this is what makes a missed wake-up cost at most one listing.
+    let changed: Vec<&str> = {
+        let mut desired = inner.desired.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = vec![];
+        let mut now = HashMap::with_capacity(mirrors.len());
+        for m in &mirrors {
+            let state = (m.status, m.holds.len());
+            if desired.get(&m.id).is_some_and(|before| *before != state) {
+                changed.push(m.id.as_str());
+            }
+            now.insert(m.id.clone(), state);
+        }
+        *desired = now;
+        changed
+    };
     let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+    for id in changed {
+        if tasks.contains_key(id) {
+            inner.engine.wakeups.for_mirror(id).notify_one();
+        }
+    }
     tasks.retain(|_, (h, _)| !h.is_finished());
     for (id, (_, source)) in tasks.iter() {
         // An idle worker of a source given to another process wakes up to stop.
@@ -233,30 +260,23 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Wakes workers and the control loop for what happens elsewhere: mirror status changes
-/// relayed from other processes (a hold added by another process's window, a new mirror), and
-/// resyncs (events may have been missed, so every worker looks once).
+/// Wakes workers and the control loop for what happens elsewhere: a mirror status change
+/// relayed from another process (a hold added by its window, a new mirror) wakes that mirror at
+/// once. When events were missed (a resync, or this receiver fell behind a burst) the control
+/// loop re-lists the catalog, which wakes every worker whose desired state changed (see
+/// [`reconcile`]) — never every worker, which under a burst of thousands would feed itself.
 async fn wake_on_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Event>) {
     loop {
-        let wake_all = match events.recv().await {
+        match events.recv().await {
             Ok(Event::MirrorStatusChanged { mirror_id, .. }) => {
                 inner.engine.wakeups.for_mirror(&mirror_id).notify_one();
                 inner.engine.wakeups.control.notify_one();
-                false
             }
-            Ok(Event::Resync { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
-            Ok(_) => false,
+            Ok(Event::Resync { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                inner.engine.wakeups.control.notify_one();
+            }
+            Ok(_) => {}
             Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if wake_all {
-            let ids: Vec<String> = {
-                let tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-                tasks.keys().cloned().collect()
-            };
-            for id in ids {
-                inner.engine.wakeups.for_mirror(&id).notify_one();
-            }
-            inner.engine.wakeups.control.notify_one();
         }
     }
 }

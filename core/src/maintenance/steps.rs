@@ -101,9 +101,15 @@ impl Orchestrator {
     /// another orchestrator) runs the window now: this run stops and returns it as it stands.
     pub async fn run_to_completion(&self, window_id: &str) -> Result<Window> {
         loop {
+            let started = std::time::Instant::now();
             match self.step_renewing_lease(window_id).await {
                 Ok(StepOutcome::Advanced(_) | StepOutcome::Progress { .. }) => {}
-                Ok(StepOutcome::Waiting { .. }) => tokio::time::sleep(self.config.poll_interval).await,
+                // A check of thousands of mirrors takes a while: waiting four times as long
+                // keeps checking to a fifth of the catalog's time, leaving the rest to the
+                // workers whose pauses it waits for.
+                Ok(StepOutcome::Waiting { .. }) => {
+                    tokio::time::sleep(self.config.poll_interval.max(started.elapsed() * 4)).await
+                }
                 Ok(StepOutcome::Failed(w) | StepOutcome::Idle(w)) => return Ok(w),
                 Err(MaintenanceError::Storage(StorageError::Fenced(reason))) => {
                     tracing::info!(window.id = %window_id, reason = %reason, "maintenance run stopped: fenced");

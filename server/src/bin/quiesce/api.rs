@@ -146,6 +146,24 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
+/// The server's most mirrors per page of `GET /api/mirrors`.
+const MIRRORS_PER_PAGE: usize = 1000;
+
+/// Every mirror, a page at a time (a catalog may hold many thousands).
+async fn all_mirrors(client: &Client) -> Result<Vec<MirrorView>, Failure> {
+    let mut all = Vec::new();
+    for page in 1.. {
+        let batch: Vec<MirrorView> =
+            typed(client.get(&format!("/api/mirrors?page={page}&per_page={MIRRORS_PER_PAGE}")).await?)?;
+        let last = batch.len() < MIRRORS_PER_PAGE;
+        all.extend(batch);
+        if last {
+            break;
+        }
+    }
+    Ok(all)
+}
+
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Failure> {
     serde_json::from_value(v).map_err(|e| Failure::failed(format!("unexpected answer from the server: {e}")))
 }
@@ -199,10 +217,7 @@ async fn scope_args(client: &Client, scope: &str) -> Result<(String, String), Fa
     let wanted: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let known: Vec<(String, String)> = match kind {
         "all" if wanted.is_empty() => return Ok(("all".into(), String::new())),
-        "mirrors" => typed::<Vec<MirrorView>>(client.get("/api/mirrors").await?)?
-            .into_iter()
-            .map(|m| (m.id, m.name))
-            .collect(),
+        "mirrors" => all_mirrors(client).await?.into_iter().map(|m| (m.id, m.name)).collect(),
         "peers" => typed::<Vec<PeerView>>(client.get("/api/peers").await?)?
             .into_iter()
             .map(|p| (p.id, p.name))
@@ -291,7 +306,7 @@ pub async fn skip_wait(client: &Client, mirror: &str) -> Result<(), Failure> {
     let Some(active) = client.active().await? else {
         return Err(Failure::failed("no maintenance window is active"));
     };
-    let mirrors: Vec<MirrorView> = typed(client.get("/api/mirrors").await?)?;
+    let mirrors = all_mirrors(client).await?;
     let Some(m) = mirrors.iter().find(|m| m.id == mirror || m.name == mirror) else {
         return Err(Failure::usage(format!("no mirror named {mirror:?}")));
     };
@@ -332,11 +347,10 @@ async fn follow(
     timeout: Duration,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + timeout;
-    let mut names: HashMap<String, String> =
-        match client.get("/api/mirrors").await.map(typed::<Vec<MirrorView>>) {
-            Ok(Ok(list)) => list.into_iter().map(|m| (m.id, m.name)).collect(),
-            _ => HashMap::new(),
-        };
+    let mut names: HashMap<String, String> = match all_mirrors(client).await {
+        Ok(list) => list.into_iter().map(|m| (m.id, m.name)).collect(),
+        Err(_) => HashMap::new(),
+    };
     let mut stream_open = true;
     loop {
         let detail = client.window(window_id).await?;
