@@ -149,10 +149,10 @@ fn without_url(e: &reqwest::Error) -> String {
 /// The server's most mirrors per page of `GET /api/mirrors`.
 const MIRRORS_PER_PAGE: usize = 1000;
 
-/// Every mirror, a page at a time (a catalog may hold many thousands).
+/// Every mirror, a page at a time (pages count from 0; a catalog may hold many thousands).
 async fn all_mirrors(client: &Client) -> Result<Vec<MirrorView>, Failure> {
     let mut all = Vec::new();
-    for page in 1.. {
+    for page in 0.. {
         let batch: Vec<MirrorView> =
             typed(client.get(&format!("/api/mirrors?page={page}&per_page={MIRRORS_PER_PAGE}")).await?)?;
         let last = batch.len() < MIRRORS_PER_PAGE;
