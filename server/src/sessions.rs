@@ -7,10 +7,13 @@
 //! configured idle time (counted from the last request: `always_save`), and `app::auth` ends them
 //! at the absolute lifetime. Expired rows are deleted by a supervised background task.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use quiesce_core::storage::DbPool;
+use tower_sessions::cookie::time::{Duration as TimeDuration, OffsetDateTime};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
@@ -26,28 +29,91 @@ pub fn cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// The session store on whichever backend the catalog uses.
+/// The session store on whichever backend the catalog uses, with what this process last wrote
+/// kept in memory (see [`Written`]).
 #[derive(Debug, Clone)]
-pub enum CatalogSessionStore {
+pub struct CatalogSessionStore {
+    backend: Backend,
+    written: Arc<Mutex<Written>>,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
     Sqlite(SqliteStore),
     Postgres(PostgresStore),
 }
 
+/// What this process last wrote for each session, so that a page render does not cost the
+/// catalog a session read and a write:
+///
+/// - **Writes.** Sessions expire on inactivity, so every request moves the expiry (`always_save`)
+///   and would write the row. A save whose data equals what was last written here, and whose
+///   expiry moved less than `resave_after` (a twentieth of the idle timeout, at most a minute),
+///   is skipped: a session may end that much before its idle timeout, never later. Data changes
+///   are always written.
+/// - **Reads** (SQLite only). A SQLite catalog belongs to one process (the catalog lock), and
+///   every write to the session table goes through this store, so what was last written here is
+///   what the table holds: loads are answered from memory. On Postgres other processes write
+///   (a sign-out there deletes the row), so loads always read the catalog.
+#[derive(Debug)]
+struct Written {
+    records: HashMap<Id, Record>,
+    /// Bumped by every delete: a load that read the catalog before a delete must not put the
+    /// deleted session back into memory after it.
+    deletions: u64,
+    answer_loads: bool,
+    resave_after: TimeDuration,
+}
+
+/// At most this many sessions are remembered; past it the expired ones are forgotten, and if
+/// that is not enough, all of them (the catalog still has everything).
+const REMEMBERED: usize = 50_000;
+
+impl Written {
+    fn remember(&mut self, record: &Record) {
+        if self.records.len() >= REMEMBERED && !self.records.contains_key(&record.id) {
+            let now = OffsetDateTime::now_utc();
+            self.records.retain(|_, r| r.expiry_date > now);
+            if self.records.len() >= REMEMBERED {
+                self.records.clear();
+            }
+        }
+        self.records.insert(record.id, record.clone());
+    }
+
+    /// Whether the catalog already holds `record` closely enough.
+    fn up_to_date(&self, record: &Record) -> bool {
+        self.records.get(&record.id).is_some_and(|w| {
+            w.data == record.data
+                && w.expiry_date <= record.expiry_date
+                && record.expiry_date - w.expiry_date < self.resave_after
+        })
+    }
+}
+
 impl CatalogSessionStore {
-    /// Opens the store on the catalog's pool and creates its table if missing.
-    pub async fn open(pool: DbPool) -> Result<Self, sqlx_error::Error> {
-        Ok(match pool {
+    /// Opens the store on the catalog's pool and creates its table if missing. `idle` is the
+    /// idle timeout (it decides how often an unchanged session is written again).
+    pub async fn open(pool: DbPool, idle: Duration) -> Result<Self, sqlx_error::Error> {
+        let (backend, answer_loads) = match pool {
             DbPool::Sqlite(p) => {
                 let s = SqliteStore::new(p);
                 s.migrate().await?;
-                CatalogSessionStore::Sqlite(s)
+                (Backend::Sqlite(s), true)
             }
             DbPool::Postgres(p) => {
                 let s = PostgresStore::new(p);
                 s.migrate().await?;
-                CatalogSessionStore::Postgres(s)
+                (Backend::Postgres(s), false)
             }
-        })
+        };
+        let resave_after = TimeDuration::milliseconds((idle.as_millis() as i64 / 20).min(60_000));
+        let written = Written { records: HashMap::new(), deletions: 0, answer_loads, resave_after };
+        Ok(Self { backend, written: Arc::new(Mutex::new(written)) })
+    }
+
+    fn written(&self) -> std::sync::MutexGuard<'_, Written> {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Deletes expired sessions every `period`, forever. The store's own loop ends at its first
@@ -71,27 +137,57 @@ pub mod sqlx_error {
 #[async_trait]
 impl SessionStore for CatalogSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            CatalogSessionStore::Sqlite(s) => s.create(record).await,
-            CatalogSessionStore::Postgres(s) => s.create(record).await,
+        match &self.backend {
+            Backend::Sqlite(s) => s.create(record).await?,
+            Backend::Postgres(s) => s.create(record).await?,
         }
+        self.written().remember(record);
+        Ok(())
     }
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            CatalogSessionStore::Sqlite(s) => s.save(record).await,
-            CatalogSessionStore::Postgres(s) => s.save(record).await,
+        if self.written().up_to_date(record) {
+            return Ok(());
         }
+        match &self.backend {
+            Backend::Sqlite(s) => s.save(record).await?,
+            Backend::Postgres(s) => s.save(record).await?,
+        }
+        self.written().remember(record);
+        Ok(())
     }
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            CatalogSessionStore::Sqlite(s) => s.load(id).await,
-            CatalogSessionStore::Postgres(s) => s.load(id).await,
+        let deletions = {
+            let w = self.written();
+            if w.answer_loads {
+                if let Some(r) = w.records.get(id) {
+                    return Ok((r.expiry_date > OffsetDateTime::now_utc()).then(|| r.clone()));
+                }
+            }
+            w.deletions
+        };
+        let loaded = match &self.backend {
+            Backend::Sqlite(s) => s.load(id).await?,
+            Backend::Postgres(s) => s.load(id).await?,
+        };
+        if let Some(r) = &loaded {
+            let mut w = self.written();
+            if w.deletions == deletions {
+                w.remember(r);
+            }
         }
+        Ok(loaded)
     }
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            CatalogSessionStore::Sqlite(s) => s.delete(id).await,
-            CatalogSessionStore::Postgres(s) => s.delete(id).await,
+        // Forgotten first: a load racing with the delete then reads the catalog, and does not
+        // remember what it read.
+        {
+            let mut w = self.written();
+            w.records.remove(id);
+            w.deletions = w.deletions.wrapping_add(1);
+        }
+        match &self.backend {
+            Backend::Sqlite(s) => s.delete(id).await,
+            Backend::Postgres(s) => s.delete(id).await,
         }
     }
 }
@@ -99,10 +195,13 @@ impl SessionStore for CatalogSessionStore {
 #[async_trait]
 impl ExpiredDeletion for CatalogSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match self {
-            CatalogSessionStore::Sqlite(s) => s.delete_expired().await,
-            CatalogSessionStore::Postgres(s) => s.delete_expired().await,
+        match &self.backend {
+            Backend::Sqlite(s) => s.delete_expired().await?,
+            Backend::Postgres(s) => s.delete_expired().await?,
         }
+        let now = OffsetDateTime::now_utc();
+        self.written().records.retain(|_, r| r.expiry_date > now);
+        Ok(())
     }
 }
 

@@ -362,6 +362,7 @@ impl Engine {
             )
             .await?;
         tracing::info!(peer.id = %view.id, "peer created");
+        self.catalog_changed("peers");
         Ok(view)
     }
 
@@ -409,6 +410,7 @@ impl Engine {
             self.readers.forget(id);
         }
         self.catalog.delete_peer(id).await?;
+        self.catalog_changed("peers");
         if let Some(p) = self.peers.lock().await.remove(id) {
             p.close().await;
         }
@@ -702,9 +704,18 @@ impl Engine {
                 to: change.mirror.status,
                 at: Utc::now(),
             });
+        } else {
+            // The holds may have changed (a hold added to a paused mirror): what servers keep
+            // in memory about mirrors is forgotten.
+            self.catalog_changed("mirrors");
         }
         self.notify(&change.mirror.id);
         change.mirror
+    }
+
+    /// Publishes [`Event::CatalogChanged`] for `what` (see there).
+    pub fn catalog_changed(&self, what: &str) {
+        self.events.publish(Event::CatalogChanged { what: what.to_string(), at: Utc::now() });
     }
 
     /// Deletes the source's change-log entries every live mirror has applied. Skipped while a
