@@ -655,14 +655,14 @@ impl Engine {
     #[tracing::instrument(skip(self), fields(mirror.id = %mirror_id, hold = %hold))]
     pub async fn add_hold(&self, mirror_id: &str, hold: &Hold) -> Result<Mirror> {
         let change = self.catalog.add_hold(mirror_id, hold, Utc::now()).await?;
-        Ok(self.after_change(change))
+        Ok(self.after_hold_change(change))
     }
 
     /// Removes `hold`; with no hold left the mirror resumes from its checkpoint.
     #[tracing::instrument(skip(self), fields(mirror.id = %mirror_id, hold = %hold))]
     pub async fn remove_hold(&self, mirror_id: &str, hold: &Hold) -> Result<Mirror> {
         let change = self.catalog.remove_hold(mirror_id, hold, Utc::now()).await?;
-        Ok(self.after_change(change))
+        Ok(self.after_hold_change(change))
     }
 
     /// Drops the mirror: its worker stops, the capture triggers of tables no other live mirror
@@ -704,13 +704,24 @@ impl Engine {
                 to: change.mirror.status,
                 at: Utc::now(),
             });
-        } else {
-            // The holds may have changed (a hold added to a paused mirror): what servers keep
-            // in memory about mirrors is forgotten.
-            self.catalog_changed("mirrors");
         }
         self.notify(&change.mirror.id);
         change.mirror
+    }
+
+    /// [`Self::after_change`] for a user's hold added or removed: when the status stayed (a
+    /// hold added to a paused mirror), the holds still changed, so [`Event::CatalogChanged`]
+    /// (`mirrors`) tells the servers' page caches. Only here: a worker's checkpoint also goes
+    /// through `after_change` (every batch), and an event per batch would have every open page
+    /// re-read its mirrors and windows many times a second. The maintenance steps' holds are
+    /// followed by window events, which make mirrors stale too.
+    fn after_hold_change(&self, change: StatusChange) -> Mirror {
+        let status_stayed = !change.changed();
+        let mirror = self.after_change(change);
+        if status_stayed {
+            self.catalog_changed("mirrors");
+        }
+        mirror
     }
 
     /// Publishes [`Event::CatalogChanged`] for `what` (see there).
@@ -960,5 +971,73 @@ mod tests {
         is_fenced(engine.set_last_error(&m.id, &src, Some("stale")).await, "set_last_error");
         is_fenced(engine.confirm_resumed(&m.id, &src).await, "confirm_resumed");
         assert_eq!(c.mirror(&m.id).await.unwrap().unwrap(), before);
+    }
+
+    fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// A worker's checkpoint (every batch) publishes nothing: an event there made every open
+    /// page re-read its mirrors and windows many times a second, so a page never went quiet
+    /// and a signed-out session kept being saved by requests in flight. A hold added to a mirror
+    /// whose status stays does publish `catalog_changed` (`mirrors`): the page caches must
+    /// forget the holds they show.
+    #[tokio::test]
+    async fn a_checkpoint_publishes_nothing_and_a_hold_that_keeps_the_status_says_mirrors_changed() {
+        for backend in [crate::Backend::Sqlite, crate::Backend::Postgres] {
+            let db = TestDb::new(backend).await;
+            let c = db.catalog().await;
+            let peer = |name: &str| NewPeer {
+                name: name.into(),
+                kind: PeerKind::Sqlite,
+                url: format!("sqlite:///tmp/{name}.db"),
+                location: format!("{name}.db"),
+                capture: Capture::Trigger,
+            };
+            let src = c.create_peer(&peer("src"), Utc::now()).await.unwrap().id;
+            let dst = c.create_peer(&peer("dst"), Utc::now()).await.unwrap().id;
+            let new = NewMirror {
+                name: "m".into(),
+                source_peer_id: src,
+                dest_peer_id: dst,
+                tables: vec!["t".into()],
+                replace_destination: false,
+            };
+            let m = c.create_mirror(&new, Utc::now()).await.unwrap();
+            let engine = Engine::new(c.clone(), EventBus::default());
+            let mut rx = engine.events().subscribe();
+            let progress = |change_id| Progress {
+                checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id },
+                rows_copied: 3,
+                rows_applied: change_id,
+            };
+            // The first checkpoint may move the status on (an event then); the next ones do not.
+            let m = engine.after_change(engine.save_progress(&m, &progress(1)).await.unwrap());
+            drain(&mut rx);
+            for n in 2..5 {
+                engine.after_change(engine.save_progress(&m, &progress(n)).await.unwrap());
+            }
+            assert_eq!(drain(&mut rx), vec![], "{backend:?}: checkpoints published events");
+
+            // A user's pause changes the status: a status event, no catalog_changed.
+            let paused = engine.pause(&m.id).await.unwrap();
+            let events = drain(&mut rx);
+            assert!(
+                events.iter().all(|e| !matches!(e, Event::CatalogChanged { .. })),
+                "{backend:?}: {events:?}"
+            );
+            assert!(
+                events.iter().any(|e| matches!(e, Event::MirrorStatusChanged { .. })),
+                "{backend:?}: {events:?}"
+            );
+            // A second hold on the held mirror: same status, other holds.
+            let held = engine.add_hold(&m.id, &Hold::Maintenance("w1".into())).await.unwrap();
+            assert_eq!(held.status, paused.status, "{backend:?}");
+            let events = drain(&mut rx);
+            assert!(
+                matches!(&events[..], [Event::CatalogChanged { what, .. }] if what == "mirrors"),
+                "{backend:?}: {events:?}"
+            );
+        }
     }
 }
