@@ -33,7 +33,7 @@ pub use peer::rules::PeerRules;
 
 use crate::domain::{
     validate_name, Capture, Hold, Mirror, MirrorFilter, MirrorPage, MirrorStatus, MirrorView, PageRequest,
-    PeerKind, PeerView, RequestKind, RequestOutcome, Stage,
+    PeerHealth, PeerKind, PeerView, RequestKind, RequestOutcome, Stage,
 };
 use crate::events::{Event, EventBus};
 use crate::secrets::{SecretBox, SecretError};
@@ -81,6 +81,9 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// The default retained-WAL warning threshold: 1 GiB.
 pub const DEFAULT_WAL_WARNING_BYTES: i64 = 1 << 30;
+
+/// How long a peer health probe waits for a peer ([`Engine::peer_health`]).
+pub const PEER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a user asks for when creating a mirror (peers by id).
 #[derive(Debug, Clone)]
@@ -394,6 +397,29 @@ impl Engine {
 
     pub async fn list_peers(&self) -> Result<Vec<PeerView>> {
         Ok(self.catalog.list_peers().await?)
+    }
+
+    /// Probes every peer at once (see [`PeerHealth`]), each given [`PEER_PROBE_TIMEOUT`] to
+    /// connect (if this process has no connection yet) and answer a trivial query; an
+    /// unreachable peer never holds up the others. Peers are listed in the catalog's order.
+    pub async fn peer_health(&self) -> Result<Vec<PeerHealth>> {
+        let peers = self.catalog.list_peers().await?;
+        Ok(futures::future::join_all(peers.iter().map(|p| self.probe_peer(&p.id))).await)
+    }
+
+    async fn probe_peer(&self, id: &str) -> PeerHealth {
+        let probe = async {
+            let peer = self.peer(id).await?;
+            let started = std::time::Instant::now();
+            peer.ping().await?;
+            Ok::<_, EngineError>(started.elapsed())
+        };
+        let (reachable, latency_ms, error) = match tokio::time::timeout(PEER_PROBE_TIMEOUT, probe).await {
+            Ok(Ok(rtt)) => (true, Some(u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX)), None),
+            Ok(Err(e)) => (false, None, Some(e.to_string())),
+            Err(_) => (false, None, Some(format!("no answer within {} s", PEER_PROBE_TIMEOUT.as_secs()))),
+        };
+        PeerHealth { peer_id: id.to_string(), reachable, latency_ms, error, checked_at: Utc::now() }
     }
 
     /// Deletes a peer no live mirror uses, with the publication and slots it had as a source.
