@@ -29,6 +29,7 @@ test('the Peers page says which peers answer, how fast, and why one does not', a
     await page.goto('/peers');
     await hydrated(page);
     const rows = page.locator('#peers-table tbody tr');
+    await expect(page.locator(`#peers-table tr[data-peer="${peerName}"]`)).toHaveCount(1);
     const count = await rows.count();
     expect(count).toBeGreaterThanOrEqual(3);
     // Every peer (the demo's and the new one) answers, with its round trip.
