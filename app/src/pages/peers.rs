@@ -36,12 +36,19 @@ pub fn PeersPage() -> impl IntoView {
     let peers = Resource::new(changes, |_| list_peers());
     // The first 1,000 mirrors by name: enough to name a peer's users before removing it.
     let mirrors = Resource::new(changes, |_| list_mirrors(None, None, None, None, None, Some(1000)));
-    // In the browser only (the page does not wait for the probes), again when peers change.
-    let health = LocalResource::new(move || {
+    // Asked by an effect, which runs in the browser only: the page never waits for the probes
+    // (a resource read inside the Transition would hold the server's render, and without
+    // JavaScript the table would never come). Again when peers change.
+    let probed = RwSignal::new(None::<Vec<PeerHealth>>);
+    Effect::new(move |_| {
         changes();
-        peers_health()
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = peers_health().await {
+                probed.try_set(Some(list));
+            }
+        });
     });
-    let health = Signal::derive(move || health.get().and_then(Result::ok));
+    let health = Signal::from(probed);
     let outcome: Notice = notice_with(&[flashed::<CreatePeer>(), flashed::<DeletePeer>()]);
     let id = OUTCOME_ID;
     Effect::new(move |_| report(outcome, id, create.value().get(), |p| format!("Added peer {}.", p.name)));
