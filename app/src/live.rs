@@ -196,6 +196,11 @@ mod client {
                 }
                 "mirror_status_changed" | "mirror_error" => self.mirrors.bump(),
                 "mirror_progress" => self.progress.bump(),
+                // Peers, plans (the banners) or a mirror's holds.
+                "catalog_changed" => {
+                    self.windows.bump();
+                    self.mirrors.bump();
+                }
                 _ => self.resync(),
             }
         }

@@ -65,6 +65,11 @@ pub enum Event {
     Resync { reason: String, at: DateTime<Utc> },
     /// A planned window is still active after its expected end (see `crate::schedule`).
     WindowOverdue { window_id: String, planned_end: DateTime<Utc>, auto_disable: bool, at: DateTime<Utc> },
+    /// Something pages show changed without a status or window event: `what` is `peers` (a
+    /// peer created or deleted), `plans` (a planned window created, edited, cancelled or
+    /// started) or `mirrors` (a mirror's holds changed while its status stayed). Servers forget
+    /// what they keep in memory about it; pages re-read.
+    CatalogChanged { what: String, at: DateTime<Utc> },
 }
 
 impl Event {
@@ -78,6 +83,7 @@ impl Event {
             Event::WindowChanged { .. }
             | Event::WindowStepFinished { .. }
             | Event::WindowOverdue { .. }
+            | Event::CatalogChanged { .. }
             | Event::Resync { .. } => "",
         }
     }
@@ -100,7 +106,7 @@ pub use bus::EventBus;
 #[cfg(feature = "server")]
 mod bus {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, OnceLock};
+    use std::sync::{Arc, OnceLock, RwLock};
 
     use super::Event;
     use tokio::sync::{broadcast, mpsc};
@@ -119,18 +125,37 @@ mod bus {
         outbox: Arc<OnceLock<mpsc::Sender<Event>>>,
         /// Events the outbox had no room for since the relay last looked.
         dropped: Arc<AtomicU64>,
+        /// Called with every event before any subscriber can receive it.
+        observers: Arc<RwLock<Vec<Observer>>>,
     }
+
+    type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 
     impl EventBus {
         /// A bus keeping up to `capacity` events for slow subscribers.
         pub fn new(capacity: usize) -> Self {
             let (tx, _) = broadcast::channel(capacity.max(1));
             let (own, _) = broadcast::channel(capacity.max(1));
-            EventBus { tx, own, outbox: Arc::default(), dropped: Arc::default() }
+            EventBus { tx, own, outbox: Arc::default(), dropped: Arc::default(), observers: Arc::default() }
+        }
+
+        /// Calls `f` with every event published here (or arriving from other processes) from
+        /// now on, synchronously, before any subscriber can receive it: for caches that must
+        /// have forgotten what an event made stale by the time anyone hears of it. `f` must be
+        /// quick and must not publish.
+        pub fn observe(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
+            self.observers.write().unwrap_or_else(|p| p.into_inner()).push(Arc::new(f));
+        }
+
+        fn tell_observers(&self, event: &Event) {
+            for f in self.observers.read().unwrap_or_else(|p| p.into_inner()).iter() {
+                f(event);
+            }
         }
 
         /// Publishes `event` here and, with an outbox, to the other processes; never blocks.
         pub fn publish(&self, event: Event) {
+            self.tell_observers(&event);
             if let Some(outbox) = self.outbox.get() {
                 if outbox.try_send(event.clone()).is_err() {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -142,6 +167,7 @@ mod bus {
 
         /// Publishes `event` to this process's subscribers only (it came from another process).
         pub fn publish_local(&self, event: Event) {
+            self.tell_observers(&event);
             let _ = self.tx.send(event);
         }
 

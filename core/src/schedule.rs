@@ -149,6 +149,11 @@ mod service {
             self.orchestrator.engine().catalog()
         }
 
+        /// Tells the servers' page caches that the plans changed.
+        fn changed(&self) {
+            self.orchestrator.engine().catalog_changed("plans");
+        }
+
         pub async fn plan(
             &self,
             actor: &str,
@@ -181,6 +186,7 @@ mod service {
                 updated_at: now,
             };
             self.catalog().create_plan(&plan).await?;
+            self.changed();
             Ok(plan)
         }
 
@@ -207,6 +213,7 @@ mod service {
                     "only a window that has not started can be edited".into(),
                 ));
             }
+            self.changed();
             Ok(plan)
         }
 
@@ -217,6 +224,7 @@ mod service {
                     "only a window that has not started can be cancelled".into(),
                 ));
             }
+            self.changed();
             self.catalog().plan(id).await?.ok_or(ScheduleError::NotFound)
         }
 
@@ -245,12 +253,20 @@ mod service {
                 match opened {
                     Ok(w) => {
                         self.catalog().finish_claim(&plan.id, Some(&w.id), Utc::now()).await?;
+                        self.changed();
                         tracing::info!(plan.id = %plan.id, window.id = %w.id, "planned maintenance window started");
                         tick.kicked.push(w.id);
+                        // One window at a time: the other due plans wait, unasked.
+                        break;
                     }
                     Err(e) => {
                         self.catalog().finish_claim(&plan.id, None, Utc::now()).await?;
+                        self.changed();
                         tracing::warn!(plan.id = %plan.id, error = %e, "planned maintenance window could not start yet");
+                        // Another process opened a window meanwhile: the rest wait too.
+                        if matches!(e, crate::maintenance::MaintenanceError::Busy(_)) {
+                            break;
+                        }
                     }
                 }
             }

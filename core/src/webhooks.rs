@@ -49,7 +49,7 @@ impl HookEvents {
             | Event::WindowMirror { .. }
             | Event::WindowOverdue { .. } => Some(HookEvents::Window),
             Event::MirrorStatusChanged { .. } | Event::MirrorError { .. } => Some(HookEvents::Mirror),
-            Event::MirrorProgress { .. } | Event::Resync { .. } => None,
+            Event::MirrorProgress { .. } | Event::Resync { .. } | Event::CatalogChanged { .. } => None,
         }
     }
 }

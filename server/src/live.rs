@@ -233,18 +233,13 @@ impl Subscriber {
                     Ok(Event::Resync { reason, .. }) => {
                         return Some(SseEvent::default().event("resync").data(reason));
                     }
+                    // The server's page cache forgot what the event made stale when it was
+                    // published (`EventBus::observe`), before the page can re-read.
                     Ok(event) => match SseEvent::default().json_data(&event) {
-                        // The page re-reads on this event: the server's window cache must have
-                        // forgotten what it held before the page can ask.
-                        Ok(message) if event.window_id().is_some() => {
-                            self.live.app.windows.forget();
-                            return Some(message);
-                        }
                         Ok(message) => return Some(message),
                         Err(e) => tracing::warn!(error = %e, "cannot encode a live event"),
                     },
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        self.live.app.windows.forget();
                         return Some(SseEvent::default().event("resync").data(missed.to_string()));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,

@@ -135,7 +135,7 @@ impl Application {
             *setup_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
         }
 
-        let store = CatalogSessionStore::open(catalog.pool())
+        let store = CatalogSessionStore::open(catalog.pool(), config.session_idle)
             .await
             .map_err(|e| StartupError::Sessions(e.to_string()))?;
         let cleanup = store.clone().delete_expired_forever(std::time::Duration::from_secs(300));

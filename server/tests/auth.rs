@@ -50,6 +50,7 @@ fn endpoints(some_user_id: &str) -> Vec<(Method, &'static str, serde_json::Value
         (Method::GET, "/api/me", json!({}), Role::Viewer),
         (Method::GET, "/api/users", json!({}), Role::Admin),
         (Method::GET, "/api/peers", json!({}), Role::Viewer),
+        (Method::GET, "/api/peers/health", json!({}), Role::Viewer),
         (Method::GET, "/api/mirrors", json!({}), Role::Viewer),
         (Method::GET, "/api/mirrors/page", json!({}), Role::Viewer),
         (Method::POST, "/api/peers/create", json!({"name": "p", "url": "/no/such/dir/p.db"}), Role::Admin),

@@ -197,6 +197,7 @@ fn endpoints() -> Vec<(Method, &'static str, Vec<&'static str>, Option<Role>)> {
         (M::POST, "/api/users/set-disabled", vec!["id", "disabled"], Some(Role::Admin)),
         (M::POST, "/api/users/reset-password", vec!["id", "password"], Some(Role::Admin)),
         (M::GET, "/api/peers", vec![], Some(Role::Viewer)),
+        (M::GET, "/api/peers/health", vec![], Some(Role::Viewer)),
         (M::POST, "/api/peers/create", vec!["name", "url", "create_file"], Some(Role::Admin)),
         (M::POST, "/api/peers/delete", vec!["id"], Some(Role::Admin)),
         (

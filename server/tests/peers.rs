@@ -1,7 +1,8 @@
 //! Peers cannot become a way into the server: an admin's `POST /api/peers/create` with the
 //! catalog, a file outside the peers directory, a URL living on ambient credentials or server
 //! files is refused and saves nothing; peer URLs are sealed in the catalog; connection errors
-//! name host, port and timeout but never the password. Real server on port 0, both catalogs.
+//! name host, port and timeout but never the password. `GET /api/peers/health` says which peers
+//! answer and how fast. Real server on port 0, both catalogs.
 
 mod support;
 
@@ -22,6 +23,7 @@ on_both_backends!(
     peer_urls_are_sealed_in_the_catalog_and_plain_rows_are_read_and_sealed,
     connection_errors_name_host_port_and_timeout_never_the_password,
     a_catalog_opened_with_another_key_says_so_and_still_starts,
+    peer_health_says_which_peers_answer_and_how_fast,
 );
 
 /// The catalog file of a SQLite test catalog.
@@ -318,5 +320,67 @@ async fn a_catalog_opened_with_another_key_says_so_and_still_starts(backend: Bac
     assert_eq!(r.status(), 400);
     let err: Value = r.json().await.unwrap();
     assert!(err["message"].as_str().unwrap().contains("cannot be opened with this server's key"), "{err}");
+    app.stop().await;
+}
+
+/// A viewer asks for the peers' health: a SQLite and a Postgres peer both answer, with a round
+/// trip in milliseconds; once the Postgres database stops taking connections it is reported
+/// unreachable with why (no password in it), within the probe's timeout, while the SQLite peer
+/// still answers; back again, reachable again.
+async fn peer_health_says_which_peers_answer_and_how_fast(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let (_, viewer) = app.signed_in("vic", Role::Viewer).await;
+    let lite = TestDb::peer(PeerKind::Sqlite).await;
+    let pg = TestDb::peer(PeerKind::Postgres).await;
+    let mut ids = Vec::new();
+    for (name, url, capture) in [("lite", &lite.url, ""), ("pg", &pg.url, "trigger")] {
+        let r = admin
+            .post(app.url("/api/peers/create"))
+            .json(&json!({"name": name, "url": url, "capture": capture}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}: {}", r.text().await.unwrap());
+        ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let health = |client: reqwest::Client| {
+        let url = app.url("/api/peers/health");
+        async move {
+            let started = std::time::Instant::now();
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let list: Vec<Value> = r.json().await.unwrap();
+            (list, started.elapsed())
+        }
+    };
+    let of = |list: &[Value], id: &str| {
+        list.iter().find(|h| h["peer_id"] == id).cloned().expect("every peer is probed")
+    };
+
+    let (list, _) = health(viewer.clone()).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    for id in &ids {
+        let h = of(&list, id);
+        assert_eq!(h["reachable"], true, "{h}");
+        assert!(h["latency_ms"].as_u64().is_some_and(|ms| ms < 2000), "{h}");
+        assert!(h["error"].is_null(), "{h}");
+    }
+
+    pg.set_reachable(false).await;
+    let (list, took) = health(viewer.clone()).await;
+    let down = of(&list, &ids[1]);
+    assert_eq!(down["reachable"], false, "{down}");
+    assert!(down["latency_ms"].is_null(), "{down}");
+    assert!(!down["error"].as_str().unwrap_or_default().is_empty(), "{down}");
+    assert_eq!(of(&list, &ids[0])["reachable"], true, "the SQLite peer still answers: {list:?}");
+    assert!(took < std::time::Duration::from_secs(5), "the probe waits at most its timeout: {took:?}");
+
+    pg.set_reachable(true).await;
+    let (list, _) = health(viewer).await;
+    assert_eq!(of(&list, &ids[1])["reachable"], true, "{list:?}");
+
+    // Signed out: 401, like every other read.
+    assert_eq!(app.client().get(app.url("/api/peers/health")).send().await.unwrap().status(), 401);
     app.stop().await;
 }

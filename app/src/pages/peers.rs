@@ -1,14 +1,16 @@
-//! The Peers page: the databases mirrors use, with how many mirrors use each. Everyone signed in
-//! sees them (never their URLs); admins add and remove them. Removing asks first
+//! The Peers page: the databases mirrors use, with how many mirrors use each and whether each
+//! answers (and how fast: asked from the browser once the page is up, so an unreachable peer
+//! never slows the page down). Everyone signed in sees them (never their URLs); admins add and
+//! remove them. Removing asks first
 //! (`?remove=<id>` says what is lost), which works the same without JavaScript.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::Action;
-use quiesce_core::domain::{MirrorStatus, MirrorView, PeerView};
+use quiesce_core::domain::{MirrorStatus, MirrorView, PeerHealth, PeerView};
 
 use crate::api::mirrors::list_mirrors;
-use crate::api::peers::{list_peers, CreatePeer, DeletePeer};
+use crate::api::peers::{list_peers, peers_health, CreatePeer, DeletePeer};
 use crate::pages::layout::use_current_user;
 use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine, PageTitle};
 
@@ -34,6 +36,19 @@ pub fn PeersPage() -> impl IntoView {
     let peers = Resource::new(changes, |_| list_peers());
     // The first 1,000 mirrors by name: enough to name a peer's users before removing it.
     let mirrors = Resource::new(changes, |_| list_mirrors(None, None, None, None, None, Some(1000)));
+    // Asked by an effect, which runs in the browser only: the page never waits for the probes
+    // (a resource read inside the Transition would hold the server's render, and without
+    // JavaScript the table would never come). Again when peers change.
+    let probed = RwSignal::new(None::<Vec<PeerHealth>>);
+    Effect::new(move |_| {
+        changes();
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = peers_health().await {
+                probed.try_set(Some(list));
+            }
+        });
+    });
+    let health = Signal::from(probed);
     let outcome: Notice = notice_with(&[flashed::<CreatePeer>(), flashed::<DeletePeer>()]);
     let id = OUTCOME_ID;
     Effect::new(move |_| report(outcome, id, create.value().get(), |p| format!("Added peer {}.", p.name)));
@@ -63,7 +78,7 @@ pub fn PeersPage() -> impl IntoView {
                                     });
                                 view! {
                                     {confirm}
-                                    <PeerTable peers=list mirrors=ms can_manage />
+                                    <PeerTable peers=list mirrors=ms can_manage health />
                                 }
                                     .into_any()
                             }
@@ -139,7 +154,13 @@ fn RemoveConfirm(peer: PeerView, users: Vec<String>, delete: ServerAction<Delete
 }
 
 #[component]
-fn PeerTable(peers: Vec<PeerView>, mirrors: Vec<MirrorView>, can_manage: bool) -> impl IntoView {
+fn PeerTable(
+    peers: Vec<PeerView>,
+    mirrors: Vec<MirrorView>,
+    can_manage: bool,
+    /// The last probe of every peer; `None` until it answered.
+    health: Signal<Option<Vec<PeerHealth>>>,
+) -> impl IntoView {
     view! {
         <table class="grid" id="peers-table">
             <thead>
@@ -148,6 +169,7 @@ fn PeerTable(peers: Vec<PeerView>, mirrors: Vec<MirrorView>, can_manage: bool) -
                     <th scope="col">"Kind"</th>
                     <th scope="col">"Location"</th>
                     <th scope="col">"Mirrors using it"</th>
+                    <th scope="col">"Health"</th>
                     {can_manage.then(|| view! { <th scope="col">"Actions"</th> })}
                 </tr>
             </thead>
@@ -163,6 +185,7 @@ fn PeerTable(peers: Vec<PeerView>, mirrors: Vec<MirrorView>, can_manage: bool) -
                                 <td>{p.kind.to_string()}</td>
                                 <td>{p.location.clone()}</td>
                                 <td class="num" title=users.join(", ")>{users.len()}</td>
+                                <HealthCell id=p.id.clone() health />
                                 {can_manage
                                     .then(|| {
                                         view! {
@@ -177,5 +200,43 @@ fn PeerTable(peers: Vec<PeerView>, mirrors: Vec<MirrorView>, can_manage: bool) -
                     .collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// A peer's health: its state (`reachable`, `unreachable`, `unknown` until the probe answered),
+/// in words (`reachable · 3 ms`), and why it is unreachable.
+fn health_text(h: Option<&PeerHealth>) -> (&'static str, String, Option<String>) {
+    match h {
+        None => ("unknown", "checking…".to_string(), None),
+        Some(h) if h.reachable => {
+            let ms = h.latency_ms.map(|ms| format!(" · {ms} ms")).unwrap_or_default();
+            ("reachable", format!("reachable{ms}"), None)
+        }
+        Some(h) => ("unreachable", "unreachable".to_string(), h.error.clone()),
+    }
+}
+
+#[component]
+fn HealthCell(id: String, health: Signal<Option<Vec<PeerHealth>>>) -> impl IntoView {
+    let text = move || {
+        let all = health.get();
+        health_text(all.as_ref().and_then(|l| l.iter().find(|h| h.peer_id == id)))
+    };
+    let state = text.clone();
+    view! {
+        <td class="peer-health" data-health=move || state().0>
+            {move || {
+                let (state, words, why) = text();
+                let class = match state {
+                    "reachable" => "badge ok",
+                    "unreachable" => "badge bad",
+                    _ => "muted",
+                };
+                view! {
+                    <span class=class>{words}</span>
+                    {why.map(|why| view! { <span class="muted small">{format!(" {why}")}</span> })}
+                }
+            }}
+        </td>
     }
 }

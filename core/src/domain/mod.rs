@@ -23,7 +23,7 @@ pub use maintenance::{
 pub use mirror::{
     format_bytes, Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,
 };
-pub use peer::{validate_name, Capture, NameError, PeerKind, PeerView};
+pub use peer::{validate_name, Capture, NameError, PeerHealth, PeerKind, PeerView};
 pub use process::{is_fresh, ServerProcess, WindowRunner, HEARTBEAT_INTERVAL, PROCESS_TTL};
 
 /// Which database holds the catalog.

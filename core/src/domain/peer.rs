@@ -85,6 +85,20 @@ pub struct PeerView {
     pub created_at: DateTime<Utc>,
 }
 
+/// How a peer answered a health probe (`GET /api/peers/health`, the Peers page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerHealth {
+    pub peer_id: String,
+    /// The peer answered a trivial query within the probe's timeout.
+    pub reachable: bool,
+    /// How long that query's round trip took, in milliseconds (connecting first, when the
+    /// server had no connection to it yet, is not counted). `None` when unreachable.
+    pub latency_ms: Option<u64>,
+    /// Why it is unreachable, in words (never a password).
+    pub error: Option<String>,
+    pub checked_at: DateTime<Utc>,
+}
+
 /// A peer or mirror name was not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a name is 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit")]

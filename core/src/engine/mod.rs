@@ -34,7 +34,7 @@ pub use peer::rules::PeerRules;
 
 use crate::domain::{
     validate_name, Capture, Hold, Mirror, MirrorFilter, MirrorPage, MirrorStatus, MirrorView, PageRequest,
-    PeerKind, PeerView, RequestKind, RequestOutcome, Stage,
+    PeerHealth, PeerKind, PeerView, RequestKind, RequestOutcome, Stage,
 };
 use crate::events::{Event, EventBus};
 use crate::secrets::{SecretBox, SecretError};
@@ -82,6 +82,9 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 /// The default retained-WAL warning threshold: 1 GiB.
 pub const DEFAULT_WAL_WARNING_BYTES: i64 = 1 << 30;
+
+/// How long a peer health probe waits for a peer ([`Engine::peer_health`]).
+pub const PEER_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a user asks for when creating a mirror (peers by id).
 #[derive(Debug, Clone)]
@@ -363,6 +366,7 @@ impl Engine {
             )
             .await?;
         tracing::info!(peer.id = %view.id, "peer created");
+        self.catalog_changed("peers");
         Ok(view)
     }
 
@@ -396,6 +400,29 @@ impl Engine {
         Ok(self.catalog.list_peers().await?)
     }
 
+    /// Probes every peer at once (see [`PeerHealth`]), each given [`PEER_PROBE_TIMEOUT`] to
+    /// connect (if this process has no connection yet) and answer a trivial query; an
+    /// unreachable peer never holds up the others. Peers are listed in the catalog's order.
+    pub async fn peer_health(&self) -> Result<Vec<PeerHealth>> {
+        let peers = self.catalog.list_peers().await?;
+        Ok(futures::future::join_all(peers.iter().map(|p| self.probe_peer(&p.id))).await)
+    }
+
+    async fn probe_peer(&self, id: &str) -> PeerHealth {
+        let probe = async {
+            let peer = self.peer(id).await?;
+            let started = std::time::Instant::now();
+            peer.ping().await?;
+            Ok::<_, EngineError>(started.elapsed())
+        };
+        let (reachable, latency_ms, error) = match tokio::time::timeout(PEER_PROBE_TIMEOUT, probe).await {
+            Ok(Ok(rtt)) => (true, Some(u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX)), None),
+            Ok(Err(e)) => (false, None, Some(e.to_string())),
+            Err(_) => (false, None, Some(format!("no answer within {} s", PEER_PROBE_TIMEOUT.as_secs()))),
+        };
+        PeerHealth { peer_id: id.to_string(), reachable, latency_ms, error, checked_at: Utc::now() }
+    }
+
     /// Deletes a peer no live mirror uses, with the publication and slots it had as a source.
     pub async fn delete_peer(&self, id: &str) -> Result<()> {
         if let Ok(Some(reader)) = self.logical_reader(id).await {
@@ -410,6 +437,7 @@ impl Engine {
             self.readers.forget(id);
         }
         self.catalog.delete_peer(id).await?;
+        self.catalog_changed("peers");
         if let Some(p) = self.peers.lock().await.remove(id) {
             p.close().await;
         }
@@ -654,14 +682,14 @@ impl Engine {
     #[tracing::instrument(skip(self), fields(mirror.id = %mirror_id, hold = %hold))]
     pub async fn add_hold(&self, mirror_id: &str, hold: &Hold) -> Result<Mirror> {
         let change = self.catalog.add_hold(mirror_id, hold, Utc::now()).await?;
-        Ok(self.after_change(change))
+        Ok(self.after_hold_change(change))
     }
 
     /// Removes `hold`; with no hold left the mirror resumes from its checkpoint.
     #[tracing::instrument(skip(self), fields(mirror.id = %mirror_id, hold = %hold))]
     pub async fn remove_hold(&self, mirror_id: &str, hold: &Hold) -> Result<Mirror> {
         let change = self.catalog.remove_hold(mirror_id, hold, Utc::now()).await?;
-        Ok(self.after_change(change))
+        Ok(self.after_hold_change(change))
     }
 
     /// Drops the mirror: its worker stops, the capture triggers of tables no other live mirror
@@ -706,6 +734,26 @@ impl Engine {
         }
         self.notify(&change.mirror.id);
         change.mirror
+    }
+
+    /// [`Self::after_change`] for a user's hold added or removed: when the status stayed (a
+    /// hold added to a paused mirror), the holds still changed, so [`Event::CatalogChanged`]
+    /// (`mirrors`) tells the servers' page caches. Only here: a worker's checkpoint also goes
+    /// through `after_change` (every batch), and an event per batch would have every open page
+    /// re-read its mirrors and windows many times a second. The maintenance steps' holds are
+    /// followed by window events, which make mirrors stale too.
+    fn after_hold_change(&self, change: StatusChange) -> Mirror {
+        let status_stayed = !change.changed();
+        let mirror = self.after_change(change);
+        if status_stayed {
+            self.catalog_changed("mirrors");
+        }
+        mirror
+    }
+
+    /// Publishes [`Event::CatalogChanged`] for `what` (see there).
+    pub fn catalog_changed(&self, what: &str) {
+        self.events.publish(Event::CatalogChanged { what: what.to_string(), at: Utc::now() });
     }
 
     /// Deletes the source's change-log entries every live mirror has applied. Skipped while a
@@ -950,5 +998,73 @@ mod tests {
         is_fenced(engine.set_last_error(&m.id, &src, Some("stale")).await, "set_last_error");
         is_fenced(engine.confirm_resumed(&m.id, &src).await, "confirm_resumed");
         assert_eq!(c.mirror(&m.id).await.unwrap().unwrap(), before);
+    }
+
+    fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// A worker's checkpoint (every batch) publishes nothing: an event there made every open
+    /// page re-read its mirrors and windows many times a second, so a page never went quiet
+    /// and a signed-out session kept being saved by requests in flight. A hold added to a mirror
+    /// whose status stays does publish `catalog_changed` (`mirrors`): the page caches must
+    /// forget the holds they show.
+    #[tokio::test]
+    async fn a_checkpoint_publishes_nothing_and_a_hold_that_keeps_the_status_says_mirrors_changed() {
+        for backend in [crate::Backend::Sqlite, crate::Backend::Postgres] {
+            let db = TestDb::new(backend).await;
+            let c = db.catalog().await;
+            let peer = |name: &str| NewPeer {
+                name: name.into(),
+                kind: PeerKind::Sqlite,
+                url: format!("sqlite:///tmp/{name}.db"),
+                location: format!("{name}.db"),
+                capture: Capture::Trigger,
+            };
+            let src = c.create_peer(&peer("src"), Utc::now()).await.unwrap().id;
+            let dst = c.create_peer(&peer("dst"), Utc::now()).await.unwrap().id;
+            let new = NewMirror {
+                name: "m".into(),
+                source_peer_id: src,
+                dest_peer_id: dst,
+                tables: vec!["t".into()],
+                replace_destination: false,
+            };
+            let m = c.create_mirror(&new, Utc::now()).await.unwrap();
+            let engine = Engine::new(c.clone(), EventBus::default());
+            let mut rx = engine.events().subscribe();
+            let progress = |change_id| Progress {
+                checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id },
+                rows_copied: 3,
+                rows_applied: change_id,
+            };
+            // The first checkpoint may move the status on (an event then); the next ones do not.
+            let m = engine.after_change(engine.save_progress(&m, &progress(1)).await.unwrap());
+            drain(&mut rx);
+            for n in 2..5 {
+                engine.after_change(engine.save_progress(&m, &progress(n)).await.unwrap());
+            }
+            assert_eq!(drain(&mut rx), vec![], "{backend:?}: checkpoints published events");
+
+            // A user's pause changes the status: a status event, no catalog_changed.
+            let paused = engine.pause(&m.id).await.unwrap();
+            let events = drain(&mut rx);
+            assert!(
+                events.iter().all(|e| !matches!(e, Event::CatalogChanged { .. })),
+                "{backend:?}: {events:?}"
+            );
+            assert!(
+                events.iter().any(|e| matches!(e, Event::MirrorStatusChanged { .. })),
+                "{backend:?}: {events:?}"
+            );
+            // A second hold on the held mirror: same status, other holds.
+            let held = engine.add_hold(&m.id, &Hold::Maintenance("w1".into())).await.unwrap();
+            assert_eq!(held.status, paused.status, "{backend:?}");
+            let events = drain(&mut rx);
+            assert!(
+                matches!(&events[..], [Event::CatalogChanged { what, .. }] if what == "mirrors"),
+                "{backend:?}: {events:?}"
+            );
+        }
     }
 }

@@ -18,9 +18,20 @@ pub async fn dry_run(scope: String, ids: Option<String>) -> Result<Plan, ApiErro
     async move {
         let (state, _) = require(Action::View).await?;
         let scope = parse_scope(&scope, ids.as_deref(), None, None)?;
-        // The maintenance page asks for the whole catalog's plan twice (plan and choices).
+        // The whole catalog's plan (what the maintenance page shows, twice: plan and choices)
+        // changes only with mirror and window events: kept in memory until one.
+        use crate::window_cache::Topic;
+        let orchestrator = &state.maintenance.orchestrator;
+        if scope == quiesce_core::domain::Scope::All {
+            let topics = [Topic::Mirrors, Topic::Windows];
+            return state
+                .windows
+                .cached(&topics, "dry_run:all", orchestrator.dry_run(scope))
+                .await
+                .map_err(maintenance_error);
+        }
         crate::state::once_per_request(format!("dry_run:{scope:?}"), || async {
-            state.maintenance.orchestrator.dry_run(scope).await.map_err(maintenance_error)
+            orchestrator.dry_run(scope).await.map_err(maintenance_error)
         })
         .await
     }

@@ -89,7 +89,13 @@ pub async fn list_planned() -> Result<Vec<PlannedWindow>, ApiError> {
 
     async move {
         let (state, _) = require(Action::View).await?;
-        state.schedule.list().await.map_err(schedule_error)
+        // Plans change only with `catalog_changed` and window events: kept in memory until one.
+        use crate::window_cache::Topic;
+        state
+            .windows
+            .cached(&[Topic::Plans], "list_planned", state.schedule.list())
+            .await
+            .map_err(schedule_error)
     }
     .instrument(tracing::info_span!("api.maintenance.planned.list"))
     .await

@@ -16,11 +16,13 @@ pub async fn list_peers() -> Result<Vec<PeerView>, ApiError> {
 
     async move {
         let (state, _) = require(Action::View).await?;
-        // A page render may ask more than once (a component rebuilt as its data arrives).
-        crate::state::once_per_request("list_peers".into(), || async {
-            state.engine.list_peers().await.map_err(engine_error)
-        })
-        .await
+        // Peers change only with a `catalog_changed` event: kept in memory until one.
+        use crate::window_cache::Topic;
+        state
+            .windows
+            .cached(&[Topic::Peers], "list_peers", state.engine.list_peers())
+            .await
+            .map_err(engine_error)
     }
     .instrument(tracing::info_span!("api.peers.list"))
     .await
