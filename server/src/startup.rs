@@ -405,6 +405,16 @@ fn secret_box(config: &Config) -> Result<SecretBox, StartupError> {
     Ok(secrets)
 }
 
+/// The page routes, worked out once per process. Working them out renders the app with resource
+/// loading suppressed through a process-wide flag (leptos_router's `SuppressResourceLoad`), and a
+/// resource first polled meanwhile by a page render elsewhere in the process waits forever
+/// (leptos-rs/leptos#4773). With one server per process only tests could meet it, but they did:
+/// a second application built while the first served a page hung that page.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 fn router(
     state: AppState,
     live: LiveState,
@@ -412,7 +422,7 @@ fn router(
     metrics: crate::metrics::MetricsState,
     leptos_options: LeptosOptions,
 ) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let context = {
         let state = state.clone();
         move || {

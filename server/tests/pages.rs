@@ -304,3 +304,31 @@ mod base64_like {
         out
     }
 }
+
+/// Pages keep rendering while further servers start in the same process. Starting a server works
+/// out its routes by rendering the app with resource loading switched off process-wide; a page
+/// render that started a resource meanwhile used to wait forever (one render in a few hundred
+/// hung the suite's CI run). Each render here must finish within 20 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_other_servers_start_in_the_same_process() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    let starting = tokio::spawn(async {
+        for _ in 0..12 {
+            let other = TestApp::start(Backend::Sqlite).await;
+            other.stop().await;
+        }
+    });
+    let mut rendered = 0;
+    while !starting.is_finished() {
+        for path in ["/", "/mirrors", "/peers", "/history"] {
+            let r = tokio::time::timeout(Duration::from_secs(20), page(&app, &ops, path)).await;
+            let (status, _) = r.unwrap_or_else(|_| panic!("{path} did not render within 20 s"));
+            assert_eq!(status, 200, "{path}");
+            rendered += 1;
+        }
+    }
+    starting.await.unwrap();
+    assert!(rendered >= 4, "pages were rendered while servers started: {rendered}");
+    app.stop().await;
+}
