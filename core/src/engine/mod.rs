@@ -226,6 +226,17 @@ impl Engine {
         })
     }
 
+    /// Confirms the pauses of many mirrors of `source_peer_id` in one transaction, fenced like
+    /// [`Self::save_progress`]; the supervisor calls it only for workers it holds between steps.
+    pub(crate) async fn confirm_paused_many(
+        &self,
+        ids: &[String],
+        source_peer_id: &str,
+    ) -> Result<Vec<StatusChange>> {
+        let fence = self.worker_fence(source_peer_id)?;
+        Ok(self.catalog.confirm_paused_many(ids, fence.as_ref(), chrono::Utc::now()).await?)
+    }
+
     /// A worker marks its mirror failed, fenced like [`Self::save_progress`].
     pub(crate) async fn fail_mirror(
         &self,
@@ -287,6 +298,12 @@ impl Engine {
 
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// Has this process's supervisor re-read the catalog now (confirming the pauses of its
+    /// idle workers, starting workers that are missing).
+    pub fn wake_supervisor(&self) {
+        self.wakeups.control.notify_one();
     }
 
     /// Asks the supervisor to re-read `mirror_id`'s desired state now (after adding a hold, say).
@@ -732,7 +749,13 @@ impl Engine {
                 at: Utc::now(),
             });
         }
-        self.notify(&change.mirror.id);
+        if change.mirror.status == MirrorStatus::Pausing {
+            // The supervisor's control loop confirms the pauses of idle workers together (see
+            // `supervisor::confirm_pauses`); waking each worker would have each step for it.
+            self.wake_supervisor();
+        } else {
+            self.notify(&change.mirror.id);
+        }
         change.mirror
     }
 

@@ -13,6 +13,13 @@
 //! one poll per mirror), its mirror's desired state changes (a local wake-up, or a relayed
 //! status change from another process), or `idle_recheck` passes as a safety net.
 //!
+//! A pause asked of an idle worker is confirmed by the control loop, not by the worker: each
+//! worker holds a gate for every step, so a free gate means its mirror's persisted checkpoint is
+//! where it stands, and the control loop confirms the pauses of every such worker of a source
+//! in a few transactions (`confirm_pauses`), then lets them end. A new `pausing` status therefore
+//! wakes the control loop rather than the worker. A worker in a step is woken instead and
+//! confirms its own pause at the end of the step, as before.
+//!
 //! A transient error is stored as the mirror's last error and published, then the task waits
 //! (exponential backoff) and rebuilds its runner from the persisted checkpoint; an error retrying
 //! cannot fix marks the mirror failed. Killing tasks ([`Supervisor::abort`]) loses nothing: a new
@@ -35,6 +42,7 @@ use tokio::task::JoinHandle;
 use super::runner::{MirrorRunner, RunnerOptions, StepOutcome};
 use super::signal::SourceSignals;
 use super::{Engine, EngineError};
+use crate::domain::MirrorStatus;
 use crate::events::Event;
 
 /// How the supervisor runs workers.
@@ -66,12 +74,35 @@ impl Default for SupervisorConfig {
     }
 }
 
+/// A worker task as the supervisor tracks it.
+struct Task {
+    handle: JoinHandle<()>,
+    source: String,
+    slot: Arc<Slot>,
+}
+
+/// What the control loop shares with one worker.
+#[derive(Default)]
+struct Slot {
+    /// Held by the worker for each step. Whoever holds it knows the worker is between steps, so
+    /// its mirror's persisted checkpoint is where it stands: a boundary a pause may be confirmed at.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    /// Set once the control loop confirmed this mirror's pause: the worker ends without a step.
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl Slot {
+    fn paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 struct Inner {
     engine: Engine,
     config: SupervisorConfig,
     permits: Semaphore,
     /// Each worker task with its mirror's source peer.
-    tasks: Mutex<HashMap<String, (JoinHandle<()>, String)>>,
+    tasks: Mutex<HashMap<String, Task>>,
     signals: Arc<SourceSignals>,
     /// Each listed mirror's desired state (status, number of holds) at the last listing.
     desired: Mutex<HashMap<String, (crate::domain::MirrorStatus, usize)>>,
@@ -87,7 +118,7 @@ pub struct WorkerCount(Arc<Inner>);
 impl WorkerCount {
     pub fn live(&self) -> usize {
         let tasks = self.0.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.values().filter(|(h, _)| !h.is_finished()).count()
+        tasks.values().filter(|t| !t.handle.is_finished()).count()
     }
 
     /// How many steps the workers have run since the supervisor started (idle ones included).
@@ -132,7 +163,7 @@ impl Supervisor {
     pub fn running(&self) -> Vec<String> {
         let tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
         let mut ids: Vec<String> =
-            tasks.iter().filter(|(_, (h, _))| !h.is_finished()).map(|(id, _)| id.clone()).collect();
+            tasks.iter().filter(|(_, t)| !t.handle.is_finished()).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids
     }
@@ -155,7 +186,7 @@ impl Supervisor {
         }
         let handles: Vec<JoinHandle<()>> = {
             let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-            tasks.drain().map(|(_, (h, _))| h).collect()
+            tasks.drain().map(|(_, t)| t.handle).collect()
         };
         for h in handles {
             let _ = h.await;
@@ -177,8 +208,8 @@ impl Supervisor {
         // Watchers end by themselves once their workers are gone.
         let _ = self.stop.send(true);
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, (h, _)) in tasks.drain() {
-            h.abort();
+        for (_, t) in tasks.drain() {
+            t.handle.abort();
         }
     }
 }
@@ -225,7 +256,9 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
         let mut now = HashMap::with_capacity(mirrors.len());
         for m in &mirrors {
             let state = (m.status, m.holds.len());
-            if desired.get(&m.id).is_some_and(|before| *before != state) {
+            // A pause asked for is confirmed below, together with the others.
+            if m.status != MirrorStatus::Pausing && desired.get(&m.id).is_some_and(|before| *before != state)
+            {
                 changed.push(m.id.as_str());
             }
             now.insert(m.id.clone(), state);
@@ -233,31 +266,91 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
         *desired = now;
         changed
     };
-    let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-    for id in changed {
-        if tasks.contains_key(id) {
-            inner.engine.wakeups.for_mirror(id).notify_one();
+    let mut pausing: HashMap<String, Vec<(String, Arc<Slot>)>> = HashMap::new();
+    {
+        let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        for id in changed {
+            if tasks.contains_key(id) {
+                inner.engine.wakeups.for_mirror(id).notify_one();
+            }
+        }
+        tasks.retain(|_, t| !t.handle.is_finished());
+        for (id, t) in tasks.iter() {
+            // An idle worker of a source given to another process wakes up to stop.
+            if !inner.engine.runs_source(&t.source) {
+                inner.engine.wakeups.for_mirror(id).notify_one();
+            }
+        }
+        for m in mirrors {
+            if !inner.engine.runs_source(&m.source_peer_id) {
+                // With several processes, only mirrors of sources this one owns (see `ownership`).
+                continue;
+            }
+            if let Some(t) = tasks.get(&m.id) {
+                if m.status == MirrorStatus::Pausing && !t.slot.paused() {
+                    pausing.entry(m.source_peer_id).or_default().push((m.id, t.slot.clone()));
+                }
+            } else if m.status.needs_worker() {
+                tracing::debug!(mirror.id = %m.id, "starting worker");
+                let slot = Arc::new(Slot::default());
+                let handle =
+                    tokio::spawn(worker(inner.clone(), m.id.clone(), m.source_peer_id.clone(), slot.clone()));
+                tasks.insert(m.id, Task { handle, source: m.source_peer_id, slot });
+            }
         }
     }
-    tasks.retain(|_, (h, _)| !h.is_finished());
-    for (id, (_, source)) in tasks.iter() {
-        // An idle worker of a source given to another process wakes up to stop.
-        if !inner.engine.runs_source(source) {
-            inner.engine.wakeups.for_mirror(id).notify_one();
-        }
-    }
-    for m in mirrors {
-        // With several processes, only mirrors of sources this one owns (see `ownership`).
-        if m.status.needs_worker()
-            && !tasks.contains_key(&m.id)
-            && inner.engine.runs_source(&m.source_peer_id)
-        {
-            tracing::debug!(mirror.id = %m.id, "starting worker");
-            let handle = tokio::spawn(worker(inner.clone(), m.id.clone(), m.source_peer_id.clone()));
-            tasks.insert(m.id, (handle, m.source_peer_id));
-        }
+    for (source, workers) in pausing {
+        confirm_pauses(inner, &source, workers).await;
     }
     Ok(())
+}
+
+/// How many pauses one transaction confirms: the catalog's write lock is held that long.
+const CONFIRM_BATCH: usize = 500;
+
+/// Confirms at once the pauses of the workers of `source` that are between steps (their gate is
+/// free, so each mirror's persisted checkpoint is where it stands), in transactions of
+/// [`CONFIRM_BATCH`]. Enabling maintenance over thousands of idle mirrors then costs a few
+/// transactions instead of a wake-up, a step and a transaction per mirror. A worker busy in a
+/// step is left to confirm its own pause when the step ends; if the bulk write fails (another
+/// process took the source, a lock conflict) every worker still confirms its own.
+async fn confirm_pauses(inner: &Arc<Inner>, source: &str, mut workers: Vec<(String, Arc<Slot>)>) {
+    let engine = &inner.engine;
+    // One lock order for every writer of many mirrors (Postgres locks them in this order).
+    workers.sort_by(|a, b| a.0.cmp(&b.0));
+    for chunk in workers.chunks(CONFIRM_BATCH) {
+        let mut held = Vec::with_capacity(chunk.len());
+        for (id, slot) in chunk {
+            match slot.gate.clone().try_lock_owned() {
+                Ok(guard) => held.push((id.clone(), slot.clone(), guard)),
+                // In a step: woken, it steps again when this one ends and confirms its pause.
+                Err(_) => engine.wakeups.for_mirror(id).notify_one(),
+            }
+        }
+        if held.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = held.iter().map(|(id, _, _)| id.clone()).collect();
+        match engine.confirm_paused_many(&ids, source).await {
+            Ok(changes) => {
+                for change in changes {
+                    let m = engine.after_change(change);
+                    if !m.status.needs_worker() {
+                        if let Some((_, slot, _)) = held.iter().find(|(id, _, _)| *id == m.id) {
+                            slot.paused.store(true, std::sync::atomic::Ordering::Release);
+                        }
+                    }
+                }
+                tracing::debug!(mirror.count = ids.len(), source.id = %source, "pauses confirmed together");
+            }
+            Err(e) => tracing::debug!(error = %e, source.id = %source, "pauses left to each worker"),
+        }
+        // Released and woken: a paused worker ends; the others step and confirm their own.
+        for (id, _, guard) in held {
+            drop(guard);
+            engine.wakeups.for_mirror(&id).notify_one();
+        }
+    }
 }
 
 /// Wakes workers and the control loop for what happens elsewhere: a mirror status change
@@ -268,6 +361,10 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
 async fn wake_on_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Event>) {
     loop {
         match events.recv().await {
+            // A pause is confirmed by the control loop for every idle worker at once.
+            Ok(Event::MirrorStatusChanged { to: MirrorStatus::Pausing, .. }) => {
+                inner.engine.wakeups.control.notify_one();
+            }
             Ok(Event::MirrorStatusChanged { mirror_id, .. }) => {
                 inner.engine.wakeups.for_mirror(&mirror_id).notify_one();
                 inner.engine.wakeups.control.notify_one();
@@ -336,16 +433,16 @@ async fn pause_for(d: Duration, wake: Option<&Notify>, stop: &mut watch::Receive
     *stop.borrow()
 }
 
-#[tracing::instrument(skip(inner, source), fields(mirror.id = %id))]
-async fn worker(inner: Arc<Inner>, id: String, source: String) {
-    run_worker(&inner, &id, &source).await;
+#[tracing::instrument(skip(inner, source, slot), fields(mirror.id = %id))]
+async fn worker(inner: Arc<Inner>, id: String, source: String, slot: Arc<Slot>) {
+    run_worker(&inner, &id, &source, &slot).await;
     // Its place in the source reader's window is no longer needed.
     if let Ok(Some(reader)) = inner.engine.logical_reader(&source).await {
         reader.leave(&id).await;
     }
 }
 
-async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str) {
+async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot) {
     let engine = &inner.engine;
     let (id, source) = (id.to_string(), source.to_string());
     let wake = engine.wakeups.for_mirror(&id);
@@ -368,13 +465,18 @@ async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str) {
         let error = match built {
             Ok(mut runner) => loop {
                 // Another process owns the source now: it runs the mirror from the checkpoint.
-                if *stop.borrow() || !engine.runs_source(&source) {
+                if *stop.borrow() || !engine.runs_source(&source) || slot.paused() {
                     return;
                 }
                 let step = {
                     let Ok(_permit) = inner.permits.acquire().await else {
                         return;
                     };
+                    // Between steps only while this is not held (see `confirm_pauses`).
+                    let _gate = slot.gate.lock().await;
+                    if slot.paused() {
+                        return; // confirmed by the control loop while this waited
+                    }
                     // Checked and counted under ownership's lock: a source being given back is
                     // released only after this step ended.
                     let Some(_step) = engine.begin_step(&source) else {

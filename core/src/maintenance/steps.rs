@@ -240,7 +240,13 @@ impl Orchestrator {
         for e in &entries {
             if let Some(m) = mirrors.get(&e.mirror_id) {
                 if pause_unconfirmed(m) {
-                    self.engine.notify(&m.id);
+                    // A pausing mirror is confirmed by its supervisor's control loop (all the
+                    // idle ones together); anything else is nudged directly.
+                    if m.status == MirrorStatus::Pausing {
+                        self.engine.wake_supervisor();
+                    } else {
+                        self.engine.notify(&m.id);
+                    }
                     waiting.push(straggler(m));
                 }
             }

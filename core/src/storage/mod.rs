@@ -457,6 +457,18 @@ pub trait MirrorStore {
     /// meanwhile is left as it is.
     async fn confirm_paused(&self, id: &str, now: DateTime<Utc>) -> Result<StatusChange>;
 
+    /// [`Self::confirm_paused`] for many mirrors of one source in one transaction: a supervisor
+    /// confirms at once the pauses of every worker it holds between two steps (so at a persisted
+    /// checkpoint), instead of each worker stepping to confirm its own. With `fence`, refused
+    /// as a whole unless it still names the source's owner. The caller orders `ids` (Postgres
+    /// locks the mirrors in that order).
+    async fn confirm_paused_many(
+        &self,
+        ids: &[String],
+        fence: Option<&SourceFence>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatusChange>>;
+
     /// The worker of a resumed mirror really worked (applied a batch or found itself caught up):
     /// clears `resume_pending`. Cheap and idempotent.
     async fn confirm_resumed(&self, id: &str) -> Result<()>;

@@ -154,6 +154,47 @@ pub async fn a_stale_owner_cannot_write_a_checkpoint_or_a_status(db: &TestDb) {
     assert_eq!(c.mirror(m).await.unwrap().unwrap().checkpoint.change_id, 20);
 }
 
+/// Many pauses confirmed in one transaction: each pausing mirror becomes paused, a mirror no
+/// longer pausing is returned as it is, and with a stale claim none of them changes.
+pub async fn many_pauses_are_confirmed_together_and_a_stale_claim_confirms_none(db: &TestDb) {
+    let c = db.catalog().await;
+    let (_, mut mirrors) = world(&*c, 1, 4).await;
+    mirrors.sort();
+    let old = c.claim_sources("p1", 1, TTL, at(0)).await.unwrap().remove(0);
+    for m in &mirrors[..3] {
+        c.add_hold(m, &Hold::User, Utc::now()).await.unwrap();
+    }
+    // Resumed meanwhile: left running.
+    c.remove_hold(&mirrors[2], &Hold::User, Utc::now()).await.unwrap();
+    let new = c.claim_sources("p2", 1, TTL, at(10_000)).await.unwrap().remove(0);
+    fenced(c.confirm_paused_many(&mirrors, Some(&old), Utc::now()).await, "confirm_paused_many");
+    for m in &mirrors[..2] {
+        assert_eq!(c.mirror(m).await.unwrap().unwrap().status, MirrorStatus::Pausing, "nothing changed");
+    }
+    let untouched = [
+        c.mirror(&mirrors[2]).await.unwrap().unwrap().status,
+        c.mirror(&mirrors[3]).await.unwrap().unwrap().status,
+    ];
+    assert!(!untouched.contains(&MirrorStatus::Pausing));
+    let changes = c.confirm_paused_many(&mirrors, Some(&new), Utc::now()).await.unwrap();
+    let statuses: Vec<_> = changes.iter().map(|ch| (ch.mirror.id.clone(), ch.mirror.status)).collect();
+    let want: Vec<_> = mirrors
+        .iter()
+        .zip([MirrorStatus::Paused, MirrorStatus::Paused, untouched[0], untouched[1]])
+        .map(|(m, s)| (m.clone(), s))
+        .collect();
+    assert_eq!(statuses, want);
+    assert!(changes[0].changed() && !changes[2].changed());
+    for m in &mirrors {
+        let now = c.mirror(m).await.unwrap().unwrap().status;
+        assert_eq!(now, statuses.iter().find(|(id, _)| id == m).unwrap().1);
+    }
+    // Unfenced (one process): the same call confirms a new pause.
+    c.add_hold(&mirrors[3], &Hold::User, Utc::now()).await.unwrap();
+    let changes = c.confirm_paused_many(&mirrors[3..], None, Utc::now()).await.unwrap();
+    assert_eq!(changes[0].mirror.status, MirrorStatus::Paused);
+}
+
 fn fenced<T: std::fmt::Debug>(r: Result<T, StorageError>, what: &str) {
     match r {
         Err(StorageError::Fenced(m)) => assert!(m.contains("was not made"), "{what}: {m}"),

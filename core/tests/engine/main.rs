@@ -837,3 +837,118 @@ mod idle {
         }
     }
 }
+
+/// Pausing many idle mirrors at once (what enabling maintenance does): the supervisor confirms
+/// the pauses of the workers it holds between steps together, in a transaction per few hundred,
+/// instead of each worker waking and stepping to confirm its own.
+mod bulk_pause {
+    use super::*;
+    use rand::Rng;
+
+    macro_rules! cases {
+        ($($name:ident: $catalog:ident, $src:ident;)*) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    idle_mirrors_are_paused_together_and_lose_nothing(Backend::$catalog, PeerKind::$src).await;
+                }
+            )*
+        };
+    }
+
+    cases! {
+        sqlite_catalog_sqlite_source: Sqlite, Sqlite;
+        sqlite_catalog_logical_source: Sqlite, Postgres;
+        postgres_catalog_sqlite_source: Postgres, Sqlite;
+        postgres_catalog_logical_source: Postgres, Postgres;
+    }
+
+    const MIRRORS: usize = 24;
+
+    async fn pause_all(w: &World, ids: &[String]) {
+        let pauses = ids.iter().map(|id| w.engine.pause(id));
+        for r in futures::future::join_all(pauses).await {
+            r.unwrap();
+        }
+    }
+
+    async fn resume_all(w: &World, ids: &[String]) {
+        let resumes = ids.iter().map(|id| w.engine.resume(id));
+        for r in futures::future::join_all(resumes).await {
+            r.unwrap();
+        }
+    }
+
+    async fn wait_all(w: &World, ids: &[String], status: MirrorStatus) {
+        for id in ids {
+            wait_for(w, id, &format!("{status}"), |m| m.status == status).await;
+        }
+    }
+
+    async fn idle_mirrors_are_paused_together_and_lose_nothing(catalog: Backend, src: PeerKind) {
+        let w = World::with_capture(catalog, src, PeerKind::Sqlite, None).await;
+        let mut ids = vec![];
+        for i in 0..MIRRORS {
+            w.src_exec(&format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, v TEXT)")).await;
+            w.src_exec(&format!("INSERT INTO t{i} VALUES (0, 'seed')")).await;
+            ids.push(w.create_mirror(&format!("m{i}"), &[&format!("t{i}")]).await);
+        }
+        let config = SupervisorConfig {
+            poll_interval: Duration::from_millis(50),
+            // Nothing but the pause and the source's changes wakes a worker.
+            idle_recheck: Duration::from_secs(3600),
+            ..fast_config()
+        };
+        let sup = Supervisor::start(w.engine.clone(), config);
+        let workers = sup.workers();
+        for id in &ids {
+            w.wait_caught_up(id).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        // Quiet: every worker is idle, so the pauses are confirmed without their steps. A worker
+        // confirming its own pause steps once: 24 steps at least.
+        let before = workers.steps();
+        pause_all(&w, &ids).await;
+        wait_all(&w, &ids, MirrorStatus::Paused).await;
+        let steps = workers.steps() - before;
+        assert!(steps <= (MIRRORS / 4) as u64, "{steps} worker steps to pause {MIRRORS} idle mirrors");
+        poll("paused workers end", || async { workers.live() == 0 }).await;
+        resume_all(&w, &ids).await;
+        wait_all(&w, &ids, MirrorStatus::Running).await;
+
+        // Busy: a writer commits to random tables while every mirror is paused and resumed
+        // three times, so some pauses land between steps and some inside one.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (w_src, stop) = (w.src.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 1i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = rand::thread_rng().gen_range(0..MIRRORS);
+                    exec(&w_src, &format!("INSERT INTO t{t} VALUES ({n}, 'w{n}')")).await;
+                    if n % 3 == 0 {
+                        exec(&w_src, &format!("UPDATE t{t} SET v = 'u{n}' WHERE id = 0")).await;
+                    }
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        for _ in 0..3 {
+            pause_all(&w, &ids).await;
+            wait_all(&w, &ids, MirrorStatus::Paused).await;
+            resume_all(&w, &ids).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.await.unwrap();
+        for id in &ids {
+            w.wait_caught_up(id).await;
+        }
+        sup.shutdown().await;
+        for i in 0..MIRRORS {
+            w.assert_same_rows(&format!("t{i}")).await;
+        }
+    }
+}

@@ -216,7 +216,7 @@ async fn fenced_tx<'c>(
 
 /// Refuses a worker's write, inside its transaction, unless `fence` still names the current owner
 /// and token of the mirror's source.
-async fn check_fence(tx: &mut sqlx::PgConnection, id: &str, fence: &SourceFence) -> Result<()> {
+pub(super) async fn check_fence(tx: &mut sqlx::PgConnection, id: &str, fence: &SourceFence) -> Result<()> {
     let current: Option<(String, String, i64)> = sqlx::query_as(
         "SELECT o.source_peer_id, o.owner, o.token FROM source_owners o
          JOIN mirrors m ON m.source_peer_id = o.source_peer_id

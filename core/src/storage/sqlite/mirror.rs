@@ -12,7 +12,7 @@ use crate::storage::listing;
 use crate::storage::rows::{
     check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
-use crate::storage::{MirrorStore, NewMirror, Progress, Result, StatusChange, StorageError};
+use crate::storage::{MirrorStore, NewMirror, Progress, Result, SourceFence, StatusChange, StorageError};
 
 pub(super) async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<Mirror>> {
     let Some(row) = sqlx::query(&format!("SELECT {MIRROR_COLUMNS} FROM mirrors WHERE id = ?"))
@@ -382,6 +382,24 @@ impl MirrorStore for SqliteCatalog {
         let change = confirm_paused_tx(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(change)
+    }
+
+    async fn confirm_paused_many(
+        &self,
+        ids: &[String],
+        fence: Option<&SourceFence>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatusChange>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(f) = fence {
+                super::ownership::check_fence(&mut tx, id, f).await?;
+            }
+            out.push(confirm_paused_tx(&mut tx, id, now).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn confirm_resumed(&self, id: &str) -> Result<()> {
