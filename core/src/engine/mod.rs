@@ -278,7 +278,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Wakes the supervisor's control loop (ownership changed: start or stop workers).
+    /// Wakes the supervisor's control loop: it re-reads the catalog, starting or stopping
+    /// workers (ownership changed) and confirming the pauses of idle workers together.
     pub(crate) fn wake_supervisor(&self) {
         self.wakeups.control.notify_one();
     }
@@ -298,12 +299,6 @@ impl Engine {
 
     pub fn events(&self) -> &EventBus {
         &self.events
-    }
-
-    /// Has this process's supervisor re-read the catalog now (confirming the pauses of its
-    /// idle workers, starting workers that are missing).
-    pub fn wake_supervisor(&self) {
-        self.wakeups.control.notify_one();
     }
 
     /// Asks the supervisor to re-read `mirror_id`'s desired state now (after adding a hold, say).

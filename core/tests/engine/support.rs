@@ -218,6 +218,14 @@ impl World {
         panic!("gave up waiting to catch up: {last:?}");
     }
 
+    /// Whether the destination holds exactly the source's rows of `table` now.
+    pub async fn rows_match(&self, table: &str) -> bool {
+        let schema = self.src.table_schema(table).await.unwrap();
+        let source = self.src.read_all(&schema).await.unwrap();
+        let dest = self.dst.read_all(&schema).await;
+        dest.is_ok_and(|d| d == source)
+    }
+
     pub async fn assert_same_rows(&self, table: &str) {
         let schema = self.src.table_schema(table).await.unwrap();
         let source = self.src.read_all(&schema).await.unwrap();
