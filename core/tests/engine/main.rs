@@ -846,22 +846,24 @@ mod bulk_pause {
     use rand::Rng;
 
     macro_rules! cases {
-        ($($name:ident: $catalog:ident, $src:ident, $busy:expr;)*) => {
+        ($($name:ident: $catalog:ident, $src:ident, $capture:expr, $busy:expr;)*) => {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    idle_mirrors_are_paused_together_and_lose_nothing(Backend::$catalog, PeerKind::$src, $busy).await;
+                    idle_mirrors_are_paused_together_and_lose_nothing(Backend::$catalog, PeerKind::$src, $capture, $busy).await;
                 }
             )*
         };
     }
 
     cases! {
-        sqlite_catalog_sqlite_source: Sqlite, Sqlite, true;
-        postgres_catalog_sqlite_source: Postgres, Sqlite, true;
+        sqlite_catalog_sqlite_source: Sqlite, Sqlite, None, true;
+        postgres_catalog_sqlite_source: Postgres, Sqlite, None, true;
+        sqlite_catalog_trigger_source: Sqlite, Postgres, Some(Capture::Trigger), true;
+        postgres_catalog_trigger_source: Postgres, Postgres, Some(Capture::Trigger), true;
         // Quiet phase only: see `many_mirrors_of_one_logical_source_keep_up_with_a_writer`.
-        sqlite_catalog_logical_source: Sqlite, Postgres, false;
-        postgres_catalog_logical_source: Postgres, Postgres, false;
+        sqlite_catalog_logical_source: Sqlite, Postgres, None, false;
+        postgres_catalog_logical_source: Postgres, Postgres, None, false;
     }
 
     /// KNOWN BUG, left open: with 24 mirrors (one table each) on one logical-decoding source
@@ -872,7 +874,8 @@ mod bulk_pause {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     #[ignore = "known bug: many mirrors of one logical source miss changes (see the doc comment)"]
     async fn many_mirrors_of_one_logical_source_keep_up_with_a_writer() {
-        idle_mirrors_are_paused_together_and_lose_nothing(Backend::Sqlite, PeerKind::Postgres, true).await;
+        idle_mirrors_are_paused_together_and_lose_nothing(Backend::Sqlite, PeerKind::Postgres, None, true)
+            .await;
     }
 
     const MIRRORS: usize = 24;
@@ -897,8 +900,13 @@ mod bulk_pause {
         }
     }
 
-    async fn idle_mirrors_are_paused_together_and_lose_nothing(catalog: Backend, src: PeerKind, busy: bool) {
-        let w = World::with_capture(catalog, src, PeerKind::Sqlite, None).await;
+    async fn idle_mirrors_are_paused_together_and_lose_nothing(
+        catalog: Backend,
+        src: PeerKind,
+        capture: Option<Capture>,
+        busy: bool,
+    ) {
+        let w = World::with_capture(catalog, src, PeerKind::Sqlite, capture).await;
         let mut ids = vec![];
         for i in 0..MIRRORS {
             w.src_exec(&format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, v TEXT)")).await;
