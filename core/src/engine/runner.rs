@@ -342,11 +342,21 @@ impl MirrorRunner {
             return Err(EngineError::Invalid("logical capture needs a Postgres source".into()));
         };
         let after = i64_to_lsn(m.checkpoint.change_id);
-        let batch = reader.read(&pool, &self.mirror_id, after, self.options.cdc_batch).await?;
+        let batch = reader.read(&pool, &self.mirror_id, &self.tables, after, self.options.cdc_batch).await?;
         let position = lsn_to_i64(batch.position);
         let mut writes: Vec<TableWrite<'_>> = self.schemas.iter().map(TableWrite::new).collect();
         let applied = coalesce(&self.schemas, &batch.transactions, &mut writes)?;
         writes.retain(|w| !w.is_empty());
+        if writes.is_empty() && batch.more {
+            // Only other tables' changes so far, and the source has more: record how far this
+            // mirror has looked and read on at once (an idle wait would sit on that backlog
+            // until the next change arrives).
+            if position > m.checkpoint.change_id {
+                let checkpoint = Checkpoint { change_id: position, ..m.checkpoint.clone() };
+                self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;
+            }
+            return Ok(StepOutcome::AppliedChanges(0));
+        }
         if writes.is_empty() {
             if self.backlog != Some(0) {
                 self.backlog = Some(0);

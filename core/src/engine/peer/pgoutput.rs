@@ -50,6 +50,18 @@ pub struct Transaction {
     pub changes: Vec<RowChange>,
 }
 
+impl Transaction {
+    /// Whether any change of this transaction is to one of `tables`.
+    pub fn touches(&self, tables: &[String]) -> bool {
+        self.changes.iter().any(|c| match c {
+            RowChange::Insert { table, .. }
+            | RowChange::Update { table, .. }
+            | RowChange::Delete { table, .. } => tables.contains(&table.name),
+            RowChange::Truncate { tables: truncated } => truncated.iter().any(|t| tables.contains(t)),
+        })
+    }
+}
+
 /// A table as pgoutput describes it: name and column names in the order values are sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
