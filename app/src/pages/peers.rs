@@ -7,25 +7,17 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::Action;
-use quiesce_core::domain::{MirrorStatus, MirrorView, PeerHealth, PeerView};
+use quiesce_core::domain::{MirrorPage, PeerHealth, PeerView};
 
-use crate::api::mirrors::list_mirrors;
+use crate::api::mirrors::list_mirror_page;
 use crate::api::peers::{list_peers, peers_health, CreatePeer, DeletePeer};
 use crate::pages::layout::use_current_user;
 use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine, PageTitle};
 
 const OUTCOME_ID: &str = "peers-outcome";
 
-/// The live (not dropped) mirrors reading from or writing to `peer`, by name.
-fn mirrors_of(peer: &PeerView, mirrors: &[MirrorView]) -> Vec<String> {
-    mirrors
-        .iter()
-        .filter(|m| {
-            m.status != MirrorStatus::Dropped && (m.source_peer == peer.name || m.dest_peer == peer.name)
-        })
-        .map(|m| m.name.clone())
-        .collect()
-}
+/// How many mirror names the removal question lists; the count is always complete.
+const NAMED_USERS: i64 = 20;
 
 #[component]
 pub fn PeersPage() -> impl IntoView {
@@ -34,8 +26,20 @@ pub fn PeersPage() -> impl IntoView {
     let delete = ServerAction::<DeletePeer>::new();
     let changes = move || (create.version().get(), delete.version().get());
     let peers = Resource::new(changes, |_| list_peers());
-    // The first 1,000 mirrors by name: enough to name a peer's users before removing it.
-    let mirrors = Resource::new(changes, |_| list_mirrors(None, None, None, None, None, Some(1000)));
+    let query = use_query_map();
+    let removing = move || query.read().get("remove");
+    // The mirrors that stop a removal, by name: only while a removal is being asked about.
+    let users = Resource::new(
+        move || (changes(), removing()),
+        |(_, id)| async move {
+            match id {
+                Some(id) => {
+                    list_mirror_page(None, Some(id), None, None, None, Some(NAMED_USERS)).await.map(Some)
+                }
+                None => Ok(None),
+            }
+        },
+    );
     // Asked by an effect, which runs in the browser only: the page never waits for the probes
     // (a resource read inside the Transition would hold the server's render, and without
     // JavaScript the table would never come). Again when peers change.
@@ -53,7 +57,6 @@ pub fn PeersPage() -> impl IntoView {
     let id = OUTCOME_ID;
     Effect::new(move |_| report(outcome, id, create.value().get(), |p| format!("Added peer {}.", p.name)));
     Effect::new(move |_| report(outcome, id, delete.value().get(), |_| "Peer removed.".to_string()));
-    let query = use_query_map();
     view! {
         <PageTitle text="Peers" />
         <section class="page">
@@ -62,23 +65,21 @@ pub fn PeersPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading peers…"</p> }>
                 {move || {
                     let can_manage = user.may(Action::ManagePeers);
-                    let ms = mirrors.get().and_then(Result::ok).unwrap_or_default();
+                    let named = users.get().and_then(Result::ok).flatten();
                     peers
                         .get()
                         .map(|r| match r {
                             Ok(list) => {
-                                let confirm = query
-                                    .read()
-                                    .get("remove")
+                                let confirm = removing()
                                     .and_then(|id| list.iter().find(|p| p.id == id).cloned())
                                     .filter(|_| can_manage && delete.value().get().is_none_or(|r| r.is_err()))
                                     .map(|p| {
-                                        let users = mirrors_of(&p, &ms);
+                                        let users = named.clone();
                                         view! { <RemoveConfirm peer=p users delete /> }
                                     });
                                 view! {
                                     {confirm}
-                                    <PeerTable peers=list mirrors=ms can_manage health />
+                                    <PeerTable peers=list can_manage health />
                                 }
                                     .into_any()
                             }
@@ -121,14 +122,22 @@ pub fn PeersPage() -> impl IntoView {
 
 /// Asks before removing a peer, saying what is lost (and which mirrors stop it being removed).
 #[component]
-fn RemoveConfirm(peer: PeerView, users: Vec<String>, delete: ServerAction<DeletePeer>) -> impl IntoView {
-    let in_use = (!users.is_empty()).then(|| {
+fn RemoveConfirm(
+    peer: PeerView,
+    /// The first mirrors using it, by name (`None` while they load).
+    users: Option<MirrorPage>,
+    delete: ServerAction<DeletePeer>,
+) -> impl IntoView {
+    let total = users.as_ref().map_or(peer.mirrors, |u| u.total);
+    let in_use = (total > 0).then(|| {
+        let names: Vec<String> = users.iter().flat_map(|u| u.items.iter().map(|m| m.name.clone())).collect();
+        let shown = u64::try_from(names.len()).unwrap_or(u64::MAX);
+        let more = if total > shown { format!(" and {} more", total - shown) } else { String::new() };
+        let list = if names.is_empty() { String::new() } else { format!(" ({}{more})", names.join(", ")) };
         view! {
             <p class="error" id="remove-in-use">
                 {format!(
-                    "{} mirror(s) use it ({}): the server refuses to remove a peer while a mirror uses it. Drop them first.",
-                    users.len(),
-                    users.join(", "),
+                    "{total} mirror(s) use it{list}: the server refuses to remove a peer while a mirror uses it. Drop them first.",
                 )}
             </p>
         }
@@ -156,7 +165,6 @@ fn RemoveConfirm(peer: PeerView, users: Vec<String>, delete: ServerAction<Delete
 #[component]
 fn PeerTable(
     peers: Vec<PeerView>,
-    mirrors: Vec<MirrorView>,
     can_manage: bool,
     /// The last probe of every peer; `None` until it answered.
     health: Signal<Option<Vec<PeerHealth>>>,
@@ -177,14 +185,15 @@ fn PeerTable(
                 {peers
                     .into_iter()
                     .map(|p| {
-                        let users = mirrors_of(&p, &mirrors);
                         let href = format!("/peers?remove={}", p.id);
                         view! {
-                            <tr data-peer=p.name.clone() data-mirrors=users.len()>
+                            <tr data-peer=p.name.clone() data-mirrors=p.mirrors>
                                 <th scope="row">{p.name.clone()}</th>
                                 <td>{p.kind.to_string()}</td>
                                 <td>{p.location.clone()}</td>
-                                <td class="num" title=users.join(", ")>{users.len()}</td>
+                                <td class="num">
+                                    <a href=format!("/mirrors?peer={}", p.id)>{p.mirrors}</a>
+                                </td>
                                 <HealthCell id=p.id.clone() health />
                                 {can_manage
                                     .then(|| {

@@ -83,6 +83,9 @@ pub struct PeerView {
     #[serde(default)]
     pub capture: Capture,
     pub created_at: DateTime<Utc>,
+    /// Live (not dropped) mirrors reading from it or writing to it.
+    #[serde(default)]
+    pub mirrors: u64,
 }
 
 /// How a peer answered a health probe (`GET /api/peers/health`, the Peers page).

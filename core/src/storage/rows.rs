@@ -12,7 +12,15 @@ pub(super) const MIRROR_COLUMNS: &str = "id, name, source_peer_id, dest_peer_id,
     stage, table_index, last_pk, change_id, rows_copied, rows_applied, last_error, created_at, \
     updated_at, resume_pending, replace_destination";
 
-pub(super) const PEER_COLUMNS: &str = "id, name, kind, location, capture, created_at";
+/// A peer's columns, for `SELECT … FROM peers`, with how many live mirrors read from it or write
+/// to it (counted here so a page never has to load the mirrors to say so; both backends index
+/// `mirrors` by source and by destination).
+pub(super) const PEER_COLUMNS: &str = "id, name, kind, location, capture, created_at, \
+     (SELECT COUNT(*) FROM mirrors m WHERE m.status <> 'dropped' \
+      AND (m.source_peer_id = peers.id OR m.dest_peer_id = peers.id)) AS mirrors";
+/// A new peer's columns, for `INSERT … RETURNING`: nothing uses it yet.
+pub(super) const NEW_PEER_COLUMNS: &str =
+    "id, name, kind, location, capture, created_at, CAST(0 AS BIGINT) AS mirrors";
 
 fn corrupt(what: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(what.to_string())
@@ -68,6 +76,7 @@ where
         location: row.try_get("location")?,
         capture: row.try_get::<String, _>("capture")?.parse().map_err(corrupt)?,
         created_at: from_millis(row.try_get("created_at")?),
+        mirrors: u64::try_from(row.try_get::<i64, _>("mirrors")?).unwrap_or(0),
     })
 }
 

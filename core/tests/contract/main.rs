@@ -60,6 +60,7 @@ contract! {
     mirror::a_second_peer_with_the_same_name_is_a_conflict,
     mirror::stored_peer_urls_are_listed_and_replaced_for_sealing,
     mirror::a_peer_in_use_cannot_be_deleted,
+    mirror::a_peer_counts_every_live_mirror_using_it,
     mirror::a_new_mirror_starts_in_setup_without_holds,
     mirror::a_mirror_needs_existing_peers_and_a_free_name,
     mirror::adding_a_hold_pauses_and_is_idempotent,

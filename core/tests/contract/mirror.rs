@@ -96,6 +96,26 @@ pub async fn a_peer_in_use_cannot_be_deleted(db: &TestDb) {
     assert_eq!(c.peer(&src.id).await.unwrap(), None);
 }
 
+/// Past the 1,000 mirrors the Peers page once loaded to count them: every live mirror counts,
+/// as source or destination, on every way a peer is read; dropped ones do not.
+pub async fn a_peer_counts_every_live_mirror_using_it(db: &TestDb) {
+    let c = db.catalog().await;
+    let (s, d) = two_peers(&*c).await;
+    let idle = c.create_peer(&peer("idle"), Utc::now()).await.unwrap();
+    assert_eq!(idle.mirrors, 0);
+    let mut ids = vec![];
+    for i in 0..1_001 {
+        ids.push(c.create_mirror(&mirror(&format!("m{i:04}"), &s, &d), Utc::now()).await.unwrap().id);
+    }
+    c.create_mirror(&mirror("back", &d, &idle.id), Utc::now()).await.unwrap();
+    c.drop_mirror(&ids[0], Utc::now()).await.unwrap();
+    let counts: Vec<(String, u64)> =
+        c.list_peers().await.unwrap().into_iter().map(|p| (p.name, p.mirrors)).collect();
+    assert_eq!(counts, vec![("dst".into(), 1_001), ("idle".into(), 1), ("src".into(), 1_000)]);
+    assert_eq!(c.peer(&s).await.unwrap().unwrap().mirrors, 1_000);
+    assert_eq!(c.peer_by_name("dst").await.unwrap().unwrap().mirrors, 1_001);
+}
+
 pub async fn a_new_mirror_starts_in_setup_without_holds(db: &TestDb) {
     let c = db.catalog().await;
     let (s, d) = two_peers(&*c).await;

@@ -16,11 +16,11 @@ pub async fn list_peers() -> Result<Vec<PeerView>, ApiError> {
 
     async move {
         let (state, _) = require(Action::View).await?;
-        // Peers change only with a `catalog_changed` event: kept in memory until one.
+        // Peers and their mirror counts change only with events: kept in memory until one.
         use crate::window_cache::Topic;
         state
             .windows
-            .cached(&[Topic::Peers], "list_peers", state.engine.list_peers())
+            .cached(&[Topic::Peers, Topic::Mirrors], "list_peers", state.engine.list_peers())
             .await
             .map_err(engine_error)
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::SqliteCatalog;
 use crate::domain::PeerView;
-use crate::storage::rows::{is_unique_violation, peer_from_row, PEER_COLUMNS};
+use crate::storage::rows::{is_unique_violation, peer_from_row, NEW_PEER_COLUMNS, PEER_COLUMNS};
 use crate::storage::{NewPeer, PeerStore, Result, StorageError};
 
 #[async_trait]
@@ -13,7 +13,7 @@ impl PeerStore for SqliteCatalog {
     async fn create_peer(&self, peer: &NewPeer, now: DateTime<Utc>) -> Result<PeerView> {
         let row = sqlx::query(&format!(
             "INSERT INTO peers (id, name, kind, url, location, created_at, capture) VALUES (?, ?, ?, ?, ?, ?, ?)
-             RETURNING {PEER_COLUMNS}"
+             RETURNING {NEW_PEER_COLUMNS}"
         ))
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(&peer.name)
