@@ -8,6 +8,7 @@
 mod gate;
 mod listing;
 mod postgres;
+mod release;
 mod rows;
 mod sqlite;
 

@@ -78,6 +78,7 @@ contract! {
     maintenance::holding_many_in_one_transaction_skips_dropped_mirrors_and_is_idempotent,
     maintenance::releasing_passes_the_gate_only_while_disabling_and_records_the_outcome,
     maintenance::releasing_many_in_one_transaction_skips_released_mirrors,
+    maintenance::releasing_many_returns_exactly_what_the_catalog_then_holds,
     maintenance::two_holders_racing_for_the_lease_get_it_once,
     maintenance::an_expired_lease_is_taken_over_with_a_new_token,
     maintenance::a_stale_holder_is_fenced_and_changes_nothing,

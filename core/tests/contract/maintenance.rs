@@ -320,6 +320,75 @@ pub async fn releasing_many_in_one_transaction_skips_released_mirrors(db: &TestD
     assert!(holds_of(&*c, &m1).await.is_empty());
 }
 
+/// Released in one call, mirrors in every situation a release meets: what the call returns is
+/// exactly what the catalog then holds (the common case is worked out in memory and written in
+/// bulk), and each gets the outcome the one-at-a-time release gives.
+pub async fn releasing_many_returns_exactly_what_the_catalog_then_holds(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let mut ids = vec![];
+    for i in 0..7 {
+        ids.push(running(&*c, &format!("cdc{i}"), &a, &b).await);
+    }
+    let copying = {
+        let new = NewMirror {
+            name: "copying".into(),
+            source_peer_id: a.clone(),
+            dest_peer_id: b.clone(),
+            tables: vec!["t".into()],
+            replace_destination: false,
+        };
+        let m = c.create_mirror(&new, Utc::now()).await.unwrap();
+        let progress = Progress {
+            checkpoint: Checkpoint { stage: Stage::Snapshot, table_index: 0, last_pk: Some("[4]".into()), change_id: 3 },
+            rows_copied: 4,
+            rows_applied: 0,
+        };
+        c.save_progress(&m.id, &progress, Utc::now()).await.unwrap();
+        m.id
+    };
+    let (user, sick, early) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    ids.push(copying.clone());
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    // Some pauses confirmed, some not (a worker still in a batch at disable).
+    for id in &ids[..5] {
+        c.confirm_paused(id, Utc::now()).await.unwrap();
+    }
+    c.add_hold(&user, &Hold::User, Utc::now()).await.unwrap();
+    to_disabling(&*c, tok, &w.id).await;
+    c.release_for_maintenance(tok, &w.id, &early, false, Utc::now()).await.unwrap().unwrap();
+
+    let asked: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), *id == sick)).collect();
+    let mut released = c.release_many_for_maintenance(tok, &w.id, &asked, Utc::now()).await.unwrap();
+    released.sort_by(|x, y| x.0.mirror.id.cmp(&y.0.mirror.id));
+    assert_eq!(released.len(), ids.len() - 1, "the one released before is skipped");
+    let entries = c.backup_entries(&w.id).await.unwrap();
+    for (change, entry) in &released {
+        let id = &change.mirror.id;
+        assert_eq!(Some(&change.mirror), c.mirror(id).await.unwrap().as_ref(), "mirror {id}");
+        assert_eq!(Some(entry), entries.iter().find(|e| &e.mirror_id == id), "entry {id}");
+        assert_eq!(change.from, if ids[..5].contains(id) { MirrorStatus::Paused } else { MirrorStatus::Pausing });
+        let (outcome, status, holds) = if *id == user {
+            (MirrorOutcome::HeldByUser, MirrorStatus::Paused, vec![Hold::User])
+        } else if *id == sick {
+            (MirrorOutcome::FailedHealthCheck, MirrorStatus::Paused, vec![Hold::User])
+        } else if *id == copying {
+            (MirrorOutcome::Resumed, MirrorStatus::Snapshot, vec![])
+        } else {
+            (MirrorOutcome::Resumed, MirrorStatus::Running, vec![])
+        };
+        assert_eq!(entry.outcome, Some(outcome), "{id}");
+        assert_eq!(change.mirror.status, status, "{id}");
+        assert_eq!(change.mirror.holds.iter().cloned().collect::<Vec<_>>(), holds, "{id}");
+        assert_eq!(change.mirror.resume_pending, outcome == MirrorOutcome::Resumed, "{id}");
+        assert_eq!(entry.checkpoint_at_resume.as_ref(), Some(&change.mirror.checkpoint), "{id}");
+    }
+    // Again: nothing is left to release.
+    assert!(c.release_many_for_maintenance(tok, &w.id, &asked, Utc::now()).await.unwrap().is_empty());
+}
+
 fn entry_without_confirmation(mut e: quiesce_core::domain::BackupEntry) -> quiesce_core::domain::BackupEntry {
     e.checkpoint_confirmed = None;
     e.confirmed_at = None;

@@ -20,7 +20,7 @@ use crate::domain::{
     BackupEntry, Hold, MaintenanceRequest, MirrorConfig, MirrorOutcome, MirrorStatus, StepRecord, Window,
     WindowPhase, WindowStep,
 };
-use crate::storage::gate;
+use crate::storage::{gate, listing, release};
 use crate::storage::rows::{
     backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
     BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
@@ -429,10 +429,45 @@ impl MaintenanceStore for PostgresCatalog {
         mirrors: &[(String, bool)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(StatusChange, BackupEntry)>> {
+        if mirrors.is_empty() {
+            return Ok(vec![]);
+        }
         let mut tx = self.pool.begin().await?;
         fence(&mut tx, token).await?;
-        let mut out = Vec::with_capacity(mirrors.len());
-        for (mirror_id, keep_paused) in mirrors {
+        // Lock order: lease, the mirrors (in id order, as every writer of several), then the gate.
+        let [entries_sql, mirrors_sql, holds_sql] =
+            release::reads(mirrors.len(), " FOR UPDATE").map(|sql| listing::postgres(&sql));
+        let mut q = sqlx::query(&mirrors_sql);
+        for (id, _) in mirrors {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut q = sqlx::query_as::<_, (String, String)>(&holds_sql);
+        for (id, _) in mirrors {
+            q = q.bind(id);
+        }
+        let loaded = listing::assemble(&rows, q.fetch_all(&mut *tx).await?)?;
+        let mut q = sqlx::query(&entries_sql).bind(window_id);
+        for (id, _) in mirrors {
+            q = q.bind(id);
+        }
+        let entries = q.fetch_all(&mut *tx).await?.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
+        sqlx::query("SELECT id FROM maintenance_gate WHERE id = 1 FOR SHARE").execute(&mut *tx).await?;
+        let active = active_window_in(&mut tx).await?;
+        let plan = release::plan(window_id, mirrors, entries, loaded, active.as_ref(), now)?;
+        for statement in plan.writes(window_id, now) {
+            let sql = listing::postgres(&statement.sql);
+            let mut q = sqlx::query(&sql);
+            for b in statement.binds {
+                q = match b {
+                    release::Bind::Text(t) => q.bind(t),
+                    release::Bind::Int(i) => q.bind(i),
+                };
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let mut out: Vec<_> = plan.bulk.into_iter().map(|r| (r.change, r.entry)).collect();
+        for (mirror_id, keep_paused) in &plan.one_by_one {
             lock(&mut tx, mirror_id).await?;
             if let Some(released) = release_tx(&mut tx, window_id, mirror_id, *keep_paused, now).await? {
                 out.push(released);
