@@ -48,7 +48,10 @@ pub(super) fn reads(n: usize, lock: &str) -> [String; 3] {
             "SELECT {BACKUP_COLUMNS} FROM maintenance_backups WHERE window_id = ?1 AND mirror_id IN ({})",
             placeholders(2, n)
         ),
-        format!("SELECT {MIRROR_COLUMNS} FROM mirrors WHERE id IN ({}) ORDER BY id{lock}", placeholders(1, n)),
+        format!(
+            "SELECT {MIRROR_COLUMNS} FROM mirrors WHERE id IN ({}) ORDER BY id{lock}",
+            placeholders(1, n)
+        ),
         format!(
             "SELECT mirror_id, hold FROM mirror_holds WHERE mirror_id IN ({}) ORDER BY mirror_id, hold",
             placeholders(1, n)
@@ -134,7 +137,10 @@ impl Plan {
         let ms = now.timestamp_millis();
         let ids: Vec<Bind> = self.bulk.iter().map(|r| Bind::Text(r.change.mirror.id.clone())).collect();
         let mut out = vec![Statement {
-            sql: format!("DELETE FROM mirror_holds WHERE hold = ?1 AND mirror_id IN ({})", placeholders(2, ids.len())),
+            sql: format!(
+                "DELETE FROM mirror_holds WHERE hold = ?1 AND mirror_id IN ({})",
+                placeholders(2, ids.len())
+            ),
             binds: [vec![Bind::Text(Hold::Maintenance(window_id.to_string()).to_string())], ids].concat(),
         }];
         // Mirrors whose status changes, by new status; then those that only await their worker.

@@ -340,7 +340,12 @@ pub async fn releasing_many_returns_exactly_what_the_catalog_then_holds(db: &Tes
         };
         let m = c.create_mirror(&new, Utc::now()).await.unwrap();
         let progress = Progress {
-            checkpoint: Checkpoint { stage: Stage::Snapshot, table_index: 0, last_pk: Some("[4]".into()), change_id: 3 },
+            checkpoint: Checkpoint {
+                stage: Stage::Snapshot,
+                table_index: 0,
+                last_pk: Some("[4]".into()),
+                change_id: 3,
+            },
             rows_copied: 4,
             rows_applied: 0,
         };
@@ -369,7 +374,10 @@ pub async fn releasing_many_returns_exactly_what_the_catalog_then_holds(db: &Tes
         let id = &change.mirror.id;
         assert_eq!(Some(&change.mirror), c.mirror(id).await.unwrap().as_ref(), "mirror {id}");
         assert_eq!(Some(entry), entries.iter().find(|e| &e.mirror_id == id), "entry {id}");
-        assert_eq!(change.from, if ids[..5].contains(id) { MirrorStatus::Paused } else { MirrorStatus::Pausing });
+        assert_eq!(
+            change.from,
+            if ids[..5].contains(id) { MirrorStatus::Paused } else { MirrorStatus::Pausing }
+        );
         let (outcome, status, holds) = if *id == user {
             (MirrorOutcome::HeldByUser, MirrorStatus::Paused, vec![Hold::User])
         } else if *id == sick {

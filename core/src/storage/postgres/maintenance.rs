@@ -20,11 +20,11 @@ use crate::domain::{
     BackupEntry, Hold, MaintenanceRequest, MirrorConfig, MirrorOutcome, MirrorStatus, StepRecord, Window,
     WindowPhase, WindowStep,
 };
-use crate::storage::{gate, listing, release};
 use crate::storage::rows::{
     backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
     BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
 };
+use crate::storage::{gate, listing, release};
 use crate::storage::{
     ttl_ms, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest, NewWindow, RequestFilter,
     Result, StatusChange, StorageError, WindowChange, WindowFilter,
