@@ -5,10 +5,10 @@
 //! backend only by URL, through [`connect`]; nothing above this module knows which one it has.
 //! Errors never carry a database URL or a credential.
 
+mod bulk;
 mod gate;
 mod listing;
 mod postgres;
-mod release;
 mod rows;
 mod sqlite;
 

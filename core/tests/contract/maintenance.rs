@@ -239,8 +239,22 @@ pub async fn holding_many_in_one_transaction_skips_dropped_mirrors_and_is_idempo
         vec![m1.clone(), m2.clone()]
     );
     assert!(held.iter().all(|h| h.created && h.change.mirror.status == MirrorStatus::Pausing));
+    // What the call returns is exactly what the catalog then holds (worked out in memory and
+    // written in bulk).
+    let entries = c.backup_entries(&w.id).await.unwrap();
+    for h in &held {
+        let id = &h.entry.mirror_id;
+        assert_eq!(Some(&h.change.mirror), c.mirror(id).await.unwrap().as_ref(), "mirror {id}");
+        assert_eq!(Some(&h.entry), entries.iter().find(|e| &e.mirror_id == id), "entry {id}");
+        assert_eq!(h.change.from, MirrorStatus::Running);
+    }
     let again = c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
     assert!(again.iter().all(|h| !h.created));
+    assert_eq!(
+        again.iter().map(|h| (&h.change.mirror, &h.entry)).collect::<Vec<_>>(),
+        held.iter().map(|h| (&h.change.mirror, &h.entry)).collect::<Vec<_>>(),
+        "held again: reported as they are"
+    );
     assert_eq!(c.backup_entries(&w.id).await.unwrap().len(), 2);
     let dropped = c.mirror(&gone).await.unwrap().unwrap();
     assert!(dropped.holds.is_empty());
@@ -619,9 +633,12 @@ pub async fn confirming_a_pause_records_the_checkpoint_the_worker_stopped_at(db:
     let c = db.catalog().await;
     let (a, b, _) = peers(&*c).await;
     let m = running(&*c, "m1", &a, &b).await;
+    // The second is confirmed with others, as the supervisor does for idle workers.
+    let m2 = running(&*c, "m2", &a, &b).await;
     let tok = token(&*c, "o1").await;
     let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
     let held = c.hold_for_maintenance(tok, &w.id, &m, Utc::now()).await.unwrap().unwrap();
+    c.hold_for_maintenance(tok, &w.id, &m2, Utc::now()).await.unwrap().unwrap();
     // The batch in flight when the hold was written lands before the worker stops.
     let later = Progress {
         checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 42 },
@@ -629,12 +646,15 @@ pub async fn confirming_a_pause_records_the_checkpoint_the_worker_stopped_at(db:
         rows_applied: 9,
     };
     c.save_progress(&m, &later, Utc::now()).await.unwrap();
+    c.save_progress(&m2, &later, Utc::now()).await.unwrap();
     c.confirm_paused(&m, Utc::now()).await.unwrap();
-    let e = c.backup_entries(&w.id).await.unwrap().remove(0);
-    assert_eq!(e.checkpoint_at_pause, held.entry.checkpoint_at_pause);
-    assert_eq!(e.checkpoint_at_pause.change_id, 7);
-    assert_eq!(e.checkpoint_confirmed, Some(later.checkpoint.clone()));
-    assert!(e.confirmed_at.is_some());
+    c.confirm_paused_many(&[m2.clone()], None, Utc::now()).await.unwrap();
+    for e in c.backup_entries(&w.id).await.unwrap() {
+        assert_eq!(e.checkpoint_at_pause, held.entry.checkpoint_at_pause);
+        assert_eq!(e.checkpoint_at_pause.change_id, 7);
+        assert_eq!(e.checkpoint_confirmed, Some(later.checkpoint.clone()), "{}", e.mirror_name);
+        assert!(e.confirmed_at.is_some());
+    }
     assert_eq!(c.mirror(&m).await.unwrap().unwrap().checkpoint, later.checkpoint);
 }
 

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
-use super::mirror::{add_hold_tx, load_existing, lock, remove_hold_tx};
+use super::mirror::{add_hold_tx, load_existing, lock, mirrors_in, remove_hold_tx, run};
 use super::PostgresCatalog;
 use crate::domain::from_millis;
 use crate::domain::{
@@ -24,7 +24,7 @@ use crate::storage::rows::{
     backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
     BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
 };
-use crate::storage::{gate, listing, release};
+use crate::storage::{bulk, gate, listing};
 use crate::storage::{
     ttl_ms, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest, NewWindow, RequestFilter,
     Result, StatusChange, StorageError, WindowChange, WindowFilter,
@@ -134,6 +134,26 @@ async fn hold_tx(
         .await?
         .ok_or_else(|| StorageError::NotFound("no such backup entry".into()))?;
     Ok(Some(HeldForMaintenance { change, entry, created: true }))
+}
+
+/// The backup rows (of `window_id`), mirrors and holds of a chunk of mirrors (see
+/// `storage::bulk`) — the mirrors locked in id order.
+async fn chunk_in(
+    conn: &mut PgConnection,
+    window_id: &str,
+    ids: &[&str],
+) -> Result<(Vec<BackupEntry>, Vec<crate::domain::Mirror>)> {
+    if ids.is_empty() {
+        return Ok((vec![], vec![]));
+    }
+    let mirrors = mirrors_in(&mut *conn, ids).await?;
+    let sql = listing::postgres(&bulk::backups_read(ids.len()));
+    let mut q = sqlx::query(&sql).bind(window_id);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    let entries = q.fetch_all(&mut *conn).await?.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
+    Ok((entries, mirrors))
 }
 
 /// Releases one mirror's maintenance hold and records its outcome inside the caller's
@@ -357,8 +377,12 @@ impl MaintenanceStore for PostgresCatalog {
         // this batch, and a batch after it sees the new phase and writes nothing.
         let window = window_locked(&mut tx, window_id, "FOR SHARE").await?;
         gate::may_hold(window.as_ref().filter(|w| w.is_active()), window_id)?;
-        let mut out = Vec::with_capacity(mirror_ids.len());
-        for mirror_id in mirror_ids {
+        let ids: Vec<&str> = mirror_ids.iter().map(String::as_str).collect();
+        let (entries, loaded) = chunk_in(&mut tx, window_id, &ids).await?;
+        let plan = bulk::plan_holds(window_id, mirror_ids, entries, loaded, now)?;
+        run(&mut tx, plan.writes(window_id, now)).await?;
+        let mut out = plan.held;
+        for mirror_id in &plan.one_by_one {
             lock(&mut tx, mirror_id).await?;
             match hold_tx(&mut tx, window_id, mirror_id, now).await {
                 Ok(Some(held)) => out.push(held),
@@ -435,37 +459,12 @@ impl MaintenanceStore for PostgresCatalog {
         let mut tx = self.pool.begin().await?;
         fence(&mut tx, token).await?;
         // Lock order: lease, the mirrors (in id order, as every writer of several), then the gate.
-        let [entries_sql, mirrors_sql, holds_sql] =
-            release::reads(mirrors.len(), " FOR UPDATE").map(|sql| listing::postgres(&sql));
-        let mut q = sqlx::query(&mirrors_sql);
-        for (id, _) in mirrors {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
-        let mut q = sqlx::query_as::<_, (String, String)>(&holds_sql);
-        for (id, _) in mirrors {
-            q = q.bind(id);
-        }
-        let loaded = listing::assemble(&rows, q.fetch_all(&mut *tx).await?)?;
-        let mut q = sqlx::query(&entries_sql).bind(window_id);
-        for (id, _) in mirrors {
-            q = q.bind(id);
-        }
-        let entries = q.fetch_all(&mut *tx).await?.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
+        let ids: Vec<&str> = mirrors.iter().map(|(id, _)| id.as_str()).collect();
+        let (entries, loaded) = chunk_in(&mut tx, window_id, &ids).await?;
         sqlx::query("SELECT id FROM maintenance_gate WHERE id = 1 FOR SHARE").execute(&mut *tx).await?;
         let active = active_window_in(&mut tx).await?;
-        let plan = release::plan(window_id, mirrors, entries, loaded, active.as_ref(), now)?;
-        for statement in plan.writes(window_id, now) {
-            let sql = listing::postgres(&statement.sql);
-            let mut q = sqlx::query(&sql);
-            for b in statement.binds {
-                q = match b {
-                    release::Bind::Text(t) => q.bind(t),
-                    release::Bind::Int(i) => q.bind(i),
-                };
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let plan = bulk::plan_releases(window_id, mirrors, entries, loaded, active.as_ref(), now)?;
+        run(&mut tx, plan.writes(window_id, now)).await?;
         let mut out: Vec<_> = plan.bulk.into_iter().map(|r| (r.change, r.entry)).collect();
         for (mirror_id, keep_paused) in &plan.one_by_one {
             lock(&mut tx, mirror_id).await?;

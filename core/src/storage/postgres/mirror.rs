@@ -8,10 +8,10 @@ use sqlx::PgConnection;
 use super::PostgresCatalog;
 use crate::domain::{Hold, Mirror, MirrorFilter, MirrorStatus, PageRequest};
 use crate::storage::gate::{self, GateTarget};
-use crate::storage::listing;
 use crate::storage::rows::{
     check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
+use crate::storage::{bulk, listing};
 use crate::storage::{MirrorStore, NewMirror, Progress, Result, SourceFence, StatusChange, StorageError};
 
 pub(super) async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Mirror>> {
@@ -33,6 +33,42 @@ pub(super) async fn load(conn: &mut PgConnection, id: &str) -> Result<Option<Mir
 /// Locks the mirror's row until the transaction ends.
 pub(super) async fn lock(conn: &mut PgConnection, id: &str) -> Result<()> {
     sqlx::query("SELECT id FROM mirrors WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Several mirrors with their holds, in id order, in two queries (locked, in that order).
+pub(super) async fn mirrors_in(conn: &mut PgConnection, ids: &[&str]) -> Result<Vec<Mirror>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let [mirrors_sql, holds_sql] = bulk::mirror_reads(ids.len(), " FOR UPDATE");
+    let mirrors_sql = listing::postgres(&mirrors_sql);
+    let mut q = sqlx::query(&mirrors_sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    let holds_sql = listing::postgres(&holds_sql);
+    let mut q = sqlx::query_as::<_, (String, String)>(&holds_sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    listing::assemble(&rows, q.fetch_all(&mut *conn).await?)
+}
+
+/// Runs the writes `storage::bulk` worked out.
+pub(super) async fn run(conn: &mut PgConnection, statements: Vec<bulk::Statement>) -> Result<()> {
+    for statement in statements {
+        let sql = listing::postgres(&statement.sql);
+        let mut q = sqlx::query(&sql);
+        for b in statement.binds {
+            q = match b {
+                bulk::Bind::Text(t) => q.bind(t),
+                bulk::Bind::Int(i) => q.bind(i),
+            };
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -408,14 +444,23 @@ impl MirrorStore for PostgresCatalog {
         now: DateTime<Utc>,
     ) -> Result<Vec<StatusChange>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            lock(&mut tx, id).await?;
-            if let Some(f) = fence {
-                super::ownership::check_fence(&mut tx, id, f).await?;
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let loaded = mirrors_in(&mut tx, &refs).await?;
+        if let Some(f) = fence {
+            // One source's mirrors: its owner row says for all of them (a mirror of another
+            // source, or a missing one, gets the one-at-a-time check and its error).
+            match loaded.iter().find(|m| m.source_peer_id != f.source_peer_id).map(|m| m.id.as_str()) {
+                Some(other) => super::ownership::check_fence(&mut tx, other, f).await?,
+                None => {
+                    for id in refs.iter().take(1) {
+                        super::ownership::check_fence(&mut tx, id, f).await?;
+                    }
+                }
             }
-            out.push(confirm_paused_tx(&mut tx, id, now).await?);
         }
+        let plan = bulk::plan_confirms(ids, loaded, now)?;
+        run(&mut tx, plan.writes(now)).await?;
+        let out = plan.changes;
         tx.commit().await?;
         Ok(out)
     }

@@ -8,10 +8,10 @@ use sqlx::SqliteConnection;
 use super::SqliteCatalog;
 use crate::domain::{Hold, Mirror, MirrorFilter, MirrorStatus, PageRequest};
 use crate::storage::gate::{self, GateTarget};
-use crate::storage::listing;
 use crate::storage::rows::{
     check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
+use crate::storage::{bulk, listing};
 use crate::storage::{MirrorStore, NewMirror, Progress, Result, SourceFence, StatusChange, StorageError};
 
 pub(super) async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<Mirror>> {
@@ -28,6 +28,42 @@ pub(super) async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option
             .fetch_all(&mut *conn)
             .await?;
     mirror_from_row(&row, holds_from(holds)?).map(Some)
+}
+
+/// Several mirrors with their holds, in id order, in two queries.
+pub(super) async fn mirrors_in(conn: &mut SqliteConnection, ids: &[&str]) -> Result<Vec<Mirror>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let [mirrors_sql, holds_sql] = bulk::mirror_reads(ids.len(), "");
+    let mirrors_sql = mirrors_sql;
+    let mut q = sqlx::query(&mirrors_sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    let holds_sql = holds_sql;
+    let mut q = sqlx::query_as::<_, (String, String)>(&holds_sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    listing::assemble(&rows, q.fetch_all(&mut *conn).await?)
+}
+
+/// Runs the writes `storage::bulk` worked out.
+pub(super) async fn run(conn: &mut SqliteConnection, statements: Vec<bulk::Statement>) -> Result<()> {
+    for statement in statements {
+        let sql = statement.sql;
+        let mut q = sqlx::query(&sql);
+        for b in statement.binds {
+            q = match b {
+                bulk::Bind::Text(t) => q.bind(t),
+                bulk::Bind::Int(i) => q.bind(i),
+            };
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn load_existing(conn: &mut SqliteConnection, id: &str) -> Result<Mirror> {
@@ -391,13 +427,23 @@ impl MirrorStore for SqliteCatalog {
         now: DateTime<Utc>,
     ) -> Result<Vec<StatusChange>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(f) = fence {
-                super::ownership::check_fence(&mut tx, id, f).await?;
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let loaded = mirrors_in(&mut tx, &refs).await?;
+        if let Some(f) = fence {
+            // One source's mirrors: its owner row says for all of them (a mirror of another
+            // source, or a missing one, gets the one-at-a-time check and its error).
+            match loaded.iter().find(|m| m.source_peer_id != f.source_peer_id).map(|m| m.id.as_str()) {
+                Some(other) => super::ownership::check_fence(&mut tx, other, f).await?,
+                None => {
+                    for id in refs.iter().take(1) {
+                        super::ownership::check_fence(&mut tx, id, f).await?;
+                    }
+                }
             }
-            out.push(confirm_paused_tx(&mut tx, id, now).await?);
         }
+        let plan = bulk::plan_confirms(ids, loaded, now)?;
+        run(&mut tx, plan.writes(now)).await?;
+        let out = plan.changes;
         tx.commit().await?;
         Ok(out)
     }
