@@ -648,7 +648,7 @@ pub async fn confirming_a_pause_records_the_checkpoint_the_worker_stopped_at(db:
     c.save_progress(&m, &later, Utc::now()).await.unwrap();
     c.save_progress(&m2, &later, Utc::now()).await.unwrap();
     c.confirm_paused(&m, Utc::now()).await.unwrap();
-    c.confirm_paused_many(&[m2.clone()], None, Utc::now()).await.unwrap();
+    c.confirm_paused_many(std::slice::from_ref(&m2), None, Utc::now()).await.unwrap();
     for e in c.backup_entries(&w.id).await.unwrap() {
         assert_eq!(e.checkpoint_at_pause, held.entry.checkpoint_at_pause);
         assert_eq!(e.checkpoint_at_pause.change_id, 7);

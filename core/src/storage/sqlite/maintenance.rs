@@ -21,7 +21,7 @@ use crate::storage::rows::{
     backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
     BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
 };
-use crate::storage::{bulk, gate, listing};
+use crate::storage::{bulk, gate};
 use crate::storage::{
     ttl_ms, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest, NewWindow, RequestFilter,
     Result, StatusChange, StorageError, WindowChange, WindowFilter,

@@ -36,13 +36,11 @@ pub(super) async fn mirrors_in(conn: &mut SqliteConnection, ids: &[&str]) -> Res
         return Ok(vec![]);
     }
     let [mirrors_sql, holds_sql] = bulk::mirror_reads(ids.len(), "");
-    let mirrors_sql = mirrors_sql;
     let mut q = sqlx::query(&mirrors_sql);
     for id in ids {
         q = q.bind(*id);
     }
     let rows = q.fetch_all(&mut *conn).await?;
-    let holds_sql = holds_sql;
     let mut q = sqlx::query_as::<_, (String, String)>(&holds_sql);
     for id in ids {
         q = q.bind(*id);
