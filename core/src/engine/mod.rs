@@ -278,6 +278,13 @@ impl Engine {
         Ok(())
     }
 
+    /// [`Self::confirm_resumed`] for many mirrors of one source in one transaction, fenced the
+    /// same way (the supervisor writes together what its workers showed).
+    pub(crate) async fn confirm_resumed_many(&self, ids: &[String], source_peer_id: &str) -> Result<()> {
+        let fence = self.worker_fence(source_peer_id)?;
+        Ok(self.catalog.confirm_resumed_many(ids, fence.as_ref()).await?)
+    }
+
     /// Wakes the supervisor's control loop: it re-reads the catalog, starting or stopping
     /// workers (ownership changed) and confirming the pauses of idle workers together.
     pub(crate) fn wake_supervisor(&self) {

@@ -90,7 +90,14 @@ pub struct MirrorRunner {
     retained_wal: Option<i64>,
     /// When an idle mirror last recorded that the source moved on without touching its tables.
     idle_saved_at: Option<Instant>,
+    /// Where a step that shows a resumed mirror runs reports it, instead of writing it itself
+    /// (the supervisor writes thousands together); `None` writes at once.
+    resumed_to: Option<ResumeReport>,
 }
+
+/// Tells the supervisor that a resumed mirror's worker ran a step (see
+/// [`MirrorRunner::report_resumes_to`]).
+pub(crate) type ResumeReport = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 impl MirrorRunner {
     /// Connects to the mirror's peers and reads its tables' shapes on the source.
@@ -119,7 +126,13 @@ impl MirrorRunner {
             reader,
             retained_wal: None,
             idle_saved_at: None,
+            resumed_to: None,
         })
+    }
+
+    /// Resumes this runner shows are reported to `report` rather than written by the step.
+    pub(crate) fn report_resumes_to(&mut self, report: ResumeReport) {
+        self.resumed_to = Some(report);
     }
 
     pub fn mirror_id(&self) -> &str {
@@ -158,7 +171,10 @@ impl MirrorRunner {
         if m.resume_pending {
             // A step that did its work (or found nothing to do) after a release: the mirror
             // really runs again. Disable's `confirm_running` waits for exactly this.
-            self.engine.confirm_resumed(&self.mirror_id, &m.source_peer_id).await?;
+            match &self.resumed_to {
+                Some(report) => report(&self.mirror_id),
+                None => self.engine.confirm_resumed(&self.mirror_id, &m.source_peer_id).await?,
+            }
         }
         Ok(out)
     }

@@ -108,6 +108,9 @@ struct Inner {
     desired: Mutex<HashMap<String, (crate::domain::MirrorStatus, usize)>>,
     /// Steps run by this supervisor's workers since it started.
     steps: std::sync::atomic::AtomicU64,
+    /// Resumed mirrors whose worker ran a step, by source, not yet written (see
+    /// [`confirm_resumes`]).
+    resumed: Mutex<HashMap<String, Vec<String>>>,
     stop: watch::Receiver<bool>,
 }
 
@@ -152,6 +155,7 @@ impl Supervisor {
             signals: Arc::default(),
             desired: Mutex::default(),
             steps: Default::default(),
+            resumed: Mutex::default(),
             stop: stop_rx,
         });
         let relayed = tokio::spawn(wake_on_events(inner.clone(), inner.engine.events().subscribe()));
@@ -227,6 +231,7 @@ async fn control_loop(inner: Arc<Inner>) {
             return;
         }
         let started = std::time::Instant::now();
+        confirm_resumes(&inner).await;
         if let Err(e) = reconcile(&inner).await {
             tracing::warn!(error = %e, "cannot list mirrors; will retry");
         }
@@ -353,6 +358,41 @@ async fn confirm_pauses(inner: &Arc<Inner>, source: &str, mut workers: Vec<(Stri
     }
 }
 
+/// A worker's step showed that its resumed mirror runs: queued for [`confirm_resumes`].
+fn report_resumed(inner: &Inner, source: &str, id: &str) {
+    let mut resumed = inner.resumed.lock().unwrap_or_else(|p| p.into_inner());
+    let ids = resumed.entry(source.to_string()).or_default();
+    // A worker may step again before the write: one entry per mirror.
+    if !ids.iter().any(|x| x == id) {
+        ids.push(id.to_string());
+    }
+    drop(resumed);
+    inner.engine.wake_supervisor();
+}
+
+/// Writes the resumes workers showed since the last call, per source in transactions of
+/// [`CONFIRM_BATCH`]: after a window releases thousands of mirrors, their first steps then cost
+/// a few catalog writes instead of one each (disable waits for exactly these). If a bulk write
+/// fails, each mirror is written on its own; a mirror still not written keeps `resume_pending`
+/// and its worker reports it again at its next step.
+async fn confirm_resumes(inner: &Arc<Inner>) {
+    let queued = std::mem::take(&mut *inner.resumed.lock().unwrap_or_else(|p| p.into_inner()));
+    let engine = &inner.engine;
+    for (source, mut ids) in queued {
+        ids.sort();
+        for chunk in ids.chunks(CONFIRM_BATCH) {
+            if let Err(e) = engine.confirm_resumed_many(chunk, &source).await {
+                tracing::debug!(error = %e, source.id = %source, "resumes written one by one");
+                for id in chunk {
+                    if let Err(e) = engine.confirm_resumed(id, &source).await {
+                        tracing::warn!(error = %e, mirror.id = %id, "cannot record that the mirror runs again");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Wakes workers and the control loop for what happens elsewhere: a mirror status change
 /// relayed from another process (a hold added by its window, a new mirror) wakes that mirror at
 /// once. When events were missed (a resync, or this receiver fell behind a burst) the control
@@ -451,6 +491,7 @@ async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot) {
     let idle_for = idle_wait(&inner.config, &id);
     let mut failures: u32 = 0;
     loop {
+        let mut reporting = false;
         let built = MirrorRunner::new(engine.clone(), &id, inner.config.runner.clone()).await;
         if built.is_err() {
             // Its peers are unreachable, so nothing can be in flight: a pause asked for now is
@@ -464,6 +505,15 @@ async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot) {
         }
         let error = match built {
             Ok(mut runner) => loop {
+                if !reporting {
+                    reporting = true;
+                    let (inner, source) = (Arc::downgrade(inner), source.clone());
+                    runner.report_resumes_to(Arc::new(move |id: &str| {
+                        if let Some(inner) = inner.upgrade() {
+                            report_resumed(&inner, &source, id);
+                        }
+                    }));
+                }
                 // Another process owns the source now: it runs the mirror from the checkpoint.
                 if *stop.borrow() || !engine.runs_source(&source) || slot.paused() {
                     return;

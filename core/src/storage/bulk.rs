@@ -277,6 +277,17 @@ impl ConfirmPlan {
     }
 }
 
+/// Clears `resume_pending` on `ids`: their workers showed that they run.
+pub(super) fn resumed_write(ids: &[String]) -> Statement {
+    Statement {
+        sql: format!(
+            "UPDATE mirrors SET resume_pending = FALSE WHERE resume_pending AND id IN ({})",
+            placeholders(1, ids.len())
+        ),
+        binds: ids.iter().map(|id| Bind::Text(id.clone())).collect(),
+    }
+}
+
 /// One mirror released in bulk.
 pub(super) struct Released {
     pub change: StatusChange,

@@ -474,6 +474,11 @@ pub trait MirrorStore {
     /// clears `resume_pending`. Cheap and idempotent.
     async fn confirm_resumed(&self, id: &str) -> Result<()>;
 
+    /// [`Self::confirm_resumed`] for many mirrors of one source in one transaction: a supervisor
+    /// writes together what its workers showed after a window released thousands of mirrors.
+    /// With `fence`, refused as a whole unless it still names the source's owner.
+    async fn confirm_resumed_many(&self, ids: &[String], fence: Option<&SourceFence>) -> Result<()>;
+
     /// Persists the checkpoint and totals; a working mirror's status follows the checkpoint's
     /// stage, any other status is kept. Refused for a dropped mirror.
     async fn save_progress(&self, id: &str, progress: &Progress, now: DateTime<Utc>) -> Result<StatusChange>;

@@ -95,6 +95,7 @@ contract! {
     ownership::sources_spread_evenly_never_overlap_and_move_when_a_process_stops,
     ownership::a_stale_owner_cannot_write_a_checkpoint_or_a_status,
     ownership::many_pauses_are_confirmed_together_and_a_stale_claim_confirms_none,
+    ownership::many_resumes_are_confirmed_together_and_a_stale_claim_confirms_none,
     ownership::a_stale_owner_changes_nothing_with_any_worker_write,
     ownership::concurrent_claims_never_overlap,
     ownership::a_source_without_live_mirrors_never_pushes_a_live_one_out,

@@ -196,6 +196,37 @@ pub async fn many_pauses_are_confirmed_together_and_a_stale_claim_confirms_none(
     assert_eq!(changes[0].mirror.status, MirrorStatus::Paused);
 }
 
+/// Resumes shown by many workers are written together; a stale claim writes none of them.
+pub async fn many_resumes_are_confirmed_together_and_a_stale_claim_confirms_none(db: &TestDb) {
+    let c = db.catalog().await;
+    let (_, mut mirrors) = world(&*c, 1, 3).await;
+    mirrors.sort();
+    for m in &mirrors {
+        c.save_progress(m, &progress(5), Utc::now()).await.unwrap();
+        c.add_hold(m, &Hold::User, Utc::now()).await.unwrap();
+        c.confirm_paused(m, Utc::now()).await.unwrap();
+        c.remove_hold(m, &Hold::User, Utc::now()).await.unwrap();
+    }
+    let pending = |c: std::sync::Arc<dyn Catalog>, ids: Vec<String>| async move {
+        let mut out = vec![];
+        for id in &ids {
+            out.push(c.mirror(id).await.unwrap().unwrap().resume_pending);
+        }
+        out
+    };
+    assert_eq!(pending(c.clone(), mirrors.clone()).await, vec![true; 3]);
+    let old = c.claim_sources("p1", 1, TTL, at(0)).await.unwrap().remove(0);
+    let new = c.claim_sources("p2", 1, TTL, at(10_000)).await.unwrap().remove(0);
+    fenced(c.confirm_resumed_many(&mirrors[..2], Some(&old)).await, "confirm_resumed_many");
+    assert_eq!(pending(c.clone(), mirrors.clone()).await, vec![true; 3], "nothing changed");
+    c.confirm_resumed_many(&mirrors[..2], Some(&new)).await.unwrap();
+    assert_eq!(pending(c.clone(), mirrors.clone()).await, vec![false, false, true]);
+    // Unfenced (one process), and again: idempotent.
+    c.confirm_resumed_many(&mirrors, None).await.unwrap();
+    c.confirm_resumed_many(&mirrors, None).await.unwrap();
+    assert_eq!(pending(c.clone(), mirrors.clone()).await, vec![false; 3]);
+}
+
 fn fenced<T: std::fmt::Debug>(r: Result<T, StorageError>, what: &str) {
     match r {
         Err(StorageError::Fenced(m)) => assert!(m.contains("was not made"), "{what}: {m}"),

@@ -64,6 +64,21 @@ pub(super) async fn run(conn: &mut SqliteConnection, statements: Vec<bulk::State
     Ok(())
 }
 
+/// `fence` checked for `mirrors`, all of one source: its owner row says for all of them (a
+/// mirror of another source gets the one-at-a-time check and its error).
+async fn check_fence_of(
+    conn: &mut SqliteConnection,
+    mirrors: &[Mirror],
+    fence: Option<&SourceFence>,
+) -> Result<()> {
+    let Some(f) = fence else { return Ok(()) };
+    let id = mirrors.iter().find(|m| m.source_peer_id != f.source_peer_id).or(mirrors.first());
+    match id {
+        Some(m) => super::ownership::check_fence(conn, &m.id, f).await,
+        None => Ok(()),
+    }
+}
+
 pub(super) async fn load_existing(conn: &mut SqliteConnection, id: &str) -> Result<Mirror> {
     load(conn, id).await?.ok_or_else(|| StorageError::NotFound("no such mirror".into()))
 }
@@ -427,23 +442,27 @@ impl MirrorStore for SqliteCatalog {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let loaded = mirrors_in(&mut tx, &refs).await?;
-        if let Some(f) = fence {
-            // One source's mirrors: its owner row says for all of them (a mirror of another
-            // source, or a missing one, gets the one-at-a-time check and its error).
-            match loaded.iter().find(|m| m.source_peer_id != f.source_peer_id).map(|m| m.id.as_str()) {
-                Some(other) => super::ownership::check_fence(&mut tx, other, f).await?,
-                None => {
-                    for id in refs.iter().take(1) {
-                        super::ownership::check_fence(&mut tx, id, f).await?;
-                    }
-                }
-            }
-        }
+        check_fence_of(&mut tx, &loaded, fence).await?;
         let plan = bulk::plan_confirms(ids, loaded, now)?;
         run(&mut tx, plan.writes(now)).await?;
         let out = plan.changes;
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn confirm_resumed_many(&self, ids: &[String], fence: Option<&SourceFence>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if fence.is_some() {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let loaded = mirrors_in(&mut tx, &refs).await?;
+            check_fence_of(&mut tx, &loaded, fence).await?;
+        }
+        run(&mut tx, vec![bulk::resumed_write(ids)]).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn confirm_resumed(&self, id: &str) -> Result<()> {
