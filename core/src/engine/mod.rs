@@ -127,6 +127,8 @@ pub struct Engine {
     readers: Arc<logical::Readers>,
     /// Each peer's kind and capture, read once (neither changes after creation).
     captures: Arc<Mutex<HashMap<String, (PeerKind, Capture)>>>,
+    /// When each source was last pruned by a worker (see [`Engine::prune_source_soon`]).
+    pruned: Arc<Mutex<HashMap<String, std::time::Instant>>>,
     /// Views flag a mirror whose source keeps more WAL than this for it.
     wal_warning_bytes: i64,
     /// The sources this process owns (several processes on one catalog, see
@@ -148,6 +150,7 @@ impl Engine {
             secrets: None,
             readers: Arc::default(),
             captures: Arc::default(),
+            pruned: Arc::default(),
             wal_warning_bytes: DEFAULT_WAL_WARNING_BYTES,
             ownership: None,
         }
@@ -783,6 +786,22 @@ impl Engine {
 
     /// Deletes the source's change-log entries every live mirror has applied. Skipped while a
     /// mirror of the source has not recorded its high-water mark yet (it is in setup).
+    /// [`Self::prune_source`] from a worker: at most once per `every` per source, and never two
+    /// at once. Pruning is a source's business, not each mirror's: it reads every mirror of the
+    /// source, so with thousands of mirrors on one source each batch pruning on its own made
+    /// new mirrors queue behind whole-source reads. Pruning later only keeps log longer.
+    pub(crate) async fn prune_source_soon(&self, source_peer_id: &str, every: Duration) -> Result<u64> {
+        {
+            let mut pruned = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            if pruned.get(source_peer_id).is_some_and(|at| now.duration_since(*at) < every) {
+                return Ok(0);
+            }
+            pruned.insert(source_peer_id.to_string(), now);
+        }
+        self.prune_source(source_peer_id).await
+    }
+
     pub async fn prune_source(&self, source_peer_id: &str) -> Result<u64> {
         let mirrors = self.catalog.mirrors_on_source(source_peer_id).await?;
         if mirrors.iter().any(|m| m.checkpoint.stage == Stage::Setup) {

@@ -299,7 +299,7 @@ impl MirrorRunner {
                 self.idle_saved_at = Some(Instant::now());
                 let checkpoint = Checkpoint { last_pk: next_seen, ..m.checkpoint.clone() };
                 self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;
-                self.engine.prune_source(&self.source_peer_id).await?;
+                self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
             }
             return Ok(StepOutcome::Idle);
         };
@@ -346,7 +346,7 @@ impl MirrorRunner {
         self.save(m, checkpoint, m.rows_copied, total).await?;
         if self.pruned_at.is_none_or(|t| t.elapsed() >= self.options.prune_every) {
             self.pruned_at = Some(Instant::now());
-            self.engine.prune_source(&self.source_peer_id).await?;
+            self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
         }
         Ok(StepOutcome::AppliedChanges(applied))
     }
@@ -386,7 +386,7 @@ impl MirrorRunner {
                 self.idle_saved_at = Some(Instant::now());
                 let checkpoint = Checkpoint { change_id: position, ..m.checkpoint.clone() };
                 self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;
-                self.engine.prune_source(&self.source_peer_id).await?;
+                self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
             }
             return Ok(StepOutcome::Idle);
         }
@@ -396,7 +396,7 @@ impl MirrorRunner {
         self.save(m, checkpoint, m.rows_copied, total).await?;
         if self.pruned_at.is_none_or(|t| t.elapsed() >= self.options.prune_every) {
             self.pruned_at = Some(Instant::now());
-            self.engine.prune_source(&self.source_peer_id).await?;
+            self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
         }
         Ok(StepOutcome::AppliedChanges(applied))
     }
