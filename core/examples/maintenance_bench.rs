@@ -15,7 +15,8 @@
 //!
 //! Run: `cargo run --release -p quiesce-core --features testing --example maintenance_bench -- --mirrors 1000,10000 --new 3000`
 //! (Postgres from `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`;
-//! `--catalog sqlite` or `--catalog postgres` for one backend).
+//! `--catalog sqlite` or `--catalog postgres` for one backend; `--trace` prints the workers'
+//! timeline during disable).
 
 use std::time::{Duration, Instant};
 
@@ -164,9 +165,28 @@ async fn run(backend: Backend, n: usize, new: usize) -> Figures {
         fail("enable", format!("ended {} ({:?})", w.phase, w.error));
     }
     let t = Instant::now();
+    // `--trace`: the workers' timeline during disable (live tasks, steps run), every 250 ms.
+    let tracer = std::env::args().any(|a| a == "--trace").then(|| {
+        let workers = sup.workers();
+        tokio::spawn(async move {
+            let (t, steps0) = (Instant::now(), workers.steps());
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                println!(
+                    "    {:>6} ms: {} live workers, {} steps",
+                    t.elapsed().as_millis(),
+                    workers.live(),
+                    workers.steps() - steps0
+                );
+            }
+        })
+    });
     o.request_disable("bench", &w.id).await.unwrap_or_else(|e| fail("disable", e));
     let w = o.run_to_completion(&w.id).await.unwrap_or_else(|e| fail("disable", e));
     let disable = t.elapsed();
+    if let Some(tracer) = tracer {
+        tracer.abort();
+    }
     if w.phase != WindowPhase::Disabled {
         fail("disable", format!("ended {} ({:?})", w.phase, w.error));
     }

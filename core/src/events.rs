@@ -122,6 +122,8 @@ mod bus {
         tx: broadcast::Sender<Event>,
         /// Only what this process published (not what arrived from other processes).
         own: broadcast::Sender<Event>,
+        /// Only what arrived from other processes.
+        relayed: broadcast::Sender<Event>,
         outbox: Arc<OnceLock<mpsc::Sender<Event>>>,
         /// Events the outbox had no room for since the relay last looked.
         dropped: Arc<AtomicU64>,
@@ -136,7 +138,15 @@ mod bus {
         pub fn new(capacity: usize) -> Self {
             let (tx, _) = broadcast::channel(capacity.max(1));
             let (own, _) = broadcast::channel(capacity.max(1));
-            EventBus { tx, own, outbox: Arc::default(), dropped: Arc::default(), observers: Arc::default() }
+            let (relayed, _) = broadcast::channel(capacity.max(1));
+            EventBus {
+                tx,
+                own,
+                relayed,
+                outbox: Arc::default(),
+                dropped: Arc::default(),
+                observers: Arc::default(),
+            }
         }
 
         /// Calls `f` with every event published here (or arriving from other processes) from
@@ -168,6 +178,7 @@ mod bus {
         /// Publishes `event` to this process's subscribers only (it came from another process).
         pub fn publish_local(&self, event: Event) {
             self.tell_observers(&event);
+            let _ = self.relayed.send(event.clone());
             let _ = self.tx.send(event);
         }
 
@@ -192,6 +203,12 @@ mod bus {
         /// other processes: for side effects that must happen once (webhook deliveries).
         pub fn subscribe_own(&self) -> broadcast::Receiver<Event> {
             self.own.subscribe()
+        }
+
+        /// Receives only the events that arrive from other processes from now on: for reacting
+        /// to what they changed (this process reacts to its own changes where it makes them).
+        pub fn subscribe_relayed(&self) -> broadcast::Receiver<Event> {
+            self.relayed.subscribe()
         }
     }
 

@@ -103,12 +103,42 @@ pub struct MirrorRequest {
 pub(crate) struct Wakeups {
     pub(crate) control: Notify,
     mirrors: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Mirrors this process just let run (created, released, resumed), for a supervisor to
+    /// start at once rather than at its next listing of the catalog (which, with thousands of
+    /// mirrors, comes up to a second later). Filled only while a supervisor takes from it, and
+    /// bounded: what does not fit is started by the listing as before.
+    ready: Mutex<Vec<Mirror>>,
+    /// Wakes the supervisor's prompt task: `ready` has mirrors, or workers reported resumes.
+    pub(crate) prompt: Notify,
+    /// How many supervisors take from `ready`.
+    pub(crate) supervisors: std::sync::atomic::AtomicUsize,
 }
+
+/// At most this many mirrors wait in [`Wakeups::ready`].
+const READY_MAX: usize = 20_000;
 
 impl Wakeups {
     pub(crate) fn for_mirror(&self, id: &str) -> Arc<Notify> {
         let mut map = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Offers a mirror that now needs a worker to the supervisor's prompt start.
+    fn offer(&self, m: &Mirror) {
+        if self.supervisors.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        if ready.len() < READY_MAX {
+            ready.push(m.clone());
+        }
+        drop(ready);
+        self.prompt.notify_one();
+    }
+
+    /// The mirrors offered since the last call.
+    pub(crate) fn take_ready(&self) -> Vec<Mirror> {
+        std::mem::take(&mut *self.ready.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -573,21 +603,18 @@ impl Engine {
         }
         let source = self.peer(&req.source_peer_id).await?;
         let dest = self.peer(&req.dest_peer_id).await?;
-        // Rows another live mirror copies from the same source table into the same destination
-        // are that mirror's, not stale: they follow the same source rows.
         if let (Some(_), Peer::Postgres(pool)) = (self.logical_reader(&req.source_peer_id).await?, &source) {
             if let Some(problem) = peer::slots::logical_decoding_problem(pool).await? {
                 return Err(EngineError::Invalid(problem));
             }
         }
-        let siblings = self.catalog.mirrors_on_source(&req.source_peer_id).await?;
-        let filled_by_sibling =
-            |t: &String| siblings.iter().any(|m| m.dest_peer_id == req.dest_peer_id && m.tables.contains(t));
         for t in &req.tables {
+            // Rows another live mirror copies from the same source table into the same
+            // destination are that mirror's, not stale: they follow the same source rows. Read
+            // per table: a source may have thousands of mirrors, of which only these matter.
+            let siblings = self.catalog.mirrors_filling(&req.source_peer_id, &req.dest_peer_id, t).await?;
             if req.replace_destination {
-                if let Some(m) =
-                    siblings.iter().find(|m| m.dest_peer_id == req.dest_peer_id && m.tables.contains(t))
-                {
+                if let Some(m) = siblings.first() {
                     return Err(EngineError::Invalid(format!(
                         "destination table {t:?} is filled by mirror {:?}; replacing its rows would take them \
                          from that mirror",
@@ -602,7 +629,7 @@ impl Engine {
                         "destination table {t:?} exists with different columns or primary key"
                     )));
                 }
-                if !req.replace_destination && !filled_by_sibling(t) && dest.has_rows(t).await? {
+                if !req.replace_destination && siblings.is_empty() && dest.has_rows(t).await? {
                     return Err(EngineError::Invalid(format!(
                         "destination table {t:?} already has rows, which the mirror would keep even \
                          where the source has none; empty it, or ask to replace its contents \
@@ -632,6 +659,7 @@ impl Engine {
             at: Utc::now(),
         });
         self.notify(&mirror.id);
+        self.wakeups.offer(&mirror);
         Ok(mirror)
     }
 
@@ -759,7 +787,12 @@ impl Engine {
             // `supervisor::confirm_pauses`); waking each worker would have each step for it.
             self.wake_supervisor();
         } else {
+            // Woken before it is offered: a worker started from the offer must not find this
+            // (stale) wake-up stored.
             self.notify(&change.mirror.id);
+            if change.changed() && change.mirror.status.needs_worker() {
+                self.wakeups.offer(&change.mirror);
+            }
         }
         change.mirror
     }

@@ -99,15 +99,45 @@ pub struct MirrorRunner {
 /// [`MirrorRunner::report_resumes_to`]).
 pub(crate) type ResumeReport = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Table shapes read once for runners built together: the supervisor starts every mirror one
+/// release let run (thousands of a source's mirrors may share a table) with one of these, so
+/// each table is read once per burst, still after the release. Dropped once they are built.
+#[derive(Default)]
+pub(crate) struct Shapes(
+    std::sync::Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<TableSchema>>>>,
+);
+
+impl Shapes {
+    async fn get(&self, source_id: &str, source: &Peer, table: &str) -> Result<TableSchema> {
+        let cell = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry((source_id.to_string(), table.to_string())).or_default().clone()
+        };
+        // A failed read is not kept: the next runner reads again.
+        Ok(cell.get_or_try_init(|| source.table_schema(table)).await?.clone())
+    }
+}
+
 impl MirrorRunner {
     /// Connects to the mirror's peers and reads its tables' shapes on the source.
     pub async fn new(engine: Engine, mirror_id: &str, options: RunnerOptions) -> Result<Self> {
         let m = load(&engine, mirror_id).await?;
+        Self::start(engine, m, options, &Shapes::default()).await
+    }
+
+    /// [`Self::new`] for a mirror as just read (its peers and tables never change), with table
+    /// shapes shared by the runners started together.
+    pub(crate) async fn start(
+        engine: Engine,
+        m: Mirror,
+        options: RunnerOptions,
+        shapes: &Shapes,
+    ) -> Result<Self> {
         let source = engine.peer(&m.source_peer_id).await?;
         let dest = engine.peer(&m.dest_peer_id).await?;
         let mut schemas = Vec::with_capacity(m.tables.len());
         for t in &m.tables {
-            schemas.push(source.table_schema(t).await?);
+            schemas.push(shapes.get(&m.source_peer_id, &source, t).await?);
         }
         let reader = engine.logical_reader(&m.source_peer_id).await?;
         Ok(MirrorRunner {

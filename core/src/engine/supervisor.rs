@@ -39,10 +39,10 @@ use chrono::Utc;
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::runner::{MirrorRunner, RunnerOptions, StepOutcome};
+use super::runner::{MirrorRunner, RunnerOptions, Shapes, StepOutcome};
 use super::signal::SourceSignals;
 use super::{Engine, EngineError};
-use crate::domain::MirrorStatus;
+use crate::domain::{Mirror, MirrorStatus};
 use crate::events::Event;
 
 /// How the supervisor runs workers.
@@ -140,6 +140,7 @@ pub struct Supervisor {
     inner: Arc<Inner>,
     control: Option<JoinHandle<()>>,
     relayed: Option<JoinHandle<()>>,
+    prompt: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
 }
 
@@ -158,9 +159,11 @@ impl Supervisor {
             resumed: Mutex::default(),
             stop: stop_rx,
         });
-        let relayed = tokio::spawn(wake_on_events(inner.clone(), inner.engine.events().subscribe()));
+        let relayed = tokio::spawn(wake_on_events(inner.clone(), inner.engine.events().subscribe_relayed()));
+        inner.engine.wakeups.supervisors.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let prompt = tokio::spawn(prompt_loop(inner.clone()));
         let control = tokio::spawn(control_loop(inner.clone()));
-        Supervisor { inner, control: Some(control), relayed: Some(relayed), stop }
+        Supervisor { inner, control: Some(control), relayed: Some(relayed), prompt: Some(prompt), stop }
     }
 
     /// Ids of mirrors with a live worker task.
@@ -188,6 +191,9 @@ impl Supervisor {
         if let Some(r) = self.relayed.take() {
             r.abort();
         }
+        if let Some(p) = self.prompt.take() {
+            p.abort();
+        }
         let handles: Vec<JoinHandle<()>> = {
             let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
             tasks.drain().map(|(_, t)| t.handle).collect()
@@ -209,6 +215,9 @@ impl Supervisor {
         if let Some(r) = self.relayed.take() {
             r.abort();
         }
+        if let Some(p) = self.prompt.take() {
+            p.abort();
+        }
         // Watchers end by themselves once their workers are gone.
         let _ = self.stop.send(true);
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -221,7 +230,63 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         self.abort_all();
+        self.inner.engine.wakeups.supervisors.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
+}
+
+/// Responds at once to what this process itself changed, without waiting for the control
+/// loop's next listing: starts a worker for each mirror just let run (created, released,
+/// resumed; see `Wakeups::ready`) and writes the resumes workers reported. After a window
+/// releases thousands of mirrors, their workers then start while the release is still going,
+/// with table shapes read once per burst. Mirrors changed by other processes, and any missed
+/// here, are started by the listing as before.
+async fn prompt_loop(inner: Arc<Inner>) {
+    let mut stop = inner.stop.clone();
+    loop {
+        tokio::select! {
+            _ = inner.engine.wakeups.prompt.notified() => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let ready = inner.engine.wakeups.take_ready();
+        if !ready.is_empty() {
+            let shapes = Arc::new(Shapes::default());
+            {
+                // What the worker starts from is what the next listing compares with: the
+                // change is not news to it then (waking the new worker would cost it a step).
+                let mut desired = inner.desired.lock().unwrap_or_else(|p| p.into_inner());
+                for m in &ready {
+                    desired.insert(m.id.clone(), (m.status, m.holds.len()));
+                }
+            }
+            let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            for m in ready {
+                let live = tasks.get(&m.id).is_some_and(|t| !t.handle.is_finished());
+                if !live && m.status.needs_worker() && inner.engine.runs_source(&m.source_peer_id) {
+                    spawn_worker(&inner, &mut tasks, m, &shapes);
+                }
+            }
+        }
+        confirm_resumes(&inner).await;
+    }
+}
+
+/// Starts a worker for `m` (which has none), building its runner from `m` with `shapes`.
+fn spawn_worker(inner: &Arc<Inner>, tasks: &mut HashMap<String, Task>, m: Mirror, shapes: &Arc<Shapes>) {
+    tracing::debug!(mirror.id = %m.id, "starting worker");
+    let slot = Arc::new(Slot::default());
+    let (id, source) = (m.id.clone(), m.source_peer_id.clone());
+    let first = Start { mirror: m, shapes: shapes.clone() };
+    let handle = tokio::spawn(worker(inner.clone(), id.clone(), source.clone(), slot.clone(), first));
+    tasks.insert(id, Task { handle, source, slot });
+}
+
+/// What a worker builds its first runner from.
+struct Start {
+    mirror: Mirror,
+    shapes: Arc<Shapes>,
 }
 
 async fn control_loop(inner: Arc<Inner>) {
@@ -272,6 +337,7 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
         changed
     };
     let mut pausing: HashMap<String, Vec<(String, Arc<Slot>)>> = HashMap::new();
+    let shapes = Arc::new(Shapes::default());
     {
         let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
         for id in changed {
@@ -296,11 +362,7 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
                     pausing.entry(m.source_peer_id).or_default().push((m.id, t.slot.clone()));
                 }
             } else if m.status.needs_worker() {
-                tracing::debug!(mirror.id = %m.id, "starting worker");
-                let slot = Arc::new(Slot::default());
-                let handle =
-                    tokio::spawn(worker(inner.clone(), m.id.clone(), m.source_peer_id.clone(), slot.clone()));
-                tasks.insert(m.id, Task { handle, source: m.source_peer_id, slot });
+                spawn_worker(inner, &mut tasks, m, &shapes);
             }
         }
     }
@@ -367,7 +429,7 @@ fn report_resumed(inner: &Inner, source: &str, id: &str) {
         ids.push(id.to_string());
     }
     drop(resumed);
-    inner.engine.wake_supervisor();
+    inner.engine.wakeups.prompt.notify_one();
 }
 
 /// Writes the resumes workers showed since the last call, per source in transactions of
@@ -395,7 +457,9 @@ async fn confirm_resumes(inner: &Arc<Inner>) {
 
 /// Wakes workers and the control loop for what happens elsewhere: a mirror status change
 /// relayed from another process (a hold added by its window, a new mirror) wakes that mirror at
-/// once. When events were missed (a resync, or this receiver fell behind a burst) the control
+/// once. Only relayed events: a change made here wakes whom it concerns where it is made
+/// (`Engine::after_change`), and hearing it again would give a just-started worker a stale
+/// wake-up (a second step at once). When events were missed (a resync, or this receiver fell behind a burst) the control
 /// loop re-lists the catalog, which wakes every worker whose desired state changed (see
 /// [`reconcile`]) — never every worker, which under a burst of thousands would feed itself.
 async fn wake_on_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Event>) {
@@ -473,26 +537,37 @@ async fn pause_for(d: Duration, wake: Option<&Notify>, stop: &mut watch::Receive
     *stop.borrow()
 }
 
-#[tracing::instrument(skip(inner, source, slot), fields(mirror.id = %id))]
-async fn worker(inner: Arc<Inner>, id: String, source: String, slot: Arc<Slot>) {
-    run_worker(&inner, &id, &source, &slot).await;
+#[tracing::instrument(skip(inner, source, slot, first), fields(mirror.id = %id))]
+async fn worker(inner: Arc<Inner>, id: String, source: String, slot: Arc<Slot>, first: Start) {
+    run_worker(&inner, &id, &source, &slot, first).await;
     // Its place in the source reader's window is no longer needed.
     if let Ok(Some(reader)) = inner.engine.logical_reader(&source).await {
         reader.leave(&id).await;
     }
 }
 
-async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot) {
+async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot, first: Start) {
     let engine = &inner.engine;
     let (id, source) = (id.to_string(), source.to_string());
     let wake = engine.wakeups.for_mirror(&id);
+    // A wake-up stored before this worker existed (the change that made it start) is stale:
+    // its first step reads the mirror afresh. Left, it would cost every started mirror a
+    // second step at once.
+    let _ = futures::FutureExt::now_or_never(wake.notified());
+    let mut first = Some(first);
     let mut stop = inner.stop.clone();
     let mut changes = inner.signals.listen(engine, &source, inner.config.poll_interval, inner.stop.clone());
     let idle_for = idle_wait(&inner.config, &id);
     let mut failures: u32 = 0;
     loop {
         let mut reporting = false;
-        let built = MirrorRunner::new(engine.clone(), &id, inner.config.runner.clone()).await;
+        let built = match first.take() {
+            Some(Start { mirror, shapes }) => {
+                MirrorRunner::start(engine.clone(), mirror, inner.config.runner.clone(), &shapes).await
+            }
+            // A rebuild after an error reads the mirror and its tables' shapes afresh.
+            None => MirrorRunner::new(engine.clone(), &id, inner.config.runner.clone()).await,
+        };
         if built.is_err() {
             // Its peers are unreachable, so nothing can be in flight: a pause asked for now is
             // confirmed at the last persisted checkpoint instead of waiting for the peers (a

@@ -104,11 +104,12 @@ impl Orchestrator {
             let started = std::time::Instant::now();
             match self.step_renewing_lease(window_id).await {
                 Ok(StepOutcome::Advanced(_) | StepOutcome::Progress { .. }) => {}
-                // A check of thousands of mirrors takes a while: waiting four times as long
-                // keeps checking to a fifth of the catalog's time, leaving the rest to the
-                // workers whose pauses it waits for.
+                // A check of thousands of mirrors takes a while: waiting as long again keeps
+                // checking to half of one catalog connection's time, leaving the rest to the
+                // workers whose pauses it waits for. (Four times as long left a window waiting
+                // up to a second after its last mirror had settled.)
                 Ok(StepOutcome::Waiting { .. }) => {
-                    tokio::time::sleep(self.config.poll_interval.max(started.elapsed() * 4)).await
+                    tokio::time::sleep(self.config.poll_interval.max(started.elapsed())).await
                 }
                 Ok(StepOutcome::Failed(w) | StepOutcome::Idle(w)) => return Ok(w),
                 Err(MaintenanceError::Storage(StorageError::Fenced(reason))) => {

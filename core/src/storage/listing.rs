@@ -52,6 +52,46 @@ pub(super) fn page_sql() -> PageSql {
     }
 }
 
+/// The live mirrors reading from one source (bind 1: its peer id), by name, and their holds:
+/// two statements in one read transaction, however many mirrors the source has.
+pub(super) fn on_source_sql() -> (String, String) {
+    mirrors_where("m.status <> 'dropped' AND m.source_peer_id = ?1")
+}
+
+/// The live mirrors from one source (bind 1) to one destination (bind 2) whose tables may
+/// include a table (bind 3: [`table_pattern`]), and their holds. `LIKE` narrows the rows
+/// read; [`filling`] keeps those that really copy the table (SQLite's `LIKE` ignores case).
+pub(super) fn filling_sql() -> (String, String) {
+    mirrors_where(
+        "m.status <> 'dropped' AND m.source_peer_id = ?1 AND m.dest_peer_id = ?2
+         AND m.tables LIKE ?3 ESCAPE '\\'",
+    )
+}
+
+/// A `LIKE` pattern matching the JSON array of table names that holds `table` (names are
+/// letters, digits and `_`, so its JSON string is the name in quotes; `_` is escaped).
+pub(super) fn table_pattern(table: &str) -> String {
+    format!("%\"{}\"%", table.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+/// The mirrors of [`filling_sql`] that copy `table`.
+pub(super) fn filling(mut mirrors: Vec<Mirror>, table: &str) -> Vec<Mirror> {
+    mirrors.retain(|m| m.tables.iter().any(|t| t == table));
+    mirrors
+}
+
+/// Rows of the mirrors matching `condition` (on `m`), by name, and their holds.
+fn mirrors_where(condition: &str) -> (String, String) {
+    let columns = MIRROR_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+    (
+        format!("SELECT {columns} FROM mirrors m WHERE {condition} ORDER BY m.name"),
+        format!(
+            "SELECT h.mirror_id, h.hold FROM mirror_holds h JOIN mirrors m ON m.id = h.mirror_id
+             WHERE {condition} ORDER BY h.mirror_id, h.hold"
+        ),
+    )
+}
+
 /// The same statement with Postgres placeholders (`?1` → `$1`). The listing SQL has no other `?`.
 pub(super) fn postgres(sql: &str) -> String {
     sql.replace('?', "$")

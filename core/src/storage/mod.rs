@@ -441,6 +441,10 @@ pub trait MirrorStore {
     /// Live (not dropped) mirrors reading from `peer_id`.
     async fn mirrors_on_source(&self, peer_id: &str) -> Result<Vec<Mirror>>;
 
+    /// Live mirrors from `source` to `dest` that copy `table` (however many mirrors the source
+    /// has, only these are read).
+    async fn mirrors_filling(&self, source: &str, dest: &str, table: &str) -> Result<Vec<Mirror>>;
+
     /// The mirror's holds.
     async fn list_holds(&self, id: &str) -> Result<Vec<Hold>>;
 

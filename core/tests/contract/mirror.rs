@@ -130,6 +130,39 @@ pub async fn a_new_mirror_starts_in_setup_without_holds(db: &TestDb) {
     assert_eq!(c.mirror(&m.id).await.unwrap(), Some(m));
 }
 
+pub async fn mirrors_of_a_source_and_of_a_table_are_read_with_their_holds(db: &TestDb) {
+    let c = db.catalog().await;
+    let (s, d) = two_peers(&*c).await;
+    let other = c.create_peer(&peer("other"), Utc::now()).await.unwrap().id;
+    let with = |name: &str, src: &str, dst: &str, tables: &[&str]| NewMirror {
+        name: name.into(),
+        source_peer_id: src.into(),
+        dest_peer_id: dst.into(),
+        tables: tables.iter().map(|t| t.to_string()).collect(),
+        replace_destination: false,
+    };
+    // Names `LIKE` would confuse: `_` matches any character, and SQLite's `LIKE` ignores case.
+    let a = c.create_mirror(&with("a", &s, &d, &["t_1", "orders"]), Utc::now()).await.unwrap();
+    let b = c.create_mirror(&with("b", &s, &d, &["tx1", "T_1"]), Utc::now()).await.unwrap();
+    let held = c.create_mirror(&with("c", &s, &d, &["t_1"]), Utc::now()).await.unwrap();
+    let held = c.add_hold(&held.id, &Hold::User, Utc::now()).await.unwrap().mirror;
+    let to_other = c.create_mirror(&with("d", &s, &other, &["t_1"]), Utc::now()).await.unwrap();
+    let dropped = c.create_mirror(&with("e", &s, &d, &["t_1"]), Utc::now()).await.unwrap();
+    c.drop_mirror(&dropped.id, Utc::now()).await.unwrap();
+    c.create_mirror(&with("f", &d, &s, &["t_1"]), Utc::now()).await.unwrap();
+
+    let on_source = c.mirrors_on_source(&s).await.unwrap();
+    assert_eq!(on_source, vec![a.clone(), b.clone(), held.clone(), to_other.clone()]);
+    assert_eq!(on_source[2].holds.iter().collect::<Vec<_>>(), vec![&Hold::User]);
+    assert_eq!(c.mirrors_filling(&s, &d, "t_1").await.unwrap(), vec![a.clone(), held]);
+    assert_eq!(c.mirrors_filling(&s, &d, "T_1").await.unwrap(), vec![b.clone()]);
+    assert_eq!(c.mirrors_filling(&s, &d, "tx1").await.unwrap(), vec![b]);
+    assert_eq!(c.mirrors_filling(&s, &d, "orders").await.unwrap(), vec![a]);
+    assert_eq!(c.mirrors_filling(&s, &other, "t_1").await.unwrap(), vec![to_other]);
+    assert!(c.mirrors_filling(&s, &d, "t").await.unwrap().is_empty());
+    assert!(c.mirrors_filling(&d, &other, "t_1").await.unwrap().is_empty());
+}
+
 pub async fn a_mirror_needs_existing_peers_and_a_free_name(db: &TestDb) {
     let c = db.catalog().await;
     let (s, d) = two_peers(&*c).await;

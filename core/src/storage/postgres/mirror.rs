@@ -402,20 +402,35 @@ impl MirrorStore for PostgresCatalog {
     }
 
     async fn mirrors_on_source(&self, peer_id: &str) -> Result<Vec<Mirror>> {
-        let mut conn = self.pool.acquire().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM mirrors WHERE status <> 'dropped' AND source_peer_id = $1 ORDER BY name",
-        )
-        .bind(peer_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(m) = load(&mut conn, &id).await? {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        // Two statements, not one per mirror: creating, dropping and pruning read every mirror
+        // of the source, which may have thousands.
+        let (rows_sql, holds_sql) = listing::on_source_sql();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&listing::postgres(&rows_sql)).bind(peer_id).fetch_all(&mut *tx).await?;
+        let pairs: Vec<(String, String)> =
+            sqlx::query_as(&listing::postgres(&holds_sql)).bind(peer_id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        listing::assemble(&rows, pairs)
+    }
+
+    async fn mirrors_filling(&self, source: &str, dest: &str, table: &str) -> Result<Vec<Mirror>> {
+        let (rows_sql, holds_sql) = listing::filling_sql();
+        let pattern = listing::table_pattern(table);
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&listing::postgres(&rows_sql))
+            .bind(source)
+            .bind(dest)
+            .bind(&pattern)
+            .fetch_all(&mut *tx)
+            .await?;
+        let pairs: Vec<(String, String)> = sqlx::query_as(&listing::postgres(&holds_sql))
+            .bind(source)
+            .bind(dest)
+            .bind(&pattern)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(listing::filling(listing::assemble(&rows, pairs)?, table))
     }
 
     async fn list_holds(&self, id: &str) -> Result<Vec<Hold>> {
