@@ -13,6 +13,7 @@
 //! crash between the write and the checkpoint has no effect: delivery is at least once, the
 //! effect exactly once.
 
+mod ddl;
 mod logical;
 pub mod peer;
 mod runner;
@@ -123,17 +124,20 @@ impl Wakeups {
         map.entry(id.to_string()).or_default().clone()
     }
 
-    /// Offers a mirror that now needs a worker to the supervisor's prompt start.
-    fn offer(&self, m: &Mirror) {
+    /// Offers a mirror that now needs a worker to the supervisor's prompt start; `false` when
+    /// no supervisor takes it (or `ready` is full): the control loop's listing must.
+    fn offer(&self, m: &Mirror) -> bool {
         if self.supervisors.load(std::sync::atomic::Ordering::Acquire) == 0 {
-            return;
+            return false;
         }
         let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-        if ready.len() < READY_MAX {
+        let taken = ready.len() < READY_MAX;
+        if taken {
             ready.push(m.clone());
         }
         drop(ready);
         self.prompt.notify_one();
+        taken
     }
 
     /// The mirrors offered since the last call.
@@ -159,6 +163,8 @@ pub struct Engine {
     captures: Arc<Mutex<HashMap<String, (PeerKind, Capture)>>>,
     /// When each source was last pruned by a worker (see [`Engine::prune_source_soon`]).
     pruned: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+    /// Schema changes of mirrors being set up, batched per peer.
+    pub(crate) ddl: Arc<ddl::DdlBatches>,
     /// Views flag a mirror whose source keeps more WAL than this for it.
     wal_warning_bytes: i64,
     /// The sources this process owns (several processes on one catalog, see
@@ -181,6 +187,7 @@ impl Engine {
             readers: Arc::default(),
             captures: Arc::default(),
             pruned: Arc::default(),
+            ddl: Arc::default(),
             wal_warning_bytes: DEFAULT_WAL_WARNING_BYTES,
             ownership: None,
         }
@@ -658,8 +665,9 @@ impl Engine {
             to: mirror.status,
             at: Utc::now(),
         });
-        self.notify(&mirror.id);
-        self.wakeups.offer(&mirror);
+        if !self.wakeups.offer(&mirror) {
+            self.wake_supervisor();
+        }
         Ok(mirror)
     }
 
@@ -786,14 +794,17 @@ impl Engine {
             // The supervisor's control loop confirms the pauses of idle workers together (see
             // `supervisor::confirm_pauses`); waking each worker would have each step for it.
             self.wake_supervisor();
-        } else {
+        } else if change.changed() {
             // Woken before it is offered: a worker started from the offer must not find this
-            // (stale) wake-up stored.
-            self.notify(&change.mirror.id);
-            if change.changed() && change.mirror.status.needs_worker() {
-                self.wakeups.offer(&change.mirror);
+            // (stale) wake-up stored. An offered mirror needs no listing to start.
+            self.wakeups.for_mirror(&change.mirror.id).notify_one();
+            if !(change.mirror.status.needs_worker() && self.wakeups.offer(&change.mirror)) {
+                self.wake_supervisor();
             }
         }
+        // A checkpoint saved with the status unchanged concerns nobody else: the worker that
+        // saved it goes on by itself. (Waking it cost every resumed mirror of a Postgres source
+        // a second step, and waking the control loop a listing of every mirror per batch.)
         change.mirror
     }
 

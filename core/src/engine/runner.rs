@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ddl::Ddl;
 use super::logical::Reader;
 use super::peer::pgoutput::{Datum, RowChange};
 use super::peer::{
@@ -220,11 +221,13 @@ impl MirrorRunner {
     }
 
     async fn setup(&mut self, m: &Mirror) -> Result<StepOutcome> {
+        // Batched with the other mirrors set up now (see `engine::ddl`).
+        if self.reader.is_none() {
+            self.engine.ddl.run(&m.source_peer_id, &self.source, Ddl::Capture, &self.schemas).await?;
+        }
+        self.engine.ddl.run(&m.dest_peer_id, &self.dest, Ddl::Tables, &self.schemas).await?;
         for schema in &self.schemas {
-            if self.reader.is_none() {
-                self.source.install_capture(schema).await?;
-            }
-            self.dest.ensure_table(schema).await?;
+            self.dest.check_table(schema).await?;
             if m.replace_destination {
                 // Asked for at creation: the snapshot must not keep rows the source lacks.
                 // Repeating this after a crash in setup is harmless (nothing was copied yet).

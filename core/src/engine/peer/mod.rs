@@ -515,6 +515,34 @@ impl Peer {
         }
     }
 
+    /// [`Self::install_capture`] for several tables; on SQLite in one transaction (one schema
+    /// change for the file's connections to re-read).
+    pub async fn install_capture_many(&self, schemas: &[TableSchema]) -> Result<(), EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::install_capture_many(p, schemas).await,
+            Peer::Postgres(p) => {
+                for s in schemas {
+                    postgres::install_capture(p, s).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Creates every missing table of `schemas` here; on SQLite in one transaction. Existing
+    /// tables are left as they are: [`Self::ensure_table`] also checks their shape.
+    pub async fn create_tables(&self, schemas: &[TableSchema]) -> Result<(), EngineError> {
+        match self {
+            Peer::Sqlite(p) => sqlite::create_tables(p, schemas).await,
+            Peer::Postgres(p) => {
+                for s in schemas {
+                    postgres::create_table(p, s).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Removes the capture triggers from `table` (idempotent).
     pub async fn remove_capture(&self, table: &str) -> Result<(), EngineError> {
         check_identifier("table", table)?;
@@ -530,6 +558,11 @@ impl Peer {
             Peer::Sqlite(p) => sqlite::create_table(p, schema).await?,
             Peer::Postgres(p) => postgres::create_table(p, schema).await?,
         }
+        self.check_table(schema).await
+    }
+
+    /// The existing table `schema.name` here has `schema`'s shape.
+    pub async fn check_table(&self, schema: &TableSchema) -> Result<(), EngineError> {
         let existing = self.table_schema(&schema.name).await?;
         if !existing.compatible_with(schema) {
             return Err(EngineError::Schema(format!(

@@ -40,21 +40,43 @@ fn column_type(table: &str, column: &str, declared: &str) -> Result<ColumnType, 
     Ok(ty)
 }
 
+/// The statement failed because another connection changed the schema meanwhile
+/// (`SQLITE_SCHEMA`): worth running again.
+fn schema_changed(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "17")
+}
+
 pub(super) async fn table_schema(pool: &SqlitePool, table: &str) -> Result<Option<TableSchema>, EngineError> {
+    // SQLite re-prepares a statement whose schema changed, but a table-valued pragma read while
+    // other mirrors' setups change the file's schema can still answer `SQLITE_SCHEMA`.
+    let mut attempt = 0;
+    loop {
+        match read_shape(pool, table).await {
+            Err(e) if schema_changed(&e) && attempt < 5 => attempt += 1,
+            Err(e) => return Err(query_error(e)),
+            Ok(None) => return Ok(None),
+            Ok(Some(rows)) => return shape_of(table, &rows).map(Some),
+        }
+    }
+}
+
+async fn read_shape(pool: &SqlitePool, table: &str) -> Result<Option<Vec<SqliteRow>>, sqlx::Error> {
     let is_table: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
             .bind(table)
             .fetch_one(pool)
-            .await
-            .map_err(query_error)?;
+            .await?;
     if is_table == 0 {
         return Ok(None);
     }
     let rows = sqlx::query("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) ORDER BY cid")
         .bind(table)
         .fetch_all(pool)
-        .await
-        .map_err(query_error)?;
+        .await?;
+    Ok(Some(rows))
+}
+
+fn shape_of(table: &str, rows: &[SqliteRow]) -> Result<TableSchema, EngineError> {
     let mut columns = Vec::new();
     let mut pk: Vec<(i64, usize)> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -70,7 +92,7 @@ pub(super) async fn table_schema(pool: &SqlitePool, table: &str) -> Result<Optio
         columns.push(Column { name, ty, nullable: notnull == 0 && pk_pos == 0, ..Column::default() });
     }
     pk.sort();
-    Ok(Some(TableSchema { name: table.to_string(), columns, pk: pk.into_iter().map(|(_, i)| i).collect() }))
+    Ok(TableSchema { name: table.to_string(), columns, pk: pk.into_iter().map(|(_, i)| i).collect() })
 }
 
 /// A column's value as the trigger stores it in JSON.
@@ -100,7 +122,27 @@ fn trigger_names(table: &str) -> [String; 3] {
     ["ins", "upd", "del"].map(|op| quote(&format!("_quiesce_{table}_{op}")))
 }
 
+/// Installs capture on every table of `schemas` in one transaction: one schema change, which
+/// each connection to the file then re-reads once (see `engine::ddl`).
+pub(super) async fn install_capture_many(
+    pool: &SqlitePool,
+    schemas: &[TableSchema],
+) -> Result<(), EngineError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(query_error)?;
+    for s in schemas {
+        for st in capture_statements(s) {
+            sqlx::query(&st).execute(&mut *tx).await.map_err(query_error)?;
+        }
+    }
+    tx.commit().await.map_err(query_error)
+}
+
 pub(super) async fn install_capture(pool: &SqlitePool, s: &TableSchema) -> Result<(), EngineError> {
+    install_capture_many(pool, std::slice::from_ref(s)).await
+}
+
+/// The change log (if missing) and `s`'s three capture triggers, replacing older ones.
+fn capture_statements(s: &TableSchema) -> Vec<String> {
     let t = quote(&s.name);
     // Names are checked identifiers (no quotes), so they are safe inside string literals too.
     let name = &s.name;
@@ -118,7 +160,7 @@ pub(super) async fn install_capture(pool: &SqlitePool, s: &TableSchema) -> Resul
             })
             .collect();
     let [ins, upd, del] = trigger_names(name);
-    let statements = vec![
+    vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {CHANGELOG_TABLE} (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -148,12 +190,7 @@ pub(super) async fn install_capture(pool: &SqlitePool, s: &TableSchema) -> Resul
             "CREATE TRIGGER {del} AFTER DELETE ON {t} BEGIN {} END",
             log("D", key_expr("OLD", s), "NULL".into())
         ),
-    ];
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(query_error)?;
-    for st in statements {
-        sqlx::query(&st).execute(&mut *tx).await.map_err(query_error)?;
-    }
-    tx.commit().await.map_err(query_error)
+    ]
 }
 
 pub(super) async fn remove_capture(pool: &SqlitePool, table: &str) -> Result<(), EngineError> {
@@ -177,7 +214,21 @@ fn sql_type(ty: ColumnType) -> &'static str {
     }
 }
 
+/// Creates every missing table of `schemas` in one transaction (one schema change).
+pub(super) async fn create_tables(pool: &SqlitePool, schemas: &[TableSchema]) -> Result<(), EngineError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(query_error)?;
+    for s in schemas {
+        sqlx::query(&create_statement(s)).execute(&mut *tx).await.map_err(query_error)?;
+    }
+    tx.commit().await.map_err(query_error)
+}
+
 pub(super) async fn create_table(pool: &SqlitePool, s: &TableSchema) -> Result<(), EngineError> {
+    sqlx::raw_sql(&create_statement(s)).execute(pool).await.map_err(query_error)?;
+    Ok(())
+}
+
+fn create_statement(s: &TableSchema) -> String {
     let mut defs: Vec<String> = s
         .columns
         .iter()
@@ -188,11 +239,7 @@ pub(super) async fn create_table(pool: &SqlitePool, s: &TableSchema) -> Result<(
         .collect();
     let pk: Vec<String> = s.pk.iter().map(|&i| quote(&s.columns[i].name)).collect();
     defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
-    sqlx::raw_sql(&format!("CREATE TABLE IF NOT EXISTS {} ({})", quote(&s.name), defs.join(", ")))
-        .execute(pool)
-        .await
-        .map_err(query_error)?;
-    Ok(())
+    format!("CREATE TABLE IF NOT EXISTS {} ({})", quote(&s.name), defs.join(", "))
 }
 
 async fn has_changelog(pool: &SqlitePool) -> Result<bool, EngineError> {
