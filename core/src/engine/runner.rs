@@ -104,9 +104,10 @@ pub(crate) type ResumeReport = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 /// release let run (thousands of a source's mirrors may share a table) with one of these, so
 /// each table is read once per burst, still after the release. Dropped once they are built.
 #[derive(Default)]
-pub(crate) struct Shapes(
-    std::sync::Mutex<HashMap<(String, String), Arc<tokio::sync::OnceCell<TableSchema>>>>,
-);
+pub(crate) struct Shapes(std::sync::Mutex<HashMap<(String, String), Arc<ShapeCell>>>);
+
+/// One table's shape, read by the first runner that needs it.
+type ShapeCell = tokio::sync::OnceCell<TableSchema>;
 
 impl Shapes {
     async fn get(&self, source_id: &str, source: &Peer, table: &str) -> Result<TableSchema> {

@@ -788,10 +788,6 @@ mod idle {
             w.src_exec(&format!("INSERT INTO t{i} VALUES (1, 'a')")).await;
             ids.push(w.create_mirror(&format!("m{i}"), &[&format!("t{i}")]).await);
         }
-        // Never paused: keeps the source's watcher running, whose first probe would otherwise
-        // wake every worker once when the resumed ones start it again.
-        w.src_exec("CREATE TABLE keeper (id INTEGER PRIMARY KEY, v TEXT)").await;
-        let keeper = w.create_mirror("keeper", &["keeper"]).await;
         let config = SupervisorConfig {
             poll_interval: Duration::from_millis(50),
             // No safety-net polling: whatever wakes an idle mirror below is a signal.
