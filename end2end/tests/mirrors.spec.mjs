@@ -22,10 +22,15 @@ test('an operator pauses and resumes a mirror', async ({ page }) => {
   const target = page.locator(`#mirrors-table tr[data-mirror="${name}"]`);
   // The demo mirrors reach running on their own (snapshot of a small table, then CDC).
   await expect(target).toHaveAttribute('data-status', 'running', { timeout: 30_000 });
+  const runningSince = Date.parse(await target.locator('.since').getAttribute('data-since'));
   await target.getByRole('button', { name: 'Pause' }).click();
   await expect(page.locator('#mirrors-outcome')).toContainText(name);
   await expect(target).toHaveAttribute('data-status', 'paused', { timeout: 30_000 });
   await expect(target).toContainText('user');
+  // "In this state since": the row says when the mirror paused, not when it started running.
+  await expect(target.locator('.since')).toHaveText(/^since [A-Z][a-z]{2} \d{1,2} \d{2}:\d{2} UTC$/);
+  const pausedSince = Date.parse(await target.locator('.since').getAttribute('data-since'));
+  expect(pausedSince).toBeGreaterThan(runningSince);
   await target.getByRole('button', { name: 'Resume' }).click();
   await expect(target).toHaveAttribute('data-status', 'running', { timeout: 30_000 });
 });
@@ -41,6 +46,7 @@ for (const js of [true, false]) {
     if (js) await hydrated(page);
     const rows = page.locator('#mirrors-table tbody tr');
     await expect(rows).toHaveCount(3);
+    await expect(rows.first().locator('.since')).toHaveText(/^since [A-Z][a-z]{2} \d{1,2} \d{2}:\d{2} UTC$/);
     const name = await rows.first().getAttribute('data-mirror');
     await page.locator('#filter-name').fill(name.toUpperCase());
     await page.locator('#mirror-filters').getByRole('button', { name: 'Filter' }).click();

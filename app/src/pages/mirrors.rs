@@ -12,7 +12,10 @@ use crate::api::mirrors::{list_mirror_page, CreateMirror, DropMirror, PauseMirro
 use crate::api::peers::list_peers;
 use crate::live::{refreshed, use_live};
 use crate::pages::layout::{use_active_window, use_current_user, CurrentUser};
-use crate::pages::{flashed, notice_with, report, urlencode, Notice, OutcomeLine, PageTitle, ShortId};
+use crate::pages::maintenance::fmt_time;
+use crate::pages::{
+    flashed, fmt_duration, notice_with, report, urlencode, Notice, OutcomeLine, PageTitle, ShortId,
+};
 
 const OUTCOME_ID: &str = "mirrors-outcome";
 
@@ -102,7 +105,7 @@ pub fn MirrorsPage() -> impl IntoView {
                 }}
             </Transition>
             <p class="muted small" id="mirror-columns-help">
-                "Copied: rows the first snapshot copied. Applied: changes replayed since then. Behind: changes on the source not applied yet."
+                "Copied: rows the first snapshot copied. Applied: changes replayed since then. Behind: changes on the source not applied yet, and how long the oldest has waited."
             </p>
             <Transition fallback=|| view! { <p class="muted">"Loading mirrors…"</p> }>
                 {move || {
@@ -334,11 +337,16 @@ fn behind(m: &MirrorView) -> String {
         // A source read through logical decoding: what it keeps for the mirror.
         return m.backlog_text();
     }
-    match m.backlog {
-        None => "unknown".into(),
-        Some(0) => "up to date".into(),
-        Some(1) => "1 change".into(),
+    let changes = match m.backlog {
+        None => return "unknown".into(),
+        Some(0) => return "up to date".into(),
+        Some(1) => "1 change".to_string(),
         Some(n) => format!("{n} changes"),
+    };
+    // The lag as time: how long the oldest of those changes has waited.
+    match m.lag_ms {
+        Some(ms) => format!("{changes}, {} behind", fmt_duration(ms)),
+        None => changes,
     }
 }
 
@@ -379,7 +387,13 @@ fn MirrorRow(
                     {cell(|m| m.owner.as_ref().map(|o| format!(" · run by {o}")).unwrap_or_default())}
                 </span>
             </th>
-            <td><span class=status_class(m.status)>{m.status.as_str()}</span></td>
+            <td>
+                <span class=status_class(m.status)>{m.status.as_str()}</span>
+                " "
+                <span class="muted small since" data-since=m.status_since.to_rfc3339() title=fmt_time(m.status_since)>
+                    {since_text(m.status_since)}
+                </span>
+            </td>
             <td><HoldsCell holds=m.holds.clone() /></td>
             <td class="num">{cell(|m| m.rows_copied.to_string())}</td>
             <td class="num">{cell(|m| m.rows_applied.to_string())}</td>
@@ -393,6 +407,13 @@ fn MirrorRow(
             }}
         </tr>
     }
+}
+
+/// "since Dec 2 10:02 UTC": how long a mirror has been in its status, at a glance (the cell's
+/// title has the full time). No "today" shortcut: the browser's clock must not make the page it
+/// hydrates differ from the one the server rendered.
+fn since_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    format!("since {}", t.format("%b %-d %H:%M UTC"))
 }
 
 fn status_class(s: MirrorStatus) -> &'static str {

@@ -670,6 +670,7 @@ mod tests {
             last_error: None,
             created_at: now,
             updated_at: now,
+            status_since: now,
         }
     }
 

@@ -309,6 +309,8 @@ pub struct Mirror {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the mirror entered its current status (the catalog stamps it on every change).
+    pub status_since: DateTime<Utc>,
     /// A hold release let the mirror run again and its worker has not yet shown that it does
     /// (applied a batch or found itself caught up). Disable confirms on this clearing.
     pub resume_pending: bool,
@@ -341,6 +343,10 @@ pub struct MirrorView {
     /// Change-log entries for this mirror's tables not yet applied; `None` when the source could
     /// not be asked (it is unreachable) or capture is not set up yet.
     pub backlog: Option<i64>,
+    /// How long (ms) the oldest of those entries has waited: the mirror's lag as time, 0 when
+    /// it is up to date; `None` where `backlog` is.
+    #[serde(default)]
+    pub lag_ms: Option<i64>,
     /// For a Postgres source read through logical decoding: bytes of WAL the source keeps for
     /// this mirror (from its checkpoint to now), growing while it is paused.
     #[serde(default)]
@@ -351,10 +357,18 @@ pub struct MirrorView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the mirror entered its current status ("in this state since 10:02").
+    #[serde(default = "epoch")]
+    pub status_since: DateTime<Utc>,
     /// The server process running this mirror (the live owner of its source), when several
     /// processes share a Postgres catalog; `None` on SQLite or while nobody owns the source.
     #[serde(default)]
     pub owner: Option<String>,
+}
+
+/// For views serialized before `status_since` existed.
+fn epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
 }
 
 impl MirrorView {
@@ -518,6 +532,7 @@ mod tests {
             last_error: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            status_since: Utc::now(),
         };
         assert!(m.should_run());
         m.holds.insert(Hold::Maintenance("w".into()));

@@ -975,8 +975,9 @@ impl Engine {
             .collect())
     }
 
-    /// Change-log entries of the mirror's tables it has not applied; `None` when unknown.
-    pub async fn backlog(&self, m: &Mirror) -> Option<i64> {
+    /// Change-log entries of the mirror's tables it has not applied, and when the oldest was
+    /// logged; `None` when unknown.
+    pub async fn backlog(&self, m: &Mirror) -> Option<peer::Backlog> {
         if m.checkpoint.stage == Stage::Setup {
             return None;
         }
@@ -986,7 +987,7 @@ impl Engine {
         }
         let ask = async {
             let source = self.peer(&m.source_peer_id).await?;
-            source.count_changes(&m.tables, m.checkpoint.change_id).await
+            source.backlog(&m.tables, m.checkpoint.change_id).await
         };
         match tokio::time::timeout(Duration::from_secs(2), ask).await {
             Ok(Ok(n)) => Some(n),
@@ -998,11 +999,13 @@ impl Engine {
 fn view_of(
     m: Mirror,
     names: &HashMap<String, String>,
-    backlog: Option<i64>,
+    backlog: Option<peer::Backlog>,
     retained_wal: Option<i64>,
     warn_at: i64,
     owner: Option<String>,
 ) -> MirrorView {
+    // How long the oldest change not applied yet has waited: 0 when there is none.
+    let lag_ms = backlog.map(|b| b.oldest_at.map_or(0, |t| (Utc::now() - t).num_milliseconds().max(0)));
     let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| "?".into());
     MirrorView {
         checkpoint: m.checkpoint.describe(&m.tables),
@@ -1016,12 +1019,14 @@ fn view_of(
         status: m.status,
         rows_copied: m.rows_copied,
         rows_applied: m.rows_applied,
-        backlog,
+        backlog: backlog.map(|b| b.changes),
+        lag_ms,
         retained_wal,
         retained_wal_warning: retained_wal.is_some_and(|b| b >= warn_at),
         last_error: m.last_error,
         created_at: m.created_at,
         updated_at: m.updated_at,
+        status_since: m.status_since,
         owner,
     }
 }

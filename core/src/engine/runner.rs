@@ -329,11 +329,18 @@ impl MirrorRunner {
             // were in flight in the old one. The end of a range read in pages is recorded at
             // once: until then the reader stays inside that range's snapshot.
             let stale = self.idle_saved_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
-            if next_seen.is_some() && next_seen.as_deref() != seen && (stale || Peer::log_paging(seen)) {
+            let paged = Peer::log_paging(seen);
+            if next_seen.is_some() && next_seen.as_deref() != seen && (stale || paged) {
                 self.idle_saved_at = Some(Instant::now());
                 let checkpoint = Checkpoint { last_pk: next_seen, ..m.checkpoint.clone() };
                 self.save(m, checkpoint, m.rows_copied, m.rows_applied).await?;
                 self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
+            }
+            if paged {
+                // The end of a range read in pages under its old snapshot: what committed while
+                // it was paged through is in the next range, and the source's signals for it
+                // were spent on the pages. Read on at once rather than wait for another change.
+                return Ok(StepOutcome::AppliedChanges(0));
             }
             return Ok(StepOutcome::Idle);
         };
@@ -455,7 +462,7 @@ impl MirrorRunner {
             if self.reader.is_some() {
                 self.retained_wal = self.engine.retained_wal(m).await;
             } else {
-                self.backlog = self.engine.backlog(m).await;
+                self.backlog = self.engine.backlog(m).await.map(|b| b.changes);
             }
             self.backlog_at = Some(Instant::now());
         }

@@ -79,6 +79,7 @@ struct Task {
     handle: JoinHandle<()>,
     source: String,
     slot: Arc<Slot>,
+    started: std::time::Instant,
 }
 
 /// What the control loop shares with one worker.
@@ -280,7 +281,7 @@ fn spawn_worker(inner: &Arc<Inner>, tasks: &mut HashMap<String, Task>, m: Mirror
     let (id, source) = (m.id.clone(), m.source_peer_id.clone());
     let first = Start { mirror: m, shapes: shapes.clone() };
     let handle = tokio::spawn(worker(inner.clone(), id.clone(), source.clone(), slot.clone(), first));
-    tasks.insert(id, Task { handle, source, slot });
+    tasks.insert(id, Task { handle, source, slot, started: std::time::Instant::now() });
 }
 
 /// What a worker builds its first runner from.
@@ -317,6 +318,7 @@ async fn control_loop(inner: Arc<Inner>) {
 }
 
 async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
+    let listed_at = std::time::Instant::now();
     let mirrors = inner.engine.catalog().list_mirrors().await?;
     // A worker whose mirror's desired state changed since the last listing looks now, however
     // the change was made: this is what makes a missed wake-up cost at most one listing.
@@ -341,7 +343,9 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), EngineError> {
     {
         let mut tasks = inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
         for id in changed {
-            if tasks.contains_key(id) {
+            // A worker started after this listing began reads the mirror after it too: the
+            // change is not news to it (waking it would cost a step).
+            if tasks.get(id).is_some_and(|t| t.started < listed_at) {
                 inner.engine.wakeups.for_mirror(id).notify_one();
             }
         }

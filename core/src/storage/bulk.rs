@@ -114,6 +114,7 @@ pub(super) fn plan_holds(
         if to != before.status {
             after.status = to;
             after.updated_at = at;
+            after.status_since = at;
         }
         let entry = BackupEntry {
             window_id: window_id.to_string(),
@@ -238,6 +239,7 @@ pub(super) fn plan_confirms(ids: &[String], mirrors: Vec<Mirror>, now: DateTime<
         if from == MirrorStatus::Pausing {
             after.status = from.confirm_paused()?;
             after.updated_at = at;
+            after.status_since = at;
         }
         changes.push(StatusChange { mirror: after, from });
     }
@@ -338,6 +340,7 @@ pub(super) fn plan_releases(
             if to != before.status {
                 after.status = to;
                 after.updated_at = at;
+                after.status_since = at;
             }
             // Running again is a claim its worker has to confirm (`confirm_resumed`).
             after.resume_pending = true;

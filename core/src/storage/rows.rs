@@ -10,7 +10,7 @@ use crate::domain::{from_millis, Checkpoint, Hold, Mirror, PeerView};
 /// The mirror columns every query selects, in this order.
 pub(super) const MIRROR_COLUMNS: &str = "id, name, source_peer_id, dest_peer_id, tables, status, \
     stage, table_index, last_pk, change_id, rows_copied, rows_applied, last_error, created_at, \
-    updated_at, resume_pending, replace_destination";
+    updated_at, resume_pending, replace_destination, status_since";
 
 /// A peer's columns, for `SELECT … FROM peers`, with how many live mirrors read from it or write
 /// to it (counted here so a page never has to load the mirrors to say so; both backends index
@@ -58,6 +58,7 @@ where
         last_error: row.try_get("last_error")?,
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
+        status_since: from_millis(row.try_get("status_since")?),
     })
 }
 

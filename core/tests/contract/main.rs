@@ -62,6 +62,7 @@ contract! {
     mirror::a_peer_in_use_cannot_be_deleted,
     mirror::a_peer_counts_every_live_mirror_using_it,
     mirror::mirrors_of_a_source_and_of_a_table_are_read_with_their_holds,
+    mirror::a_mirror_knows_since_when_it_is_in_its_status,
     mirror::a_new_mirror_starts_in_setup_without_holds,
     mirror::a_mirror_needs_existing_peers_and_a_free_name,
     mirror::adding_a_hold_pauses_and_is_idempotent,

@@ -163,6 +163,35 @@ pub async fn mirrors_of_a_source_and_of_a_table_are_read_with_their_holds(db: &T
     assert!(c.mirrors_filling(&d, &other, "t_1").await.unwrap().is_empty());
 }
 
+/// Pages say "in this state since 10:02": the catalog stamps a status change, on one mirror or
+/// in bulk, and leaves the stamp alone when a write keeps the status.
+pub async fn a_mirror_knows_since_when_it_is_in_its_status(db: &TestDb) {
+    let c = db.catalog().await;
+    let (s, d) = two_peers(&*c).await;
+    let t0 = chrono::DateTime::from_timestamp_millis(1_800_000_000_000).unwrap();
+    let at = |minutes: i64| t0 + chrono::Duration::minutes(minutes);
+    let m = c.create_mirror(&mirror("m1", &s, &d), t0).await.unwrap();
+    assert_eq!(m.status_since, t0);
+    let copying = |rows: i64| Progress {
+        checkpoint: Checkpoint { stage: Stage::Snapshot, table_index: 0, last_pk: None, change_id: 1 },
+        rows_copied: rows,
+        rows_applied: 0,
+    };
+    let m = c.save_progress(&m.id, &copying(0), at(1)).await.unwrap().mirror;
+    assert_eq!((m.status, m.status_since), (MirrorStatus::Snapshot, at(1)));
+    // Same status: the stamp stays although the row was written.
+    let m = c.save_progress(&m.id, &copying(10), at(2)).await.unwrap().mirror;
+    assert_eq!((m.status, m.status_since, m.updated_at), (MirrorStatus::Snapshot, at(1), at(2)));
+    let m = c.add_hold(&m.id, &Hold::User, at(3)).await.unwrap().mirror;
+    assert_eq!((m.status, m.status_since), (MirrorStatus::Pausing, at(3)));
+    // The bulk path: what it returns is what the catalog then holds.
+    let changes = c.confirm_paused_many(std::slice::from_ref(&m.id), None, at(4)).await.unwrap();
+    assert_eq!((changes[0].mirror.status, changes[0].mirror.status_since), (MirrorStatus::Paused, at(4)));
+    let stored = c.mirror(&m.id).await.unwrap().unwrap();
+    assert_eq!(stored, changes[0].mirror);
+    assert_eq!(c.list_mirrors().await.unwrap(), vec![stored]);
+}
+
 pub async fn a_mirror_needs_existing_peers_and_a_free_name(db: &TestDb) {
     let c = db.catalog().await;
     let (s, d) = two_peers(&*c).await;

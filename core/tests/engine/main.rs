@@ -174,6 +174,40 @@ both_catalogs! {
     a_worker_error_is_retried_and_visible,
     several_tables_and_composite_keys_replicate_in_every_direction,
     large_batches_take_the_bulk_path_with_exact_values,
+    a_paused_mirror_shows_its_lag_as_time,
+}
+
+/// The Mirrors page says "3 changes, 2 s behind": a paused mirror's backlog comes with how long
+/// its oldest change has waited, growing while it stays paused, and back to 0 once it caught
+/// up. Trigger capture on both source kinds (logical decoding shows retained WAL instead).
+async fn a_paused_mirror_shows_its_lag_as_time(catalog: Backend) {
+    for (src, capture) in [(PeerKind::Sqlite, None), (PeerKind::Postgres, Some(Capture::Trigger))] {
+        let w = World::with_capture(catalog, src, PeerKind::Sqlite, capture).await;
+        w.seed_items(3).await;
+        let mirror = w.create_mirror("m", &["items"]).await;
+        let mut runner = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+        assert_eq!(runner.run_until_idle().await.unwrap(), StepOutcome::Idle);
+        let v = w.engine.mirror_view(&mirror).await.unwrap().unwrap();
+        assert_eq!((v.backlog, v.lag_ms), (Some(0), Some(0)), "{src:?}: caught up");
+        w.engine.pause(&mirror).await.unwrap();
+        assert_eq!(runner.run_next_step().await.unwrap(), StepOutcome::Paused);
+        w.src_exec("UPDATE items SET qty = qty + 1 WHERE id = 1").await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        w.src_exec("UPDATE items SET qty = qty + 1 WHERE id = 2").await;
+        let v = w.engine.mirror_view(&mirror).await.unwrap().unwrap();
+        assert_eq!(v.backlog, Some(2), "{src:?}");
+        // The oldest change waited since before the pause's 1.2 s; the newest does not count.
+        let first = v.lag_ms.unwrap();
+        assert!((1200..60_000).contains(&first), "{src:?}: lag {first} ms");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let later = w.engine.mirror_view(&mirror).await.unwrap().unwrap().lag_ms.unwrap();
+        assert!(later >= first + 300, "{src:?}: the lag grows while paused ({first} then {later} ms)");
+        w.engine.resume(&mirror).await.unwrap();
+        assert_eq!(runner.run_until_idle().await.unwrap(), StepOutcome::Idle);
+        let v = w.engine.mirror_view(&mirror).await.unwrap().unwrap();
+        assert_eq!((v.backlog, v.lag_ms), (Some(0), Some(0)), "{src:?}: caught up again");
+        w.assert_same_rows("items").await;
+    }
 }
 
 async fn pause_and_resume_repeated_many_times_loses_nothing(catalog: Backend) {

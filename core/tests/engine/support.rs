@@ -191,7 +191,7 @@ impl World {
         if self.logical().await {
             self.engine.retained_wal(m).await.unwrap()
         } else {
-            self.engine.backlog(m).await.unwrap()
+            self.engine.backlog(m).await.unwrap().changes
         }
     }
 
@@ -203,7 +203,7 @@ impl World {
         for _ in 0..6000 {
             let m = self.engine.catalog().mirror(mirror).await.unwrap();
             if let Some(m) = &m {
-                let backlog = self.engine.backlog(m).await;
+                let backlog = self.engine.backlog(m).await.map(|b| b.changes);
                 let done = match target {
                     Some(t) => m.checkpoint.change_id >= t,
                     None => backlog == Some(0),

@@ -370,6 +370,15 @@ pub fn parse_target(input: &str) -> Result<Target, EngineError> {
     Ok(Target { kind: PeerKind::Sqlite, url: format!("sqlite://{path}"), location: path.to_string() })
 }
 
+/// What a mirror of a trigger-captured source has yet to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Change-log entries of its tables after its checkpoint.
+    pub changes: i64,
+    /// When the oldest of them was logged (`None` when there is none).
+    pub oldest_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 impl Peer {
     /// Connects to a peer that passed the [`rules::PeerRules`] and proves the database answers
     /// within `timeout`. Errors name the file, or the host, port and timeout; never a password.
@@ -670,12 +679,15 @@ impl Peer {
         }
     }
 
-    /// Change-log entries for `tables` after `after`: a mirror's backlog.
-    pub async fn count_changes(&self, tables: &[String], after: i64) -> Result<i64, EngineError> {
-        match self {
-            Peer::Sqlite(p) => sqlite::count_changes(p, tables, after).await,
-            Peer::Postgres(p) => postgres::count_changes(p, tables, after).await,
-        }
+    /// Change-log entries for `tables` after `after` (a mirror's backlog), and when the oldest
+    /// of them was logged.
+    pub async fn backlog(&self, tables: &[String], after: i64) -> Result<Backlog, EngineError> {
+        let (changes, oldest) = match self {
+            Peer::Sqlite(p) => sqlite::backlog(p, tables, after).await?,
+            Peer::Postgres(p) => postgres::backlog(p, tables, after).await?,
+        };
+        let oldest_at = oldest.and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis);
+        Ok(Backlog { changes, oldest_at })
     }
 
     /// Deletes change-log entries up to and including `upto`.

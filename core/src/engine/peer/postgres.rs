@@ -534,12 +534,16 @@ pub(super) async fn read_changes(
         .map_err(query_error)
 }
 
-pub(super) async fn count_changes(pool: &PgPool, tables: &[String], after: i64) -> Result<i64, EngineError> {
+pub(super) async fn backlog(
+    pool: &PgPool,
+    tables: &[String],
+    after: i64,
+) -> Result<(i64, Option<i64>), EngineError> {
     if tables.is_empty() || !has_changelog(pool).await? {
-        return Ok(0);
+        return Ok((0, None));
     }
-    let text = sql::count_changes(D, tables.len());
-    let mut q = sqlx::query_scalar(&text).bind(after);
+    let text = sql::backlog(D, tables.len());
+    let mut q = sqlx::query_as(&text).bind(after);
     for t in tables {
         q = q.bind(t);
     }

@@ -202,9 +202,15 @@ pub(super) fn read_changes(d: Dialect, casts: bool) -> String {
     )
 }
 
-pub(super) fn count_changes(d: Dialect, tables: usize) -> String {
+/// How many change-log entries of the tables (binds 2…) follow id `after` (bind 1), and when
+/// the oldest of them was logged (ms since the epoch).
+pub(super) fn backlog(d: Dialect, tables: usize) -> String {
     let phs: Vec<String> = (0..tables).map(|i| d.ph(i + 2)).collect();
-    format!("SELECT count(*) FROM {CHANGELOG_TABLE} WHERE id > {} AND tbl IN ({})", d.ph(1), phs.join(", "))
+    format!(
+        "SELECT count(*), min(created_at) FROM {CHANGELOG_TABLE} WHERE id > {} AND tbl IN ({})",
+        d.ph(1),
+        phs.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -307,8 +307,8 @@ impl MirrorStore for PostgresCatalog {
         sqlx::query(
             "INSERT INTO mirrors (id, name, source_peer_id, dest_peer_id, tables, status, stage,
                 table_index, last_pk, change_id, rows_copied, rows_applied, last_error,
-                created_at, updated_at, resume_pending, replace_destination)
-             VALUES ($1, $2, $3, $4, $5, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, $6, $7, FALSE, $8)",
+                created_at, updated_at, resume_pending, replace_destination, status_since)
+             VALUES ($1, $2, $3, $4, $5, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, $6, $7, FALSE, $8, $9)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -318,6 +318,7 @@ impl MirrorStore for PostgresCatalog {
         .bind(ms)
         .bind(ms)
         .bind(new.replace_destination)
+        .bind(ms)
         .execute(&mut *tx)
         .await
         .map_err(|e| {

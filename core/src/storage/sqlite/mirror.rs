@@ -293,8 +293,8 @@ impl MirrorStore for SqliteCatalog {
         sqlx::query(
             "INSERT INTO mirrors (id, name, source_peer_id, dest_peer_id, tables, status, stage,
                 table_index, last_pk, change_id, rows_copied, rows_applied, last_error,
-                created_at, updated_at, resume_pending, replace_destination)
-             VALUES (?, ?, ?, ?, ?, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, ?, ?, FALSE, ?)",
+                created_at, updated_at, resume_pending, replace_destination, status_since)
+             VALUES (?, ?, ?, ?, ?, 'setup', 'setup', 0, NULL, 0, 0, 0, NULL, ?, ?, FALSE, ?, ?)",
         )
         .bind(&id)
         .bind(&new.name)
@@ -304,6 +304,7 @@ impl MirrorStore for SqliteCatalog {
         .bind(ms)
         .bind(ms)
         .bind(new.replace_destination)
+        .bind(ms)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
