@@ -72,8 +72,8 @@ enum Backend {
 #[derive(Debug)]
 struct Written {
     records: HashMap<Id, Record>,
-    /// Bumped by every delete: a load that read the catalog before a delete must not put the
-    /// deleted session back into memory after it.
+    /// Bumped before and after every delete's catalog write: a load that read the catalog
+    /// before a delete finished must not put the deleted session back into memory.
     deletions: u64,
     answer_loads: bool,
     resave_after: TimeDuration,
@@ -226,16 +226,24 @@ impl SessionStore for CatalogSessionStore {
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let _writing = self.writes.lock().await;
         // Forgotten first: a load racing with the delete then reads the catalog, and does not
-        // remember what it read.
+        // remember what it read. The counter moves again once the row is gone: a load that
+        // began between the two moves may have read the row before the delete, and must not
+        // remember it either (it did, on SQLite, and later loads were answered with it).
         {
             let mut w = self.written();
             w.records.remove(id);
             w.deletions = w.deletions.wrapping_add(1);
         }
-        match &self.backend {
+        let deleted = match &self.backend {
             Backend::Sqlite(s, _) => s.delete(id).await,
             Backend::Postgres(s, _) => s.delete(id).await,
+        };
+        {
+            let mut w = self.written();
+            w.records.remove(id);
+            w.deletions = w.deletions.wrapping_add(1);
         }
+        deleted
     }
 }
 

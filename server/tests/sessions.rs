@@ -17,6 +17,7 @@ use tower_sessions::{Expiry, Session};
 on_both_backends!(
     a_request_that_loaded_the_session_before_sign_out_cannot_save_it_back,
     requests_in_flight_during_a_sign_out_cannot_keep_the_session_alive,
+    a_load_during_a_delete_cannot_bring_the_session_back,
 );
 
 const IDLE: Duration = Duration::from_secs(3600);
@@ -101,4 +102,42 @@ async fn requests_in_flight_during_a_sign_out_cannot_keep_the_session_alive(back
         assert_eq!(after.status(), 401, "{backend:?}, round {round}: the signed-out session came back");
     }
     app.stop().await;
+}
+
+/// The store alone, in the window that made the HTTP test above flaky on SQLite: loads that run
+/// while a delete is between forgetting the session in memory and deleting its row read the
+/// row, and one of them put it back into memory, where every later load found it.
+async fn a_load_during_a_delete_cannot_bring_the_session_back(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let catalog = db.catalog().await;
+    let store = Arc::new(CatalogSessionStore::open(catalog.pool(), IDLE).await.unwrap());
+    for round in 0..40 {
+        let sign_in = Session::new(None, store.clone(), expiry());
+        sign_in.insert("auth", "vera").await.unwrap();
+        sign_in.save().await.unwrap();
+        let id = sign_in.id().expect("the session was created");
+
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let loaders: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, done) = (store.clone(), done.clone());
+                tokio::spawn(async move {
+                    let mut loads = 0u32;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) || loads == 0 {
+                        tower_sessions::SessionStore::load(&*store, &id).await.unwrap();
+                        loads += 1;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        tower_sessions::SessionStore::delete(&*store, &id).await.unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        for l in loaders {
+            l.await.unwrap();
+        }
+        let after = tower_sessions::SessionStore::load(&*store, &id).await.unwrap();
+        assert!(after.is_none(), "{backend:?}, round {round}: a deleted session is loaded again");
+    }
 }
