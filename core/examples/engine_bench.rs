@@ -4,6 +4,7 @@
 //! mirror's snapshot of it, then updates every row and times CDC applying those changes. The
 //! baseline is `INSERT INTO … SELECT` of the same rows on the same source database; the ratio is
 //! engine rows/s divided by baseline rows/s (the design's target for the snapshot is ≥ 0.5).
+//! Postgres to Postgres runs twice: snapshot by `COPY` (the default) and row by row.
 //!
 //! Run: `cargo run --release -p quiesce-core --example engine_bench -- --rows 1000000`
 //! (Postgres from `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`).
@@ -41,7 +42,7 @@ struct Figures {
     baseline: f64,
 }
 
-async fn run(kind: PeerKind, rows: usize, batch: usize) -> Figures {
+async fn run(kind: PeerKind, rows: usize, batch: usize, copy_batch: usize) -> Figures {
     let catalog_db = TestDb::new(Backend::Sqlite).await;
     let src_db = TestDb::peer(kind).await;
     let dst_db = TestDb::peer(kind).await;
@@ -80,7 +81,8 @@ async fn run(kind: PeerKind, rows: usize, batch: usize) -> Figures {
         })
         .await
         .expect("mirror");
-    let options = RunnerOptions { snapshot_batch: batch, cdc_batch: batch, ..RunnerOptions::default() };
+    let options =
+        RunnerOptions { snapshot_batch: batch, cdc_batch: batch, copy_batch, ..RunnerOptions::default() };
     let mut runner = MirrorRunner::new(engine.clone(), &m.id, options).await.expect("runner");
     let t = Instant::now();
     runner.run_until_idle().await.expect("snapshot");
@@ -101,15 +103,18 @@ async fn run(kind: PeerKind, rows: usize, batch: usize) -> Figures {
 async fn main() {
     let rows = arg("--rows", 1_000_000);
     let batch = arg("--batch", 5_000);
-    println!("engine_bench: {rows} rows, batches of {batch}");
+    let copy_batch = arg("--copy-batch", RunnerOptions::default().copy_batch);
+    println!("engine_bench: {rows} rows, batches of {batch}, Postgres-to-Postgres snapshot by COPY in batches of {copy_batch}");
     println!(
         "{:<22} {:>14} {:>14} {:>20} {:>10} {:>10}",
         "peers", "snapshot r/s", "cdc r/s", "INSERT…SELECT r/s", "snap ratio", "cdc ratio"
     );
-    for (label, kind) in
-        [("sqlite -> sqlite", PeerKind::Sqlite), ("postgres -> postgres", PeerKind::Postgres)]
-    {
-        let f = run(kind, rows, batch).await;
+    for (label, kind, copy_batch) in [
+        ("sqlite -> sqlite", PeerKind::Sqlite, 0),
+        ("postgres -> postgres", PeerKind::Postgres, copy_batch),
+        ("  (rows, no COPY)", PeerKind::Postgres, 0),
+    ] {
+        let f = run(kind, rows, batch, copy_batch).await;
         println!(
             "{:<22} {:>14.0} {:>14.0} {:>20.0} {:>10.2} {:>10.2}",
             label,

@@ -30,6 +30,8 @@ pub fn small_batches() -> RunnerOptions {
         cdc_batch: 40,
         backlog_every: Duration::from_millis(50),
         prune_every: Duration::from_millis(100),
+        // Small too, so Postgres-to-Postgres snapshots by COPY also span many batches.
+        copy_batch: 30,
     }
 }
 

@@ -73,6 +73,14 @@ impl ColumnType {
     }
 }
 
+/// A batch [`Peer::copy_rows_to`] copied: how many rows, and the key it ended at (`None`: there
+/// was no row left to copy).
+#[derive(Debug)]
+pub struct CopiedBatch {
+    pub rows: u64,
+    pub last: Option<Vec<Value>>,
+}
+
 /// A column of a replicated table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Column {
@@ -616,6 +624,25 @@ impl Peer {
             Peer::Sqlite(p) => sqlite::read_rows(p, schema, after, limit).await,
             Peer::Postgres(p) => postgres::read_rows(p, schema, after, limit).await,
         }
+    }
+
+    /// Copies the next batch of up to `limit` rows of `schema` after key `after` into `dest`
+    /// by `COPY` when both peers are Postgres (see `postgres/copy.rs`); `None` when this pair
+    /// has no such path or the destination already held one of the rows: the caller then
+    /// reads and upserts the batch row by row.
+    pub async fn copy_rows_to(
+        &self,
+        dest: &Peer,
+        schema: &TableSchema,
+        after: Option<&[Value]>,
+        limit: usize,
+    ) -> Result<Option<CopiedBatch>, EngineError> {
+        let (Peer::Postgres(src), Peer::Postgres(dst)) = (self, dest) else { return Ok(None) };
+        Ok(match postgres::copy::copy_batch(src, dst, schema, after, limit).await? {
+            postgres::copy::Copied::Rows { rows, last } => Some(CopiedBatch { rows, last: Some(last) }),
+            postgres::copy::Copied::End => Some(CopiedBatch { rows: 0, last: None }),
+            postgres::copy::Copied::Conflict => None,
+        })
     }
 
     /// Every row of `schema`'s table, in key order (for checks and tests).

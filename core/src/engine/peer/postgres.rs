@@ -27,6 +27,8 @@ use super::{
 };
 use crate::engine::EngineError;
 
+pub(super) mod copy;
+
 const D: Dialect = Dialect::Postgres;
 
 /// The advisory lock key serialising capture installs (never taken by writers).

@@ -32,7 +32,7 @@ pub(crate) fn key_of(schema: &TableSchema, row: &Row) -> Vec<Value> {
     schema.pk.iter().map(|&i| row.get(i).cloned().unwrap_or(Value::Null)).collect()
 }
 
-fn pk_list(schema: &TableSchema) -> String {
+pub(super) fn pk_list(schema: &TableSchema) -> String {
     schema.pk.iter().map(|&i| quote(&schema.columns[i].name)).collect::<Vec<_>>().join(", ")
 }
 
