@@ -56,9 +56,10 @@ pub struct RunnerOptions {
     pub backlog_every: Duration,
     /// Change-log pruning runs at most this often.
     pub prune_every: Duration,
-    /// Between two Postgres peers, snapshot batches of this many rows travel by `COPY`,
-    /// streamed (memory does not grow with it; a crash repeats at most one batch). 0: row by
-    /// row in `snapshot_batch`es, as for every other pair (the benchmark compares the two).
+    /// Between two Postgres peers or two SQLite peers, snapshot batches of this many rows are
+    /// copied in bulk, never held here (memory does not grow with it; a crash repeats at most
+    /// one batch): see `Peer::copy_rows_to`. 0: row by row in `snapshot_batch`es, as between
+    /// Postgres and SQLite (the benchmark compares the two).
     pub copy_batch: usize,
 }
 
@@ -69,7 +70,7 @@ impl Default for RunnerOptions {
             cdc_batch: 2000,
             backlog_every: Duration::from_millis(500),
             prune_every: Duration::from_secs(1),
-            copy_batch: 20_000,
+            copy_batch: 50_000,
         }
     }
 }
@@ -272,8 +273,7 @@ impl MirrorRunner {
             .map(|k| key_from_json(schema, k))
             .transpose()
             .map_err(EngineError::Schema)?;
-        let copies = self.options.copy_batch > 0
-            && matches!((&self.source, &self.dest), (Peer::Postgres(_), Peer::Postgres(_)));
+        let copies = self.options.copy_batch > 0 && self.source.copies_in_bulk_to(&self.dest);
         if copies {
             // `None`: the destination already held a row of this batch; the row path below
             // upserts it.

@@ -699,29 +699,36 @@ both_catalogs_more! {
     every_listed_type_replicates_value_for_value,
     trigger_capture_never_makes_writers_wait_and_loses_no_late_commit,
     a_trigger_capture_backlog_of_many_batches_is_read_in_pages_and_loses_no_late_commit,
-    a_snapshot_batch_the_destination_already_holds_is_upserted_and_copying_goes_on,
+    a_snapshot_batch_the_destination_already_holds_is_overwritten_and_bulk_copying_goes_on,
 }
 
-/// Postgres to Postgres, snapshot batches go by `COPY` (30 rows with these options; the row
-/// path takes 25). A batch some of whose rows the destination already holds (written before a
-/// crash whose checkpoint was never saved) cannot be copied: that one batch is upserted row by
-/// row, the next goes by `COPY` again, and destination == source row by row.
-async fn a_snapshot_batch_the_destination_already_holds_is_upserted_and_copying_goes_on(catalog: Backend) {
-    let w = World::new(catalog, PeerKind::Postgres, PeerKind::Postgres).await;
-    w.seed_items(100).await;
-    let mirror = w.create_mirror("m", &["items"]).await;
-    let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
-    let mut outcome = r.run_next_step().await.unwrap();
-    while !matches!(outcome, StepOutcome::CopiedBatch(_)) {
-        outcome = r.run_next_step().await.unwrap();
+/// Between peers of one kind, snapshot batches are copied in bulk (30 rows with these options;
+/// the row path takes 25): by `COPY` on Postgres, by an attached source file on SQLite. A
+/// batch some of whose rows the destination already holds (written before a crash whose
+/// checkpoint was never saved) still ends with the source's values: SQLite's bulk insert
+/// upserts; Postgres' `COPY` cannot, so that one batch is upserted row by row and the next goes
+/// by `COPY` again. Destination == source row by row.
+async fn a_snapshot_batch_the_destination_already_holds_is_overwritten_and_bulk_copying_goes_on(
+    catalog: Backend,
+) {
+    for kind in [PeerKind::Sqlite, PeerKind::Postgres] {
+        let w = World::new(catalog, kind, kind).await;
+        w.seed_items(100).await;
+        let mirror = w.create_mirror("m", &["items"]).await;
+        let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+        let mut outcome = r.run_next_step().await.unwrap();
+        while !matches!(outcome, StepOutcome::CopiedBatch(_)) {
+            outcome = r.run_next_step().await.unwrap();
+        }
+        assert_eq!(outcome, StepOutcome::CopiedBatch(30), "{kind:?}: the first batch is copied in bulk");
+        // Two rows of the next batch are there already, with other values.
+        w.dst_exec("INSERT INTO items (id, name) VALUES (31, 'stale'), (40, 'stale')").await;
+        let upserted = if kind == PeerKind::Postgres { 25 } else { 30 };
+        assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::CopiedBatch(upserted), "{kind:?}");
+        assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::CopiedBatch(30), "{kind:?}: in bulk again");
+        r.run_until_idle().await.unwrap();
+        w.assert_same_rows("items").await;
     }
-    assert_eq!(outcome, StepOutcome::CopiedBatch(30), "the first batch goes by COPY");
-    // Two rows of the next batch are there already, with other values.
-    w.dst_exec("INSERT INTO items (id, name) VALUES (31, 'stale'), (40, 'stale')").await;
-    assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::CopiedBatch(25), "upserted row by row");
-    assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::CopiedBatch(30), "by COPY again");
-    r.run_until_idle().await.unwrap();
-    w.assert_same_rows("items").await;
 }
 
 /// The trigger fallback on Postgres, a mirror far behind (as after a maintenance window): more

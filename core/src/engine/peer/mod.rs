@@ -105,6 +105,16 @@ pub struct TableSchema {
 }
 
 impl TableSchema {
+    /// The primary key's columns as a shape of their own (key `0..n`): what decodes a key
+    /// selected on its own.
+    pub(crate) fn key_shape(&self) -> TableSchema {
+        TableSchema {
+            name: self.name.clone(),
+            columns: self.pk.iter().map(|&i| self.columns[i].clone()).collect(),
+            pk: (0..self.pk.len()).collect(),
+        }
+    }
+
     /// Whether `other` has the same columns (names, kinds) and primary key.
     pub fn compatible_with(&self, other: &TableSchema) -> bool {
         self.pk == other.pk
@@ -626,10 +636,17 @@ impl Peer {
         }
     }
 
+    /// Whether [`Peer::copy_rows_to`] has a bulk path from this peer to `dest`.
+    pub fn copies_in_bulk_to(&self, dest: &Peer) -> bool {
+        matches!((self, dest), (Peer::Postgres(_), Peer::Postgres(_)) | (Peer::Sqlite(_), Peer::Sqlite(_)))
+    }
+
     /// Copies the next batch of up to `limit` rows of `schema` after key `after` into `dest`
-    /// by `COPY` when both peers are Postgres (see `postgres/copy.rs`); `None` when this pair
-    /// has no such path or the destination already held one of the rows: the caller then
-    /// reads and upserts the batch row by row.
+    /// without decoding them, where the pair allows: Postgres to Postgres by `COPY`
+    /// (`postgres/copy.rs`), SQLite to SQLite by attaching the source to a destination
+    /// connection (`sqlite/attach.rs`). `None` when this pair has no such path, or the
+    /// destination already held one of the rows (`COPY` cannot upsert): the caller then reads
+    /// and upserts the batch row by row.
     pub async fn copy_rows_to(
         &self,
         dest: &Peer,
@@ -637,12 +654,22 @@ impl Peer {
         after: Option<&[Value]>,
         limit: usize,
     ) -> Result<Option<CopiedBatch>, EngineError> {
-        let (Peer::Postgres(src), Peer::Postgres(dst)) = (self, dest) else { return Ok(None) };
-        Ok(match postgres::copy::copy_batch(src, dst, schema, after, limit).await? {
-            postgres::copy::Copied::Rows { rows, last } => Some(CopiedBatch { rows, last: Some(last) }),
-            postgres::copy::Copied::End => Some(CopiedBatch { rows: 0, last: None }),
-            postgres::copy::Copied::Conflict => None,
-        })
+        match (self, dest) {
+            (Peer::Postgres(src), Peer::Postgres(dst)) => {
+                Ok(match postgres::copy::copy_batch(src, dst, schema, after, limit).await? {
+                    postgres::copy::Copied::Rows { rows, last } => {
+                        Some(CopiedBatch { rows, last: Some(last) })
+                    }
+                    postgres::copy::Copied::End => Some(CopiedBatch { rows: 0, last: None }),
+                    postgres::copy::Copied::Conflict => None,
+                })
+            }
+            (Peer::Sqlite(src), Peer::Sqlite(dst)) => {
+                let (rows, last) = sqlite::attach::copy_batch(src, dst, schema, after, limit).await?;
+                Ok(Some(CopiedBatch { rows, last }))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Every row of `schema`'s table, in key order (for checks and tests).

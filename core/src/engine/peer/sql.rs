@@ -57,6 +57,19 @@ pub(super) fn select_after(d: Dialect, schema: &TableSchema, select_list: &str, 
     format!("SELECT {select_list} FROM {} {filter} ORDER BY {pk} LIMIT {}", quote(&schema.name), d.ph(n + 1))
 }
 
+/// The last key of the next batch of at most n rows after a key (bound as in [`select_after`]),
+/// selected as `key_list`, largest first: how bulk copies fix a batch's key range before
+/// copying it.
+pub(super) fn batch_end(d: Dialect, schema: &TableSchema, key_list: &str, with_key: bool) -> String {
+    let desc: Vec<String> =
+        schema.pk.iter().map(|&i| format!("{} DESC", quote(&schema.columns[i].name))).collect();
+    format!(
+        "SELECT {key_list} FROM ({}) AS b ORDER BY {} LIMIT 1",
+        select_after(d, schema, &pk_list(schema), with_key),
+        desc.join(", ")
+    )
+}
+
 /// A multi-row upsert of `rows` rows: `INSERT … ON CONFLICT (pk) DO UPDATE SET …`.
 pub(super) fn upsert(d: Dialect, schema: &TableSchema, rows: usize) -> String {
     let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
@@ -77,7 +90,7 @@ pub(super) fn upsert(d: Dialect, schema: &TableSchema, rows: usize) -> String {
 }
 
 /// `ON CONFLICT (pk) DO UPDATE SET <every other column> = excluded.<column>`.
-fn conflict_action(schema: &TableSchema) -> String {
+pub(super) fn conflict_action(schema: &TableSchema) -> String {
     let updates: Vec<String> = schema
         .columns
         .iter()

@@ -14,6 +14,8 @@ use super::{
 };
 use crate::engine::EngineError;
 
+pub(super) mod attach;
+
 const D: Dialect = Dialect::Sqlite;
 const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 

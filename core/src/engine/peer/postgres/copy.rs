@@ -48,19 +48,9 @@ pub(in crate::engine::peer) async fn copy_batch(
     after: Option<&[Value]>,
     limit: usize,
 ) -> Result<Copied, EngineError> {
-    let key = TableSchema {
-        name: s.name.clone(),
-        columns: s.pk.iter().map(|&i| s.columns[i].clone()).collect(),
-        pk: (0..s.pk.len()).collect(),
-    };
+    let key = s.key_shape();
     let pk = sql::pk_list(s);
-    let desc: Vec<String> = key.columns.iter().map(|c| format!("{} DESC", quote(&c.name))).collect();
-    let bound = format!(
-        "SELECT {} FROM ({}) AS b ORDER BY {} LIMIT 1",
-        select_list(&key),
-        sql::select_after(D, s, &pk, after.is_some()),
-        desc.join(", ")
-    );
+    let bound = sql::batch_end(D, s, &select_list(&key), after.is_some());
     let mut q = sqlx::query(&bound);
     if let Some(after) = after {
         for (&i, v) in s.pk.iter().zip(after) {
