@@ -274,7 +274,10 @@ impl MirrorRunner {
             .transpose()
             .map_err(EngineError::Schema)?;
         let copies = self.options.copy_batch > 0 && self.source.copies_in_bulk_to(&self.dest);
-        if copies {
+        // A table's first batch goes row by row: a bulk copy costs more to start (attaching a
+        // SQLite source re-reads its whole schema, ~100 ms at 3,000 tables), and most tables
+        // of a busy source are small enough to end in that batch.
+        if copies && after.is_some() {
             // `None`: the destination already held a row of this batch; the row path below
             // upserts it.
             let copied = self

@@ -702,8 +702,9 @@ both_catalogs_more! {
     a_snapshot_batch_the_destination_already_holds_is_overwritten_and_bulk_copying_goes_on,
 }
 
-/// Between peers of one kind, snapshot batches are copied in bulk (30 rows with these options;
-/// the row path takes 25): by `COPY` on Postgres, by an attached source file on SQLite. A
+/// Between peers of one kind, snapshot batches after a table's first are copied in bulk (30
+/// rows with these options; the row path takes 25): by `COPY` on Postgres, by an attached
+/// source file on SQLite. A
 /// batch some of whose rows the destination already holds (written before a crash whose
 /// checkpoint was never saved) still ends with the source's values: SQLite's bulk insert
 /// upserts; Postgres' `COPY` cannot, so that one batch is upserted row by row and the next goes
@@ -713,16 +714,17 @@ async fn a_snapshot_batch_the_destination_already_holds_is_overwritten_and_bulk_
 ) {
     for kind in [PeerKind::Sqlite, PeerKind::Postgres] {
         let w = World::new(catalog, kind, kind).await;
-        w.seed_items(100).await;
+        w.seed_items(120).await;
         let mirror = w.create_mirror("m", &["items"]).await;
         let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
         let mut outcome = r.run_next_step().await.unwrap();
         while !matches!(outcome, StepOutcome::CopiedBatch(_)) {
             outcome = r.run_next_step().await.unwrap();
         }
-        assert_eq!(outcome, StepOutcome::CopiedBatch(30), "{kind:?}: the first batch is copied in bulk");
+        assert_eq!(outcome, StepOutcome::CopiedBatch(25), "{kind:?}: a table's first batch goes row by row");
+        assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::CopiedBatch(30), "{kind:?}: then in bulk");
         // Two rows of the next batch are there already, with other values.
-        w.dst_exec("INSERT INTO items (id, name) VALUES (31, 'stale'), (40, 'stale')").await;
+        w.dst_exec("INSERT INTO items (id, name) VALUES (56, 'stale'), (70, 'stale')").await;
         let upserted = if kind == PeerKind::Postgres { 25 } else { 30 };
         assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::CopiedBatch(upserted), "{kind:?}");
         assert_eq!(r.run_next_step().await.unwrap(), StepOutcome::CopiedBatch(30), "{kind:?}: in bulk again");
