@@ -6,8 +6,9 @@
 //! their count. Mirrors set up at the same time therefore share one transaction for their
 //! capture triggers on a source, and one for their tables on a destination.
 //!
-//! Policy: no waiting to fill a batch. Whoever finds no batch running on that peer runs every
-//! request queued there, then again until none is left; the others wait for their result. If a
+//! Policy: whoever finds no batch running on that peer leads: it waits a moment ([`LINGER`],
+//! 25 ms: setups started together arrive a few milliseconds apart) and runs every request
+//! queued there, then again until none is left; the others wait for their result. If a
 //! batch fails, each of its requests is run on its own, so one bad table fails only its mirror.
 //! A leader that is cancelled fails the requests it had taken (their workers retry).
 
@@ -29,6 +30,9 @@ pub(crate) enum Ddl {
 }
 
 type Reply = oneshot::Sender<Result<()>>;
+
+/// How long a new leader waits for others to queue before it runs the first batch.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 
 #[derive(Default)]
 struct Queue {
@@ -67,6 +71,9 @@ impl DdlBatches {
         };
         if lead {
             let mut turn = Leading { batches: self, key: &key, done: false };
+            // Setups started together reach here a few milliseconds apart: a moment's wait
+            // lets them join this batch instead of each costing a schema change of its own.
+            tokio::time::sleep(LINGER).await;
             loop {
                 let batch = {
                     let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
@@ -162,8 +169,8 @@ mod tests {
             .unwrap()
     }
 
-    /// Twenty setups asking at once cost two schema changes: the first caller's, and one for
-    /// the nineteen that queued behind it.
+    /// Twenty setups asking at once cost one schema change: the first caller waits a moment
+    /// for the others to queue, then runs all twenty together.
     #[tokio::test]
     async fn setups_asking_at_once_share_one_schema_change() {
         let (_db, peer, schemas) = source_with_tables(20).await;
@@ -173,7 +180,7 @@ mod tests {
         )
         .await;
         assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
-        assert_eq!(batches.changes.load(Ordering::Relaxed), 2);
+        assert_eq!(batches.changes.load(Ordering::Relaxed), 1);
         assert_eq!(triggers(&peer).await, 60);
         assert!(batches.queues.lock().unwrap().is_empty(), "no queue is left behind");
     }
