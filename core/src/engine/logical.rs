@@ -134,8 +134,9 @@ impl Reader {
     ) -> Result<Batch, EngineError> {
         let mut state = self.state.lock().await;
         if !state.synced {
-            let Some(at) = slots::slot_position(pool, &self.names.read).await? else {
-                return Err(self.missing_slot(&self.names.read));
+            let at = match slots::slot_position(pool, &self.names.read).await? {
+                Some(at) => at,
+                None => self.restore_read_slot(pool).await?,
             };
             *state = State { start: at, end: at, synced: true, ..State::default() };
         }
@@ -228,6 +229,19 @@ impl Reader {
         Ok(())
     }
 
+    /// Makes the read slot again, as a copy of the hold slot, when it is missing. It is only a
+    /// cursor: the hold slot keeps everything any mirror still needs, and a reposition (drop,
+    /// then copy) cut short by a killed worker or process leaves no read slot behind. Returns
+    /// its position. Without the hold slot, changes may be lost: that is an error.
+    async fn restore_read_slot(&self, pool: &PgPool) -> Result<u64, EngineError> {
+        if slots::slot_position(pool, &self.names.hold).await?.is_none() {
+            return Err(self.missing_slot(&self.names.hold));
+        }
+        tracing::warn!(slot = %self.names.read, "the read slot was missing; made again from the hold slot");
+        slots::copy_slot(pool, &self.names.hold, &self.names.read).await?;
+        slots::slot_position(pool, &self.names.read).await?.ok_or_else(|| self.missing_slot(&self.names.read))
+    }
+
     fn missing_slot(&self, slot: &str) -> EngineError {
         EngineError::Schema(format!(
             "the source's replication slot {slot} is gone (dropped outside Quiesce?): changes since the \
@@ -262,16 +276,18 @@ impl Reader {
     async fn fetch(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
         // Another process may have read from the slot since (it owned the source for a while):
         // then this window no longer ends where the slot is, and is dropped.
-        let Some(at) = slots::slot_position(pool, &self.names.read).await? else {
-            return Err(self.missing_slot(&self.names.read));
+        let at = match slots::slot_position(pool, &self.names.read).await? {
+            Some(at) => at,
+            None => self.restore_read_slot(pool).await?,
         };
         if at != state.end {
+            // Then read on from there at once: a caller told "nothing more" now would wait for
+            // the next change although the slot may already be behind.
             tracing::debug!(slot = %self.names.read, "the read slot moved elsewhere; starting a new window");
             state.window.clear();
             state.changes = 0;
             state.start = at;
             state.end = at;
-            return Ok(());
         }
         let upto = slots::flush_position(pool).await?;
         if upto <= state.end {

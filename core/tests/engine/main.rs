@@ -700,6 +700,42 @@ both_catalogs_more! {
     trigger_capture_never_makes_writers_wait_and_loses_no_late_commit,
     a_trigger_capture_backlog_of_many_batches_is_read_in_pages_and_loses_no_late_commit,
     a_snapshot_batch_the_destination_already_holds_is_overwritten_and_bulk_copying_goes_on,
+    a_lost_read_slot_is_made_again_from_the_hold_slot_and_a_lost_hold_slot_fails_the_mirror,
+}
+
+/// Logical decoding: the read slot is a cursor the reader repositions by dropping it and
+/// copying the hold slot. A worker or process killed between the two left no read slot, and
+/// the mirror failed for good ("slot is gone") although the hold slot still kept every change
+/// (CI saw it under the convergence test's worker kills). Now the read slot is made again
+/// and nothing is lost; only a lost hold slot fails the mirror.
+async fn a_lost_read_slot_is_made_again_from_the_hold_slot_and_a_lost_hold_slot_fails_the_mirror(
+    catalog: Backend,
+) {
+    let w = World::new(catalog, PeerKind::Postgres, PeerKind::Postgres).await;
+    assert!(w.logical().await, "a logical-decoding source");
+    w.seed_items(10).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let slot = |kind: &str| format!("quiesce_{}_{kind}", w.src_id.replace('-', ""));
+    let drop_slot = |name: String| {
+        format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}'"
+        )
+    };
+    // Two runners in turn, as after a restart: each has to find the read slot again.
+    for round in 0..2 {
+        let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+        r.run_until_idle().await.unwrap();
+        w.src_exec(&format!("INSERT INTO items (id, name) VALUES ({}, 'late')", 100 + round)).await;
+        w.src_exec(&drop_slot(slot("read"))).await;
+        assert_eq!(r.run_until_idle().await.unwrap(), StepOutcome::Idle, "round {round}");
+        w.assert_same_rows("items").await;
+    }
+    w.src_exec(&drop_slot(slot("hold"))).await;
+    w.src_exec(&drop_slot(slot("read"))).await;
+    w.src_exec("INSERT INTO items (id, name) VALUES (200, 'lost')").await;
+    let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+    let err = r.run_until_idle().await.unwrap_err();
+    assert!(err.to_string().contains("is gone"), "{err}");
 }
 
 /// Between peers of one kind, snapshot batches after a table's first are copied in bulk (30
@@ -1015,8 +1051,12 @@ mod bulk_pause {
         let steps = workers.steps() - before;
         // A logical-decoding source's reader also announces WAL moved by anything on its
         // server (a Postgres catalog there), which wakes idle workers legitimately.
+        // A few more: a listing that ends just after a prompt start wakes that worker once more
+        // (CI saw 28 with a Postgres catalog). The bug this guards against cost every mirror a
+        // second step (48).
         if capture.is_some() || src == PeerKind::Sqlite {
-            assert!(steps <= MIRRORS as u64 + 2, "{steps} worker steps to resume {MIRRORS} idle mirrors");
+            let bound = (MIRRORS + MIRRORS / 4) as u64;
+            assert!(steps <= bound, "{steps} worker steps to resume {MIRRORS} idle mirrors");
         }
 
         if busy {
