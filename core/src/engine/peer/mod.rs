@@ -444,11 +444,17 @@ impl Peer {
             // WAL lets capture, snapshot reads and the application's writes overlap.
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(10));
+        // One connection per file. A schema change (capture triggers, a new table) makes every
+        // *other* connection to the file re-read the whole schema before its next statement —
+        // ~100 ms at 3,000 tables with their triggers, per change and per connection, which
+        // made thousands of mirrors being set up cost time growing with the square of their
+        // count — while the connection that made the change updates its copy in place. SQLite
+        // writes one at a time anyway, and our reads of a peer are short.
         let pool = SqlitePoolOptions::new()
             .after_release(|conn, _| {
                 Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Sqlite>(conn)) })
             })
-            .max_connections(4)
+            .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
