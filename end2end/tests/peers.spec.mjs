@@ -1,7 +1,7 @@
 // The Peers page says whether each peer answers and how fast, and why one does not.
 import { test, expect } from '@playwright/test';
 import { spawnSync } from 'node:child_process';
-import { hydrated, signIn } from './helpers.mjs';
+import { hydrated, signIn, USERS, PASSWORD } from './helpers.mjs';
 
 const pgAdmin = process.env.QUIESCE_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -10,7 +10,7 @@ function psql(sql) {
   if (r.status !== 0) throw new Error(`psql failed: ${r.stderr || r.error}`);
 }
 
-test('the Peers page says which peers answer, how fast, and why one does not', async ({ page }) => {
+test('the Peers page says which peers answer, how fast, and why one does not, with and without JavaScript', async ({ page, browser }) => {
   test.setTimeout(60_000);
   const suffix = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
   const db = `qe2e_health_${suffix}`;
@@ -37,6 +37,31 @@ test('the Peers page says which peers answer, how fast, and why one does not', a
       const cell = rows.nth(i).locator('td.peer-health');
       await expect(cell).toHaveAttribute('data-health', 'reachable');
       await expect(cell).toHaveText(/^reachable · \d+ ms$/);
+    }
+
+    // Without JavaScript nothing probes: each peer reads "not checked" (never a "checking…" that
+    // would never end), and "Check now" has the server probe while it renders the page.
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    try {
+      const bare = await context.newPage();
+      await bare.goto('/login?next=%2Fpeers');
+      await bare.getByLabel('Username').fill(USERS.admin);
+      await bare.getByLabel('Password').fill(PASSWORD);
+      await bare.getByRole('button', { name: 'Sign in' }).click();
+      await expect(bare.locator('#whoami-role')).toHaveText('admin');
+      await bare.goto('/peers');
+      const cells = bare.locator('#peers-table td.peer-health');
+      await expect(cells).toHaveCount(count);
+      await expect(bare.locator('#peers-table td.peer-health[data-health="unknown"]')).toHaveCount(count);
+      await expect(bare.locator('#peers-table')).not.toContainText('checking');
+      await cells.first().getByRole('link', { name: 'Check now' }).click();
+      await expect(bare).toHaveURL(/\/peers\?health=1$/);
+      for (let i = 0; i < count; i++) {
+        await expect(cells.nth(i)).toHaveAttribute('data-health', 'reachable');
+        await expect(cells.nth(i)).toHaveText(/^reachable · \d+ ms$/);
+      }
+    } finally {
+      await context.close();
     }
 
     // The database stops taking connections: the page says so, and why.

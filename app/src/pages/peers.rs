@@ -1,6 +1,7 @@
 //! The Peers page: the databases mirrors use, with how many mirrors use each and whether each
 //! answers (and how fast: asked from the browser once the page is up, so an unreachable peer
-//! never slows the page down). Everyone signed in sees them (never their URLs); admins add and
+//! never slows the page down; without JavaScript a "Check now" link has the server ask while it
+//! renders). Everyone signed in sees them (never their URLs); admins add and
 //! remove them. Removing asks first
 //! (`?remove=<id>` says what is lost), which works the same without JavaScript.
 
@@ -41,18 +42,32 @@ pub fn PeersPage() -> impl IntoView {
         },
     );
     // Asked by an effect, which runs in the browser only: the page never waits for the probes
-    // (a resource read inside the Transition would hold the server's render, and without
-    // JavaScript the table would never come). Again when peers change.
+    // (a resource read inside the Transition would hold the server's render, and an unreachable
+    // peer would slow every load). Again when peers change.
     let probed = RwSignal::new(None::<Vec<PeerHealth>>);
+    // Whether the browser's probe has started: until then (on the server, and for good without
+    // JavaScript) an unprobed peer reads "not checked" with a link that asks the server instead.
+    let probing = RwSignal::new(false);
     Effect::new(move |_| {
         changes();
+        probing.set(true);
         leptos::task::spawn_local(async move {
             if let Ok(list) = peers_health().await {
                 probed.try_set(Some(list));
             }
         });
     });
-    let health = Signal::from(probed);
+    // Without JavaScript: `?health=1` (that link) makes the server probe while it renders, so
+    // the page it sends already says which peers answer. Only then does a load wait for probes.
+    let asked = move || query.read().get("health").is_some();
+    let served = Resource::new(asked, |asked| async move {
+        match asked {
+            true => peers_health().await.ok(),
+            false => None,
+        }
+    });
+    let health = Signal::derive(move || probed.get().or_else(|| served.get().flatten()));
+    let probing = Signal::from(probing);
     let outcome: Notice = notice_with(&[flashed::<CreatePeer>(), flashed::<DeletePeer>()]);
     let id = OUTCOME_ID;
     Effect::new(move |_| report(outcome, id, create.value().get(), |p| format!("Added peer {}.", p.name)));
@@ -66,6 +81,8 @@ pub fn PeersPage() -> impl IntoView {
                 {move || {
                     let can_manage = user.may(Action::ManagePeers);
                     let named = users.get().and_then(Result::ok).flatten();
+                    // Read here so the server's render waits for a probe asked for by `?health=1`.
+                    let _ = served.get();
                     peers
                         .get()
                         .map(|r| match r {
@@ -79,7 +96,7 @@ pub fn PeersPage() -> impl IntoView {
                                     });
                                 view! {
                                     {confirm}
-                                    <PeerTable peers=list can_manage health />
+                                    <PeerTable peers=list can_manage health probing />
                                 }
                                     .into_any()
                             }
@@ -168,6 +185,8 @@ fn PeerTable(
     can_manage: bool,
     /// The last probe of every peer; `None` until it answered.
     health: Signal<Option<Vec<PeerHealth>>>,
+    /// Whether the browser is probing (false on the server and without JavaScript).
+    probing: Signal<bool>,
 ) -> impl IntoView {
     view! {
         <table class="grid" id="peers-table">
@@ -194,7 +213,7 @@ fn PeerTable(
                                 <td class="num">
                                     <a href=format!("/mirrors?peer={}", p.id)>{p.mirrors}</a>
                                 </td>
-                                <HealthCell id=p.id.clone() health />
+                                <HealthCell id=p.id.clone() health probing />
                                 {can_manage
                                     .then(|| {
                                         view! {
@@ -212,11 +231,12 @@ fn PeerTable(
     }
 }
 
-/// A peer's health: its state (`reachable`, `unreachable`, `unknown` until the probe answered),
+/// A peer's health: its state (`reachable`, `unreachable`, `unknown` until a probe answered),
 /// in words (`reachable · 3 ms`), and why it is unreachable.
-fn health_text(h: Option<&PeerHealth>) -> (&'static str, String, Option<String>) {
+fn health_text(h: Option<&PeerHealth>, probing: bool) -> (&'static str, String, Option<String>) {
     match h {
-        None => ("unknown", "checking…".to_string(), None),
+        None if probing => ("unknown", "checking…".to_string(), None),
+        None => ("unknown", "not checked".to_string(), None),
         Some(h) if h.reachable => {
             let ms = h.latency_ms.map(|ms| format!(" · {ms} ms")).unwrap_or_default();
             ("reachable", format!("reachable{ms}"), None)
@@ -226,10 +246,10 @@ fn health_text(h: Option<&PeerHealth>) -> (&'static str, String, Option<String>)
 }
 
 #[component]
-fn HealthCell(id: String, health: Signal<Option<Vec<PeerHealth>>>) -> impl IntoView {
+fn HealthCell(id: String, health: Signal<Option<Vec<PeerHealth>>>, probing: Signal<bool>) -> impl IntoView {
     let text = move || {
         let all = health.get();
-        health_text(all.as_ref().and_then(|l| l.iter().find(|h| h.peer_id == id)))
+        health_text(all.as_ref().and_then(|l| l.iter().find(|h| h.peer_id == id)), probing.get())
     };
     let state = text.clone();
     view! {
@@ -241,9 +261,11 @@ fn HealthCell(id: String, health: Signal<Option<Vec<PeerHealth>>>) -> impl IntoV
                     "unreachable" => "badge bad",
                     _ => "muted",
                 };
+                let unchecked = words == "not checked";
                 view! {
                     <span class=class>{words}</span>
                     {why.map(|why| view! { <span class="muted small">{format!(" {why}")}</span> })}
+                    {unchecked.then(|| view! { " " <a class="small check-health" href="/peers?health=1">"Check now"</a> })}
                 }
             }}
         </td>
