@@ -8,11 +8,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/ensure-tools.sh --test
 command -v wrk >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+# Only this build's assets in the site directory: the sizes below add up every file in it.
+rm -rf target/site
 cargo leptos build --release --precompress
 dir="$(mktemp -d)"
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 export QUIESCE_DATABASE_URL="sqlite://$dir/catalog.db" QUIESCE_PLAIN_HTTP=true QUIESCE_LOG=warn
-export BENCH_USER=bench BENCH_PASSWORD="bench password $RANDOM$RANDOM"
+export BENCH_USER=bench BENCH_PASSWORD="ui load test secret $RANDOM$RANDOM"
 QUIESCE_PASSWORD="$BENCH_PASSWORD" target/release/server user create --username bench --role operator >/dev/null
 port=$((20000 + RANDOM % 20000))
 QUIESCE_DEMO=true QUIESCE_DATA_DIR="$dir" QUIESCE_LISTEN="127.0.0.1:$port" QUIESCE_SITE_ROOT=target/site \
