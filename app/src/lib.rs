@@ -8,6 +8,7 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod auth;
+pub mod codec;
 pub mod error;
 pub mod live;
 mod pages;

@@ -1,16 +1,17 @@
 //! The About page: this instance's identity, its catalog and its health, and the server version
 //! (moved out of the maintenance page, where it pushed the window's state down).
 
+use crate::codec::load;
 use leptos::prelude::*;
 use quiesce_core::InstanceStatus;
 
 use crate::api::get_status;
-use crate::pages::maintenance::fmt_time;
+use crate::pages::fmt_time;
 use crate::pages::PageTitle;
 
 #[component]
 pub fn AboutPage() -> impl IntoView {
-    let status = Resource::new(|| (), |_| get_status());
+    let status = load(|| (), |_| get_status());
     view! {
         <PageTitle text="About" />
         <section class="page">

@@ -4,13 +4,15 @@
 //! detail — a timeline of its steps (scaled so short steps stay visible next to a long held
 //! period), the per-mirror table, the requests — with CSV and JSON export.
 
+use crate::codec::load;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use quiesce_core::domain::{StepRecord, WindowDetail, WindowPhase};
 
 use crate::api::maintenance::{get_window, list_reports, list_requests, WindowReport};
 use crate::live::use_live;
-use crate::pages::maintenance::{fmt_time, step_words, BackupTable};
+use crate::pages::fmt_time;
+use crate::pages::maintenance::{step_words, BackupTable};
 use crate::pages::{fmt_duration, fmt_span, urlencode, NotFound, PageTitle, ShortId};
 use crate::ApiError;
 
@@ -26,11 +28,11 @@ pub fn HistoryPage() -> impl IntoView {
         query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(0).clamp(0, i64::MAX / 20)
     };
     let live = use_live();
-    let windows = Resource::new(
+    let windows = load(
         move || (actor(), phase(), page(), from(), to(), live.windows.get()),
         |(a, p, n, f, t, _)| list_reports(Some(a), Some(p), Some(n), Some(f), Some(t)),
     );
-    let refused = Resource::new(move || live.windows.get(), |_| list_requests(Some(true), None, Some(0)));
+    let refused = load(move || live.windows.get(), |_| list_requests(Some(true), None, Some(0)));
     let page_link = move |n: i64| {
         let q = |k: &str, v: String| format!("{k}={}", urlencode(&v));
         format!(
@@ -193,8 +195,7 @@ pub fn WindowPage() -> impl IntoView {
     let page =
         move || query.read().get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(0).clamp(0, 1_000_000);
     let live = use_live();
-    let detail =
-        Resource::new(move || (id(), page(), live.windows.get()), |(id, page, _)| get_window(id, Some(page)));
+    let detail = load(move || (id(), page(), live.windows.get()), |(id, page, _)| get_window(id, Some(page)));
     view! {
         <section class="page">
             <p><a href="/history">"← All windows"</a></p>

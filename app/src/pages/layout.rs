@@ -4,6 +4,7 @@
 //! page's live connection (`crate::live`): the banner re-reads on window events, and the top bar
 //! says whether the page is live.
 
+use crate::codec::{load, Loaded};
 use leptos::prelude::*;
 use quiesce_core::auth::{Action, User};
 
@@ -14,7 +15,7 @@ use crate::ApiError;
 
 /// The signed-in user, as loaded by the layout.
 #[derive(Clone, Copy)]
-pub struct CurrentUser(pub Resource<Result<User, ApiError>>);
+pub struct CurrentUser(pub Loaded<Result<User, ApiError>>);
 
 impl CurrentUser {
     /// Whether the signed-in user may do `action` (false while loading or signed out).
@@ -39,14 +40,14 @@ pub fn use_active_window() -> Option<Signal<Option<(String, String)>>> {
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
-    let user = Resource::new(|| (), |_| me());
+    let user = load(|| (), |_| me());
     let current = CurrentUser(user);
     provide_context(current);
     let logout = ServerAction::<Logout>::new();
     let live = provide_live();
     // Not asked for while the user must change their password: it would be refused, and a
     // refused call during rendering would answer the whole page with 403.
-    let window = Resource::new(
+    let window = load(
         move || live.windows.get(),
         move |_| async move {
             match user.await {
@@ -59,7 +60,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     provide_context(ActiveWindow(Signal::derive(move || {
         window.get().and_then(Result::ok).flatten().map(|d| (d.window.id, d.window.reason))
     })));
-    let planned = Resource::new(
+    let planned = load(
         move || live.windows.get(),
         move |_| async move {
             match user.await {
@@ -128,7 +129,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                     " Maintenance: \u{201c}{}\u{201d} — {} since {} ",
                                     w.reason,
                                     w.requested_by,
-                                    w.created_at.format("%Y-%m-%d %H:%M UTC"),
+                                    crate::pages::fmt_minute(w.created_at),
                                 )}
                                 <a href="/">"Open the maintenance page"</a>
                             </div>

@@ -14,10 +14,11 @@ use crate::api::maintenance::{
     EnableMaintenance, RetryMaintenance, SkipSnapshotWait, WindowResult,
 };
 use crate::api::peers::list_peers;
+use crate::codec::load;
 use crate::live::{refreshed, use_live, Live};
 use crate::pages::layout::{use_current_user, CurrentUser};
 use crate::pages::{
-    flashed, fmt_duration, fmt_span, notice_with, report, Notice, OutcomeLine, PageTitle, ShortId,
+    flashed, fmt_duration, fmt_span, fmt_time, notice_with, report, Notice, OutcomeLine, PageTitle, ShortId,
 };
 use leptos::prelude::*;
 use quiesce_core::auth::{Action, Role};
@@ -40,10 +41,6 @@ fn access_note(role: Role) -> &'static str {
             "You are an admin: you can do everything an operator can, and manage users, peers and orchestrations."
         }
     }
-}
-
-pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// A step in words, as an operator reads it.
@@ -83,7 +80,7 @@ struct WindowActions {
 pub fn MaintenancePage() -> impl IntoView {
     let user = use_current_user();
     // Loaded once with the page; `MaintenanceLive` keeps it current from then on.
-    let initial = Resource::new(|| (), |_| maintenance_progress());
+    let initial = load(|| (), |_| maintenance_progress());
     view! {
         <PageTitle text="Maintenance" />
         <section class="page">
@@ -216,7 +213,7 @@ fn short(id: &str) -> String {
 /// How the last window ended, until dismissed or the next window opens.
 #[component]
 fn LastResult(dismiss: ServerAction<DismissResult>, live: Live) -> impl IntoView {
-    let result = Resource::new(move || (live.windows.get(), dismiss.version().get()), |_| last_result());
+    let result = load(move || (live.windows.get(), dismiss.version().get()), |_| last_result());
     view! {
         <Transition fallback=|| ()>
             {move || {
@@ -264,7 +261,7 @@ fn NormalOperation(
     let kind = RwSignal::new("all".to_string());
     let chosen_mirrors = RwSignal::new(Vec::<String>::new());
     let chosen_peers = RwSignal::new(Vec::<String>::new());
-    let plan = Resource::new(
+    let plan = load(
         move || {
             let (scope, ids) = chosen_mirrors.with(|m| chosen_peers.with(|p| scope_args(&kind.get(), m, p)));
             (scope, ids, live.windows.get(), live.mirrors.get())
@@ -274,8 +271,8 @@ fn NormalOperation(
     // The lists to choose from, loaded once (re-rendering them would lose the ticks).
     // Every mirror, from the dry run of the whole catalog: cheaper than the mirror list, which
     // asks every source for its backlog.
-    let mirrors = Resource::new(|| (), |_| dry_run("all".to_string(), None));
-    let peers = Resource::new(|| (), |_| list_peers());
+    let mirrors = load(|| (), |_| dry_run("all".to_string(), None));
+    let peers = load(|| (), |_| list_peers());
     let heading = move || match kind.get().as_str() {
         "mirrors" => {
             format!("Plan for enabling maintenance on {} chosen mirror(s)", chosen_mirrors.with(Vec::len))

@@ -3,6 +3,7 @@
 //! pause, resume and drop mirrors here. Dropping asks first (`?drop=<id>` shows what is lost),
 //! which works the same without JavaScript. Kept current by the live event stream.
 
+use crate::codec::load;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::Action;
@@ -11,8 +12,8 @@ use quiesce_core::domain::{Hold, MirrorPage, MirrorStatus, MirrorView, PeerView}
 use crate::api::mirrors::{list_mirror_page, CreateMirror, DropMirror, PauseMirror, Query, ResumeMirror};
 use crate::api::peers::list_peers;
 use crate::live::{refreshed, use_live};
+use crate::pages::fmt_time;
 use crate::pages::layout::{use_active_window, use_current_user, CurrentUser};
-use crate::pages::maintenance::fmt_time;
 use crate::pages::{
     flashed, fmt_duration, notice_with, report, urlencode, Notice, OutcomeLine, PageTitle, ShortId,
 };
@@ -70,8 +71,8 @@ pub fn MirrorsPage() -> impl IntoView {
     let query = url_query();
     // Loaded with the page (and again when the filter changes); `LiveMirrors` keeps it current
     // from the event stream.
-    let initial = Resource::new(move || query.get(), fetch);
-    let peers = Resource::new(|| (), |_| list_peers());
+    let initial = load(move || query.get(), fetch);
+    let peers = load(|| (), |_| list_peers());
 
     let outcome: Notice = notice_with(&[
         flashed::<CreateMirror>(),
@@ -413,7 +414,7 @@ fn MirrorRow(
 /// title has the full time). No "today" shortcut: the browser's clock must not make the page it
 /// hydrates differ from the one the server rendered.
 fn since_text(t: chrono::DateTime<chrono::Utc>) -> String {
-    format!("since {}", t.format("%b %-d %H:%M UTC"))
+    format!("since {}", crate::pages::fmt_short(t))
 }
 
 fn status_class(s: MirrorStatus) -> &'static str {

@@ -48,7 +48,7 @@ pub fn provide_flash() {
         .ok()
         .flatten()
         .and_then(|m| m.get_attribute("content"))
-        .and_then(|c| serde_json::from_str::<FormFlash>(&c).ok());
+        .and_then(|c| serde_json::from_slice::<FormFlash>(c.as_bytes()).ok());
     provide_context(PageFlash(flash));
 }
 
@@ -175,6 +175,32 @@ pub fn ShortId(id: String) -> impl IntoView {
 }
 
 /// "42 s", "3 min 5 s", "2 h 7 min", "3 d 4 h".
+/// A time as the pages write it: `2026-12-03 10:02:07 UTC`. Written out by hand: chrono's
+/// `format` would bring its pattern parser into the browser's WASM for this alone.
+pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Timelike;
+    format!("{} {:02}:{:02}:{:02} UTC", fmt_day(t), t.hour(), t.minute(), t.second())
+}
+
+/// A time to the minute: `2026-12-03 10:02 UTC`.
+pub fn fmt_minute(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Timelike;
+    format!("{} {:02}:{:02} UTC", fmt_day(t), t.hour(), t.minute())
+}
+
+/// A short time for a table cell: `Dec 3 10:02 UTC`.
+pub fn fmt_short(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{} {} {:02}:{:02} UTC", MONTHS[t.month0() as usize], t.day(), t.hour(), t.minute())
+}
+
+fn fmt_day(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Datelike;
+    format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+}
+
 pub fn fmt_duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     match s {

@@ -5,6 +5,7 @@
 //! remove them. Removing asks first
 //! (`?remove=<id>` says what is lost), which works the same without JavaScript.
 
+use crate::codec::load;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::Action;
@@ -26,11 +27,11 @@ pub fn PeersPage() -> impl IntoView {
     let create = ServerAction::<CreatePeer>::new();
     let delete = ServerAction::<DeletePeer>::new();
     let changes = move || (create.version().get(), delete.version().get());
-    let peers = Resource::new(changes, |_| list_peers());
+    let peers = load(changes, |_| list_peers());
     let query = use_query_map();
     let removing = move || query.read().get("remove");
     // The mirrors that stop a removal, by name: only while a removal is being asked about.
-    let users = Resource::new(
+    let users = load(
         move || (changes(), removing()),
         |(_, id)| async move {
             match id {
@@ -60,7 +61,7 @@ pub fn PeersPage() -> impl IntoView {
     // Without JavaScript: `?health=1` (that link) makes the server probe while it renders, so
     // the page it sends already says which peers answer. Only then does a load wait for probes.
     let asked = move || query.read().get("health").is_some();
-    let served = Resource::new(asked, |asked| async move {
+    let served = load(asked, |asked| async move {
         match asked {
             true => peers_health().await.ok(),
             false => None,

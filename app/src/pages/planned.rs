@@ -2,6 +2,7 @@
 //! active window) and the Planned page, to plan, list and cancel them. Times are
 //! UTC, rendered by the server (never against the browser's clock, so hydration matches).
 
+use crate::codec::load;
 use leptos::prelude::*;
 use quiesce_core::domain::Window;
 use quiesce_core::schedule::{PlanState, PlannedWindow};
@@ -11,9 +12,7 @@ use crate::live::use_live;
 use crate::pages::layout::use_current_user;
 use crate::pages::{report, Notice, OutcomeLine};
 
-fn fmt(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
+use crate::pages::fmt_minute as fmt;
 
 /// The banners for every page: the soonest planned window, and an overdue warning when the
 /// active window is past the end its plan expected.
@@ -73,10 +72,8 @@ pub fn PlannedWindows(may_operate: bool) -> impl IntoView {
     let live = use_live();
     let plan = ServerAction::<PlanWindow>::new();
     let cancel = ServerAction::<CancelPlanned>::new();
-    let plans = Resource::new(
-        move || (live.windows.get(), plan.version().get(), cancel.version().get()),
-        |_| list_planned(),
-    );
+    let plans =
+        load(move || (live.windows.get(), plan.version().get(), cancel.version().get()), |_| list_planned());
     let outcome: Notice = RwSignal::new(None);
     Effect::new(move |_| {
         report(outcome, "planned-outcome", plan.value().get(), |p| {

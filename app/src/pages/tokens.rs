@@ -1,6 +1,7 @@
 //! API tokens on pages: the Account page's "API tokens" section (create, shown once, list,
 //! revoke) and the table the Users page shows admins (everyone's tokens, revocable).
 
+use crate::codec::load;
 use leptos::prelude::*;
 use quiesce_core::auth::Role;
 use quiesce_core::tokens::{ApiToken, TokenState};
@@ -8,17 +9,14 @@ use quiesce_core::tokens::{ApiToken, TokenState};
 use crate::api::account::{list_all_tokens, list_own_tokens, CreateToken, RevokeToken};
 use crate::pages::{report, Notice, OutcomeLine};
 
-fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
+use crate::pages::fmt_minute as fmt_time;
 
 /// The signed-in user's own tokens: create one (its secret is shown once) and revoke.
 #[component]
 pub fn OwnTokens(role: Role) -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens =
-        Resource::new(move || (create.version().get(), revoke.version().get()), |_| list_own_tokens());
+    let tokens = load(move || (create.version().get(), revoke.version().get()), |_| list_own_tokens());
     let outcome: Notice = RwSignal::new(None);
     Effect::new(move |_| {
         report(outcome, "tokens-outcome", revoke.value().get(), |t| format!("Token {} revoked.", t.name))
@@ -83,7 +81,7 @@ pub fn OwnTokens(role: Role) -> impl IntoView {
 #[component]
 pub fn AllTokens() -> impl IntoView {
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = Resource::new(move || revoke.version().get(), |_| list_all_tokens());
+    let tokens = load(move || revoke.version().get(), |_| list_all_tokens());
     view! {
         <h2>"API tokens"</h2>
         <Transition fallback=|| ()>

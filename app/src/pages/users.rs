@@ -1,6 +1,7 @@
 //! The Users page (admins): create users, change roles, disable, reset passwords, and read the
 //! sign-in audit. Other roles get the 403 page (the server functions refuse them anyway).
 
+use crate::codec::load;
 use leptos::prelude::*;
 use quiesce_core::auth::{Action, AuditEvent, Role, User};
 
@@ -10,9 +11,7 @@ use crate::pages::{flashed, notice_with, report, Forbidden, Notice, OutcomeLine,
 
 const OUTCOME_ID: &str = "users-outcome";
 
-fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
+use crate::pages::fmt_time;
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
@@ -48,8 +47,8 @@ fn UsersAdmin() -> impl IntoView {
             reset.version().get(),
         )
     };
-    let users = Resource::new(changes, |_| list_users());
-    let audit = Resource::new(changes, |_| list_audit(None));
+    let users = load(changes, |_| list_users());
+    let audit = load(changes, |_| list_audit(None));
 
     // The latest outcome of any of the forms, announced to screen readers.
     let outcome: Notice = notice_with(&[

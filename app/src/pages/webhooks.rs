@@ -3,22 +3,21 @@
 //! error). The log is re-read when windows or mirrors change (the live topics) and after each
 //! change made here.
 
+use crate::codec::load;
 use leptos::prelude::*;
 use quiesce_core::webhooks::{Delivery, WebhookView};
 
 use crate::api::webhooks::{list_webhooks, CreateWebhook, DeleteWebhook};
 use crate::pages::{report, Notice, OutcomeLine};
 
-fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
+use crate::pages::fmt_time;
 
 #[component]
 pub fn WebhooksPage() -> impl IntoView {
     let create = ServerAction::<CreateWebhook>::new();
     let delete = ServerAction::<DeleteWebhook>::new();
     let live = crate::live::use_live();
-    let hooks = Resource::new(
+    let hooks = load(
         move || (create.version().get(), delete.version().get(), live.windows.get(), live.mirrors.get()),
         |_| list_webhooks(),
     );
