@@ -17,7 +17,9 @@ export QUIESCE_DATABASE_URL="sqlite://$dir/catalog.db" QUIESCE_PLAIN_HTTP=true Q
 export BENCH_USER=bench BENCH_PASSWORD="ui load test secret $RANDOM$RANDOM"
 QUIESCE_PASSWORD="$BENCH_PASSWORD" target/release/server user create --username bench --role operator >/dev/null
 port=$((20000 + RANDOM % 20000))
-QUIESCE_DEMO=true QUIESCE_DATA_DIR="$dir" QUIESCE_LISTEN="127.0.0.1:$port" QUIESCE_SITE_ROOT=target/site \
+# The browsers below share one session, as if one person had 100 tabs open: the per-session cap
+# on live streams (8 by default) is lifted for the benchmark only.
+QUIESCE_LIVE_MAX_STREAMS_PER_SESSION=1000 QUIESCE_DEMO=true QUIESCE_DATA_DIR="$dir" QUIESCE_LISTEN="127.0.0.1:$port" QUIESCE_SITE_ROOT=target/site \
   target/release/server &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
