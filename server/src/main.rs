@@ -7,6 +7,11 @@ use clap::Parser;
 use server::config::{Cli, Command};
 use server::{cli, startup::Application, telemetry};
 
+/// mimalloc instead of glibc's malloc: under `wrk -c 32` on the maintenance page, glibc's
+/// allocator (its arena locks and consolidation) took about a quarter of the server's CPU time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Cli::parse();
