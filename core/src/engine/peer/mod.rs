@@ -73,6 +73,42 @@ impl ColumnType {
     }
 }
 
+/// A pooled connection a bulk copy works on, closed instead of returned to its pool unless the
+/// copy marked it `clean`.
+///
+/// Why: a copy cut short (the step was cancelled: a worker killed or aborted, a shutdown; or the
+/// destination refused a row) can leave its connection in a state the next user would trip on.
+/// sqlx does not track a Postgres `COPY`: a copy-out stream dropped before its end leaves the
+/// server's remaining copy messages unread, and the next query on that connection reads them as
+/// its answer (a table lookup came back empty, "table does not exist"; counts came back wrong).
+/// On SQLite, a copy cancelled between `ATTACH` and `DETACH` would leave the source attached, and
+/// every later `ATTACH` on that connection would fail. A closed connection is simply replaced.
+pub(super) struct CopyConn<DB: sqlx::Database> {
+    conn: Option<sqlx::pool::PoolConnection<DB>>,
+    pub(super) clean: bool,
+}
+
+impl<DB: sqlx::Database> CopyConn<DB> {
+    pub(super) fn new(conn: sqlx::pool::PoolConnection<DB>) -> Self {
+        Self { conn: Some(conn), clean: false }
+    }
+
+    pub(super) fn conn(&mut self) -> &mut DB::Connection {
+        self.conn.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl<DB: sqlx::Database> Drop for CopyConn<DB> {
+    fn drop(&mut self) {
+        if !self.clean {
+            if let Some(conn) = self.conn.take() {
+                // Out of the pool; dropping it closes it (the server rolls back what was open).
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
 /// A batch [`Peer::copy_rows_to`] copied: how many rows, and the key it ended at (`None`: there
 /// was no row left to copy).
 #[derive(Debug)]

@@ -16,8 +16,9 @@
 //!   the row path, which upserts, for that batch.
 
 use futures::StreamExt;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 
+use super::super::CopyConn;
 use super::{bind, decode, query_error, quote, select_list, sql, Column, ColumnType, TableSchema, Value, D};
 use crate::engine::EngineError;
 
@@ -71,9 +72,12 @@ pub(in crate::engine::peer) async fn copy_batch(
     let cols = cols.join(", ");
     let table = quote(&s.name);
 
-    let mut src_tx = src.begin().await.map_err(query_error)?;
+    // Declared before the transactions and the copy streams, so dropped after them.
+    let mut src_conn = CopyConn::new(src.acquire().await.map_err(query_error)?);
+    let mut dst_conn = CopyConn::new(dst.acquire().await.map_err(query_error)?);
+    let mut src_tx = src_conn.conn().begin().await.map_err(query_error)?;
     sqlx::query(SESSION).execute(&mut *src_tx).await.map_err(query_error)?;
-    let mut dst_tx = dst.begin().await.map_err(query_error)?;
+    let mut dst_tx = dst_conn.conn().begin().await.map_err(query_error)?;
     sqlx::query(SESSION).execute(&mut *dst_tx).await.map_err(query_error)?;
 
     let mut sink =
@@ -107,8 +111,12 @@ pub(in crate::engine::peer) async fn copy_batch(
         Err(e) => return Err(query_error(e)),
     };
     dst_tx.commit().await.map_err(query_error)?;
-    // Read only: ending it is all that is left.
-    let _ = src_tx.rollback().await;
+    dst_conn.clean = true;
+    // Read only: ending it is all that is left. The copy was read to its end (`sent` is Ok), so
+    // the session is in step with sqlx again once this answers.
+    if src_tx.rollback().await.is_ok() {
+        src_conn.clean = true;
+    }
     Ok(Copied::Rows { rows: written, last })
 }
 

@@ -59,7 +59,8 @@ pub(in crate::engine::peer) async fn copy_batch(
     );
     let file = src.connect_options().get_filename().to_path_buf();
 
-    let mut conn = dst.acquire().await.map_err(query_error)?;
+    let mut held = super::super::CopyConn::new(dst.acquire().await.map_err(query_error)?);
+    let conn = held.conn();
     sqlx::query(&format!("ATTACH DATABASE ? AS {SOURCE}"))
         .bind(file.to_string_lossy().into_owned())
         .execute(&mut *conn)
@@ -79,10 +80,9 @@ pub(in crate::engine::peer) async fn copy_batch(
     }
     .await;
     let detached = sqlx::query(&format!("DETACH DATABASE {SOURCE}")).execute(&mut *conn).await;
-    if detached.is_err() {
-        // Never hand a connection with the source attached to anyone else.
-        let _ = conn.detach().close().await;
-    }
+    // Never hand a connection with the source attached to anyone else: unless detached, it is
+    // closed (also when this future is dropped before getting here).
+    held.clean = detached.is_ok();
     let written = copied.map_err(query_error)?;
     detached.map_err(query_error)?;
     Ok((written, Some(last)))
