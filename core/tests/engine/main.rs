@@ -708,9 +708,9 @@ both_catalogs_more! {
 /// copying, as the convergence tests do) left its connections in the pools with the copy's
 /// unread answers, and the next query on them read those: a table lookup came back empty
 /// ("table \"items\" does not exist", which failed a mirror in CI) and row counts came back
-/// wrong. Copies are cut off at many moments here, each followed by lookups on both pools (more
-/// than a pool holds, so every pooled connection answers one); then a whole copy still lands
-/// every row.
+/// wrong. Copies (snapshot `COPY`s, and CDC writes staged through `COPY`) are cut off at many
+/// moments here, each followed by lookups on both pools (more than a pool holds, so every pooled
+/// connection answers one); then a whole copy still lands every row.
 async fn a_postgres_copy_cut_short_leaves_no_connection_that_answers_wrongly(catalog: Backend) {
     let w = World::new(catalog, PeerKind::Postgres, PeerKind::Postgres).await;
     w.seed_items(20_000).await;
@@ -738,6 +738,22 @@ async fn a_postgres_copy_cut_short_leaves_no_connection_that_answers_wrongly(cat
         }
     }
     assert!(cut >= 5, "only {cut} copies were cut short");
+    // The same for CDC writes, whose large upserts stream through `COPY` into a staging table.
+    let rows = w.src.read_rows(&schema, None, 20_000).await.unwrap();
+    let mut cut = 0;
+    for micros in (0..30).map(|i| 500 * i * i) {
+        let mut write = quiesce_core::engine::peer::TableWrite::new(&schema);
+        write.truncate = true;
+        write.upserts = rows.clone();
+        if tokio::time::timeout(Duration::from_micros(micros), w.dst.write(&[write])).await.is_err() {
+            cut += 1;
+        }
+        for i in 0..12 {
+            let found = w.dst.table_schema("items").await;
+            assert!(found.is_ok(), "after a write cut at {micros} µs, lookup {i}: {found:?}");
+        }
+    }
+    assert!(cut >= 5, "only {cut} writes were cut short");
     w.dst_exec("DELETE FROM items").await;
     let whole = w.src.copy_rows_to(&w.dst, &schema, None, 20_000).await.unwrap().unwrap();
     assert_eq!(whole.rows, 20_000);

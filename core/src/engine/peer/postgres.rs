@@ -565,7 +565,12 @@ pub(super) async fn prune_changes(pool: &PgPool, upto: i64) -> Result<u64, Engin
 }
 
 pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(), EngineError> {
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    use sqlx::Connection;
+    // Large upserts stream through `COPY` (`upsert_copy`): a write that fails or is cancelled
+    // part-way closes its connection rather than hand the pool one a cut-off copy left out of
+    // step (see `CopyConn`).
+    let mut held = super::CopyConn::new(pool.acquire().await.map_err(query_error)?);
+    let mut tx = held.conn().begin().await.map_err(query_error)?;
     for w in batch {
         let s = w.schema;
         if w.truncate {
@@ -603,7 +608,9 @@ pub(super) async fn write(pool: &PgPool, batch: &[TableWrite<'_>]) -> Result<(),
             q.execute(&mut *tx).await.map_err(query_error)?;
         }
     }
-    tx.commit().await.map_err(query_error)
+    tx.commit().await.map_err(query_error)?;
+    held.clean = true;
+    Ok(())
 }
 
 /// Upserts `rows` with one statement binding one array per column
