@@ -174,7 +174,6 @@ pub fn ShortId(id: String) -> impl IntoView {
     view! { <code class="short-id" title=id.clone() data-id=id>{short}</code> }
 }
 
-/// "42 s", "3 min 5 s", "2 h 7 min", "3 d 4 h".
 /// A time as the pages write it: `2026-12-03 10:02:07 UTC`. Written out by hand: chrono's
 /// `format` would bring its pattern parser into the browser's WASM for this alone.
 pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -201,6 +200,7 @@ fn fmt_day(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
 }
 
+/// "42 s", "3 min 5 s", "2 h 7 min", "3 d 4 h".
 pub fn fmt_duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     match s {
