@@ -20,6 +20,18 @@ export async function signInRequest(request, role) {
   expect(r.status()).toBe(200);
 }
 
+// A browser context with JavaScript switched off, signed in through the real form.
+export async function noScript(browser, role) {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto('/login');
+  await page.getByLabel('Username').fill(USERS[role]);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('#whoami-role')).toHaveText(role);
+  return { context, page };
+}
+
 // Waits until the WASM has hydrated the page.
 export async function hydrated(page) {
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);

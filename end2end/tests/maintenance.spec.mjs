@@ -3,7 +3,7 @@
 // stream.
 import { test, expect } from '@playwright/test';
 import { spawnSync } from 'node:child_process';
-import { PASSWORD, USERS, hydrated, signIn, signInRequest } from './helpers.mjs';
+import { hydrated, noScript, signIn, signInRequest } from './helpers.mjs';
 
 // One window at a time across the whole server: these run one after the other.
 test.describe.configure({ mode: 'serial' });
@@ -270,13 +270,7 @@ function psql(url, sql) {
 // Without JavaScript the forms post to the server functions and the server redirects back; the
 // page is then as fresh as its last load, and says so.
 test('enable and disable work without JavaScript', async ({ browser }) => {
-  const context = await browser.newContext({ javaScriptEnabled: false });
-  const page = await context.newPage();
-  await page.goto('/login');
-  await page.getByLabel('Username').fill(USERS.operator);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.locator('#whoami-role')).toHaveText('operator');
+  const { context, page } = await noScript(browser, 'operator');
   await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'static');
   await expect(page.locator('#live-state')).toHaveText('Not live: reload to refresh');
   await page.getByLabel(/^Reason/).fill('no-script upgrade');

@@ -3,25 +3,13 @@
 // a window as a result, form errors, 403 and 404 pages in the layout, page titles, asking before
 // destructive actions, the history as a report, mirrors and peers in words.
 import { test, expect } from '@playwright/test';
-import { PASSWORD, USERS, hydrated, signIn, signInRequest } from './helpers.mjs';
+import { hydrated, noScript, signIn, signInRequest } from './helpers.mjs';
 
 test.describe.configure({ mode: 'serial' });
 
 async function allRunning(page) {
   await page.goto('/mirrors');
   await expect(page.locator('#mirrors-table tbody tr[data-status="running"]')).toHaveCount(3, { timeout: 30_000 });
-}
-
-// A browser context with JavaScript switched off, signed in through the real form.
-async function noScript(browser, role) {
-  const context = await browser.newContext({ javaScriptEnabled: false });
-  const page = await context.newPage();
-  await page.goto('/login');
-  await page.getByLabel('Username').fill(USERS[role]);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.locator('#whoami-role')).toHaveText(role);
-  return { context, page };
 }
 
 // The phase word, the banner and the result line agree (the banner is absent in normal operation).

@@ -1,7 +1,7 @@
 // The Peers page says whether each peer answers and how fast, and why one does not.
 import { test, expect } from '@playwright/test';
 import { spawnSync } from 'node:child_process';
-import { hydrated, signIn, USERS, PASSWORD } from './helpers.mjs';
+import { hydrated, noScript, signIn } from './helpers.mjs';
 
 const pgAdmin = process.env.QUIESCE_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -41,14 +41,8 @@ test('the Peers page says which peers answer, how fast, and why one does not, wi
 
     // Without JavaScript nothing probes: each peer reads "not checked" (never a "checking…" that
     // would never end), and "Check now" has the server probe while it renders the page.
-    const context = await browser.newContext({ javaScriptEnabled: false });
+    const { context, page: bare } = await noScript(browser, 'admin');
     try {
-      const bare = await context.newPage();
-      await bare.goto('/login?next=%2Fpeers');
-      await bare.getByLabel('Username').fill(USERS.admin);
-      await bare.getByLabel('Password').fill(PASSWORD);
-      await bare.getByRole('button', { name: 'Sign in' }).click();
-      await expect(bare.locator('#whoami-role')).toHaveText('admin');
       await bare.goto('/peers');
       const cells = bare.locator('#peers-table td.peer-health');
       await expect(cells).toHaveCount(count);
