@@ -137,9 +137,19 @@ impl MaintenanceRunner {
 }
 
 /// The state, or an internal error if the server was wired without it.
+///
+/// A render whose client went away mid-way has its reactive owner dropped, so a server function
+/// still running for it finds no context at all: not the state and not the request either. That
+/// is an ordinary disconnect (nobody is left to answer), logged at debug. The state missing
+/// while the request is there means the server was wired wrong, which is an error.
 pub fn app_state() -> Result<AppState, ApiError> {
-    leptos::prelude::use_context::<AppState>().ok_or_else(|| {
-        tracing::error!("AppState missing from the Leptos context");
+    use leptos::prelude::use_context;
+    use_context::<AppState>().ok_or_else(|| {
+        if use_context::<http::request::Parts>().is_some() {
+            tracing::error!("AppState missing from the Leptos context");
+        } else {
+            tracing::debug!("no Leptos context: the request's render was dropped (client gone)");
+        }
         ApiError::Internal
     })
 }

@@ -55,39 +55,36 @@ pub(super) fn page_sql() -> PageSql {
 /// The live mirrors reading from one source (bind 1: its peer id), by name, and their holds:
 /// two statements in one read transaction, however many mirrors the source has.
 pub(super) fn on_source_sql() -> (String, String) {
-    mirrors_where("m.status <> 'dropped' AND m.source_peer_id = ?1")
+    mirrors_where("mirrors m", "m.status <> 'dropped' AND m.source_peer_id = ?1")
 }
 
-/// The live mirrors from one source (bind 1) to one destination (bind 2) whose tables may
-/// include a table (bind 3: [`table_pattern`]), and their holds. `LIKE` narrows the rows
-/// read; [`filling`] keeps those that really copy the table (SQLite's `LIKE` ignores case).
+/// The live mirrors from one source (bind 1) to one destination (bind 2) that copy a table
+/// (bind 3: its name), and their holds. Led by `mirror_tables`, so a source's other mirrors
+/// (thousands, beside a busy one) are not read: `CROSS JOIN` keeps SQLite's planner from
+/// starting at the source's index instead (Postgres treats it as an inner join and plans freely).
 pub(super) fn filling_sql() -> (String, String) {
     mirrors_where(
-        "m.status <> 'dropped' AND m.source_peer_id = ?1 AND m.dest_peer_id = ?2
-         AND m.tables LIKE ?3 ESCAPE '\\'",
+        "mirror_tables t CROSS JOIN mirrors m",
+        "m.id = t.mirror_id AND t.table_name = ?3 AND m.status <> 'dropped' AND m.source_peer_id = ?1
+         AND m.dest_peer_id = ?2",
     )
 }
 
-/// A `LIKE` pattern matching the JSON array of table names that holds `table` (names are
-/// letters, digits and `_`, so its JSON string is the name in quotes; `_` is escaped).
-pub(super) fn table_pattern(table: &str) -> String {
-    format!("%\"{}\"%", table.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
-}
-
-/// The mirrors of [`filling_sql`] that copy `table`.
-pub(super) fn filling(mut mirrors: Vec<Mirror>, table: &str) -> Vec<Mirror> {
-    mirrors.retain(|m| m.tables.iter().any(|t| t == table));
-    mirrors
-}
-
-/// Rows of the mirrors matching `condition` (on `m`), by name, and their holds.
-fn mirrors_where(condition: &str) -> (String, String) {
+/// Rows of the mirrors (`m`, read from `from`) matching `condition`, by name, and their holds.
+/// A plain listing lets the planner join the holds as it likes (few mirrors have any); a
+/// listing led by another table keeps that lead for the holds too.
+fn mirrors_where(from: &str, condition: &str) -> (String, String) {
     let columns = MIRROR_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+    let holds_from = if from == "mirrors m" {
+        "mirror_holds h JOIN mirrors m ON m.id = h.mirror_id".to_string()
+    } else {
+        format!("{from} CROSS JOIN mirror_holds h")
+    };
     (
-        format!("SELECT {columns} FROM mirrors m WHERE {condition} ORDER BY m.name"),
+        format!("SELECT {columns} FROM {from} WHERE {condition} ORDER BY m.name"),
         format!(
-            "SELECT h.mirror_id, h.hold FROM mirror_holds h JOIN mirrors m ON m.id = h.mirror_id
-             WHERE {condition} ORDER BY h.mirror_id, h.hold"
+            "SELECT h.mirror_id, h.hold FROM {holds_from}
+             WHERE h.mirror_id = m.id AND {condition} ORDER BY h.mirror_id, h.hold"
         ),
     )
 }

@@ -43,6 +43,7 @@ contract! {
     instance::the_first_start_creates_the_identity,
     instance::later_starts_keep_the_identity_and_count_up,
     instance::migrations_are_idempotent_across_reopening,
+    instance::an_upgraded_catalog_knows_the_tables_of_its_earlier_mirrors,
     instance::ping_answers_and_backend_is_reported,
     users::a_created_user_can_be_found_by_name_and_id,
     users::a_taken_username_is_a_duplicate_and_changes_nothing,

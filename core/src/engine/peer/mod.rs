@@ -48,6 +48,11 @@ use crate::domain::PeerKind;
 /// The change-log table capture writes on every source.
 pub const CHANGELOG_TABLE: &str = "_quiesce_changelog";
 
+/// A SQLite round trip that reads the file itself (its header, in a read transaction), so a
+/// missing, locked or foreign file answers with an error, without scanning the schema table:
+/// a source with thousands of captured tables holds tens of thousands of schema rows.
+const SQLITE_PING: &str = "SELECT schema_version FROM pragma_schema_version";
+
 /// A column's kind; see the module docs for the type names each covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColumnType {
@@ -495,7 +500,7 @@ impl Peer {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        sqlx::query("SELECT count(*) FROM sqlite_master").execute(&pool).await.map_err(unavailable)?;
+        sqlx::query(SQLITE_PING).execute(&pool).await.map_err(unavailable)?;
         Ok(Peer::Sqlite(pool))
     }
 
@@ -806,7 +811,7 @@ impl Peer {
     pub async fn ping(&self) -> Result<(), EngineError> {
         let unavailable = |e: sqlx::Error| EngineError::PeerUnavailable(describe(&e));
         match self {
-            Peer::Sqlite(p) => sqlx::query("SELECT count(*) FROM sqlite_master").execute(p).await.map(|_| ()),
+            Peer::Sqlite(p) => sqlx::query(SQLITE_PING).execute(p).await.map(|_| ()),
             Peer::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
         }
         .map_err(unavailable)

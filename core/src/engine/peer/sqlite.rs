@@ -63,12 +63,7 @@ pub(super) async fn table_schema(pool: &SqlitePool, table: &str) -> Result<Optio
 }
 
 async fn read_shape(pool: &SqlitePool, table: &str) -> Result<Option<Vec<SqliteRow>>, sqlx::Error> {
-    let is_table: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
-            .bind(table)
-            .fetch_one(pool)
-            .await?;
-    if is_table == 0 {
+    if !is_table(pool, table).await? {
         return Ok(None);
     }
     let rows = sqlx::query("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) ORDER BY cid")
@@ -244,8 +239,27 @@ fn create_statement(s: &TableSchema) -> String {
     format!("CREATE TABLE IF NOT EXISTS {} ({})", quote(&s.name), defs.join(", "))
 }
 
+/// Whether `name` is a table of the file's main schema.
+///
+/// Asked of `pragma_table_list`, which looks through the schema SQLite already holds in memory,
+/// not of `sqlite_master`, which has no index on `name`: a source with thousands of captured
+/// tables has three triggers per table in it, and scanning all of their text cost the source's
+/// one connection milliseconds per question.
+async fn is_table(pool: &SqlitePool, name: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pragma_table_list(?) WHERE schema = 'main' AND type = 'table'",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Whether capture has created the change log here. Asked on every change read, so through
+/// `pragma_table_info`, a single lookup by name (`pragma_table_list` walks every table; nobody
+/// makes a view of this name).
 async fn has_changelog(pool: &SqlitePool) -> Result<bool, EngineError> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = ?")
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?)")
         .bind(CHANGELOG_TABLE)
         .fetch_one(pool)
         .await

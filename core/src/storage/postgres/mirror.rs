@@ -416,22 +416,21 @@ impl MirrorStore for PostgresCatalog {
 
     async fn mirrors_filling(&self, source: &str, dest: &str, table: &str) -> Result<Vec<Mirror>> {
         let (rows_sql, holds_sql) = listing::filling_sql();
-        let pattern = listing::table_pattern(table);
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&listing::postgres(&rows_sql))
             .bind(source)
             .bind(dest)
-            .bind(&pattern)
+            .bind(table)
             .fetch_all(&mut *tx)
             .await?;
         let pairs: Vec<(String, String)> = sqlx::query_as(&listing::postgres(&holds_sql))
             .bind(source)
             .bind(dest)
-            .bind(&pattern)
+            .bind(table)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(listing::filling(listing::assemble(&rows, pairs)?, table))
+        listing::assemble(&rows, pairs)
     }
 
     async fn list_holds(&self, id: &str) -> Result<Vec<Hold>> {

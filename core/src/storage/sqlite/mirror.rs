@@ -400,13 +400,12 @@ impl MirrorStore for SqliteCatalog {
 
     async fn mirrors_filling(&self, source: &str, dest: &str, table: &str) -> Result<Vec<Mirror>> {
         let (rows_sql, holds_sql) = listing::filling_sql();
-        let pattern = listing::table_pattern(table);
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(&rows_sql).bind(source).bind(dest).bind(&pattern).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(&rows_sql).bind(source).bind(dest).bind(table).fetch_all(&mut *tx).await?;
         let pairs: Vec<(String, String)> =
-            sqlx::query_as(&holds_sql).bind(source).bind(dest).bind(&pattern).fetch_all(&mut *tx).await?;
+            sqlx::query_as(&holds_sql).bind(source).bind(dest).bind(table).fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        Ok(listing::filling(listing::assemble(&rows, pairs)?, table))
+        listing::assemble(&rows, pairs)
     }
 
     async fn list_holds(&self, id: &str) -> Result<Vec<Hold>> {
