@@ -126,16 +126,31 @@ async fn run(backend: Backend, n: usize, new: usize) -> Figures {
         catalog.save_progress(&m.id, &progress, Utc::now()).await.unwrap_or_else(|e| fail("progress", e));
     }
     engine.notify(&first.id);
+    let waiting = Instant::now();
+    let mut said = 0;
     while sup.running().len() < n {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        if waiting.elapsed().as_secs() / 10 > said {
+            said = waiting.elapsed().as_secs() / 10;
+            eprintln!("  waiting for workers: {} of {n}", sup.running().len());
+        }
     }
-    // Every worker steps once to find it is caught up; then nothing happens.
+    // Every worker steps once to find it is caught up; then only the idle re-checks (about 20
+    // a second per process) happen, and the idle figures below include them.
     let workers = sup.workers();
     loop {
         let before = workers.steps();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if workers.steps() == before {
+        let steps = workers.steps() - before;
+        if workers.steps() >= n as u64 && steps <= 40 {
             break;
+        }
+        if waiting.elapsed().as_secs() / 10 > said {
+            said = waiting.elapsed().as_secs() / 10;
+            eprintln!(
+                "  waiting for idle: {steps} steps in the last second, {} live workers",
+                workers.live()
+            );
         }
     }
     let idle_secs: u64 = arg("--idle-secs").and_then(|v| v.parse().ok()).unwrap_or(10);

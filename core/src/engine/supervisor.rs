@@ -11,7 +11,8 @@
 //! An idle worker (CDC caught up) costs nothing until something may have changed: it sleeps
 //! until its source's watcher signals new changes (`signal`: one adaptive probe per source, not
 //! one poll per mirror), its mirror's desired state changes (a local wake-up, or a relayed
-//! status change from another process), or `idle_recheck` passes as a safety net.
+//! status change from another process), or `idle_recheck` passes as a safety net (longer with
+//! thousands of workers: a process re-checks about 20 idle mirrors a second, however many it has).
 //!
 //! A pause asked of an idle worker is confirmed by the control loop, not by the worker: each
 //! worker holds a gate for every step, so a free gate means its mirror's persisted checkpoint is
@@ -53,7 +54,8 @@ pub struct SupervisorConfig {
     /// The slowest pace of a source's watcher (how long a change may wait to be seen on a quiet
     /// source); the control loop re-reads the catalog every ten of these without a wake-up.
     pub poll_interval: Duration,
-    /// The longest an idle worker waits without any signal before stepping anyway.
+    /// The longest an idle worker waits without any signal before stepping anyway (when the
+    /// process has few: see [`IDLE_RECHECKS_PER_SECOND`]).
     pub idle_recheck: Duration,
     /// The first retry delay after an error; doubles per consecutive error up to `backoff_max`.
     pub backoff_base: Duration,
@@ -486,15 +488,28 @@ async fn wake_on_events(inner: Arc<Inner>, mut events: broadcast::Receiver<Event
     }
 }
 
-/// How long an idle worker of mirror `id` waits without a signal: `idle_recheck`, spread by up
-/// to a quarter by the id so thousands of idle mirrors do not all step in the same instant.
-fn idle_wait(config: &SupervisorConfig, id: &str) -> Duration {
+/// Idle re-checks one process starts per second, at most about, over all its workers.
+///
+/// The re-check is a safety net (a signal missed by a bug), not how changes are found, so its
+/// cost must not grow with the mirror count: at 10,000 idle mirrors a fixed minute each was
+/// ~190 steps a second, each a catalog read and a source read, for nothing.
+const IDLE_RECHECKS_PER_SECOND: u64 = 20;
+
+/// How long an idle worker of mirror `id` waits without a signal, when this process runs
+/// `workers` workers: `idle_recheck`, or longer with so many workers that their re-checks would
+/// pass [`IDLE_RECHECKS_PER_SECOND`], spread by up to a quarter by the id so thousands of idle
+/// mirrors do not all step in the same instant.
+fn idle_wait(config: &SupervisorConfig, id: &str, workers: usize) -> Duration {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut h);
-    let spread = config.idle_recheck / 4;
+    let workers = u64::try_from(workers).unwrap_or(u64::MAX);
+    let base = config
+        .idle_recheck
+        .max(Duration::from_millis(workers.saturating_mul(1000) / IDLE_RECHECKS_PER_SECOND));
+    let spread = base / 4;
     let nanos = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX).max(1);
-    config.idle_recheck.saturating_sub(spread) + Duration::from_nanos(h.finish() % nanos)
+    base.saturating_sub(spread) + Duration::from_nanos(h.finish() % nanos)
 }
 
 /// Waits while caught up: until the source may have changes, the mirror's desired state
@@ -561,7 +576,6 @@ async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot, fir
     let mut first = Some(first);
     let mut stop = inner.stop.clone();
     let mut changes = inner.signals.listen(engine, &source, inner.config.poll_interval, inner.stop.clone());
-    let idle_for = idle_wait(&inner.config, &id);
     let mut failures: u32 = 0;
     loop {
         let mut reporting = false;
@@ -623,7 +637,9 @@ async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot, fir
                     Ok(out) if out.is_stop() => return,
                     Ok(StepOutcome::Idle) => {
                         failures = 0;
-                        if idle(idle_for, &wake, &mut changes, &mut stop).await {
+                        let workers = inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).len();
+                        let wait = idle_wait(&inner.config, &id, workers);
+                        if idle(wait, &wake, &mut changes, &mut stop).await {
                             return;
                         }
                     }
@@ -706,5 +722,22 @@ mod tests {
         assert_eq!(backoff(&c, 3), Duration::from_millis(800));
         assert_eq!(backoff(&c, 4), Duration::from_secs(1));
         assert_eq!(backoff(&c, 1000), Duration::from_secs(1));
+    }
+
+    /// A few workers re-check after `idle_recheck` (less a spread); thousands wait longer, so
+    /// that all of them together re-check about 20 times a second, not hundreds.
+    #[test]
+    fn idle_rechecks_are_bounded_per_process_not_per_mirror() {
+        let c = SupervisorConfig { idle_recheck: Duration::from_secs(60), ..SupervisorConfig::default() };
+        for workers in [1, 100, 1000] {
+            let w = idle_wait(&c, "m", workers);
+            assert!(w >= Duration::from_secs(45) && w <= Duration::from_secs(60), "{workers}: {w:?}");
+        }
+        let ids: Vec<String> = (0..10_000).map(|i| format!("mirror-{i}")).collect();
+        let waits: Vec<Duration> = ids.iter().map(|id| idle_wait(&c, id, ids.len())).collect();
+        let mean = waits.iter().sum::<Duration>() / 10_000;
+        let per_second = 10_000.0 / mean.as_secs_f64();
+        assert!((15.0..=25.0).contains(&per_second), "{per_second} re-checks a second");
+        assert!(waits.iter().all(|w| *w >= Duration::from_secs(375)), "the spread stays within a quarter");
     }
 }

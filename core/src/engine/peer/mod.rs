@@ -933,6 +933,35 @@ mod tests {
         assert_eq!(Peer::log_horizon(None), None);
     }
 
+    /// SQLite table lookups go by name through pragmas, not `sqlite_master`: a view is still no
+    /// table, a table without a primary key is still refused for it, and change reads on a file
+    /// capture has not touched yet answer "nothing" rather than an error.
+    #[tokio::test]
+    async fn sqlite_lookups_tell_tables_from_views_and_a_missing_change_log_from_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/p.db", dir.path().display());
+        let peer = Peer::connect(&url).await.unwrap();
+        let Peer::Sqlite(pool) = &peer else { unreachable!("a SQLite peer") };
+        sqlx::raw_sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE loose (a INTEGER, b TEXT);
+             CREATE VIEW seen AS SELECT id, v FROM items",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        let items = peer.table_schema("items").await.unwrap();
+        assert_eq!((items.columns.len(), items.pk.clone()), (2, vec![0]));
+        let missing =
+            |r: Result<TableSchema, EngineError>| r.is_err_and(|e| e.to_string().contains("does not exist"));
+        assert!(missing(peer.table_schema("seen").await), "a view is not a table");
+        assert!(missing(peer.table_schema("nope").await));
+        let loose = peer.table_schema("loose").await.unwrap_err().to_string();
+        assert!(loose.contains("primary key"), "{loose}");
+        assert_eq!(peer.high_water_mark().await.unwrap(), 0);
+        assert!(peer.read_changes(0, 10).await.unwrap().is_empty());
+        peer.ping().await.unwrap();
+    }
+
     #[test]
     fn identifiers_with_quotes_or_spaces_are_refused() {
         for bad in ["", "a b", "x\"y", "1abc", "_quiesce_changelog", "a;drop", &"a".repeat(49)] {

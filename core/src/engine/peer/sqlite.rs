@@ -62,14 +62,23 @@ pub(super) async fn table_schema(pool: &SqlitePool, table: &str) -> Result<Optio
     }
 }
 
+/// The columns of `table`, or `None` if it is not a table (missing, or a view).
+///
+/// `pragma_table_info` finds the name in one lookup and answers for views as well; a view's
+/// columns are never part of a primary key, so only a shape without one (refused anyway) needs
+/// the slower question whether it is a table at all.
 async fn read_shape(pool: &SqlitePool, table: &str) -> Result<Option<Vec<SqliteRow>>, sqlx::Error> {
-    if !is_table(pool, table).await? {
-        return Ok(None);
-    }
     let rows = sqlx::query("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) ORDER BY cid")
         .bind(table)
         .fetch_all(pool)
         .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let keyed = rows.iter().any(|r| r.try_get::<i64, _>(3).is_ok_and(|pk| pk > 0));
+    if !keyed && !is_table(pool, table).await? {
+        return Ok(None);
+    }
     Ok(Some(rows))
 }
 
@@ -241,10 +250,10 @@ fn create_statement(s: &TableSchema) -> String {
 
 /// Whether `name` is a table of the file's main schema.
 ///
-/// Asked of `pragma_table_list`, which looks through the schema SQLite already holds in memory,
-/// not of `sqlite_master`, which has no index on `name`: a source with thousands of captured
-/// tables has three triggers per table in it, and scanning all of their text cost the source's
-/// one connection milliseconds per question.
+/// Asked of `pragma_table_list`, which walks the tables SQLite already holds in memory, not of
+/// `sqlite_master`, which has no index on `name`: a source with thousands of captured tables
+/// has three triggers per table in it, and scanning all of their text cost the source's one
+/// connection milliseconds per question.
 async fn is_table(pool: &SqlitePool, name: &str) -> Result<bool, sqlx::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pragma_table_list(?) WHERE schema = 'main' AND type = 'table'",
@@ -255,26 +264,25 @@ async fn is_table(pool: &SqlitePool, name: &str) -> Result<bool, sqlx::Error> {
     Ok(n > 0)
 }
 
-/// Whether capture has created the change log here. Asked on every change read, so through
-/// `pragma_table_info`, a single lookup by name (`pragma_table_list` walks every table; nobody
-/// makes a view of this name).
-async fn has_changelog(pool: &SqlitePool) -> Result<bool, EngineError> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pragma_table_info(?)")
-        .bind(CHANGELOG_TABLE)
-        .fetch_one(pool)
-        .await
-        .map_err(query_error)?;
-    Ok(n > 0)
+/// `Ok(empty)` for a statement that failed only because capture has not created the change log
+/// here yet. Change reads are the busiest statements on a source's one connection, so they are
+/// not preceded by a look for the table; the error path answers that instead.
+fn or_no_changelog<T>(result: Result<T, sqlx::Error>, empty: T) -> Result<T, EngineError> {
+    match result {
+        Err(sqlx::Error::Database(e))
+            if e.message().starts_with("no such table") && e.message().contains(CHANGELOG_TABLE) =>
+        {
+            Ok(empty)
+        }
+        other => other.map_err(query_error),
+    }
 }
 
 pub(super) async fn high_water_mark(pool: &SqlitePool) -> Result<i64, EngineError> {
-    if !has_changelog(pool).await? {
-        return Ok(0);
-    }
-    sqlx::query_scalar(&format!("SELECT COALESCE(max(id), 0) FROM {CHANGELOG_TABLE}"))
+    let mark = sqlx::query_scalar(&format!("SELECT COALESCE(max(id), 0) FROM {CHANGELOG_TABLE}"))
         .fetch_one(pool)
-        .await
-        .map_err(query_error)
+        .await;
+    or_no_changelog(mark, 0)
 }
 
 type Q<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
@@ -344,15 +352,12 @@ pub(super) async fn read_changes(
     after: i64,
     limit: usize,
 ) -> Result<Vec<Change>, EngineError> {
-    if !has_changelog(pool).await? {
-        return Ok(Vec::new());
-    }
     let rows = sqlx::query(&sql::read_changes(D, false))
         .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(pool)
-        .await
-        .map_err(query_error)?;
+        .await;
+    let rows = or_no_changelog(rows, Vec::new())?;
     rows.iter()
         .map(|r| {
             Ok(Change {
@@ -372,7 +377,7 @@ pub(super) async fn backlog(
     tables: &[String],
     after: i64,
 ) -> Result<(i64, Option<i64>), EngineError> {
-    if tables.is_empty() || !has_changelog(pool).await? {
+    if tables.is_empty() {
         return Ok((0, None));
     }
     let text = sql::backlog(D, tables.len());
@@ -380,19 +385,13 @@ pub(super) async fn backlog(
     for t in tables {
         q = q.bind(t);
     }
-    q.fetch_one(pool).await.map_err(query_error)
+    or_no_changelog(q.fetch_one(pool).await, (0, None))
 }
 
 pub(super) async fn prune_changes(pool: &SqlitePool, upto: i64) -> Result<u64, EngineError> {
-    if !has_changelog(pool).await? {
-        return Ok(0);
-    }
-    let done = sqlx::query(&format!("DELETE FROM {CHANGELOG_TABLE} WHERE id <= ?"))
-        .bind(upto)
-        .execute(pool)
-        .await
-        .map_err(query_error)?;
-    Ok(done.rows_affected())
+    let done =
+        sqlx::query(&format!("DELETE FROM {CHANGELOG_TABLE} WHERE id <= ?")).bind(upto).execute(pool).await;
+    or_no_changelog(done.map(|d| d.rows_affected()), 0)
 }
 
 pub(super) async fn write(pool: &SqlitePool, batch: &[TableWrite<'_>]) -> Result<(), EngineError> {
