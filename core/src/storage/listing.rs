@@ -74,20 +74,13 @@ pub(super) fn filling_sql() -> (String, String) {
 }
 
 /// Rows of the mirrors (`m`, read from `from`) matching `condition`, by name, and their holds.
-/// A plain listing lets the planner join the holds as it likes (few mirrors have any); a
-/// listing led by another table keeps that lead for the holds too.
 fn mirrors_where(from: &str, condition: &str) -> (String, String) {
     let columns = MIRROR_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
-    let holds_from = if from == "mirrors m" {
-        "mirror_holds h JOIN mirrors m ON m.id = h.mirror_id".to_string()
-    } else {
-        format!("{from} CROSS JOIN mirror_holds h")
-    };
     (
         format!("SELECT {columns} FROM {from} WHERE {condition} ORDER BY m.name"),
         format!(
-            "SELECT h.mirror_id, h.hold FROM {holds_from}
-             WHERE h.mirror_id = m.id AND {condition} ORDER BY h.mirror_id, h.hold"
+            "SELECT h.mirror_id, h.hold FROM {from} JOIN mirror_holds h ON h.mirror_id = m.id
+             WHERE {condition} ORDER BY h.mirror_id, h.hold"
         ),
     )
 }
