@@ -113,8 +113,23 @@ impl TestDb {
     }
 
     /// Opens the catalog on this database (running the migrations).
+    ///
+    /// The first connection is bounded by the pool's 10 s acquire timeout. A CI machine running
+    /// the whole suite at once (a dozen tests creating Postgres databases and hashing passwords
+    /// on two cores) once took longer than that to open a fresh SQLite file, so an open that
+    /// times out is tried twice more before the test fails; any other error fails at once.
     pub async fn catalog(&self) -> Arc<dyn Catalog> {
-        storage::connect(&self.url).await.expect("open the test catalog")
+        let mut attempt = 1;
+        loop {
+            match storage::connect(&self.url).await {
+                Ok(catalog) => return catalog,
+                Err(storage::StorageError::Unavailable(why)) if attempt < 3 => {
+                    eprintln!("opening the test catalog failed ({why}); trying again");
+                    attempt += 1;
+                }
+                Err(e) => panic!("open the test catalog: {e:?}"),
+            }
+        }
     }
 }
 

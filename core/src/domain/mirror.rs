@@ -69,6 +69,12 @@ impl MirrorStatus {
         matches!(self, MirrorStatus::Setup | MirrorStatus::Snapshot | MirrorStatus::Running)
     }
 
+    /// Stopped until someone acts (paused, failed) or for good (dropped): a pause asked of a
+    /// mirror has nothing left to wait for once it is at rest.
+    pub fn is_at_rest(self) -> bool {
+        matches!(self, MirrorStatus::Paused | MirrorStatus::Failed | MirrorStatus::Dropped)
+    }
+
     /// The statuses that need a worker: working ones, and `pausing` (the worker confirms it).
     pub fn needs_worker(self) -> bool {
         self.is_working() || self == MirrorStatus::Pausing

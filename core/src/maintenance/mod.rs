@@ -38,7 +38,7 @@ use crate::domain::{
 use crate::engine::Engine;
 use crate::events::Event;
 use crate::storage::{
-    Catalog, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
+    Awaited, Catalog, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
 };
 
 mod lease;
@@ -184,7 +184,7 @@ fn snapshot_stragglers(in_scope: &[Mirror], skipped: &HashSet<String>) -> Vec<St
 
 /// Whether a held mirror has not reached `paused` yet (failed and dropped ones never will).
 fn pause_unconfirmed(m: &Mirror) -> bool {
-    !matches!(m.status, MirrorStatus::Paused | MirrorStatus::Failed | MirrorStatus::Dropped)
+    !m.status.is_at_rest()
 }
 
 /// Where a mirror released as `resumed` stands: running, settled with a later outcome, or still

@@ -235,11 +235,11 @@ impl Orchestrator {
     }
 
     pub(super) async fn confirm_paused(&self, w: &Window) -> Result<StepOutcome> {
-        let entries = self.catalog().backup_entries(&w.id).await?;
-        let mirrors = self.mirrors_by_id().await?;
+        // Only the entries still unsettled: this is polled until none is left.
+        let awaiting = self.catalog().awaited(&w.id, Awaited::Pauses).await?;
         let mut waiting = vec![];
-        for e in &entries {
-            if let Some(m) = mirrors.get(&e.mirror_id) {
+        for (_, m) in &awaiting.entries {
+            if let Some(m) = m {
                 if pause_unconfirmed(m) {
                     // A pausing mirror is confirmed by its supervisor's control loop (all the
                     // idle ones together); anything else is nudged directly.
@@ -255,7 +255,7 @@ impl Orchestrator {
         if waiting.is_empty() {
             let phase = w.phase.finish_enable().map_err(|e| MaintenanceError::Refused(e.to_string()))?;
             return self
-                .advance(w, phase, WindowStep::Done, format!("{} mirror(s) confirmed paused", entries.len()))
+                .advance(w, phase, WindowStep::Done, format!("{} mirror(s) confirmed paused", awaiting.total))
                 .await;
         }
         if since(w.step_started_at, Utc::now()) >= self.config.pause_deadline {
@@ -403,11 +403,11 @@ impl Orchestrator {
     }
 
     pub(super) async fn confirm_running(&self, w: &Window, token: i64) -> Result<StepOutcome> {
-        let entries = self.catalog().backup_entries(&w.id).await?;
+        // Only the entries still unsettled: this is polled until none is left.
+        let awaiting = self.catalog().awaited(&w.id, Awaited::Resumes).await?;
         let mut waiting = vec![];
-        let mirrors = self.mirrors_by_id().await?;
-        for e in entries.iter().filter(|e| e.outcome == Some(MirrorOutcome::Resumed)) {
-            let m = mirrors.get(&e.mirror_id);
+        for (e, m) in awaiting.entries.iter().filter(|(e, _)| e.outcome == Some(MirrorOutcome::Resumed)) {
+            let m = m.as_ref();
             let later = match resumption(m) {
                 Resumption::Running => None,
                 Resumption::Settled(outcome, detail) => Some((outcome, detail)),

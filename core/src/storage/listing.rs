@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::rows::{holds_from, mirror_from_row, MIRROR_COLUMNS};
-use super::Result;
-use crate::domain::{Mirror, MirrorFilter, PageRequest};
+use super::rows::{holds_from, mirror_from_row, BACKUP_COLUMNS, MIRROR_COLUMNS};
+use super::{Awaited, Awaiting, Result};
+use crate::domain::{BackupEntry, Mirror, MirrorFilter, MirrorOutcome, MirrorStatus, PageRequest};
 
 /// Which live mirrors match the filter (binds 1–4; unset parts are `NULL`).
 const FILTER: &str = "m.status <> 'dropped'
@@ -71,6 +71,65 @@ pub(super) fn filling_sql() -> (String, String) {
         "m.id = t.mirror_id AND t.table_name = ?3 AND m.status <> 'dropped' AND m.source_peer_id || '' = ?1
          AND m.dest_peer_id || '' = ?2",
     )
+}
+
+/// The statements of [`super::MaintenanceStore::awaited`] (bind 1: the window id): how many
+/// entries the window has, the entries that may still wait, and their live mirrors with holds.
+pub(super) struct AwaitedSql {
+    pub total: String,
+    pub entries: String,
+    pub mirrors: String,
+    pub holds: String,
+}
+
+/// `'a', 'b'` for the listed statuses `keep` selects: generated from the domain's rules, so
+/// the SQL filter cannot drift from them. Status names are constants, never input.
+fn statuses(keep: impl Fn(MirrorStatus) -> bool) -> String {
+    MirrorStatus::LISTED
+        .into_iter()
+        .filter(|s| keep(*s))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn awaited_sql(awaited: Awaited) -> AwaitedSql {
+    // `m` is the live mirror of the entry (`NULL` columns once it is dropped).
+    let from = "maintenance_backups b LEFT JOIN mirrors m ON m.id = b.mirror_id AND m.status <> 'dropped'";
+    let waiting = match awaited {
+        Awaited::Pauses => format!("m.status IN ({})", statuses(|s| !s.is_at_rest())),
+        Awaited::Resumes => format!(
+            "b.outcome = '{}' AND (m.id IS NULL OR m.resume_pending OR m.status IN ({}))",
+            MirrorOutcome::Resumed.as_str(),
+            statuses(|s| !s.is_working())
+        ),
+    };
+    let condition = format!("b.window_id = ?1 AND {waiting}");
+    let columns =
+        BACKUP_COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    // Live mirrors only: an inner join over the same condition.
+    let (mirrors, holds) = mirrors_where(&from.replace("LEFT JOIN", "JOIN"), &condition);
+    AwaitedSql {
+        total: "SELECT count(*) FROM maintenance_backups WHERE window_id = ?1".into(),
+        entries: format!(
+            "SELECT {columns} FROM {from} WHERE {condition} ORDER BY b.mirror_name, b.mirror_id"
+        ),
+        mirrors,
+        holds,
+    }
+}
+
+/// Pairs each entry with its mirror (from [`assemble`]d `mirrors`), keeping the entries' order.
+pub(super) fn pair_awaited(total: i64, entries: Vec<BackupEntry>, mirrors: Vec<Mirror>) -> Awaiting {
+    let mut by_id: HashMap<String, Mirror> = mirrors.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let entries = entries
+        .into_iter()
+        .map(|e| {
+            let m = by_id.remove(&e.mirror_id);
+            (e, m)
+        })
+        .collect();
+    Awaiting { total: usize::try_from(total).unwrap_or(0), entries }
 }
 
 /// Rows of the mirrors (`m`, read from `from`) matching `condition`, by name, and their holds.

@@ -534,6 +534,29 @@ pub struct WindowChange {
     pub detail: String,
 }
 
+/// What a window's confirm step waits for of the mirrors it backed up. A filter in the
+/// catalog, not the rule: the step still applies its rule to each entry returned, and every
+/// entry the rule could count as waiting is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaited {
+    /// `confirm_paused`: entries whose mirror is live and not yet at rest
+    /// ([`crate::domain::MirrorStatus::is_at_rest`]).
+    Pauses,
+    /// `confirm_running`: entries released as `resumed` whose mirror is gone, not working, or
+    /// still `resume_pending` (its worker has not yet shown that it runs).
+    Resumes,
+}
+
+/// The result of [`MaintenanceStore::awaited`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Awaiting {
+    /// How many mirrors the window backed up, settled or not.
+    pub total: usize,
+    /// The entries that may still be waiting, by mirror name, each with its mirror as it stands
+    /// (`None`: dropped).
+    pub entries: Vec<(BackupEntry, Option<Mirror>)>,
+}
+
 /// The result of [`MaintenanceStore::hold_for_maintenance`].
 #[derive(Debug, Clone)]
 pub struct HeldForMaintenance {
@@ -631,6 +654,13 @@ pub trait MaintenanceStore {
 
     /// The window's backup entries, by mirror name.
     async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>>;
+
+    /// The window's backup entries a confirm step may still be waiting for (see [`Awaited`]),
+    /// by mirror name, each with its live mirror, and how many entries the window has in all.
+    /// A confirm step polls this until nothing waits: reading only the unsettled entries keeps
+    /// each poll small once most mirrors have settled (two full lists of 10,000 rows took
+    /// ~450 ms a poll on SQLite, time taken from the workers the step waits for).
+    async fn awaited(&self, window_id: &str, awaited: Awaited) -> Result<Awaiting>;
 
     /// Records (or replaces) a mirror's outcome without touching holds.
     async fn set_outcome(

@@ -81,6 +81,12 @@ where
     })
 }
 
+/// Parses a mirror's holds read as one space-separated text (`NULL`: none), the way a single
+/// mirror is loaded in one statement. A hold never contains whitespace (see `Hold`'s parser).
+pub(super) fn holds_joined(joined: Option<String>) -> Result<BTreeSet<Hold>> {
+    holds_from(joined.unwrap_or_default().split(' ').filter(|h| !h.is_empty()).map(str::to_string).collect())
+}
+
 /// Parses stored hold texts; an unreadable one is corruption, not a reason to lose the others.
 pub(super) fn holds_from(texts: Vec<String>) -> Result<BTreeSet<Hold>> {
     texts.into_iter().map(|t| t.parse::<Hold>().map_err(|_| corrupt(format!("hold {t:?}")))).collect()

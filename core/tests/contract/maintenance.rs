@@ -8,8 +8,8 @@ use quiesce_core::domain::{
     WindowPhase, WindowStep,
 };
 use quiesce_core::storage::{
-    Catalog, NewMirror, NewPeer, NewRequest, NewWindow, Progress, RequestFilter, StorageError, WindowChange,
-    WindowFilter,
+    Awaited, Catalog, NewMirror, NewPeer, NewRequest, NewWindow, Progress, RequestFilter, StorageError,
+    WindowChange, WindowFilter,
 };
 use quiesce_core::testing::TestDb;
 
@@ -712,4 +712,99 @@ pub async fn refused_and_failed_requests_can_be_listed_alone(db: &TestDb) {
     let reqs = c.list_requests(&not_accepted).await.unwrap();
     assert_eq!(reqs.iter().map(|r| r.actor.as_str()).collect::<Vec<_>>(), vec!["erin", "carol"]);
     assert_eq!(reqs[1].kind, RequestKind::ResumeMirror);
+}
+
+/// Ids and statuses of what a confirm step would be given.
+async fn awaited_of(
+    c: &dyn Catalog,
+    window_id: &str,
+    awaited: Awaited,
+) -> (usize, Vec<(String, Option<MirrorStatus>)>) {
+    let a = c.awaited(window_id, awaited).await.unwrap();
+    let listed =
+        a.entries.iter().map(|(e, m)| (e.mirror_name.clone(), m.as_ref().map(|m| m.status))).collect();
+    for (e, m) in &a.entries {
+        if let Some(m) = m {
+            assert_eq!(m, &c.mirror(&e.mirror_id).await.unwrap().unwrap(), "the mirror as it stands");
+        }
+    }
+    (a.total, listed)
+}
+
+pub async fn a_window_awaits_exactly_the_mirrors_its_confirm_steps_wait_for(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let ids: Vec<String> = {
+        let mut ids = vec![];
+        for name in ["m1", "m2", "m3", "m4", "m5"] {
+            ids.push(running(&*c, name, &a, &b).await);
+        }
+        ids
+    };
+    let (m1, m2, m3, m4, m5) = (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
+    let outside = running(&*c, "outside", &a, &b).await;
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    // `outside` is held by a user before the window reaches it: not the window's to wait for.
+    c.add_hold(&outside, &Hold::User, Utc::now()).await.unwrap();
+    let pausing = Some(MirrorStatus::Pausing);
+    let all: Vec<_> = ["m1", "m2", "m3", "m4", "m5"].iter().map(|n| (n.to_string(), pausing)).collect();
+    assert_eq!(awaited_of(&*c, &w.id, Awaited::Pauses).await, (5, all));
+
+    // Paused and failed mirrors are at rest; the others are still awaited.
+    c.confirm_paused(m1, Utc::now()).await.unwrap();
+    c.fail_mirror(m2, "broken", Utc::now()).await.unwrap();
+    c.confirm_paused(m3, Utc::now()).await.unwrap();
+    assert_eq!(
+        awaited_of(&*c, &w.id, Awaited::Pauses).await,
+        (5, vec![("m4".into(), pausing), ("m5".into(), pausing)])
+    );
+    for m in [m4, m5] {
+        c.confirm_paused(m, Utc::now()).await.unwrap();
+    }
+    assert_eq!(awaited_of(&*c, &w.id, Awaited::Pauses).await, (5, vec![]));
+
+    // Released: m1, m3 and m5 resume (pending until their workers confirm); m4 stays under a
+    // user hold, so nothing is awaited of it; m2 failed and stays failed.
+    c.add_hold(m4, &Hold::User, Utc::now()).await.unwrap();
+    to_disabling(&*c, tok, &w.id).await;
+    let asked: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), false)).collect();
+    c.release_many_for_maintenance(tok, &w.id, &asked, Utc::now()).await.unwrap();
+    let resumed: Vec<String> = c
+        .backup_entries(&w.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == Some(MirrorOutcome::Resumed))
+        .map(|e| e.mirror_name)
+        .collect();
+    assert_eq!(resumed, ["m1", "m2", "m3", "m5"], "m4 is held by its user");
+    // Releasing a failed mirror retries it, as a resume does.
+    let (running_now, failed) = (Some(MirrorStatus::Running), Some(MirrorStatus::Failed));
+    assert_eq!(
+        awaited_of(&*c, &w.id, Awaited::Resumes).await,
+        (
+            5,
+            vec![
+                ("m1".into(), running_now),
+                ("m2".into(), running_now),
+                ("m3".into(), running_now),
+                ("m5".into(), running_now)
+            ]
+        ),
+        "running, but not yet shown to run by a worker"
+    );
+    // m1's and m5's workers show they run: settled. m3 fails before its worker does: still
+    // awaited (the step records the failure). (A window's mirrors cannot be dropped while it
+    // lasts, so a dropped one is not shown here.)
+    c.confirm_resumed(m1).await.unwrap();
+    c.fail_mirror(m3, "broken again", Utc::now()).await.unwrap();
+    c.confirm_resumed_many(std::slice::from_ref(m5), None).await.unwrap();
+    assert_eq!(
+        awaited_of(&*c, &w.id, Awaited::Resumes).await,
+        (5, vec![("m2".into(), running_now), ("m3".into(), failed)])
+    );
+    // Another window's entries are not this one's.
+    assert_eq!(awaited_of(&*c, "no-such-window", Awaited::Resumes).await, (0, vec![]));
 }

@@ -26,8 +26,8 @@ use crate::storage::rows::{
 };
 use crate::storage::{bulk, gate, listing};
 use crate::storage::{
-    ttl_ms, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest, NewWindow, RequestFilter,
-    Result, StatusChange, StorageError, WindowChange, WindowFilter,
+    ttl_ms, Awaited, Awaiting, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest,
+    NewWindow, RequestFilter, Result, StatusChange, StorageError, WindowChange, WindowFilter,
 };
 
 /// The active window, read inside the caller's transaction.
@@ -404,6 +404,23 @@ impl MaintenanceStore for PostgresCatalog {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(backup_from_row).collect()
+    }
+
+    async fn awaited(&self, window_id: &str, awaited: Awaited) -> Result<Awaiting> {
+        let sql = listing::awaited_sql(awaited);
+        // One read transaction: the entries and their mirrors as of one moment.
+        let mut tx = self.pool.begin().await?;
+        let total: i64 =
+            sqlx::query_scalar(&listing::postgres(&sql.total)).bind(window_id).fetch_one(&mut *tx).await?;
+        let entries =
+            sqlx::query(&listing::postgres(&sql.entries)).bind(window_id).fetch_all(&mut *tx).await?;
+        let mirrors =
+            sqlx::query(&listing::postgres(&sql.mirrors)).bind(window_id).fetch_all(&mut *tx).await?;
+        let holds: Vec<(String, String)> =
+            sqlx::query_as(&listing::postgres(&sql.holds)).bind(window_id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let entries = entries.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(listing::pair_awaited(total, entries, listing::assemble(&mirrors, holds)?))
     }
 
     async fn set_outcome(

@@ -21,10 +21,10 @@ use crate::storage::rows::{
     backup_from_row, is_unique_violation, request_from_row, step_from_row, to_json, window_from_row,
     BACKUP_COLUMNS, REQUEST_COLUMNS, WINDOW_COLUMNS,
 };
-use crate::storage::{bulk, gate};
+use crate::storage::{bulk, gate, listing};
 use crate::storage::{
-    ttl_ms, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest, NewWindow, RequestFilter,
-    Result, StatusChange, StorageError, WindowChange, WindowFilter,
+    ttl_ms, Awaited, Awaiting, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest,
+    NewWindow, RequestFilter, Result, StatusChange, StorageError, WindowChange, WindowFilter,
 };
 
 /// The active window, read inside the caller's transaction.
@@ -385,6 +385,20 @@ impl MaintenanceStore for SqliteCatalog {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(backup_from_row).collect()
+    }
+
+    async fn awaited(&self, window_id: &str, awaited: Awaited) -> Result<Awaiting> {
+        let sql = listing::awaited_sql(awaited);
+        // One read transaction: the entries and their mirrors as of one moment.
+        let mut tx = self.pool.begin().await?;
+        let total: i64 = sqlx::query_scalar(&sql.total).bind(window_id).fetch_one(&mut *tx).await?;
+        let entries = sqlx::query(&sql.entries).bind(window_id).fetch_all(&mut *tx).await?;
+        let mirrors = sqlx::query(&sql.mirrors).bind(window_id).fetch_all(&mut *tx).await?;
+        let holds: Vec<(String, String)> =
+            sqlx::query_as(&sql.holds).bind(window_id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let entries = entries.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(listing::pair_awaited(total, entries, listing::assemble(&mirrors, holds)?))
     }
 
     async fn set_outcome(

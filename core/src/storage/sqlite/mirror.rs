@@ -9,25 +9,25 @@ use super::SqliteCatalog;
 use crate::domain::{Hold, Mirror, MirrorFilter, MirrorStatus, PageRequest};
 use crate::storage::gate::{self, GateTarget};
 use crate::storage::rows::{
-    check_hold, holds_from, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
+    check_hold, holds_from, holds_joined, is_unique_violation, mirror_from_row, tables_json, MIRROR_COLUMNS,
 };
 use crate::storage::{bulk, listing};
 use crate::storage::{MirrorStore, NewMirror, Progress, Result, SourceFence, StatusChange, StorageError};
 
 pub(super) async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<Mirror>> {
-    let Some(row) = sqlx::query(&format!("SELECT {MIRROR_COLUMNS} FROM mirrors WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
+    // One statement, holds included: every worker step starts here.
+    let Some(row) = sqlx::query(&format!(
+        "SELECT {MIRROR_COLUMNS},
+                (SELECT group_concat(hold, ' ') FROM mirror_holds h WHERE h.mirror_id = mirrors.id) AS holds
+         FROM mirrors WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Ok(None);
     };
-    let holds: Vec<String> =
-        sqlx::query_scalar("SELECT hold FROM mirror_holds WHERE mirror_id = ? ORDER BY hold")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
-    mirror_from_row(&row, holds_from(holds)?).map(Some)
+    mirror_from_row(&row, holds_joined(sqlx::Row::try_get(&row, "holds")?)?).map(Some)
 }
 
 /// Several mirrors with their holds, in id order, in two queries.
