@@ -161,12 +161,22 @@ fn since(d: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 }
 
 fn names(list: &[Straggler]) -> String {
+    names_of(list, list.len())
+}
+
+/// [`names`] for the first of `total` stragglers.
+fn names_of(list: &[Straggler], total: usize) -> String {
     let mut out: Vec<String> = list.iter().take(20).map(|s| format!("{} ({})", s.name, s.status)).collect();
-    if list.len() > 20 {
-        out.push(format!("and {} more", list.len() - 20));
+    let shown = out.len();
+    if total > shown {
+        out.push(format!("and {} more", total - shown));
     }
     out.join(", ")
 }
+
+/// How many of the entries a confirm step still waits for one poll reads (the first by name;
+/// all are counted). A waiting step returns these as its stragglers.
+const AWAITED_PER_POLL: usize = 500;
 
 fn straggler(m: &crate::domain::Mirror) -> Straggler {
     Straggler { mirror_id: m.id.clone(), name: m.name.clone(), status: m.status, since: m.updated_at }

@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// The longest a waiting step sleeps between checks (unless `poll_interval` is longer).
+const LONGEST_POLL_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl Orchestrator {
     // ---- steps ----
 
@@ -107,9 +110,12 @@ impl Orchestrator {
                 // A check of thousands of mirrors takes a while: waiting as long again keeps
                 // checking to half of one catalog connection's time, leaving the rest to the
                 // workers whose pauses it waits for. (Four times as long left a window waiting
-                // up to a second after its last mirror had settled.)
+                // up to a second after its last mirror had settled.) Capped: a check slowed by
+                // 10,000 workers starting at once (0.5 s) kept disable waiting another second
+                // after the last of them had run.
                 Ok(StepOutcome::Waiting { .. }) => {
-                    tokio::time::sleep(self.config.poll_interval.max(started.elapsed())).await
+                    let wait = self.config.poll_interval.max(started.elapsed().min(LONGEST_POLL_WAIT));
+                    tokio::time::sleep(wait).await
                 }
                 Ok(StepOutcome::Failed(w) | StepOutcome::Idle(w)) => return Ok(w),
                 Err(MaintenanceError::Storage(StorageError::Fenced(reason))) => {
@@ -171,6 +177,14 @@ impl Orchestrator {
         Ok(self.catalog().list_mirrors().await?.into_iter().filter(|m| w.scope.covers(m)).collect())
     }
 
+    /// See [`Catalog::refresh_statistics`]: without it, Postgres plans the chunked lookups of
+    /// a window over thousands of mirrors as scans until autovacuum comes round.
+    async fn refresh_statistics(&self, w: &Window) {
+        if let Err(e) = self.catalog().refresh_statistics().await {
+            tracing::warn!(window.id = %w.id, error = %e, "cannot refresh the catalog's statistics; going on");
+        }
+    }
+
     pub(super) async fn wait_snapshots(&self, w: &Window) -> Result<StepOutcome> {
         let skipped: HashSet<String> = self.catalog().skipped(&w.id).await?.into_iter().collect();
         let waiting = snapshot_stragglers(&self.in_scope(w).await?, &skipped);
@@ -180,6 +194,8 @@ impl Orchestrator {
             } else {
                 format!("no snapshot in flight ({} wait(s) skipped)", skipped.len())
             };
+            // Holding reads and writes the mirrors by key, a chunk at a time.
+            self.refresh_statistics(w).await;
             return self.advance(w, WindowPhase::Enabling, WindowStep::PauseMirrors, detail).await;
         }
         if since(w.step_started_at, Utc::now()) >= self.config.snapshot_deadline {
@@ -224,6 +240,8 @@ impl Orchestrator {
             let window = self.window_or_not_found(&w.id).await?;
             return Ok(StepOutcome::Progress { window, done: batch, left: todo.len() - batch });
         }
+        // The window's entries were just written: confirming and releasing look them up by key.
+        self.refresh_statistics(w).await;
         let n = self.catalog().backup_entries(&w.id).await?.len();
         self.advance(
             w,
@@ -236,7 +254,7 @@ impl Orchestrator {
 
     pub(super) async fn confirm_paused(&self, w: &Window) -> Result<StepOutcome> {
         // Only the entries still unsettled: this is polled until none is left.
-        let awaiting = self.catalog().awaited(&w.id, Awaited::Pauses).await?;
+        let awaiting = self.catalog().awaited(&w.id, Awaited::Pauses, AWAITED_PER_POLL).await?;
         let mut waiting = vec![];
         for (_, m) in &awaiting.entries {
             if let Some(m) = m {
@@ -252,14 +270,16 @@ impl Orchestrator {
                 }
             }
         }
-        if waiting.is_empty() {
+        // Nothing waits only if the poll saw every entry that might.
+        if waiting.is_empty() && awaiting.entries.len() == awaiting.waiting {
             let phase = w.phase.finish_enable().map_err(|e| MaintenanceError::Refused(e.to_string()))?;
             return self
                 .advance(w, phase, WindowStep::Done, format!("{} mirror(s) confirmed paused", awaiting.total))
                 .await;
         }
         if since(w.step_started_at, Utc::now()) >= self.config.pause_deadline {
-            return self.fail(w, format!("mirrors not paused at the deadline: {}", names(&waiting))).await;
+            let names = names_of(&waiting, awaiting.waiting);
+            return self.fail(w, format!("mirrors not paused at the deadline: {names}")).await;
         }
         Ok(StepOutcome::Waiting { window: w.clone(), stragglers: waiting })
     }
@@ -404,7 +424,7 @@ impl Orchestrator {
 
     pub(super) async fn confirm_running(&self, w: &Window, token: i64) -> Result<StepOutcome> {
         // Only the entries still unsettled: this is polled until none is left.
-        let awaiting = self.catalog().awaited(&w.id, Awaited::Resumes).await?;
+        let awaiting = self.catalog().awaited(&w.id, Awaited::Resumes, AWAITED_PER_POLL).await?;
         let mut waiting = vec![];
         for (e, m) in awaiting.entries.iter().filter(|(e, _)| e.outcome == Some(MirrorOutcome::Resumed)) {
             let m = m.as_ref();
@@ -423,7 +443,9 @@ impl Orchestrator {
                 self.publish_mirror(&w.id, &e.mirror_id, "outcome", Some(outcome));
             }
         }
-        if waiting.is_empty() {
+        // Nothing waits only if the poll saw every entry that might (those settled just now
+        // have their outcome: they are not `resumed` any more).
+        if waiting.is_empty() && awaiting.entries.len() == awaiting.waiting {
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             let entries = self.catalog().backup_entries(&w.id).await?;
             for e in &entries {
@@ -435,7 +457,8 @@ impl Orchestrator {
             return self.advance(w, phase, WindowStep::Done, detail).await;
         }
         if since(w.step_started_at, Utc::now()) >= self.config.resume_deadline {
-            return self.fail(w, format!("mirrors not running at the deadline: {}", names(&waiting))).await;
+            let names = names_of(&waiting, awaiting.waiting);
+            return self.fail(w, format!("mirrors not running at the deadline: {names}")).await;
         }
         Ok(StepOutcome::Waiting { window: w.clone(), stragglers: waiting })
     }

@@ -73,10 +73,12 @@ pub(super) fn filling_sql() -> (String, String) {
     )
 }
 
-/// The statements of [`super::MaintenanceStore::awaited`] (bind 1: the window id): how many
-/// entries the window has, the entries that may still wait, and their live mirrors with holds.
+/// The statements of [`super::MaintenanceStore::awaited`]: how many entries the window has
+/// (bind 1: the window id), how many may still wait (bind 1), and the first of those by name
+/// with their live mirrors and holds (bind 2: how many).
 pub(super) struct AwaitedSql {
     pub total: String,
+    pub waiting: String,
     pub entries: String,
     pub mirrors: String,
     pub holds: String,
@@ -93,34 +95,49 @@ fn statuses(keep: impl Fn(MirrorStatus) -> bool) -> String {
         .join(", ")
 }
 
-pub(super) fn awaited_sql(awaited: Awaited) -> AwaitedSql {
-    // `m` is the live mirror of the entry (`NULL` columns once it is dropped).
-    let from = "maintenance_backups b LEFT JOIN mirrors m ON m.id = b.mirror_id AND m.status <> 'dropped'";
+/// The window's entries (`b`) joined to their live mirrors (`alias`; `NULL` columns once
+/// dropped), and the condition for those that may still wait.
+fn awaited_from(awaited: Awaited, alias: &str) -> (String, String) {
+    let from = format!(
+        "maintenance_backups b LEFT JOIN mirrors {alias} ON {alias}.id = b.mirror_id AND {alias}.status <> 'dropped'"
+    );
     let waiting = match awaited {
-        Awaited::Pauses => format!("m.status IN ({})", statuses(|s| !s.is_at_rest())),
+        Awaited::Pauses => format!("{alias}.status IN ({})", statuses(|s| !s.is_at_rest())),
         Awaited::Resumes => format!(
-            "b.outcome = '{}' AND (m.id IS NULL OR m.resume_pending OR m.status IN ({}))",
+            "b.outcome = '{}' AND ({alias}.id IS NULL OR {alias}.resume_pending OR {alias}.status IN ({}))",
             MirrorOutcome::Resumed.as_str(),
             statuses(|s| !s.is_working())
         ),
     };
-    let condition = format!("b.window_id = ?1 AND {waiting}");
+    (from, format!("b.window_id = ?1 AND {waiting}"))
+}
+
+pub(super) fn awaited_sql(awaited: Awaited) -> AwaitedSql {
+    let (from, condition) = awaited_from(awaited, "m");
+    let first = "ORDER BY b.mirror_name, b.mirror_id LIMIT ?2";
     let columns =
         BACKUP_COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    // Live mirrors only: an inner join over the same condition.
-    let (mirrors, holds) = mirrors_where(&from.replace("LEFT JOIN", "JOIN"), &condition);
+    // The same entries' live mirrors: the subquery names its mirrors `x`, apart from the outer `m`.
+    let (inner_from, inner_condition) = awaited_from(awaited, "x");
+    let (mirrors, holds) = mirrors_where(
+        "mirrors m",
+        &format!("m.id IN (SELECT b.mirror_id FROM {inner_from} WHERE {inner_condition} {first})"),
+    );
     AwaitedSql {
         total: "SELECT count(*) FROM maintenance_backups WHERE window_id = ?1".into(),
-        entries: format!(
-            "SELECT {columns} FROM {from} WHERE {condition} ORDER BY b.mirror_name, b.mirror_id"
-        ),
+        waiting: format!("SELECT count(*) FROM {from} WHERE {condition}"),
+        entries: format!("SELECT {columns} FROM {from} WHERE {condition} {first}"),
         mirrors,
         holds,
     }
 }
 
 /// Pairs each entry with its mirror (from [`assemble`]d `mirrors`), keeping the entries' order.
-pub(super) fn pair_awaited(total: i64, entries: Vec<BackupEntry>, mirrors: Vec<Mirror>) -> Awaiting {
+pub(super) fn pair_awaited(
+    (total, waiting): (i64, i64),
+    entries: Vec<BackupEntry>,
+    mirrors: Vec<Mirror>,
+) -> Awaiting {
     let mut by_id: HashMap<String, Mirror> = mirrors.into_iter().map(|m| (m.id.clone(), m)).collect();
     let entries = entries
         .into_iter()
@@ -129,7 +146,8 @@ pub(super) fn pair_awaited(total: i64, entries: Vec<BackupEntry>, mirrors: Vec<M
             (e, m)
         })
         .collect();
-    Awaiting { total: usize::try_from(total).unwrap_or(0), entries }
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    Awaiting { total: count(total), waiting: count(waiting), entries }
 }
 
 /// Rows of the mirrors (`m`, read from `from`) matching `condition`, by name, and their holds.

@@ -387,18 +387,20 @@ impl MaintenanceStore for SqliteCatalog {
         rows.iter().map(backup_from_row).collect()
     }
 
-    async fn awaited(&self, window_id: &str, awaited: Awaited) -> Result<Awaiting> {
+    async fn awaited(&self, window_id: &str, awaited: Awaited, limit: usize) -> Result<Awaiting> {
         let sql = listing::awaited_sql(awaited);
-        // One read transaction: the entries and their mirrors as of one moment.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One read transaction: the counts, entries and mirrors as of one moment.
         let mut tx = self.pool.begin().await?;
         let total: i64 = sqlx::query_scalar(&sql.total).bind(window_id).fetch_one(&mut *tx).await?;
-        let entries = sqlx::query(&sql.entries).bind(window_id).fetch_all(&mut *tx).await?;
-        let mirrors = sqlx::query(&sql.mirrors).bind(window_id).fetch_all(&mut *tx).await?;
+        let waiting: i64 = sqlx::query_scalar(&sql.waiting).bind(window_id).fetch_one(&mut *tx).await?;
+        let entries = sqlx::query(&sql.entries).bind(window_id).bind(limit).fetch_all(&mut *tx).await?;
+        let mirrors = sqlx::query(&sql.mirrors).bind(window_id).bind(limit).fetch_all(&mut *tx).await?;
         let holds: Vec<(String, String)> =
-            sqlx::query_as(&sql.holds).bind(window_id).fetch_all(&mut *tx).await?;
+            sqlx::query_as(&sql.holds).bind(window_id).bind(limit).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         let entries = entries.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(listing::pair_awaited(total, entries, listing::assemble(&mirrors, holds)?))
+        Ok(listing::pair_awaited((total, waiting), entries, listing::assemble(&mirrors, holds)?))
     }
 
     async fn set_outcome(

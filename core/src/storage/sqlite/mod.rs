@@ -67,6 +67,10 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
+    async fn refresh_statistics(&self) -> Result<()> {
+        Ok(())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
