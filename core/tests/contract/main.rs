@@ -93,6 +93,7 @@ contract! {
     maintenance::a_resumed_mirror_is_pending_until_its_worker_confirms,
     maintenance::a_window_awaits_exactly_the_mirrors_its_confirm_steps_wait_for,
     maintenance::refreshing_statistics_analyses_the_tables_windows_look_up_by_key,
+    maintenance::a_poll_never_takes_a_mirror_settling_meanwhile_for_dropped,
     maintenance::dropping_is_gated_only_for_mirrors_the_window_covers,
     maintenance::refused_and_failed_requests_can_be_listed_alone,
     processes::processes_register_beat_and_die_after_the_ttl,

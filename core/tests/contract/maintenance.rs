@@ -811,6 +811,18 @@ pub async fn a_window_awaits_exactly_the_mirrors_its_confirm_steps_wait_for(db: 
         awaited_of(&*c, &w.id, Awaited::Resumes).await,
         (5, vec![("m2".into(), running_now), ("m3".into(), failed)])
     );
+    // A mirror dropped meanwhile (written directly: the gate refuses it while the window lasts,
+    // but another release or a repair may not) is awaited without a mirror.
+    let drop_sql = "UPDATE mirrors SET status = 'dropped' WHERE name = 'm2'";
+    match c.pool() {
+        quiesce_core::storage::DbPool::Sqlite(p) => sqlx::query(drop_sql).execute(&p).await.map(|_| ()),
+        quiesce_core::storage::DbPool::Postgres(p) => sqlx::query(drop_sql).execute(&p).await.map(|_| ()),
+    }
+    .unwrap();
+    assert_eq!(
+        awaited_of(&*c, &w.id, Awaited::Resumes).await,
+        (5, vec![("m2".into(), None), ("m3".into(), failed)])
+    );
     // Another window's entries are not this one's.
     assert_eq!(awaited_of(&*c, "no-such-window", Awaited::Resumes).await, (0, vec![]));
 }
@@ -835,4 +847,47 @@ pub async fn refreshing_statistics_analyses_the_tables_windows_look_up_by_key(db
         .unwrap();
         assert_eq!(analysed, ["maintenance_backups", "mirror_holds", "mirrors"]);
     }
+}
+
+/// While workers record their resumes, every poll pairs each awaited entry with its mirror: a
+/// mirror that settles between the poll's statements is not taken for dropped. (Read in one
+/// snapshot: under Postgres' default isolation the mirrors were read after the entries, and a
+/// resume recorded in between left an entry without its mirror, which disable recorded as
+/// `dropped`.)
+pub async fn a_poll_never_takes_a_mirror_settling_meanwhile_for_dropped(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let mut ids = vec![];
+    for i in 0..120 {
+        ids.push(running(&*c, &format!("m{i:03}"), &a, &b).await);
+    }
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    c.confirm_paused_many(&ids, None, Utc::now()).await.unwrap();
+    to_disabling(&*c, tok, &w.id).await;
+    let asked: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), false)).collect();
+    c.release_many_for_maintenance(tok, &w.id, &asked, Utc::now()).await.unwrap();
+    // Resumes recorded one at a time, as workers do, while the step polls.
+    let writer = {
+        let (c, ids) = (c.clone(), ids.clone());
+        tokio::spawn(async move {
+            for id in ids.iter().rev() {
+                c.confirm_resumed(id).await.unwrap();
+                // Spread over a quarter of a second or so, for the polls to fall between them.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut polls = 0;
+    while !writer.is_finished() {
+        let awaiting = c.awaited(&w.id, Awaited::Resumes, 500).await.unwrap();
+        for (e, m) in &awaiting.entries {
+            assert!(m.is_some(), "poll {polls}: {} was paired with no mirror", e.mirror_name);
+        }
+        polls += 1;
+    }
+    writer.await.unwrap();
+    assert_eq!(c.awaited(&w.id, Awaited::Resumes, 500).await.unwrap().waiting, 0);
+    assert!(polls > 5, "the polls ran while resumes were recorded ({polls})");
 }

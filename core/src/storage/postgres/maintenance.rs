@@ -409,8 +409,11 @@ impl MaintenanceStore for PostgresCatalog {
     async fn awaited(&self, window_id: &str, awaited: Awaited, limit: usize) -> Result<Awaiting> {
         let sql = listing::awaited_sql(awaited);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // One read transaction: the counts, entries and mirrors as of one moment.
+        // One snapshot for the counts, entries and mirrors: under the default isolation each
+        // statement would see its own, and a mirror whose resume was recorded between the
+        // entries and the mirrors would come back without its mirror, read as dropped.
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let total: i64 =
             sqlx::query_scalar(&listing::postgres(&sql.total)).bind(window_id).fetch_one(&mut *tx).await?;
         let waiting: i64 =

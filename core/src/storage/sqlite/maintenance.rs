@@ -390,7 +390,8 @@ impl MaintenanceStore for SqliteCatalog {
     async fn awaited(&self, window_id: &str, awaited: Awaited, limit: usize) -> Result<Awaiting> {
         let sql = listing::awaited_sql(awaited);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // One read transaction: the counts, entries and mirrors as of one moment.
+        // One read transaction: the counts, entries and mirrors as of one moment (in WAL mode
+        // a read transaction keeps the snapshot of its first read).
         let mut tx = self.pool.begin().await?;
         let total: i64 = sqlx::query_scalar(&sql.total).bind(window_id).fetch_one(&mut *tx).await?;
         let waiting: i64 = sqlx::query_scalar(&sql.waiting).bind(window_id).fetch_one(&mut *tx).await?;
