@@ -117,14 +117,12 @@ pub(super) fn awaited_sql(awaited: Awaited) -> AwaitedSql {
     let first = "ORDER BY b.mirror_name, b.mirror_id LIMIT ?2";
     let columns =
         BACKUP_COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    // The same entries' live mirrors (an entry whose mirror was dropped has none): the
+    // The same entries' mirrors (a dropped one is left out when they are paired): the
     // subquery names its mirrors `x`, apart from the outer `m`.
     let (inner_from, inner_condition) = awaited_from(awaited, "x");
     let (mirrors, holds) = mirrors_where(
         "mirrors m",
-        &format!(
-            "m.status <> 'dropped' AND m.id IN (SELECT b.mirror_id FROM {inner_from} WHERE {inner_condition} {first})"
-        ),
+        &format!("m.id IN (SELECT b.mirror_id FROM {inner_from} WHERE {inner_condition} {first})"),
     );
     AwaitedSql {
         total: "SELECT count(*) FROM maintenance_backups WHERE window_id = ?1".into(),
@@ -145,7 +143,8 @@ pub(super) fn pair_awaited(
     let entries = entries
         .into_iter()
         .map(|e| {
-            let m = by_id.remove(&e.mirror_id);
+            // An entry whose mirror was dropped has none.
+            let m = by_id.remove(&e.mirror_id).filter(|m| m.status != MirrorStatus::Dropped);
             (e, m)
         })
         .collect();
