@@ -327,6 +327,15 @@ impl Window {
         self.phase.is_active()
     }
 
+    /// Whether the window is on its way down (disable or abort) rather than up.
+    pub fn is_releasing(&self) -> bool {
+        match self.phase {
+            WindowPhase::Enabling | WindowPhase::Enabled => false,
+            WindowPhase::Disabling | WindowPhase::Disabled | WindowPhase::Aborted => true,
+            WindowPhase::Failed => self.step.phase() == WindowPhase::Disabling,
+        }
+    }
+
     /// The one refusal a second enable gets, whichever check catches it (the active-window
     /// check, the catalog's unique constraint, or the lease): it names this window.
     pub fn busy_message(&self) -> String {
@@ -517,12 +526,7 @@ pub struct ProgressCount {
 impl WindowProgress {
     /// Whether the window is on its way down (disable or abort) rather than up.
     pub fn is_releasing(&self) -> bool {
-        let w = &self.detail.window;
-        match w.phase {
-            WindowPhase::Enabling | WindowPhase::Enabled => false,
-            WindowPhase::Disabling | WindowPhase::Disabled | WindowPhase::Aborted => true,
-            WindowPhase::Failed => w.step.phase() == WindowPhase::Disabling,
-        }
+        self.detail.window.is_releasing()
     }
 
     /// Paused mirrors out of every mirror enable will hold; or, on the way down, mirrors resumed

@@ -38,7 +38,7 @@ use crate::domain::{
 use crate::engine::Engine;
 use crate::events::Event;
 use crate::storage::{
-    Awaited, Catalog, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
+    Awaited, Catalog, Done, NewRequest, NewWindow, RequestFilter, StorageError, WindowChange, WindowFilter,
 };
 
 mod lease;

@@ -23,15 +23,21 @@ impl Orchestrator {
 
     /// A window with its step log, per-mirror entries and outcomes, and its requests.
     pub async fn window_detail(&self, window_id: &str) -> Result<WindowDetail> {
+        let mut detail = self.window_summary(window_id).await?;
+        detail.mirrors = self.catalog().backup_entries(window_id).await?;
+        detail.mirrors_total = detail.mirrors.len();
+        Ok(detail)
+    }
+
+    /// A window with its step log, requests and runner, without its entries.
+    async fn window_summary(&self, window_id: &str) -> Result<WindowDetail> {
         let window = self.window_or_not_found(window_id).await?;
         let steps = self.catalog().list_steps(window_id).await?;
-        let mirrors = self.catalog().backup_entries(window_id).await?;
         let filter =
             RequestFilter { window_id: Some(window_id.to_string()), limit: 1000, ..Default::default() };
         let requests = self.catalog().list_requests(&filter).await?;
         let runner = self.runner(&window).await?;
-        let mirrors_total = mirrors.len();
-        Ok(WindowDetail { window, steps, mirrors, requests, runner, mirrors_total })
+        Ok(WindowDetail { window, steps, mirrors: vec![], requests, runner, mirrors_total: 0 })
     }
 
     /// A window's detail with one page of its backed-up mirrors (by name, [`ENTRIES_PER_PAGE`]
@@ -45,8 +51,107 @@ impl Orchestrator {
 
     /// The active window's live state for the maintenance page (see [`WindowProgress`]). Reads
     /// only: the waits are computed the way the steps compute them, without waking anyone.
+    ///
+    /// Every open maintenance page reads this on every window event, so once the window holds
+    /// its mirrors it reads a bounded few of them with counts from the catalog
+    /// ([`Catalog::stragglers_first`], [`Catalog::awaited`]). Before that (waiting for
+    /// snapshots, pausing) the mirrors not held yet are found among every mirror by the
+    /// window's scope, so those two short steps still read them all.
     pub async fn progress(&self, window_id: &str) -> Result<WindowProgress> {
-        let detail = self.window_detail(window_id).await?;
+        let detail = self.window_summary(window_id).await?;
+        let (mut progress, listed) =
+            if matches!(detail.window.step, WindowStep::WaitSnapshots | WindowStep::PauseMirrors) {
+                self.progress_reading_every_mirror(detail).await?
+            } else {
+                self.progress_of_held_mirrors(detail).await?
+            };
+        // What each listed mirror's pause costs its source: asked only for the listed ones.
+        let kept = self.engine.retained_wal_of(&listed).await;
+        for c in &mut progress.current {
+            if let Some(bytes) = kept.get(&c.mirror_id).copied() {
+                c.retained_wal = Some(bytes);
+                c.retained_wal_warning = bytes >= self.engine.wal_warning_bytes();
+            }
+        }
+        Ok(progress)
+    }
+
+    /// [`Self::progress`] once every mirror the window covers is held: its entries stragglers
+    /// first, and what the confirm steps wait for, each bounded, counted in the catalog.
+    async fn progress_of_held_mirrors(
+        &self,
+        mut detail: WindowDetail,
+    ) -> Result<(WindowProgress, Vec<Mirror>)> {
+        let w = detail.window.clone();
+        let done = if w.is_releasing() { Done::Resumed } else { Done::Paused };
+        let listed = self.catalog().stragglers_first(&w.id, done, LIVE_LIST_BOUND).await?;
+        let (waiting, waiting_total) = match w.step {
+            WindowStep::ConfirmPaused => {
+                let a = self.catalog().awaited(&w.id, Awaited::Pauses, LIVE_LIST_BOUND).await?;
+                awaited_stragglers(a, |_, m| m.is_some_and(pause_unconfirmed))
+            }
+            WindowStep::ConfirmRunning => {
+                let a = self.catalog().awaited(&w.id, Awaited::Resumes, LIVE_LIST_BOUND).await?;
+                awaited_stragglers(a, |e, m| {
+                    e.outcome == Some(MirrorOutcome::Resumed) && matches!(resumption(m), Resumption::Waiting)
+                })
+            }
+            _ => (vec![], 0),
+        };
+        let skipped = self.catalog().skipped(&w.id).await?;
+        let (total, not_done) = (listed.total, listed.waiting);
+        let mut current = Vec::with_capacity(listed.entries.len());
+        let mut mirrors = Vec::with_capacity(listed.entries.len());
+        for (e, m) in listed.entries {
+            current.push(MirrorNow {
+                mirror_id: e.mirror_id.clone(),
+                status: m.as_ref().map(|m| m.status),
+                retained_wal: None,
+                retained_wal_warning: false,
+            });
+            detail.mirrors.push(e);
+            mirrors.extend(m);
+        }
+        detail.mirrors_total = total;
+        let progress = WindowProgress {
+            current,
+            not_yet_held: vec![],
+            waiting,
+            deadline: self.live_deadline(&w),
+            skipped,
+            now: Utc::now(),
+            detail,
+            tally: Some((total.saturating_sub(not_done), total)),
+            not_yet_held_total: 0,
+            waiting_total,
+        };
+        Ok((progress, mirrors))
+    }
+
+    /// When the window's current step fails if it is still under way (none once failed).
+    fn live_deadline(&self, w: &Window) -> Option<DateTime<Utc>> {
+        self.step_deadline(w.step)
+            .filter(|_| w.is_active() && w.phase != WindowPhase::Failed)
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| w.step_started_at + d)
+    }
+
+    /// [`Self::progress`] computed from every entry and every mirror, for tests to hold the
+    /// bounded read to.
+    #[cfg(feature = "testing")]
+    pub async fn progress_reading_everything(&self, window_id: &str) -> Result<WindowProgress> {
+        let detail = self.window_summary(window_id).await?;
+        Ok(self.progress_reading_every_mirror(detail).await?.0)
+    }
+
+    /// [`Self::progress`] while the window still finds the mirrors it will hold (and, for
+    /// tests, at any step).
+    async fn progress_reading_every_mirror(
+        &self,
+        mut detail: WindowDetail,
+    ) -> Result<(WindowProgress, Vec<Mirror>)> {
+        detail.mirrors = self.catalog().backup_entries(&detail.window.id).await?;
+        detail.mirrors_total = detail.mirrors.len();
         let w = &detail.window;
         let mirrors = self.mirrors_by_id().await?;
         let current = detail
@@ -93,12 +198,8 @@ impl Orchestrator {
             _ => vec![],
         };
         // Every step under way has a deadline, waiting or working.
-        let deadline = self.step_deadline(w.step).filter(|_| w.is_active());
-        let deadline = deadline
-            .filter(|_| w.phase != WindowPhase::Failed)
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| w.step_started_at + d);
-        let mut progress = WindowProgress {
+        let deadline = self.live_deadline(w);
+        let progress = WindowProgress {
             current,
             not_yet_held,
             waiting,
@@ -111,16 +212,25 @@ impl Orchestrator {
             waiting_total: 0,
         }
         .bounded(LIVE_LIST_BOUND);
-        // What each listed mirror's pause costs its source: asked only for the listed ones.
-        let listed: Vec<Mirror> =
-            progress.current.iter().filter_map(|c| mirrors.get(&c.mirror_id).cloned()).collect();
-        let kept = self.engine.retained_wal_of(&listed).await;
-        for c in &mut progress.current {
-            if let Some(bytes) = kept.get(&c.mirror_id).copied() {
-                c.retained_wal = Some(bytes);
-                c.retained_wal_warning = bytes >= self.engine.wal_warning_bytes();
-            }
-        }
-        Ok(progress)
+        let listed = progress.current.iter().filter_map(|c| mirrors.get(&c.mirror_id).cloned()).collect();
+        Ok((progress, listed))
     }
+}
+
+/// The stragglers among awaited entries that `waits` (a step's own rule) counts as waiting,
+/// and how many there are in all: exact when every entry that may wait was read, otherwise
+/// at most the catalog's count less the entries read that do not wait.
+fn awaited_stragglers(
+    a: crate::storage::Awaiting,
+    waits: impl Fn(&BackupEntry, Option<&Mirror>) -> bool,
+) -> (Vec<Straggler>, usize) {
+    let read = a.entries.len();
+    let list: Vec<Straggler> = a
+        .entries
+        .iter()
+        .filter(|(e, m)| waits(e, m.as_ref()))
+        .filter_map(|(_, m)| m.as_ref().map(straggler))
+        .collect();
+    let total = a.waiting.saturating_sub(read - list.len());
+    (list, total)
 }

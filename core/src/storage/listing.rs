@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::rows::{holds_from, mirror_from_row, BACKUP_COLUMNS, MIRROR_COLUMNS};
-use super::{Awaited, Awaiting, Result};
+use super::{Awaited, Awaiting, Done, Result};
 use crate::domain::{BackupEntry, Mirror, MirrorFilter, MirrorOutcome, MirrorStatus, PageRequest};
 
 /// Which live mirrors match the filter (binds 1–4; unset parts are `NULL`).
@@ -75,13 +75,18 @@ pub(super) fn filling_sql() -> (String, String) {
 
 /// The statements of [`super::MaintenanceStore::awaited`]: how many entries the window has
 /// (bind 1: the window id), how many may still wait (bind 1), and the first of those by name
-/// with their live mirrors and holds (bind 2: how many).
+/// (bind 2: how many). Their mirrors are then read by id ([`mirrors_with_ids`]): sorting the
+/// window's entries once, not again in a subquery for the mirrors and for their holds.
 pub(super) struct AwaitedSql {
     pub total: String,
     pub waiting: String,
     pub entries: String,
-    pub mirrors: String,
-    pub holds: String,
+}
+
+/// The mirrors with the given ids (binds 1–`n`) and their holds, by name.
+pub(super) fn mirrors_with_ids(n: usize) -> (String, String) {
+    let ids = (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    mirrors_where("mirrors m", &format!("m.id IN ({ids})"))
 }
 
 /// `'a', 'b'` for the listed statuses `keep` selects: generated from the domain's rules, so
@@ -117,19 +122,46 @@ pub(super) fn awaited_sql(awaited: Awaited) -> AwaitedSql {
     let first = "ORDER BY b.mirror_name, b.mirror_id LIMIT ?2";
     let columns =
         BACKUP_COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
-    // The same entries' mirrors (a dropped one is left out when they are paired): the
-    // subquery names its mirrors `x`, apart from the outer `m`.
-    let (inner_from, inner_condition) = awaited_from(awaited, "x");
-    let (mirrors, holds) = mirrors_where(
-        "mirrors m",
-        &format!("m.id IN (SELECT b.mirror_id FROM {inner_from} WHERE {inner_condition} {first})"),
-    );
     AwaitedSql {
         total: "SELECT count(*) FROM maintenance_backups WHERE window_id = ?1".into(),
         waiting: format!("SELECT count(*) FROM {from} WHERE {condition}"),
         entries: format!("SELECT {columns} FROM {from} WHERE {condition} {first}"),
-        mirrors,
-        holds,
+    }
+}
+
+/// The statements of [`super::MaintenanceStore::stragglers_first`], in the shape of
+/// [`awaited_sql`]'s: `waiting` counts the entries not done, and `entries` lists those first.
+pub(super) fn stragglers_first_sql(done: Done) -> AwaitedSql {
+    let condition = |alias: &str| match done {
+        Done::Paused => format!("{alias}.status IN ({})", statuses(|s| s == MirrorStatus::Paused)),
+        Done::Resumed => format!(
+            "b.outcome = '{}' AND {alias}.status IN ({})",
+            MirrorOutcome::Resumed.as_str(),
+            statuses(MirrorStatus::is_working)
+        ),
+    };
+    let from = |alias: &str| {
+        format!(
+            "maintenance_backups b LEFT JOIN mirrors {alias} ON {alias}.id = b.mirror_id AND {alias}.status <> 'dropped'"
+        )
+    };
+    // A dropped mirror (no row joined) is not done: its condition is NULL.
+    let first = |alias: &str| {
+        format!(
+            "ORDER BY CASE WHEN {} THEN 1 ELSE 0 END, b.mirror_name, b.mirror_id LIMIT ?2",
+            condition(alias)
+        )
+    };
+    let columns =
+        BACKUP_COLUMNS.split(", ").map(|c| format!("b.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    AwaitedSql {
+        total: "SELECT count(*) FROM maintenance_backups WHERE window_id = ?1".into(),
+        waiting: format!(
+            "SELECT count(*) FROM {} WHERE b.window_id = ?1 AND NOT COALESCE({}, FALSE)",
+            from("m"),
+            condition("m")
+        ),
+        entries: format!("SELECT {columns} FROM {} WHERE b.window_id = ?1 {}", from("m"), first("m")),
     }
 }
 

@@ -1204,6 +1204,144 @@ async fn progress_lists_a_bounded_page_with_stragglers_first_and_counts_every_mi
     assert!(o.window_page(&win.id, 3).await.unwrap().mirrors.is_empty());
 }
 
+/// What the maintenance page reads on every window event is bounded once the window holds its
+/// mirrors (counts and stragglers from the catalog), and it must say what reading every entry
+/// and every mirror says, at every step of enable and disable: the same counts, the same
+/// listed mirrors in the same order with the same statuses, the same waits. 130 catalog
+/// mirrors without workers (so each confirmation happens when the test says), some confirmed,
+/// one failed, one held by its user.
+async fn the_bounded_progress_read_agrees_with_reading_every_mirror_at_every_step(catalog: Backend) {
+    use quiesce_core::domain::{Checkpoint, Stage, WindowProgress};
+    use quiesce_core::storage::{NewMirror, Progress};
+    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    let c = w.engine.catalog();
+    let now = chrono::Utc::now();
+    let mut ids = vec![];
+    for i in 0..130 {
+        let new = NewMirror {
+            name: format!("m{i:03}"),
+            source_peer_id: w.src_id.clone(),
+            dest_peer_id: w.dst_id.clone(),
+            tables: vec!["items".into()],
+            replace_destination: false,
+        };
+        let m = c.create_mirror(&new, now).await.unwrap();
+        let running = Progress {
+            checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 1 },
+            rows_copied: 0,
+            rows_applied: 0,
+        };
+        c.save_progress(&m.id, &running, now).await.unwrap();
+        ids.push(m.id);
+    }
+    // The destination table a worker would have created: disable's health check asks for it.
+    w.dst_exec(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, price REAL, \
+         flag BOOLEAN, data BLOB)",
+    )
+    .await;
+    let o = orchestrator(&w, "o1");
+    type Seen = (
+        (&'static str, usize, usize),
+        Vec<(String, String, Option<MirrorStatus>)>,
+        usize,
+        Vec<(String, MirrorStatus)>,
+        usize,
+        Vec<String>,
+        usize,
+        Vec<String>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    );
+    fn seen(p: &WindowProgress) -> Seen {
+        let count = p.count();
+        (
+            (count.verb, count.done, count.total),
+            p.detail
+                .mirrors
+                .iter()
+                .zip(&p.current)
+                .map(|(e, now)| (e.mirror_name.clone(), now.mirror_id.clone(), now.status))
+                .collect(),
+            p.detail.mirrors_total,
+            p.waiting.iter().map(|s| (s.name.clone(), s.status)).collect(),
+            p.waiting_total,
+            p.not_yet_held.iter().map(|s| s.name.clone()).collect(),
+            p.not_yet_held_total,
+            p.skipped.clone(),
+            p.deadline,
+        )
+    }
+    let mut steps_seen = BTreeSet::new();
+    let agree = |id: String| {
+        let o = &o;
+        async move {
+            let bounded = o.progress(&id).await.unwrap();
+            let everything = o.progress_reading_everything(&id).await.unwrap();
+            assert_eq!(seen(&bounded), seen(&everything), "at step {}", bounded.detail.window.step);
+            bounded.detail.window.step
+        }
+    };
+    let win = o.request_enable("alice", "many", Scope::All).await.unwrap();
+    loop {
+        let step = agree(win.id.clone()).await;
+        steps_seen.insert(step.to_string());
+        if step == WindowStep::ConfirmPaused {
+            break;
+        }
+        o.run_next_step(&win.id).await.unwrap();
+    }
+    // Pauses confirmed for all but m000…m039, one by one; m050 fails instead.
+    for (i, id) in ids.iter().enumerate().skip(40) {
+        if i == 50 {
+            c.fail_mirror(id, "broken", chrono::Utc::now()).await.unwrap();
+        } else {
+            c.confirm_paused(id, chrono::Utc::now()).await.unwrap();
+        }
+        if i % 30 == 0 {
+            agree(win.id.clone()).await;
+        }
+    }
+    agree(win.id.clone()).await;
+    for id in &ids[..40] {
+        c.confirm_paused(id, chrono::Utc::now()).await.unwrap();
+    }
+    // m060 is held by its user before disable: it stays paused.
+    c.add_hold(&ids[60], &Hold::User, chrono::Utc::now()).await.unwrap();
+    while o.active_window().await.unwrap().unwrap().phase != WindowPhase::Enabled {
+        o.run_next_step(&win.id).await.unwrap();
+        steps_seen.insert(agree(win.id.clone()).await.to_string());
+    }
+    o.request_disable("alice", &win.id).await.unwrap();
+    loop {
+        let step = agree(win.id.clone()).await;
+        steps_seen.insert(step.to_string());
+        if step == WindowStep::ConfirmRunning {
+            break;
+        }
+        o.run_next_step(&win.id).await.unwrap();
+    }
+    // Workers show they run, for every other mirror; m070 fails before its worker does.
+    for (i, id) in ids.iter().enumerate() {
+        if i == 70 {
+            c.fail_mirror(id, "broken again", chrono::Utc::now()).await.unwrap();
+        } else if i % 2 == 0 {
+            c.confirm_resumed(id).await.unwrap();
+        }
+    }
+    agree(win.id.clone()).await;
+    let bounded = o.progress(&win.id).await.unwrap();
+    assert!(bounded.waiting_total > 50 && bounded.count().done >= 60, "{:?}", seen(&bounded));
+    for id in &ids {
+        c.confirm_resumed(id).await.unwrap();
+    }
+    let last = o.run_to_completion(&win.id).await.unwrap();
+    assert_eq!(last.phase, WindowPhase::Disabled);
+    agree(win.id.clone()).await;
+    for step in ["wait_snapshots", "pause_mirrors", "confirm_paused", "release_holds", "confirm_running"] {
+        assert!(steps_seen.contains(step), "{step} not seen: {steps_seen:?}");
+    }
+}
+
 /// Runs a case on both catalog backends.
 macro_rules! both_catalogs {
     ($($case:ident),* $(,)?) => {
@@ -1238,6 +1376,7 @@ both_catalogs! {
     invariant_7_every_request_is_in_the_history_including_refused_and_failed,
     a_dry_run_shows_the_plan_and_changes_nothing,
     a_snapshot_wait_can_be_skipped_and_a_missed_deadline_can_be_retried,
+    the_bounded_progress_read_agrees_with_reading_every_mirror_at_every_step,
     a_peer_scope_pauses_only_mirrors_of_those_peers,
     a_mirror_failing_its_health_check_stays_paused_for_an_operator,
     a_random_interleaving_keeps_every_invariant,

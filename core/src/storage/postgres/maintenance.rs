@@ -26,7 +26,7 @@ use crate::storage::rows::{
 };
 use crate::storage::{bulk, gate, listing};
 use crate::storage::{
-    ttl_ms, Awaited, Awaiting, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest,
+    ttl_ms, Awaited, Awaiting, Done, HeldForMaintenance, Lease, LeaseStore, MaintenanceStore, NewRequest,
     NewWindow, RequestFilter, Result, StatusChange, StorageError, WindowChange, WindowFilter,
 };
 
@@ -407,35 +407,11 @@ impl MaintenanceStore for PostgresCatalog {
     }
 
     async fn awaited(&self, window_id: &str, awaited: Awaited, limit: usize) -> Result<Awaiting> {
-        let sql = listing::awaited_sql(awaited);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        // One snapshot for the counts, entries and mirrors: under the default isolation each
-        // statement would see its own, and a mirror whose resume was recorded between the
-        // entries and the mirrors would come back without its mirror, read as dropped.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let total: i64 =
-            sqlx::query_scalar(&listing::postgres(&sql.total)).bind(window_id).fetch_one(&mut *tx).await?;
-        let waiting: i64 =
-            sqlx::query_scalar(&listing::postgres(&sql.waiting)).bind(window_id).fetch_one(&mut *tx).await?;
-        let entries = sqlx::query(&listing::postgres(&sql.entries))
-            .bind(window_id)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mirrors = sqlx::query(&listing::postgres(&sql.mirrors))
-            .bind(window_id)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-        let holds: Vec<(String, String)> = sqlx::query_as(&listing::postgres(&sql.holds))
-            .bind(window_id)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let entries = entries.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(listing::pair_awaited((total, waiting), entries, listing::assemble(&mirrors, holds)?))
+        self.read_awaiting(window_id, listing::awaited_sql(awaited), limit).await
+    }
+
+    async fn stragglers_first(&self, window_id: &str, done: Done, limit: usize) -> Result<Awaiting> {
+        self.read_awaiting(window_id, listing::stragglers_first_sql(done), limit).await
     }
 
     async fn set_outcome(
@@ -627,5 +603,47 @@ impl LeaseStore for PostgresCatalog {
         let mut conn = self.pool.acquire().await?;
         let lease = lease_in(&mut conn, "").await?;
         Ok((lease.token > 0).then_some(lease))
+    }
+}
+
+impl PostgresCatalog {
+    /// The counts and entries of [`listing::AwaitedSql`] statements and the entries' mirrors,
+    /// read together.
+    async fn read_awaiting(
+        &self,
+        window_id: &str,
+        sql: listing::AwaitedSql,
+        limit: usize,
+    ) -> Result<Awaiting> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One snapshot for the counts, entries and mirrors: under the default isolation each
+        // statement would see its own, and a mirror whose resume was recorded between the
+        // entries and the mirrors would come back without its mirror, read as dropped.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let total: i64 =
+            sqlx::query_scalar(&listing::postgres(&sql.total)).bind(window_id).fetch_one(&mut *tx).await?;
+        let waiting: i64 =
+            sqlx::query_scalar(&listing::postgres(&sql.waiting)).bind(window_id).fetch_one(&mut *tx).await?;
+        let entries = sqlx::query(&listing::postgres(&sql.entries))
+            .bind(window_id)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let entries = entries.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
+        let (mirrors_sql, holds_sql) = listing::mirrors_with_ids(entries.len());
+        let (mirrors_sql, holds_sql) = (listing::postgres(&mirrors_sql), listing::postgres(&holds_sql));
+        let (mut mirrors, mut holds) = (sqlx::query(&mirrors_sql), sqlx::query_as(&holds_sql));
+        for e in &entries {
+            mirrors = mirrors.bind(&e.mirror_id);
+            holds = holds.bind(&e.mirror_id);
+        }
+        let (mirrors, holds): (_, Vec<(String, String)>) = if entries.is_empty() {
+            (vec![], vec![])
+        } else {
+            (mirrors.fetch_all(&mut *tx).await?, holds.fetch_all(&mut *tx).await?)
+        };
+        tx.commit().await?;
+        Ok(listing::pair_awaited((total, waiting), entries, listing::assemble(&mirrors, holds)?))
     }
 }
