@@ -12,6 +12,9 @@
 //!
 //! The statements use SQLite's numbered placeholders (`?1`); Postgres gets `$1` through
 //! [`super::listing::postgres`].
+//! Per-row values are joined in with `UPDATE … FROM (VALUES …)`, which both databases take
+//! (SQLite since 3.33): a correlated `SET x = (SELECT … FROM v WHERE …)` scans the list once per
+//! row, 16–30 ms a 500-mirror chunk on Postgres.
 
 use std::collections::HashMap;
 
@@ -266,10 +269,9 @@ impl ConfirmPlan {
             sql: format!(
                 "WITH v (mirror_id, checkpoint) AS (VALUES {})
                  UPDATE maintenance_backups
-                 SET checkpoint_confirmed =
-                         (SELECT v.checkpoint FROM v WHERE v.mirror_id = maintenance_backups.mirror_id),
-                     confirmed_at = ?1
-                 WHERE mirror_id IN (SELECT v.mirror_id FROM v)
+                 SET checkpoint_confirmed = v.checkpoint, confirmed_at = ?1
+                 FROM v
+                 WHERE v.mirror_id = maintenance_backups.mirror_id
                    AND released_at IS NULL AND checkpoint_confirmed IS NULL",
                 rows.join(", ")
             ),
@@ -405,11 +407,9 @@ impl Plan {
             sql: format!(
                 "WITH v (mirror_id, outcome, checkpoint) AS (VALUES {})
                  UPDATE maintenance_backups
-                 SET outcome = (SELECT v.outcome FROM v WHERE v.mirror_id = maintenance_backups.mirror_id),
-                     released_at = ?2,
-                     checkpoint_at_resume =
-                         (SELECT v.checkpoint FROM v WHERE v.mirror_id = maintenance_backups.mirror_id)
-                 WHERE window_id = ?1 AND mirror_id IN (SELECT v.mirror_id FROM v)",
+                 SET outcome = v.outcome, released_at = ?2, checkpoint_at_resume = v.checkpoint
+                 FROM v
+                 WHERE maintenance_backups.window_id = ?1 AND v.mirror_id = maintenance_backups.mirror_id",
                 rows.join(", ")
             ),
             binds,
