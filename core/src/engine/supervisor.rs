@@ -409,8 +409,9 @@ async fn confirm_pauses(inner: &Arc<Inner>, source: &str, mut workers: Vec<(Stri
                 for change in changes {
                     let m = engine.after_change(change);
                     if !m.status.needs_worker() {
-                        if let Some((_, slot, _)) = held.iter().find(|(id, _, _)| *id == m.id) {
-                            slot.paused.store(true, std::sync::atomic::Ordering::Release);
+                        // `held` keeps the workers' order: by id.
+                        if let Ok(i) = held.binary_search_by(|(id, _, _)| id.as_str().cmp(m.id.as_str())) {
+                            held[i].1.paused.store(true, std::sync::atomic::Ordering::Release);
                         }
                     }
                 }

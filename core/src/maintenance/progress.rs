@@ -43,9 +43,10 @@ impl Orchestrator {
     /// A window's detail with one page of its backed-up mirrors (by name, [`ENTRIES_PER_PAGE`]
     /// a page, `page` from 0); `mirrors_total` counts them all.
     pub async fn window_page(&self, window_id: &str, page: u32) -> Result<WindowDetail> {
-        let mut d = self.window_detail(window_id).await?;
+        let mut d = self.window_summary(window_id).await?;
         let from = (page as usize).saturating_mul(ENTRIES_PER_PAGE);
-        d.mirrors = d.mirrors.into_iter().skip(from).take(ENTRIES_PER_PAGE).collect();
+        (d.mirrors, d.mirrors_total) =
+            self.catalog().backup_entries_page(window_id, from, ENTRIES_PER_PAGE).await?;
         Ok(d)
     }
 

@@ -165,6 +165,18 @@ pub(super) fn stragglers_first_sql(done: Done) -> AwaitedSql {
     }
 }
 
+/// A window's entries by mirror name (bind 1: the window, 2: how many, 3: from where), and how
+/// many it has (bind 1).
+pub(super) fn backup_page_sql() -> (String, String) {
+    (
+        "SELECT count(*) FROM maintenance_backups WHERE window_id = ?1".into(),
+        format!(
+            "SELECT {BACKUP_COLUMNS} FROM maintenance_backups WHERE window_id = ?1
+             ORDER BY mirror_name, mirror_id LIMIT ?2 OFFSET ?3"
+        ),
+    )
+}
+
 /// Pairs each entry with its mirror (from [`assemble`]d `mirrors`), keeping the entries' order.
 pub(super) fn pair_awaited(
     (total, waiting): (i64, i64),

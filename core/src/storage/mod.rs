@@ -678,6 +678,14 @@ pub trait MaintenanceStore {
     /// The window's backup entries, by mirror name.
     async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>>;
 
+    /// One page of [`Self::backup_entries`] (`limit` from `offset`) and how many there are.
+    async fn backup_entries_page(
+        &self,
+        window_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<BackupEntry>, usize)>;
+
     /// The first `limit` (by mirror name) of the window's backup entries a confirm step may
     /// still be waiting for (see [`Awaited`]), each with its live mirror; how many there are;
     /// and how many entries the window has in all. A confirm step polls this until nothing

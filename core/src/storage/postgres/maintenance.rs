@@ -406,6 +406,28 @@ impl MaintenanceStore for PostgresCatalog {
         rows.iter().map(backup_from_row).collect()
     }
 
+    async fn backup_entries_page(
+        &self,
+        window_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<BackupEntry>, usize)> {
+        let (count_sql, rows_sql) = listing::backup_page_sql();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let total: i64 =
+            sqlx::query_scalar(&listing::postgres(&count_sql)).bind(window_id).fetch_one(&mut *tx).await?;
+        let rows = sqlx::query(&listing::postgres(&rows_sql))
+            .bind(window_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let entries = rows.iter().map(backup_from_row).collect::<Result<Vec<_>>>()?;
+        Ok((entries, usize::try_from(total).unwrap_or(0)))
+    }
+
     async fn awaited(&self, window_id: &str, awaited: Awaited, limit: usize) -> Result<Awaiting> {
         self.read_awaiting(window_id, listing::awaited_sql(awaited), limit).await
     }

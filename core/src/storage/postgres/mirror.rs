@@ -407,6 +407,8 @@ impl MirrorStore for PostgresCatalog {
         // of the source, which may have thousands.
         let (rows_sql, holds_sql) = listing::on_source_sql();
         let mut tx = self.pool.begin().await?;
+        // One snapshot for both statements, so each mirror comes with the holds it had.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let rows = sqlx::query(&listing::postgres(&rows_sql)).bind(peer_id).fetch_all(&mut *tx).await?;
         let pairs: Vec<(String, String)> =
             sqlx::query_as(&listing::postgres(&holds_sql)).bind(peer_id).fetch_all(&mut *tx).await?;
@@ -417,6 +419,7 @@ impl MirrorStore for PostgresCatalog {
     async fn mirrors_filling(&self, source: &str, dest: &str, table: &str) -> Result<Vec<Mirror>> {
         let (rows_sql, holds_sql) = listing::filling_sql();
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         let rows = sqlx::query(&listing::postgres(&rows_sql))
             .bind(source)
             .bind(dest)
