@@ -1143,17 +1143,16 @@ async fn invariant_4_two_orchestrators_with_the_same_holder_id_never_both_run_a_
     sup.shutdown().await;
 }
 
-/// The live progress of a window over many mirrors lists at most `LIVE_LIST_BOUND` of them —
-/// the ones not done yet first — while its counts cover every mirror. 130 catalog mirrors are
-/// set running without workers, so their pauses stay unconfirmed until the test confirms 90.
-async fn progress_lists_a_bounded_page_with_stragglers_first_and_counts_every_mirror(catalog: Backend) {
-    use quiesce_core::domain::{Checkpoint, Stage, LIVE_LIST_BOUND};
+/// `n` mirrors `m000`, `m001`, … set running in the catalog with no worker: nothing confirms a
+/// pause or a resume until the test does.
+async fn mirrors_without_workers(catalog: Backend, n: usize) -> (World, Vec<String>) {
+    use quiesce_core::domain::{Checkpoint, Stage};
     use quiesce_core::storage::{NewMirror, Progress};
     let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
     let c = w.engine.catalog();
     let now = chrono::Utc::now();
     let mut ids = vec![];
-    for i in 0..130 {
+    for i in 0..n {
         let new = NewMirror {
             name: format!("m{i:03}"),
             source_peer_id: w.src_id.clone(),
@@ -1170,6 +1169,16 @@ async fn progress_lists_a_bounded_page_with_stragglers_first_and_counts_every_mi
         c.save_progress(&m.id, &running, now).await.unwrap();
         ids.push(m.id);
     }
+    (w, ids)
+}
+
+/// The live progress of a window over many mirrors lists at most `LIVE_LIST_BOUND` of them —
+/// the ones not done yet first — while its counts cover every mirror. 130 catalog mirrors are
+/// set running without workers, so their pauses stay unconfirmed until the test confirms 90.
+async fn progress_lists_a_bounded_page_with_stragglers_first_and_counts_every_mirror(catalog: Backend) {
+    use quiesce_core::domain::LIVE_LIST_BOUND;
+    let (w, ids) = mirrors_without_workers(catalog, 130).await;
+    let c = w.engine.catalog();
     let o = orchestrator(&w, "o1");
     let win = o.request_enable("alice", "many", Scope::All).await.unwrap();
     while o.active_window().await.unwrap().unwrap().step != WindowStep::ConfirmPaused {
@@ -1211,29 +1220,9 @@ async fn progress_lists_a_bounded_page_with_stragglers_first_and_counts_every_mi
 /// mirrors without workers (so each confirmation happens when the test says), some confirmed,
 /// one failed, one held by its user.
 async fn the_bounded_progress_read_agrees_with_reading_every_mirror_at_every_step(catalog: Backend) {
-    use quiesce_core::domain::{Checkpoint, Stage, WindowProgress};
-    use quiesce_core::storage::{NewMirror, Progress};
-    let w = World::new(catalog, PeerKind::Sqlite, PeerKind::Sqlite).await;
+    use quiesce_core::domain::WindowProgress;
+    let (w, ids) = mirrors_without_workers(catalog, 130).await;
     let c = w.engine.catalog();
-    let now = chrono::Utc::now();
-    let mut ids = vec![];
-    for i in 0..130 {
-        let new = NewMirror {
-            name: format!("m{i:03}"),
-            source_peer_id: w.src_id.clone(),
-            dest_peer_id: w.dst_id.clone(),
-            tables: vec!["items".into()],
-            replace_destination: false,
-        };
-        let m = c.create_mirror(&new, now).await.unwrap();
-        let running = Progress {
-            checkpoint: Checkpoint { stage: Stage::Cdc, table_index: 1, last_pk: None, change_id: 1 },
-            rows_copied: 0,
-            rows_applied: 0,
-        };
-        c.save_progress(&m.id, &running, now).await.unwrap();
-        ids.push(m.id);
-    }
     // The destination table a worker would have created: disable's health check asks for it.
     w.dst_exec(
         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, price REAL, \
