@@ -451,6 +451,36 @@ pub struct Plan {
     pub blocked_by: Option<Window>,
 }
 
+/// How a window's mirrors came out: what a result line and a history row count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    /// Mirrors the window backed up (paused), settled or not.
+    pub total: usize,
+    pub resumed: usize,
+    /// Failed their health check or failed to run again.
+    pub failed: usize,
+    pub held_by_user: usize,
+    pub dropped: usize,
+}
+
+impl OutcomeCounts {
+    /// Counts from how many entries have each outcome (`None`: not released yet).
+    pub fn tally(outcomes: impl IntoIterator<Item = (Option<MirrorOutcome>, usize)>) -> OutcomeCounts {
+        let mut c = OutcomeCounts::default();
+        for (outcome, n) in outcomes {
+            c.total += n;
+            match outcome {
+                Some(MirrorOutcome::Resumed) => c.resumed += n,
+                Some(MirrorOutcome::FailedHealthCheck | MirrorOutcome::FailedToResume) => c.failed += n,
+                Some(MirrorOutcome::HeldByUser) => c.held_by_user += n,
+                Some(MirrorOutcome::Dropped) => c.dropped += n,
+                None => {}
+            }
+        }
+        c
+    }
+}
+
 /// Everything the history detail page shows about one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowDetail {

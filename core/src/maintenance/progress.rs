@@ -40,6 +40,27 @@ impl Orchestrator {
         Ok(WindowDetail { window, steps, mirrors: vec![], requests, runner, mirrors_total: 0 })
     }
 
+    /// How the mirrors of each window in `window_ids` came out, counted in the catalog (a
+    /// window without entries counts zero), for lists of windows that would otherwise read
+    /// every entry of every window.
+    pub async fn outcomes(
+        &self,
+        window_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, crate::domain::OutcomeCounts>> {
+        let mut by_window: std::collections::HashMap<String, Vec<(Option<MirrorOutcome>, usize)>> =
+            std::collections::HashMap::new();
+        for (w, outcome, n) in self.catalog().outcome_counts(window_ids).await? {
+            by_window.entry(w).or_default().push((outcome, n));
+        }
+        Ok(window_ids
+            .iter()
+            .map(|id| {
+                let counts = crate::domain::OutcomeCounts::tally(by_window.remove(id).unwrap_or_default());
+                (id.clone(), counts)
+            })
+            .collect())
+    }
+
     /// A window's detail with one page of its backed-up mirrors (by name, [`ENTRIES_PER_PAGE`]
     /// a page, `page` from 0); `mirrors_total` counts them all.
     pub async fn window_page(&self, window_id: &str, page: u32) -> Result<WindowDetail> {

@@ -165,6 +165,27 @@ pub(super) fn stragglers_first_sql(done: Done) -> AwaitedSql {
     }
 }
 
+/// How many entries of the windows (binds 1–`n`) have each outcome.
+pub(super) fn outcome_counts_sql(n: usize) -> String {
+    let ids = (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT window_id, outcome, count(*) FROM maintenance_backups WHERE window_id IN ({ids})
+         GROUP BY window_id, outcome"
+    )
+}
+
+/// Parses [`outcome_counts_sql`]'s rows.
+pub(super) fn outcome_counts_from(
+    rows: Vec<(String, Option<String>, i64)>,
+) -> Result<Vec<(String, Option<MirrorOutcome>, usize)>> {
+    rows.into_iter()
+        .map(|(w, o, n)| {
+            let outcome = o.map(|o| o.parse()).transpose().map_err(super::rows::corrupt)?;
+            Ok((w, outcome, usize::try_from(n).unwrap_or(0)))
+        })
+        .collect()
+}
+
 /// A window's entries by mirror name (bind 1: the window, 2: how many, 3: from where), and how
 /// many it has (bind 1).
 pub(super) fn backup_page_sql() -> (String, String) {

@@ -678,6 +678,15 @@ pub trait MaintenanceStore {
     /// The window's backup entries, by mirror name.
     async fn backup_entries(&self, window_id: &str) -> Result<Vec<BackupEntry>>;
 
+    /// How many entries of each window (of `window_ids`) have each outcome (`None`: not
+    /// released yet), as `(window id, outcome, count)`; windows without entries are left out.
+    /// The History page and the last result count with this instead of reading every entry
+    /// of every window they show.
+    async fn outcome_counts(
+        &self,
+        window_ids: &[String],
+    ) -> Result<Vec<(String, Option<MirrorOutcome>, usize)>>;
+
     /// One page of [`Self::backup_entries`] (`limit` from `offset`) and how many there are.
     async fn backup_entries_page(
         &self,

@@ -22,7 +22,7 @@ pub(super) const PEER_COLUMNS: &str = "id, name, kind, location, capture, create
 pub(super) const NEW_PEER_COLUMNS: &str =
     "id, name, kind, location, capture, created_at, CAST(0 AS BIGINT) AS mirrors";
 
-fn corrupt(what: impl std::fmt::Display) -> StorageError {
+pub(super) fn corrupt(what: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(what.to_string())
 }
 

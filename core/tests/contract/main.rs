@@ -96,6 +96,7 @@ contract! {
     maintenance::a_poll_never_takes_a_mirror_settling_meanwhile_for_dropped,
     maintenance::dropping_is_gated_only_for_mirrors_the_window_covers,
     maintenance::refused_and_failed_requests_can_be_listed_alone,
+    maintenance::windows_count_outcomes_and_page_entries_in_the_catalog,
     processes::processes_register_beat_and_die_after_the_ttl,
     processes::a_missing_process_heartbeat_says_so_and_pruning_removes_only_the_silent,
     ownership::sources_spread_evenly_never_overlap_and_move_when_a_process_stops,

@@ -891,3 +891,48 @@ pub async fn a_poll_never_takes_a_mirror_settling_meanwhile_for_dropped(db: &Tes
     assert_eq!(c.awaited(&w.id, Awaited::Resumes, 500).await.unwrap().waiting, 0);
     assert!(polls > 5, "the polls ran while resumes were recorded ({polls})");
 }
+
+/// A list of windows counts its mirrors' outcomes in the catalog, per window and outcome, and
+/// pages through a window's entries by name: what the History page and a window's detail read
+/// instead of every entry of every window.
+pub async fn windows_count_outcomes_and_page_entries_in_the_catalog(db: &TestDb) {
+    let c = db.catalog().await;
+    let (a, b, _) = peers(&*c).await;
+    let mut ids = vec![];
+    for name in ["m1", "m2", "m3", "m4", "m5"] {
+        ids.push(running(&*c, name, &a, &b).await);
+    }
+    let tok = token(&*c, "o1").await;
+    let w = c.create_window(tok, &window("alice", Scope::All), Utc::now()).await.unwrap();
+    c.hold_many_for_maintenance(tok, &w.id, &ids, Utc::now()).await.unwrap();
+    let sorted = |mut v: Vec<(String, Option<MirrorOutcome>, usize)>| {
+        v.sort_by_key(|(w, o, _)| (w.clone(), o.map(|o| o.as_str())));
+        v
+    };
+    let asked = [w.id.clone(), "no-such-window".to_string()];
+    assert_eq!(c.outcome_counts(&asked).await.unwrap(), vec![(w.id.clone(), None, 5)], "none released yet");
+    assert!(c.outcome_counts(&[]).await.unwrap().is_empty());
+    for m in &ids {
+        c.confirm_paused(m, Utc::now()).await.unwrap();
+    }
+    c.add_hold(&ids[3], &Hold::User, Utc::now()).await.unwrap();
+    to_disabling(&*c, tok, &w.id).await;
+    let release: Vec<(String, bool)> = ids.iter().map(|id| (id.clone(), false)).collect();
+    c.release_many_for_maintenance(tok, &w.id, &release, Utc::now()).await.unwrap();
+    assert_eq!(
+        sorted(c.outcome_counts(&asked).await.unwrap()),
+        vec![
+            (w.id.clone(), Some(MirrorOutcome::HeldByUser), 1),
+            (w.id.clone(), Some(MirrorOutcome::Resumed), 4)
+        ]
+    );
+    // Pages by name; the total counts them all; past the end is empty.
+    let names =
+        |v: Vec<quiesce_core::domain::BackupEntry>| v.into_iter().map(|e| e.mirror_name).collect::<Vec<_>>();
+    let (first, total) = c.backup_entries_page(&w.id, 0, 2).await.unwrap();
+    assert_eq!((names(first), total), (vec!["m1".to_string(), "m2".into()], 5));
+    let (last, total) = c.backup_entries_page(&w.id, 4, 2).await.unwrap();
+    assert_eq!((names(last), total), (vec!["m5".to_string()], 5));
+    assert!(c.backup_entries_page(&w.id, 5, 2).await.unwrap().0.is_empty());
+    assert_eq!(c.backup_entries_page("no-such-window", 0, 2).await.unwrap().1, 0);
+}

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
-use quiesce_core::domain::{Window, WindowDetail, WindowPhase};
+use quiesce_core::domain::{OutcomeCounts, Window, WindowPhase};
 use serde::{Deserialize, Serialize};
 
 use crate::api::maintenance::result::summarize;
@@ -23,9 +23,8 @@ pub struct WindowReport {
 }
 
 /// The outcome word for a window (see [`WindowReport::outcome`]).
-pub fn report_of(detail: &WindowDetail) -> WindowReport {
-    let w = &detail.window;
-    let result = summarize(detail);
+pub fn report_of(w: &Window, counts: &OutcomeCounts) -> WindowReport {
+    let result = summarize(w, counts);
     let (resumed, failed) = result.as_ref().map(|r| (r.resumed, r.failed)).unwrap_or((0, 0));
     let outcome = match w.phase {
         WindowPhase::Disabled if failed > 0 => "partly",
@@ -34,13 +33,7 @@ pub fn report_of(detail: &WindowDetail) -> WindowReport {
         WindowPhase::Failed => "failed",
         WindowPhase::Enabling | WindowPhase::Enabled | WindowPhase::Disabling => "in progress",
     };
-    WindowReport {
-        window: w.clone(),
-        outcome: outcome.to_string(),
-        mirrors: detail.mirrors.len(),
-        resumed,
-        failed,
-    }
+    WindowReport { window: w.clone(), outcome: outcome.to_string(), mirrors: counts.total, resumed, failed }
 }
 
 #[server(prefix = "/api", endpoint = "maintenance/reports", input = GetUrl)]
@@ -57,14 +50,10 @@ pub async fn list_reports(
     async move {
         let windows = crate::api::maintenance::list_windows(actor, phase, page, from, to).await?;
         let state = crate::state::app_state()?;
-        let mut out = Vec::with_capacity(windows.len());
-        // At most 20 (one page): each detail is one read of the window's entries.
-        for w in windows {
-            let detail =
-                state.maintenance.orchestrator.window_detail(&w.id).await.map_err(maintenance_error)?;
-            out.push(report_of(&detail));
-        }
-        Ok(out)
+        // One count in the catalog for the page's windows, not a read of each one's entries.
+        let ids: Vec<String> = windows.iter().map(|w| w.id.clone()).collect();
+        let counts = state.maintenance.orchestrator.outcomes(&ids).await.map_err(maintenance_error)?;
+        Ok(windows.iter().map(|w| report_of(w, &counts.get(&w.id).copied().unwrap_or_default())).collect())
     }
     .instrument(tracing::info_span!("api.maintenance.reports"))
     .await

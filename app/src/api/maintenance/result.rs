@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
-use quiesce_core::domain::{MirrorOutcome, WindowDetail, WindowPhase};
+use quiesce_core::domain::{OutcomeCounts, Window, WindowPhase};
 use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
@@ -44,25 +44,21 @@ impl WindowResult {
     }
 }
 
-/// The result of an ended window; `None` for one still active.
-pub fn summarize(detail: &WindowDetail) -> Option<WindowResult> {
-    let w = &detail.window;
+/// The result of an ended window from its mirrors' outcomes; `None` for one still active.
+pub fn summarize(w: &Window, counts: &OutcomeCounts) -> Option<WindowResult> {
     if w.is_active() {
         return None;
     }
     let ended_at = w.ended_at.unwrap_or(w.updated_at);
-    let count = |f: fn(&MirrorOutcome) -> bool| {
-        detail.mirrors.iter().filter(|e| e.outcome.as_ref().is_some_and(f)).count()
-    };
     Some(WindowResult {
         window_id: w.id.clone(),
         reason: w.reason.clone(),
         phase: w.phase,
-        total: detail.mirrors.len(),
-        resumed: count(|o| *o == MirrorOutcome::Resumed),
-        failed: count(|o| matches!(o, MirrorOutcome::FailedHealthCheck | MirrorOutcome::FailedToResume)),
-        held_by_user: count(|o| *o == MirrorOutcome::HeldByUser),
-        dropped: count(|o| *o == MirrorOutcome::Dropped),
+        total: counts.total,
+        resumed: counts.resumed,
+        failed: counts.failed,
+        held_by_user: counts.held_by_user,
+        dropped: counts.dropped,
         duration_ms: (ended_at - w.created_at).num_milliseconds().max(0),
         ended_at,
     })
@@ -96,7 +92,9 @@ pub async fn last_result() -> Result<Option<WindowResult>, ApiError> {
             if w.is_active() {
                 return Ok(None);
             }
-            Ok(summarize(&orchestrator.window_detail(&w.id).await?))
+            let ids = [w.id.clone()];
+            let counts = orchestrator.outcomes(&ids).await?.remove(&w.id).unwrap_or_default();
+            Ok(summarize(&w, &counts))
         };
         let Some(result) = state.windows.last_result(load).await.map_err(maintenance_error)? else {
             return Ok(None);
@@ -134,79 +132,46 @@ pub async fn dismiss_result(window_id: String) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quiesce_core::domain::{
-        BackupEntry, Checkpoint, MirrorConfig, MirrorStatus, Scope, Window, WindowStep,
-    };
+    use quiesce_core::domain::{MirrorOutcome, Scope, WindowStep};
 
-    fn entry(outcome: Option<MirrorOutcome>) -> BackupEntry {
-        BackupEntry {
-            window_id: "w".into(),
-            mirror_id: "m".into(),
-            mirror_name: "m".into(),
-            status_before: MirrorStatus::Running,
-            checkpoint_at_pause: Checkpoint::initial(),
-            config: MirrorConfig { tables: vec![], source_peer_id: "a".into(), dest_peer_id: "b".into() },
-            paused_at: DateTime::from_timestamp(0, 0).unwrap(),
-            outcome,
-            outcome_detail: None,
-            released_at: None,
-            checkpoint_at_resume: None,
-            checkpoint_confirmed: None,
-            confirmed_at: None,
-        }
-    }
-
-    fn detail(phase: WindowPhase, mirrors: Vec<BackupEntry>) -> WindowDetail {
+    fn window(phase: WindowPhase) -> Window {
         let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
         let t1 = DateTime::from_timestamp(1_125, 0).unwrap();
-        WindowDetail {
-            window: Window {
-                id: "w".into(),
-                reason: "upgrade".into(),
-                requested_by: "op".into(),
-                scope: Scope::All,
-                phase,
-                step: WindowStep::Done,
-                step_started_at: t0,
-                created_at: t0,
-                updated_at: t1,
-                ended_at: Some(t1),
-                error: None,
-                version: None,
-            },
-            steps: vec![],
-            mirrors,
-            requests: vec![],
-            runner: None,
-            mirrors_total: 0,
+        Window {
+            id: "w".into(),
+            reason: "upgrade".into(),
+            requested_by: "op".into(),
+            scope: Scope::All,
+            phase,
+            step: WindowStep::Done,
+            step_started_at: t0,
+            created_at: t0,
+            updated_at: t1,
+            ended_at: Some(t1),
+            error: None,
+            version: None,
         }
     }
 
     #[test]
     fn an_ended_window_counts_each_outcome() {
         use MirrorOutcome::*;
-        let d = detail(
-            WindowPhase::Disabled,
-            vec![
-                entry(Some(Resumed)),
-                entry(Some(Resumed)),
-                entry(Some(HeldByUser)),
-                entry(Some(FailedToResume)),
-            ],
-        );
-        let r = summarize(&d).unwrap();
+        let counts =
+            OutcomeCounts::tally([(Some(Resumed), 2), (Some(HeldByUser), 1), (Some(FailedToResume), 1)]);
+        let r = summarize(&window(WindowPhase::Disabled), &counts).unwrap();
         assert_eq!(r.counts(), "2 of 4 resumed, 1 failed, 1 still held by a user");
         assert_eq!(r.duration_ms, 125_000);
-        let d = detail(WindowPhase::Disabled, vec![entry(Some(Resumed)), entry(Some(Dropped))]);
+        let counts = OutcomeCounts::tally([(Some(Resumed), 1), (Some(Dropped), 1)]);
         assert_eq!(
-            summarize(&d).unwrap().counts(),
+            summarize(&window(WindowPhase::Disabled), &counts).unwrap().counts(),
             "1 of 2 resumed, 0 failed, 0 still held by a user, 1 dropped"
         );
     }
 
     #[test]
     fn an_active_window_has_no_result_yet() {
-        assert_eq!(summarize(&detail(WindowPhase::Enabled, vec![])), None);
-        assert_eq!(summarize(&detail(WindowPhase::Failed, vec![])), None);
+        let none = OutcomeCounts::default();
+        assert_eq!(summarize(&window(WindowPhase::Enabled), &none), None);
+        assert_eq!(summarize(&window(WindowPhase::Failed), &none), None);
     }
 }

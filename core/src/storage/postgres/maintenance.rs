@@ -406,6 +406,22 @@ impl MaintenanceStore for PostgresCatalog {
         rows.iter().map(backup_from_row).collect()
     }
 
+    async fn outcome_counts(
+        &self,
+        window_ids: &[String],
+    ) -> Result<Vec<(String, Option<MirrorOutcome>, usize)>> {
+        if window_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let sql = listing::outcome_counts_sql(window_ids.len());
+        let sql = listing::postgres(&sql);
+        let mut q = sqlx::query_as(&sql);
+        for id in window_ids {
+            q = q.bind(id);
+        }
+        listing::outcome_counts_from(q.fetch_all(&self.pool).await?)
+    }
+
     async fn backup_entries_page(
         &self,
         window_id: &str,
