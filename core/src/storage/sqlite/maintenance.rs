@@ -395,7 +395,6 @@ impl MaintenanceStore for SqliteCatalog {
             return Ok(vec![]);
         }
         let sql = listing::outcome_counts_sql(window_ids.len());
-        let sql = sql;
         let mut q = sqlx::query_as(&sql);
         for id in window_ids {
             q = q.bind(id);
