@@ -108,6 +108,7 @@ async fn an_operator_enables_and_disables_maintenance_over_http(backend: Backend
     let plan: Value =
         ops.get(app.url("/api/maintenance/plan?scope=all")).send().await.unwrap().json().await.unwrap();
     assert_eq!(plan["would_pause"].as_array().unwrap().len(), 2);
+    assert_eq!(plan["totals"]["would_pause"], 2, "the counts of the bounded lists: {plan}");
 
     let r = ops
         .post(app.url("/api/maintenance/enable"))

@@ -188,12 +188,15 @@ fn scope_args(kind: &str, mirrors: &[String], peers: &[String]) -> (String, Opti
     }
 }
 
-/// Every mirror a plan mentions, by name.
-fn every_mirror(plan: Plan) -> Vec<PlanMirror> {
+/// Every mirror a plan lists, by name, and how many it has in all (the server lists at most
+/// a bound of each kind).
+fn every_mirror(plan: Plan) -> (Vec<PlanMirror>, usize) {
+    let c = plan.counts();
+    let total = c.would_pause + c.snapshotting + c.already_held + c.failed;
     let mut all: Vec<PlanMirror> =
         [plan.would_pause, plan.snapshotting, plan.already_held, plan.failed].into_iter().flatten().collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    all
+    (all, total)
 }
 
 fn toggle(list: RwSignal<Vec<String>>, id: String, on: bool) {
@@ -317,9 +320,9 @@ fn NormalOperation(
                     </label>
                     <Transition fallback=|| ()>
                         {move || {
-                            let ms = mirrors.get().and_then(Result::ok).map(every_mirror).unwrap_or_default();
+                            let (ms, total) = mirrors.get().and_then(Result::ok).map(every_mirror).unwrap_or_default();
                             let ps = peers.get().and_then(Result::ok).unwrap_or_default();
-                            view! { <ScopeChoices mirrors=ms peers=ps chosen_mirrors chosen_peers /> }
+                            view! { <ScopeChoices mirrors=ms total peers=ps chosen_mirrors chosen_peers /> }
                         }}
                     </Transition>
                 </fieldset>
@@ -338,10 +341,13 @@ fn NormalOperation(
 #[component]
 fn ScopeChoices(
     mirrors: Vec<PlanMirror>,
+    /// How many mirrors there are in all (more than listed in a large catalog).
+    total: usize,
     peers: Vec<PeerView>,
     chosen_mirrors: RwSignal<Vec<String>>,
     chosen_peers: RwSignal<Vec<String>>,
 ) -> impl IntoView {
+    let unlisted = total.saturating_sub(mirrors.len());
     let mirrors = mirrors.into_iter().map(|m| (m.mirror_id, format!(" {} ({})", m.name, m.status))).collect();
     let peers = peers.into_iter().map(|p| (p.id, format!(" {} ({})", p.name, p.location))).collect();
     view! {
@@ -349,6 +355,16 @@ fn ScopeChoices(
             <fieldset id="scope-mirrors">
                 <legend>"Mirrors (for \u{201c}Chosen mirrors\u{201d})"</legend>
                 {checkboxes("mirror_ids", mirrors, chosen_mirrors)}
+                {(unlisted > 0)
+                    .then(|| {
+                        view! {
+                            <p class="muted" id="scope-mirrors-more">
+                                {format!(
+                                    "and {unlisted} more not listed here: choose them by peer, or name them with the CLI or the API (ids=…)"
+                                )}
+                            </p>
+                        }
+                    })}
             </fieldset>
             <fieldset id="scope-peers">
                 <legend>"Peers (for \u{201c}Mirrors of chosen peers\u{201d})"</legend>
@@ -387,24 +403,27 @@ fn checkboxes(
 
 #[component]
 fn PlanView(plan: Plan) -> impl IntoView {
-    let list = |title: &'static str, id: &'static str, ms: Vec<PlanMirror>| {
+    let c = plan.counts();
+    let list = |title: &'static str, id: &'static str, ms: Vec<PlanMirror>, total: usize| {
         view! {
             <li id=id>
-                <strong>{format!("{title}: {}", ms.len())}</strong>
+                <strong>{format!("{title}: {total}")}</strong>
                 {(!ms.is_empty())
                     .then(|| {
                         let names = ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>().join(", ");
-                        view! { <span class="muted">{format!(" ({names})")}</span> }
+                        let more = total.saturating_sub(ms.len());
+                        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                        view! { <span class="muted">{format!(" ({names}{more})")}</span> }
                     })}
             </li>
         }
     };
     view! {
         <ul class="plan" id="plan">
-            {list("Would pause", "plan-pause", plan.would_pause)}
-            {list("Snapshotting (waited for, then paused)", "plan-snapshot", plan.snapshotting)}
-            {list("Already paused or held (left as they are)", "plan-held", plan.already_held)}
-            {list("Failed (left as they are)", "plan-failed", plan.failed)}
+            {list("Would pause", "plan-pause", plan.would_pause, c.would_pause)}
+            {list("Snapshotting (waited for, then paused)", "plan-snapshot", plan.snapshotting, c.snapshotting)}
+            {list("Already paused or held (left as they are)", "plan-held", plan.already_held, c.already_held)}
+            {list("Failed (left as they are)", "plan-failed", plan.failed, c.failed)}
         </ul>
     }
 }

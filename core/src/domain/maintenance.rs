@@ -449,6 +449,43 @@ pub struct Plan {
     pub failed: Vec<PlanMirror>,
     /// The window that would make enable refuse, if one is active.
     pub blocked_by: Option<Window>,
+    /// How many mirrors each list holds in all, once the lists were cut to a bound
+    /// ([`Plan::bounded`]); `None` when they are complete.
+    #[serde(default)]
+    pub totals: Option<PlanCounts>,
+}
+
+/// How many mirrors each list of a [`Plan`] holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCounts {
+    pub would_pause: usize,
+    pub snapshotting: usize,
+    pub already_held: usize,
+    pub failed: usize,
+}
+
+impl Plan {
+    /// How many mirrors each list holds in all (not only the listed ones).
+    pub fn counts(&self) -> PlanCounts {
+        self.totals.unwrap_or(PlanCounts {
+            would_pause: self.would_pause.len(),
+            snapshotting: self.snapshotting.len(),
+            already_held: self.already_held.len(),
+            failed: self.failed.len(),
+        })
+    }
+
+    /// The same plan with each list cut to its first `limit` mirrors (by name) and the counts
+    /// kept in [`Self::totals`]: at 10,000 mirrors the whole plan is a megabyte and more, on
+    /// every page that shows it, for every mirror event.
+    pub fn bounded(mut self, limit: usize) -> Plan {
+        self.totals = Some(self.counts());
+        for list in [&mut self.would_pause, &mut self.snapshotting, &mut self.already_held, &mut self.failed]
+        {
+            list.truncate(limit);
+        }
+        self
+    }
 }
 
 /// How a window's mirrors came out: what a result line and a history row count.
@@ -855,6 +892,36 @@ mod tests {
     fn a_dropped_mirror_counts_as_neither_paused_nor_resumed() {
         let p = progress(Enabled, WindowStep::Done, &[(None, None)], 0);
         assert_eq!(p.count(), ProgressCount { verb: "paused", done: 0, total: 1 });
+    }
+
+    #[test]
+    fn a_bounded_plan_lists_the_first_mirrors_and_counts_them_all() {
+        let m = |i: usize| PlanMirror {
+            mirror_id: format!("id{i}"),
+            name: format!("m{i:03}"),
+            status: MirrorStatus::Running,
+            holds: vec![],
+            since: DateTime::from_timestamp(0, 0).unwrap(),
+        };
+        let plan = Plan {
+            scope: Scope::All,
+            would_pause: (0..250).map(m).collect(),
+            snapshotting: (250..253).map(m).collect(),
+            already_held: vec![],
+            failed: (253..400).map(m).collect(),
+            blocked_by: None,
+            totals: None,
+        };
+        let whole = plan.counts();
+        assert_eq!(
+            (whole.would_pause, whole.snapshotting, whole.already_held, whole.failed),
+            (250, 3, 0, 147)
+        );
+        let b = plan.clone().bounded(100);
+        assert_eq!(b.counts(), whole, "the counts cover every mirror, not the listed ones");
+        assert_eq!((b.would_pause.len(), b.snapshotting.len(), b.failed.len()), (100, 3, 100));
+        assert_eq!(b.would_pause[..], plan.would_pause[..100], "the first by name");
+        assert_eq!(b.clone().bounded(100), b, "bounding again changes nothing");
     }
 
     #[test]

@@ -16,9 +16,9 @@ mod process;
 pub use listing::{HoldFilter, MirrorFilter, MirrorPage, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use maintenance::{
     normalize_reason, normalize_version, BackupEntry, MaintenanceRequest, MirrorConfig, MirrorNow,
-    MirrorOutcome, OutcomeCounts, PhaseError, Plan, PlanMirror, ProgressCount, ReasonError, RequestKind,
-    RequestOutcome, Scope, StepRecord, Straggler, Window, WindowDetail, WindowPhase, WindowProgress,
-    WindowStep, ENTRIES_PER_PAGE, LIVE_LIST_BOUND, MAX_REASON_CHARS,
+    MirrorOutcome, OutcomeCounts, PhaseError, Plan, PlanCounts, PlanMirror, ProgressCount, ReasonError,
+    RequestKind, RequestOutcome, Scope, StepRecord, Straggler, Window, WindowDetail, WindowPhase,
+    WindowProgress, WindowStep, ENTRIES_PER_PAGE, LIVE_LIST_BOUND, MAX_REASON_CHARS,
 };
 pub use mirror::{
     format_bytes, Checkpoint, Hold, HoldParseError, Mirror, MirrorStatus, MirrorView, Stage, TransitionError,

@@ -270,6 +270,7 @@ impl Orchestrator {
             failed: vec![],
             blocked_by: self.catalog().active_window().await?,
             scope,
+            totals: None,
         };
         for m in mirrors.iter().filter(|m| plan.scope.covers(m)) {
             match m.status {

@@ -22,16 +22,20 @@ pub async fn dry_run(scope: String, ids: Option<String>) -> Result<Plan, ApiErro
         // changes only with mirror and window events: kept in memory until one.
         use crate::window_cache::Topic;
         let orchestrator = &state.maintenance.orchestrator;
+        // Each list is cut to its first mirrors by name, with the counts of all (`totals`).
+        let bounded = |scope| async move {
+            orchestrator.dry_run(scope).await.map(|p| p.bounded(quiesce_core::domain::LIVE_LIST_BOUND))
+        };
         if scope == quiesce_core::domain::Scope::All {
             let topics = [Topic::Mirrors, Topic::Windows];
             return state
                 .windows
-                .cached(&topics, "dry_run:all", orchestrator.dry_run(scope))
+                .cached(&topics, "dry_run:all", bounded(scope))
                 .await
                 .map_err(maintenance_error);
         }
         crate::state::once_per_request(format!("dry_run:{scope:?}"), || async {
-            orchestrator.dry_run(scope).await.map_err(maintenance_error)
+            bounded(scope).await.map_err(maintenance_error)
         })
         .await
     }
