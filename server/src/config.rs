@@ -103,6 +103,11 @@ pub struct Cli {
     /// (a paused or lagging mirror of a source read through logical decoding).
     #[arg(long, env = "QUIESCE_RETAINED_WAL_WARNING_MB", default_value_t = 1024)]
     pub retained_wal_warning_mb: u32,
+
+    /// `/metrics` reads the catalog and every mirror's source at most once in this many seconds;
+    /// scrapes in between get the figures last read.
+    #[arg(long, env = "QUIESCE_METRICS_REFRESH_SECS", default_value_t = 5)]
+    pub metrics_refresh_secs: u64,
 }
 
 /// The variable that may carry the secret key itself (never a flag: flags show in process lists).
@@ -206,6 +211,8 @@ pub struct Config {
     pub hash_slots: usize,
     /// How webhook deliveries are sent (attempts, backoff, timeout, queue size).
     pub webhook_delivery: crate::webhooks::DeliveryConfig,
+    /// How long `/metrics` keeps the scrape-time figures it read (see `metrics::Gathering`).
+    pub metrics_refresh: Duration,
 }
 
 /// One password hash per core.
@@ -252,6 +259,8 @@ impl Config {
             hash_slots: default_hash_slots(),
             retained_wal_warning: quiesce_core::engine::DEFAULT_WAL_WARNING_BYTES,
             webhook_delivery: Default::default(),
+            // Tests read figures right after changing them.
+            metrics_refresh: Duration::ZERO,
         }
     }
 }
@@ -298,6 +307,7 @@ impl Cli {
             hash_slots: default_hash_slots(),
             retained_wal_warning: i64::from(self.retained_wal_warning_mb) << 20,
             webhook_delivery: Default::default(),
+            metrics_refresh: Duration::from_secs(self.metrics_refresh_secs),
         }
     }
 }

@@ -11,12 +11,18 @@
 //!   process: sign-in failures (by reason, counted in `app::api::auth::login`) and orchestration
 //!   step durations (timed here from the event bus: a step's clock starts at the `WindowChanged`
 //!   that enters it and stops at its `WindowStepFinished`).
+//! - **Reading is bounded.** The scrape-time figures ask every mirror's source for its backlog,
+//!   so they are read at most once per `metrics_refresh` (5 s by default) and one read at a time:
+//!   a scrape that arrives while a read runs waits for it and shows its figures, and scrapes
+//!   in between show the figures last read ([`Gathering`]). A client holding a viewer token
+//!   cannot make the server ask 10,000 sources at once, or keep asking.
 //! - The recorder is process-global (the `metrics` facade has one): it is installed once and
 //!   every application in the process renders from it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use app::auth::{request_user, ClientAddr};
 use app::state::AppState;
@@ -70,6 +76,10 @@ fn describe() {
     );
     metrics::describe_gauge!("quiesce_windows", "Maintenance windows by phase");
     metrics::describe_gauge!("quiesce_live_streams_open", "Live event streams open on this process");
+    metrics::describe_counter!(
+        "quiesce_metrics_reads_total",
+        "Times this process read the scrape-time figures from the catalog and the sources"
+    );
     metrics::describe_counter!("quiesce_sign_in_failures_total", "Failed sign-ins by reason");
     metrics::describe_histogram!(
         "quiesce_orchestration_step_duration_seconds",
@@ -87,6 +97,41 @@ pub struct MetricsState {
     /// Mirrors given a backlog figure before: a mirror gone since is set to 0 rather than left
     /// showing its last value.
     pub seen_mirrors: Arc<Mutex<HashSet<String>>>,
+    pub gathering: Arc<Gathering>,
+}
+
+/// When the scrape-time figures were last read, and one read at a time (see the module docs).
+pub struct Gathering {
+    refresh: Duration,
+    /// Reads started so far (each under `last`'s lock, so they are numbered in order).
+    started: AtomicU64,
+    /// When the last successful read started.
+    last: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Gathering {
+    pub fn new(refresh: Duration) -> Self {
+        Gathering { refresh, started: AtomicU64::new(0), last: tokio::sync::Mutex::new(None) }
+    }
+}
+
+/// Reads the scrape-time figures unless a read started after this scrape arrived or the last
+/// one is younger than the refresh period.
+async fn gather_if_due(m: &MetricsState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let g = &m.gathering;
+    let arrived = g.started.load(Ordering::Acquire);
+    let mut last = g.last.lock().await;
+    let read_meanwhile = g.started.load(Ordering::Acquire) > arrived;
+    let fresh = last.is_some_and(|at| at.elapsed() < g.refresh);
+    if read_meanwhile || fresh {
+        return Ok(());
+    }
+    g.started.fetch_add(1, Ordering::AcqRel);
+    let at = Instant::now();
+    metrics::counter!("quiesce_metrics_reads_total").increment(1);
+    gather(m).await?;
+    *last = Some(at);
+    Ok(())
 }
 
 fn refuse(status: StatusCode, message: &'static str) -> Response {
@@ -107,7 +152,7 @@ pub async fn scrape(State(m): State<MetricsState>, session: Session, req: Reques
         }
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n"),
     }
-    if let Err(e) = gather(&m).await {
+    if let Err(e) = gather_if_due(&m).await {
         tracing::error!(error = %e, "metrics: cannot read the catalog");
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
     }

@@ -261,6 +261,7 @@ impl Application {
             streams: streams.clone(),
             handle: crate::metrics::handle(),
             seen_mirrors: Default::default(),
+            gathering: Arc::new(crate::metrics::Gathering::new(config.metrics_refresh)),
         };
         let live = LiveState {
             app: state.clone(),
