@@ -98,6 +98,10 @@ test('a window scoped to one chosen mirror pauses only that mirror', async ({ pa
   await expect(page.locator('#mirrors-table tbody tr[data-status="running"]')).toHaveCount(2);
   await page.getByRole('link', { name: 'Maintenance', exact: true }).click();
   await hydrated(page);
+  // Once the page's stream is live it has re-read the window: the button clicked is the one
+  // that stays (a click while the page re-renders may land on one that is going away).
+  await expect(page.locator('#live-state')).toHaveAttribute('data-state', 'live');
+  await expect(page.locator('#progress-count')).toHaveText('Paused 1 of 1 mirrors');
   await page.getByRole('button', { name: 'Disable maintenance' }).click();
   await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'normal', { timeout: 30_000 });
 });
