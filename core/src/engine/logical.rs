@@ -19,12 +19,13 @@
 //!   concurrent use of a slot).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use super::peer::pgoutput::{Decoder, Transaction};
+use super::peer::pgoutput::{Changes, Decoder, Transaction};
 use super::peer::slots::{self, SlotNames};
 use super::EngineError;
 
@@ -41,18 +42,40 @@ const POLL_CHANGES: usize = 2_000;
 /// this often, so idle ones record the position and the hold slot releases that WAL.
 const POSITION_SIGNAL_EVERY: Duration = Duration::from_secs(30);
 
+/// A source transaction with more changes than this is kept in a temporary file, not in
+/// memory, and applied in pieces of this many (see [`super::peer::spill`]).
+pub const SPILL_AFTER_CHANGES: usize = 20_000;
+
 /// Every source's reader, by source peer id.
-#[derive(Default)]
 pub(crate) struct Readers {
     map: Mutex<HashMap<String, Arc<Reader>>>,
+    spill_after: usize,
+    /// How many transactions the readers moved to temporary files since the process started.
+    spilled: Arc<AtomicU64>,
+}
+
+impl Default for Readers {
+    fn default() -> Self {
+        Readers::spilling_after(SPILL_AFTER_CHANGES)
+    }
 }
 
 impl Readers {
+    pub(crate) fn spilling_after(changes: usize) -> Self {
+        Readers { map: Mutex::default(), spill_after: changes, spilled: Arc::default() }
+    }
+
     pub(crate) fn get(&self, peer_id: &str) -> Arc<Reader> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(peer_id.to_string())
-            .or_insert_with(|| Arc::new(Reader::new(SlotNames::for_peer(peer_id))))
+            .or_insert_with(|| {
+                Arc::new(Reader::new(SlotNames::for_peer(peer_id), self.spill_after, self.spilled.clone()))
+            })
             .clone()
+    }
+
+    pub(crate) fn spilled(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
     }
 
     pub(crate) fn forget(&self, peer_id: &str) {
@@ -75,12 +98,15 @@ pub(crate) struct Batch {
 pub(crate) struct Reader {
     names: SlotNames,
     state: tokio::sync::Mutex<State>,
+    spill_after: usize,
+    spilled: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
 struct State {
     /// Decoded transactions with end positions in `(start, end]`, oldest first.
     window: VecDeque<Arc<Transaction>>,
+    /// Changes of the window's transactions held in memory (spilled ones are on disk).
     changes: usize,
     start: u64,
     /// Where the read slot is.
@@ -95,8 +121,8 @@ struct State {
 }
 
 impl Reader {
-    fn new(names: SlotNames) -> Self {
-        Reader { names, state: tokio::sync::Mutex::default() }
+    fn new(names: SlotNames, spill_after: usize, spilled: Arc<AtomicU64>) -> Self {
+        Reader { names, state: tokio::sync::Mutex::default(), spill_after, spilled }
     }
 
     /// Makes the source ready for a new mirror of `tables` and returns the position its
@@ -294,21 +320,30 @@ impl Reader {
             state.behind = false;
             return Ok(());
         }
-        let messages = slots::peek(pool, &self.names.read, &self.names.publication, upto, limit).await?;
-        let mut decoder = Decoder::new();
+        let mut decoder = Decoder::spilling_after(self.spill_after);
         let mut last = None;
-        for m in &messages {
+        let end = state.end;
+        let mut decoded = Vec::new();
+        let messages = slots::peek(pool, &self.names.read, &self.names.publication, upto, limit, |m| {
             if let Some(tx) = decoder.feed(m).map_err(|e| EngineError::PeerQuery(e.to_string()))? {
                 last = Some(tx.end_lsn);
-                if !tx.changes.is_empty() && tx.end_lsn > state.end {
-                    state.changes += tx.changes.len();
-                    state.window.push_back(Arc::new(tx));
+                if !tx.is_empty() && tx.end_lsn > end {
+                    decoded.push(tx);
                 }
             }
+            Ok(())
+        })
+        .await?;
+        for tx in decoded {
+            if matches!(tx.changes, Changes::Spilled(_)) {
+                self.spilled.fetch_add(1, Ordering::Relaxed);
+            }
+            state.changes += tx.in_memory();
+            state.window.push_back(Arc::new(tx));
         }
         // Fewer messages than asked for: every transaction committed before `upto` is in hand,
         // so the cursor may move to `upto` even past transactions of other tables.
-        let new_end = if messages.len() < limit { upto } else { last.unwrap_or(state.end) };
+        let new_end = if messages < limit { upto } else { last.unwrap_or(state.end) };
         state.behind = new_end < upto;
         if new_end > state.end {
             slots::advance_slot(pool, &self.names.read, new_end).await?;
@@ -335,7 +370,7 @@ fn collect(state: &State, tables: &[String], after: u64, limit: usize) -> Collec
             break;
         }
         if t.touches(tables) {
-            changes += t.changes.len();
+            changes += t.len();
             out.transactions.push(t.clone());
         }
     }
@@ -347,7 +382,7 @@ fn trim(state: &mut State) {
     let lowest = state.consumers.values().map(|(at, _)| *at).min().unwrap_or(state.end);
     while let Some(front) = state.window.front() {
         if front.end_lsn <= lowest || state.changes > WINDOW_CHANGES {
-            state.changes -= front.changes.len();
+            state.changes -= front.in_memory();
             state.start = front.end_lsn;
             state.window.pop_front();
         } else {

@@ -27,6 +27,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 
+pub use logical::SPILL_AFTER_CHANGES;
 pub use peer::{Column, ColumnType, Peer, TableSchema, Value};
 pub use runner::{MirrorRunner, RunnerOptions, StepOutcome};
 pub use supervisor::{Supervisor, SupervisorConfig, WorkerCount};
@@ -202,6 +203,19 @@ impl Engine {
     pub fn with_wal_warning(mut self, bytes: i64) -> Self {
         self.wal_warning_bytes = bytes;
         self
+    }
+
+    /// Source transactions (logical decoding) with more than `changes` changes go to a
+    /// temporary file and are applied in pieces of that many; 0 keeps every one in memory.
+    /// Default [`SPILL_AFTER_CHANGES`]. Set before the first mirror runs.
+    pub fn with_spill_after(mut self, changes: usize) -> Self {
+        self.readers = Arc::new(logical::Readers::spilling_after(changes));
+        self
+    }
+
+    /// How many source transactions this process's readers moved to temporary files.
+    pub fn spilled_transactions(&self) -> u64 {
+        self.readers.spilled()
     }
 
     pub fn with_secrets(mut self, secrets: Arc<SecretBox>) -> Self {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::ddl::Ddl;
 use super::logical::Reader;
-use super::peer::pgoutput::{Datum, RowChange};
+use super::peer::pgoutput::{Changes, Datum, RowChange, Transaction};
 use super::peer::{
     key_from_json, key_to_json, row_from_json, sql_key_of, Peer, Row, TableSchema, TableWrite, Value,
 };
@@ -442,8 +442,13 @@ impl MirrorRunner {
         let after = i64_to_lsn(m.checkpoint.change_id);
         let batch = reader.read(&pool, &self.mirror_id, &self.tables, after, self.options.cdc_batch).await?;
         let position = lsn_to_i64(batch.position);
+        if batch.transactions.iter().any(|t| t.memory().is_none()) {
+            let applied = self.apply_in_pieces(&batch.transactions).await?;
+            return self.applied(m, position, applied).await;
+        }
         let mut writes: Vec<TableWrite<'_>> = self.schemas.iter().map(TableWrite::new).collect();
-        let applied = coalesce(&self.schemas, &batch.transactions, &mut writes)?;
+        let changes = batch.transactions.iter().flat_map(|t| t.memory().unwrap_or_default());
+        let applied = coalesce(&self.schemas, changes, &mut writes)?;
         writes.retain(|w| !w.is_empty());
         if writes.is_empty() && batch.more {
             // Only other tables' changes so far, and the source has more: record how far this
@@ -473,6 +478,11 @@ impl MirrorRunner {
             return Ok(StepOutcome::Idle);
         }
         self.dest.write(&writes).await?;
+        self.applied(m, position, applied).await
+    }
+
+    /// Records a logical-decoding batch as applied: the checkpoint moves to `position`.
+    async fn applied(&mut self, m: &Mirror, position: i64, applied: u64) -> Result<StepOutcome> {
         let checkpoint = Checkpoint { change_id: position, ..m.checkpoint.clone() };
         let total = m.rows_applied + i64::try_from(applied).unwrap_or(i64::MAX);
         self.save(m, checkpoint, m.rows_copied, total).await?;
@@ -481,6 +491,52 @@ impl MirrorRunner {
             self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
         }
         Ok(StepOutcome::AppliedChanges(applied))
+    }
+
+    /// Applies a batch holding transactions too large for memory: in order, each run of small
+    /// transactions coalesced into one destination transaction, each spilled one a piece per
+    /// destination transaction. Memory stays within a piece; the caller moves the checkpoint
+    /// only after the last write, so a crash in between repeats the batch, and repeating is
+    /// harmless because every write sets a key's state (see [`coalesce`]).
+    async fn apply_in_pieces(&self, transactions: &[Arc<Transaction>]) -> Result<u64> {
+        let mut applied = 0;
+        let mut run: Vec<&RowChange> = Vec::new();
+        for tx in transactions {
+            if let Some(changes) = tx.memory() {
+                run.extend(changes);
+                continue;
+            }
+            applied += self.write_changes(run.drain(..)).await?;
+            let pieces = match &tx.changes {
+                Changes::Spilled(s) => s.pieces(),
+                Changes::Memory(_) => 0,
+            };
+            for i in 0..pieces {
+                let tx = tx.clone();
+                let piece = tokio::task::spawn_blocking(move || match &tx.changes {
+                    Changes::Spilled(s) => s.piece(i),
+                    Changes::Memory(_) => Ok(Vec::new()),
+                })
+                .await
+                .map_err(|e| EngineError::Invalid(format!("reading a large transaction's piece: {e}")))?
+                .map_err(|e| EngineError::PeerQuery(e.to_string()))?;
+                applied += self.write_changes(piece.iter()).await?;
+            }
+        }
+        applied += self.write_changes(run.drain(..)).await?;
+        Ok(applied)
+    }
+
+    /// Coalesces `changes` and writes them in one destination transaction (none when they do
+    /// not touch this mirror's tables).
+    async fn write_changes<'c>(&self, changes: impl Iterator<Item = &'c RowChange>) -> Result<u64> {
+        let mut writes: Vec<TableWrite<'_>> = self.schemas.iter().map(TableWrite::new).collect();
+        let applied = coalesce(&self.schemas, changes, &mut writes)?;
+        writes.retain(|w| !w.is_empty());
+        if !writes.is_empty() {
+            self.dest.write(&writes).await?;
+        }
+        Ok(applied)
     }
 
     async fn save(
@@ -554,64 +610,67 @@ fn tuple_row(schema: &TableSchema, names: &[String], tuple: &[Datum]) -> Result<
     Ok((row, known))
 }
 
-/// Folds `transactions` into `writes` (one per schema, same order): each key's final state,
-/// deletes for keys that went away, and truncates. Returns how many changes touched the tables.
-fn coalesce(
+/// Folds `changes` (in commit order) into `writes` (one per schema, same order): each key's
+/// final state, deletes for keys that went away, and truncates. Returns how many changes touched
+/// the tables.
+///
+/// Every write sets a key's state (upsert the row, delete the key, or set the columns a change
+/// carried), so applying a prefix of the changes and then all of them again ends in the same
+/// state as applying them once: at-least-once delivery has exactly-once effect.
+fn coalesce<'c>(
     schemas: &[TableSchema],
-    transactions: &[Arc<super::peer::pgoutput::Transaction>],
+    changes: impl Iterator<Item = &'c RowChange>,
     writes: &mut [TableWrite<'_>],
 ) -> Result<u64> {
     let index: HashMap<&str, usize> = schemas.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     let mut last: Vec<HashMap<String, Last>> = schemas.iter().map(|_| HashMap::new()).collect();
     let mut applied = 0u64;
-    for tx in transactions {
-        for change in &tx.changes {
-            let (rel, old, new) = match change {
-                RowChange::Truncate { tables } => {
-                    for t in tables {
-                        if let Some(&i) = index.get(t.as_str()) {
-                            applied += 1;
-                            writes[i].truncate = true;
-                            last[i].clear();
-                        }
+    for change in changes {
+        let (rel, old, new) = match change {
+            RowChange::Truncate { tables } => {
+                for t in tables {
+                    if let Some(&i) = index.get(t.as_str()) {
+                        applied += 1;
+                        writes[i].truncate = true;
+                        last[i].clear();
                     }
-                    continue;
                 }
-                RowChange::Insert { table, new } => (table, None, Some(new)),
-                RowChange::Update { table, old, new } => (table, old.as_ref(), Some(new)),
-                RowChange::Delete { table, old } => (table, Some(old), None),
-            };
-            let Some(&i) = index.get(rel.name.as_str()) else { continue };
-            let schema = &schemas[i];
-            applied += 1;
-            if let Some(old) = old {
-                let (old_row, _) = tuple_row(schema, &rel.columns, old)?;
-                let old_key = sql_key_of(schema, &old_row);
-                let new_key = match new {
-                    Some(n) => Some(sql_key_of(schema, &tuple_row(schema, &rel.columns, n)?.0)),
-                    None => None,
-                };
-                if new_key.as_ref() != Some(&old_key) {
-                    last[i].insert(key_to_json(&old_key), Last::Delete(old_key));
-                }
+                continue;
             }
-            let Some(new) = new else { continue };
-            let (row, known) = tuple_row(schema, &rel.columns, new)?;
-            let key = key_to_json(&sql_key_of(schema, &row));
-            let state = if known.iter().all(|k| *k) {
-                Last::Upsert(row)
-            } else {
-                match last[i].remove(&key) {
-                    Some(Last::Upsert(prev)) => Last::Upsert(merge(row, &known, prev)),
-                    Some(Last::Partial(prev, prev_known)) => {
-                        let both: Vec<bool> = known.iter().zip(&prev_known).map(|(a, b)| *a || *b).collect();
-                        Last::Partial(merge(row, &known, prev), both)
-                    }
-                    _ => Last::Partial(row, known),
-                }
+            RowChange::Insert { table, new } => (table, None, Some(new)),
+            RowChange::Update { table, old, new } => (table, old.as_ref(), Some(new)),
+            RowChange::Delete { table, old } => (table, Some(old), None),
+        };
+        let Some(&i) = index.get(rel.name.as_str()) else { continue };
+        let schema = &schemas[i];
+        applied += 1;
+        if let Some(old) = old {
+            let (old_row, _) = tuple_row(schema, &rel.columns, old)?;
+            let old_key = sql_key_of(schema, &old_row);
+            let new_key = match new {
+                Some(n) => Some(sql_key_of(schema, &tuple_row(schema, &rel.columns, n)?.0)),
+                None => None,
             };
-            last[i].insert(key, state);
+            if new_key.as_ref() != Some(&old_key) {
+                last[i].insert(key_to_json(&old_key), Last::Delete(old_key));
+            }
         }
+        let Some(new) = new else { continue };
+        let (row, known) = tuple_row(schema, &rel.columns, new)?;
+        let key = key_to_json(&sql_key_of(schema, &row));
+        let state = if known.iter().all(|k| *k) {
+            Last::Upsert(row)
+        } else {
+            match last[i].remove(&key) {
+                Some(Last::Upsert(prev)) => Last::Upsert(merge(row, &known, prev)),
+                Some(Last::Partial(prev, prev_known)) => {
+                    let both: Vec<bool> = known.iter().zip(&prev_known).map(|(a, b)| *a || *b).collect();
+                    Last::Partial(merge(row, &known, prev), both)
+                }
+                _ => Last::Partial(row, known),
+            }
+        };
+        last[i].insert(key, state);
     }
     for (i, states) in last.into_iter().enumerate() {
         for state in states.into_values() {

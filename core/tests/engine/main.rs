@@ -69,7 +69,89 @@ async fn converges_with_capture(catalog: Backend, src: PeerKind, dst: PeerKind, 
     assert!(ops > 100, "the writer ran ({ops} operations)");
     w.wait_caught_up(&mirror).await;
     w.assert_same_rows("items").await;
+    if w.logical().await {
+        assert!(
+            w.engine.spilled_transactions() > 0,
+            "the writers' longer transactions crossed the spill threshold of {SPILL_AFTER} changes"
+        );
+    }
     sup.shutdown().await;
+}
+
+/// A source transaction larger than the spill threshold is kept in a temporary file and applied
+/// a piece per destination transaction, so neither the reader nor the worker holds it whole:
+/// the destination is seen holding part of it (applied whole, it would appear at once), the
+/// supervisor is killed right then, mid-transaction, and after a restart, which repeats it from
+/// its first piece, the destination equals the source row by row. Writers run throughout.
+async fn a_large_source_transaction_is_applied_in_pieces_and_survives_a_kill_mid_way(
+    catalog: Backend,
+    dst: PeerKind,
+) {
+    let w = World::with_capture(catalog, PeerKind::Postgres, dst, None).await;
+    w.seed_items(200).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let writer = Writer::start_many(&w.src_db, PeerKind::Postgres, 2);
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    wait_for(&w, &mirror, "cdc", |m| m.checkpoint.stage == Stage::Cdc && m.rows_applied > 0).await;
+    let spilled_before = w.engine.spilled_transactions();
+    // 2,000 inserts, 500 updates, 200 key changes and 100 deletes in one transaction, on ids the
+    // writers never touch.
+    w.src_exec(
+        "BEGIN; \
+         INSERT INTO items (id, name, qty, price, flag, data) \
+           SELECT g, 'big ' || g, g % 7, g / 3.0, g % 2 = 0, decode(md5(g::text), 'hex') \
+           FROM generate_series(5000001, 5002000) g; \
+         UPDATE items SET qty = qty + 1, name = 'updated' WHERE id BETWEEN 5000001 AND 5000500; \
+         UPDATE items SET id = id + 100000 WHERE id BETWEEN 5000501 AND 5000700; \
+         DELETE FROM items WHERE id BETWEEN 5000701 AND 5000800; \
+         COMMIT",
+    )
+    .await;
+    let big = "SELECT count(*) FROM items WHERE id BETWEEN 5000001 AND 5002000";
+    let mut seen = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        seen = w.dst_count(big).await;
+        if seen > 0 && seen < 1700 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        seen > 0 && seen < 1700,
+        "the destination never held part of the large transaction ({seen} rows)"
+    );
+    sup.abort();
+    assert!(
+        w.engine.spilled_transactions() > spilled_before,
+        "the large transaction went to a temporary file"
+    );
+    writer.wait_ops(20).await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    writer.wait_ops(20).await;
+    writer.stop().await;
+    w.wait_caught_up(&mirror).await;
+    w.assert_same_rows("items").await;
+    assert_eq!(w.dst_count(big).await, 1700, "after {seen} rows were seen mid-way");
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_catalog_a_large_source_transaction_is_applied_in_pieces_to_postgres() {
+    a_large_source_transaction_is_applied_in_pieces_and_survives_a_kill_mid_way(
+        Backend::Sqlite,
+        PeerKind::Postgres,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_catalog_a_large_source_transaction_is_applied_in_pieces_to_sqlite() {
+    a_large_source_transaction_is_applied_in_pieces_and_survives_a_kill_mid_way(
+        Backend::Postgres,
+        PeerKind::Sqlite,
+    )
+    .await;
 }
 
 macro_rules! combinations {

@@ -24,6 +24,11 @@ pub struct World {
     pub dst_id: String,
 }
 
+/// Source transactions (logical decoding) of more changes than this go to a temporary file and
+/// are applied in pieces: small, so the writers' multi-statement transactions cross it often and
+/// every convergence test also applies spilled transactions, killed workers included.
+pub const SPILL_AFTER: usize = 4;
+
 pub fn small_batches() -> RunnerOptions {
     RunnerOptions {
         snapshot_batch: 25,
@@ -110,7 +115,8 @@ impl World {
         let src_db = TestDb::peer(src).await;
         let dst_db = TestDb::peer(dst).await;
         let engine = Engine::new(catalog_db.catalog().await, EventBus::default())
-            .with_peer_rules(quiesce_core::testing::peer_rules());
+            .with_peer_rules(quiesce_core::testing::peer_rules())
+            .with_spill_after(SPILL_AFTER);
         let src_peer = Peer::connect(&src_db.url).await.unwrap();
         let dst_peer = Peer::connect(&dst_db.url).await.unwrap();
         exec(&src_peer, items_ddl(src)).await;
@@ -271,6 +277,11 @@ impl World {
             }
         };
         n > 0
+    }
+
+    /// `SELECT count(*) …` on the destination.
+    pub async fn dst_count(&self, sql: &str) -> i64 {
+        count(&self.dst, sql).await
     }
 
     /// Replication slots on the source database.

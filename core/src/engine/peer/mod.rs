@@ -33,6 +33,7 @@ pub mod pgoutput;
 mod postgres;
 pub mod rules;
 pub(crate) mod slots;
+pub mod spill;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
 

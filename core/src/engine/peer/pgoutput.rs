@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::spill::{SpillWriter, Spilled};
+
 /// A column value inside a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Datum {
@@ -44,21 +46,60 @@ pub enum RowChange {
 
 /// A committed transaction: its changes, and the end of its commit record (the position a
 /// checkpoint records once it is applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Transaction {
     pub end_lsn: u64,
-    pub changes: Vec<RowChange>,
+    pub changes: Changes,
+}
+
+/// Where a transaction's changes are: small ones in memory, large ones in a temporary file
+/// (see [`super::spill`]).
+#[derive(Debug)]
+pub enum Changes {
+    Memory(Vec<RowChange>),
+    Spilled(Spilled),
 }
 
 impl Transaction {
     /// Whether any change of this transaction is to one of `tables`.
     pub fn touches(&self, tables: &[String]) -> bool {
-        self.changes.iter().any(|c| match c {
-            RowChange::Insert { table, .. }
-            | RowChange::Update { table, .. }
-            | RowChange::Delete { table, .. } => tables.contains(&table.name),
-            RowChange::Truncate { tables: truncated } => truncated.iter().any(|t| tables.contains(t)),
-        })
+        match &self.changes {
+            Changes::Memory(changes) => changes.iter().any(|c| match c {
+                RowChange::Insert { table, .. }
+                | RowChange::Update { table, .. }
+                | RowChange::Delete { table, .. } => tables.contains(&table.name),
+                RowChange::Truncate { tables: truncated } => truncated.iter().any(|t| tables.contains(t)),
+            }),
+            Changes::Spilled(s) => s.touches(tables),
+        }
+    }
+
+    /// How many changes it has.
+    pub fn len(&self) -> usize {
+        match &self.changes {
+            Changes::Memory(changes) => changes.len(),
+            Changes::Spilled(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many of its changes are held in memory.
+    pub fn in_memory(&self) -> usize {
+        match &self.changes {
+            Changes::Memory(changes) => changes.len(),
+            Changes::Spilled(_) => 0,
+        }
+    }
+
+    /// Its changes when they are in memory; `None` when spilled (read those a piece at a time).
+    pub fn memory(&self) -> Option<&[RowChange]> {
+        match &self.changes {
+            Changes::Memory(changes) => Some(changes),
+            Changes::Spilled(_) => None,
+        }
     }
 }
 
@@ -74,12 +115,20 @@ pub struct Relation {
 #[derive(Default)]
 pub struct Decoder {
     relations: HashMap<u32, Arc<Relation>>,
-    open: Option<Vec<RowChange>>,
+    open: Option<Open>,
+    /// A transaction with more changes than this goes to a temporary file; 0 never does.
+    spill_after: usize,
+}
+
+/// The transaction being decoded.
+struct Open {
+    changes: Vec<RowChange>,
+    spill: Option<SpillWriter>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot decode a pgoutput message: {0}")]
-pub struct DecodeError(String);
+pub struct DecodeError(pub(crate) String);
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -149,6 +198,12 @@ impl Decoder {
         Self::default()
     }
 
+    /// A decoder that moves a transaction to a temporary file once it has more than `changes`
+    /// changes, and reads it back in pieces of that many (0: never).
+    pub fn spilling_after(changes: usize) -> Self {
+        Decoder { spill_after: changes, ..Self::default() }
+    }
+
     /// The relation pgoutput described for `oid`.
     pub fn relation(&self, oid: u32) -> Option<&Arc<Relation>> {
         self.relations.get(&oid)
@@ -162,13 +217,22 @@ impl Decoder {
     }
 
     fn push(&mut self, change: RowChange) -> Result<(), DecodeError> {
-        match &mut self.open {
-            Some(changes) => {
-                changes.push(change);
-                Ok(())
-            }
-            None => Err(DecodeError("a change outside a transaction".into())),
+        let Some(open) = &mut self.open else {
+            return Err(DecodeError("a change outside a transaction".into()));
+        };
+        if let Some(spill) = &mut open.spill {
+            return spill.push(&change);
         }
+        open.changes.push(change);
+        if self.spill_after > 0 && open.changes.len() > self.spill_after {
+            let mut spill = SpillWriter::new(self.spill_after)?;
+            for c in open.changes.drain(..) {
+                spill.push(&c)?;
+            }
+            open.changes = Vec::new();
+            open.spill = Some(spill);
+        }
+        Ok(())
     }
 
     /// Feeds one message; returns the transaction it completes, if it is a commit.
@@ -176,14 +240,17 @@ impl Decoder {
         let mut r = Reader { buf: msg, pos: 0 };
         match r.u8()? {
             b'B' => {
-                self.open = Some(Vec::new());
+                self.open = Some(Open { changes: Vec::new(), spill: None });
             }
             b'C' => {
                 let _flags = r.u8()?;
                 let _commit_lsn = r.u64()?;
                 let end_lsn = r.u64()?;
-                let changes =
-                    self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
+                let open = self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
+                let changes = match open.spill {
+                    Some(spill) => Changes::Spilled(spill.finish()?),
+                    None => Changes::Memory(open.changes),
+                };
                 return Ok(Some(Transaction { end_lsn, changes }));
             }
             b'R' => {
@@ -304,8 +371,8 @@ mod tests {
         let mut d = Decoder::new();
         let mut begin = vec![b'B'];
         begin.extend_from_slice(&[0; 20]);
-        assert_eq!(d.feed(&relation(7, "t", &["id", "v"])).unwrap(), None);
-        assert_eq!(d.feed(&begin).unwrap(), None);
+        assert!(d.feed(&relation(7, "t", &["id", "v"])).unwrap().is_none());
+        assert!(d.feed(&begin).unwrap().is_none());
         let mut ins = vec![b'I'];
         ins.extend_from_slice(&7u32.to_be_bytes());
         ins.push(b'N');
@@ -324,12 +391,96 @@ mod tests {
         assert_eq!(tx.end_lsn, 42);
         let t = Arc::new(Relation { name: "t".into(), columns: vec!["id".into(), "v".into()] });
         assert_eq!(
-            tx.changes,
-            vec![
+            tx.memory().expect("a small transaction stays in memory"),
+            &[
                 RowChange::Insert { table: t.clone(), new: vec![Datum::Text("1".into()), Datum::Null] },
                 RowChange::Delete { table: t, old: vec![Datum::Text("2".into()), Datum::Null] },
             ]
         );
+    }
+
+    /// Messages of one transaction with every kind of change and value, over two relations,
+    /// one of which is described in the middle of the transaction (as pgoutput does on first use).
+    fn mixed_transaction() -> Vec<Vec<u8>> {
+        let mut out = vec![relation(7, "t", &["id", "v"])];
+        let mut begin = vec![b'B'];
+        begin.extend_from_slice(&[0; 20]);
+        out.push(begin);
+        for i in 0..7 {
+            let mut ins = vec![b'I'];
+            ins.extend_from_slice(&7u32.to_be_bytes());
+            ins.push(b'N');
+            tuple(&mut ins, &[Some(&i.to_string()), Some("ünïcødé, 'quoted'")]);
+            out.push(ins);
+        }
+        out.push(relation(9, "other", &["k"]));
+        let mut upd = vec![b'U'];
+        upd.extend_from_slice(&7u32.to_be_bytes());
+        upd.push(b'K');
+        tuple(&mut upd, &[Some("1"), None]);
+        upd.push(b'N');
+        tuple(&mut upd, &[Some("100"), None]);
+        out.push(upd);
+        let mut unchanged = vec![b'U'];
+        unchanged.extend_from_slice(&7u32.to_be_bytes());
+        unchanged.push(b'N');
+        unchanged.extend_from_slice(&2i16.to_be_bytes());
+        unchanged.extend_from_slice(&[b't', 0, 0, 0, 1, b'2', b'u']);
+        out.push(unchanged);
+        let mut del = vec![b'D'];
+        del.extend_from_slice(&9u32.to_be_bytes());
+        del.push(b'K');
+        tuple(&mut del, &[Some("")]);
+        out.push(del);
+        let mut trunc = vec![b'T'];
+        trunc.extend_from_slice(&2u32.to_be_bytes());
+        trunc.push(0);
+        trunc.extend_from_slice(&7u32.to_be_bytes());
+        trunc.extend_from_slice(&9u32.to_be_bytes());
+        out.push(trunc);
+        let mut commit = vec![b'C', 0];
+        commit.extend_from_slice(&10u64.to_be_bytes());
+        commit.extend_from_slice(&42u64.to_be_bytes());
+        commit.extend_from_slice(&0i64.to_be_bytes());
+        out.push(commit);
+        out
+    }
+
+    fn decode(mut d: Decoder, messages: &[Vec<u8>]) -> Transaction {
+        let mut done = None;
+        for m in messages {
+            if let Some(tx) = d.feed(m).unwrap() {
+                done = Some(tx);
+            }
+        }
+        done.expect("the commit completes the transaction")
+    }
+
+    #[test]
+    fn a_transaction_past_the_spill_threshold_reads_back_in_pieces_equal_to_the_changes() {
+        let messages = mixed_transaction();
+        let whole = decode(Decoder::new(), &messages);
+        let changes = whole.memory().expect("without a threshold it stays in memory").to_vec();
+        assert_eq!(changes.len(), 11);
+        let spilled = decode(Decoder::spilling_after(3), &messages);
+        assert_eq!((spilled.end_lsn, spilled.len(), spilled.in_memory()), (42, 11, 0));
+        let Changes::Spilled(file) = &spilled.changes else {
+            panic!("11 changes past a threshold of 3 spill")
+        };
+        assert_eq!(file.pieces(), 4);
+        let mut back = Vec::new();
+        for i in 0..file.pieces() {
+            let piece = file.piece(i).unwrap();
+            assert!(piece.len() <= 3, "piece {i} holds {} changes", piece.len());
+            back.extend(piece);
+        }
+        assert_eq!(back, changes);
+        for tables in [&["t".to_string()][..], &["other".to_string()], &["absent".to_string()]] {
+            assert_eq!(spilled.touches(tables), whole.touches(tables), "{tables:?}");
+        }
+        // At the threshold exactly, it stays in memory.
+        let at = decode(Decoder::spilling_after(11), &messages);
+        assert_eq!(at.in_memory(), 11);
     }
 
     #[test]

@@ -211,14 +211,19 @@ pub async fn wal_since(pool: &PgPool, lsn: u64) -> Result<i64, EngineError> {
 
 /// The pgoutput messages of transactions committed before `upto`, from the slot's confirmed
 /// position, stopping after the transaction that reaches `limit` messages. Nothing is consumed.
+/// Each message goes to `each` as it arrives; returns how many there were.
 pub async fn peek(
     pool: &PgPool,
     slot: &str,
     publication: &str,
     upto: u64,
     limit: usize,
-) -> Result<Vec<Vec<u8>>, EngineError> {
-    sqlx::query_scalar(
+    mut each: impl FnMut(&[u8]) -> Result<(), EngineError>,
+) -> Result<usize, EngineError> {
+    use futures::TryStreamExt;
+    // Streamed, not collected: one transaction may be millions of messages (the decoder moves
+    // large ones to a temporary file as they arrive).
+    let mut rows = sqlx::query_scalar::<_, Vec<u8>>(
         "SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, $3, \
          'proto_version', '1', 'publication_names', $4)",
     )
@@ -226,7 +231,11 @@ pub async fn peek(
     .bind(format_lsn(upto))
     .bind(i32::try_from(limit).unwrap_or(i32::MAX))
     .bind(publication)
-    .fetch_all(pool)
-    .await
-    .map_err(query_error)
+    .fetch(pool);
+    let mut n = 0;
+    while let Some(data) = rows.try_next().await.map_err(query_error)? {
+        each(&data)?;
+        n += 1;
+    }
+    Ok(n)
 }
