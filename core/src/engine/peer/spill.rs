@@ -81,7 +81,7 @@ impl SpillWriter {
     }
 
     pub(crate) fn push(&mut self, change: &RowChange) -> Result<(), DecodeError> {
-        if self.len % self.piece == 0 {
+        if self.len.is_multiple_of(self.piece) {
             self.offsets.push(self.written);
         }
         self.buf.clear();
