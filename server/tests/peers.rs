@@ -170,6 +170,9 @@ async fn postgres_urls_on_ambient_credentials_sockets_or_server_files_are_refuse
         .await;
     refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?options=-csearch_path%3Dx", "options")
         .await;
+    // The schema is a plain identifier: never a list, quotes or a second setting.
+    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?schema=x,pg_temp", "schema name").await;
+    refused(&app, &admin, "postgres://postgres:x@127.0.0.1/postgres?schema=x%20-c%20y", "schema name").await;
     refused(&app, &admin, "postgres://postgres:x@127.0.0.1", "one database").await;
     refused(&app, &admin, "postgres://127.0.0.1/postgres", "name a user").await;
     refused(&app, &admin, "postgres://postgres:x@localhost/postgres", "list of peer hosts").await;

@@ -784,6 +784,63 @@ both_catalogs_more! {
     a_snapshot_batch_the_destination_already_holds_is_overwritten_and_bulk_copying_goes_on,
     a_lost_read_slot_is_made_again_from_the_hold_slot_and_a_lost_hold_slot_fails_the_mirror,
     a_postgres_copy_cut_short_leaves_no_connection_that_answers_wrongly,
+    tables_in_a_named_schema_replicate_whatever_the_writers_search_path,
+}
+
+/// A Postgres peer may name the schema its tables are in (`?schema=`). The source's `items` is
+/// read from its schema, not from a decoy `items` in `public`; the destination's is created in
+/// its own schema; and an application writing `sales.items` by its qualified name under the
+/// default `search_path` is captured by either capture: the trigger's change log is named with
+/// its schema (it was not, and such a write failed with `relation "_quiesce_changelog" does not
+/// exist`). A schema that does not exist is refused, by name.
+async fn tables_in_a_named_schema_replicate_whatever_the_writers_search_path(catalog: Backend) {
+    for capture in [None, Some(Capture::Trigger)] {
+        for dst in [PeerKind::Postgres, PeerKind::Sqlite] {
+            let dst_schema = (dst == PeerKind::Postgres).then_some("archive");
+            let w = World::in_schemas(catalog, PeerKind::Postgres, dst, capture, [Some("sales"), dst_schema])
+                .await;
+            let missing =
+                w.engine.create_peer("elsewhere", &format!("{}?schema=nowhere", w.src_db.url)).await;
+            let e = missing.expect_err("a schema that does not exist").to_string();
+            assert!(e.contains("schema: \"nowhere\" does not exist"), "{e}");
+            // An application's connection: the default search_path, qualified names.
+            let app = quiesce_core::engine::Peer::connect(&w.src_db.url).await.unwrap();
+            exec(&app, "CREATE TABLE public.items (id BIGINT PRIMARY KEY, name TEXT)").await;
+            exec(&app, "INSERT INTO public.items VALUES (1, 'decoy'), (2, 'decoy')").await;
+            w.seed_items(30).await;
+            let sup = Supervisor::start(w.engine.clone(), fast_config());
+            let mirror = w.create_mirror("m", &["items"]).await;
+            w.wait_caught_up(&mirror).await;
+            exec(
+                &app,
+                &format!(
+                    "BEGIN; \
+                     INSERT INTO sales.items (id, name, qty, price, flag, data) VALUES {}; \
+                     UPDATE sales.items SET qty = coalesce(qty, 0) + 1 WHERE id % 3 = 0; \
+                     DELETE FROM sales.items WHERE id % 5 = 0; \
+                     UPDATE sales.items SET id = id + 1000 WHERE id = 7; \
+                     COMMIT",
+                    w.item_rows(31, 60)
+                ),
+            )
+            .await;
+            exec(&app, "UPDATE public.items SET name = 'still a decoy'").await;
+            w.wait_caught_up(&mirror).await;
+            w.assert_same_rows("items").await;
+            assert_eq!(w.dst_count("SELECT count(*) FROM items WHERE id = 1007").await, 1);
+            if dst == PeerKind::Postgres {
+                // Created in the destination's schema, and nowhere else.
+                let elsewhere = w
+                    .dst_count(
+                        "SELECT count(*) FROM pg_class WHERE relname = 'items' \
+                         AND relnamespace <> 'archive'::regnamespace",
+                    )
+                    .await;
+                assert_eq!(elsewhere, 0);
+            }
+            sup.shutdown().await;
+        }
+    }
 }
 
 /// A bulk `COPY` between Postgres peers cancelled mid-stream (a worker killed or aborted while

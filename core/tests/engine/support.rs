@@ -111,17 +111,37 @@ impl World {
         dst: PeerKind,
         capture: Option<Capture>,
     ) -> World {
+        World::in_schemas(catalog, src, dst, capture, [None, None]).await
+    }
+
+    /// [`Self::with_capture`] with Postgres peers that name the schema their tables are in
+    /// (`?schema=`, created here): `[source, destination]`. `src` and `dst` then reach the
+    /// tables in those schemas, as the engine does.
+    pub async fn in_schemas(
+        catalog: Backend,
+        src: PeerKind,
+        dst: PeerKind,
+        capture: Option<Capture>,
+        schemas: [Option<&str>; 2],
+    ) -> World {
         let catalog_db = TestDb::new(catalog).await;
         let src_db = TestDb::peer(src).await;
         let dst_db = TestDb::peer(dst).await;
         let engine = Engine::new(catalog_db.catalog().await, EventBus::default())
             .with_peer_rules(quiesce_core::testing::peer_rules())
             .with_spill_after(SPILL_AFTER);
-        let src_peer = Peer::connect(&src_db.url).await.unwrap();
-        let dst_peer = Peer::connect(&dst_db.url).await.unwrap();
+        let mut urls = [src_db.url.clone(), dst_db.url.clone()];
+        for (url, schema) in urls.iter_mut().zip(schemas) {
+            if let Some(schema) = schema {
+                exec(&Peer::connect(url).await.unwrap(), &format!("CREATE SCHEMA {schema}")).await;
+                url.push_str(&format!("?schema={schema}"));
+            }
+        }
+        let src_peer = Peer::connect(&urls[0]).await.unwrap();
+        let dst_peer = Peer::connect(&urls[1]).await.unwrap();
         exec(&src_peer, items_ddl(src)).await;
-        let src_id = engine.create_peer_opts("src", &src_db.url, false, capture).await.unwrap().id;
-        let dst_id = engine.create_peer("dst", &dst_db.url).await.unwrap().id;
+        let src_id = engine.create_peer_opts("src", &urls[0], false, capture).await.unwrap().id;
+        let dst_id = engine.create_peer("dst", &urls[1]).await.unwrap().id;
         World {
             _catalog_db: catalog_db,
             src_db,
@@ -144,6 +164,12 @@ impl World {
             )
             .await;
         }
+    }
+
+    /// `items` rows `from..=to` as SQL values for the source (test data).
+    pub fn item_rows(&self, from: i64, to: i64) -> String {
+        let kind = self.src.kind();
+        (from..=to).map(|i| item_values(kind, i, i as u64 * 7)).collect::<Vec<_>>().join(", ")
     }
 
     pub async fn src_exec(&self, sql: &str) {

@@ -467,10 +467,28 @@ impl Peer {
                         .connect_with(t.options())
                         .await?;
                     sqlx::query("SELECT 1").execute(&pool).await?;
-                    Ok::<_, sqlx::Error>(pool)
+                    let schema_exists = match &t.schema {
+                        Some(schema) => {
+                            sqlx::query_scalar(
+                                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                            )
+                            .bind(schema)
+                            .fetch_one(&pool)
+                            .await?
+                        }
+                        None => true,
+                    };
+                    Ok::<_, sqlx::Error>((pool, schema_exists))
                 };
                 match tokio::time::timeout(timeout, attempt).await {
-                    Ok(Ok(pool)) => Ok(Peer::Postgres(pool)),
+                    Ok(Ok((pool, true))) => Ok(Peer::Postgres(pool)),
+                    Ok(Ok((_, false))) => Err(EngineError::InvalidPeer(format!(
+                        "schema: {:?} does not exist in database {:?} on {} (create it with CREATE \
+                         SCHEMA, or name another)",
+                        t.schema.as_deref().unwrap_or_default(),
+                        t.database,
+                        t.address()
+                    ))),
                     Ok(Err(e)) => Err(unreachable(describe_connect(&e))),
                     Err(_) => Err(unreachable("no answer in time".into())),
                 }
@@ -538,8 +556,15 @@ impl Peer {
                 Self::connect_sqlite(file, true).await
             }
             PeerKind::Postgres => {
-                let options = PgConnectOptions::from_str(&target.url)
+                let mut options = PgConnectOptions::from_str(&target.url)
                     .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;
+                // sqlx does not know Quiesce's `schema` parameter (it ignores it).
+                let url = url::Url::parse(&target.url)
+                    .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;
+                if let Some((_, schema)) = url.query_pairs().find(|(k, _)| k == "schema") {
+                    check_identifier("schema", &schema)?;
+                    options = options.options([rules::search_path(&schema)]);
+                }
                 let pool = PgPoolOptions::new()
                     .after_release(|conn, _| {
                         Box::pin(async move { Ok(crate::storage::reusable::<sqlx::Postgres>(conn)) })

@@ -66,7 +66,7 @@ pub(super) async fn table_schema(pool: &PgPool, table: &str) -> Result<Option<Ta
          JOIN pg_type t ON t.oid = a.atttypid
          LEFT JOIN pg_type e ON t.typcategory = 'A' AND e.oid = t.typelem
          LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
-         WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE a.attrelid = to_regclass(format('%I.%I', current_schema(), $1)) AND a.attnum > 0 AND NOT a.attisdropped
          ORDER BY a.attnum",
     )
     .bind(table)
@@ -108,10 +108,14 @@ pub(super) async fn table_schema(pool: &PgPool, table: &str) -> Result<Option<Ta
     Ok(Some(TableSchema { name: table.to_string(), columns, pk: pk.into_iter().map(|(_, i)| i).collect() }))
 }
 
-fn capture_function() -> String {
+/// The capture trigger's function for tables in `schema`. The change log is named with its
+/// schema: the function runs under the *writer's* `search_path`, which need not include the
+/// schema the log is in (an application writing `sales.orders` with `search_path` `public`).
+fn capture_function(schema: &str) -> String {
+    let log = format!("{}.{CHANGELOG_TABLE}", quote(schema));
     let entry = |op: &str, key: &str, row: &str| {
         format!(
-            "INSERT INTO {CHANGELOG_TABLE} (tbl, op, pk, row, created_at) \
+            "INSERT INTO {log} (tbl, op, pk, row, created_at) \
              VALUES (TG_TABLE_NAME, {op}, {key}, {row}, \
                      (extract(epoch FROM clock_timestamp()) * 1000)::bigint);"
         )
@@ -154,6 +158,9 @@ fn trigger_name(table: &str) -> String {
 pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<(), EngineError> {
     // Names are checked identifiers (no quotes), so they are safe inside string literals too.
     let args: Vec<String> = s.pk.iter().map(|&i| format!("'{}'", s.columns[i].name)).collect();
+    // Where unqualified names go: the peer's schema (`?schema=`) or the user's default.
+    let schema: String =
+        sqlx::query_scalar("SELECT current_schema()::text").fetch_one(pool).await.map_err(query_error)?;
     let statements = [
         format!("SELECT pg_advisory_xact_lock({})", CAPTURE_LOCK + 1),
         format!(
@@ -169,7 +176,7 @@ pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<()
         // Change logs created by earlier versions (entries then were ordered by a lock).
         format!("ALTER TABLE {CHANGELOG_TABLE} ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id()"),
         format!("CREATE INDEX IF NOT EXISTS _quiesce_changelog_xid ON {CHANGELOG_TABLE} (xid)"),
-        capture_function(),
+        capture_function(&schema),
         format!(
             "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} \
              FOR EACH ROW EXECUTE FUNCTION _quiesce_capture({})",
@@ -186,11 +193,12 @@ pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<()
 }
 
 pub(super) async fn remove_capture(pool: &PgPool, table: &str) -> Result<(), EngineError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass(quote_ident($1)) IS NOT NULL")
-        .bind(table)
-        .fetch_one(pool)
-        .await
-        .map_err(query_error)?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass(format('%I.%I', current_schema(), $1)) IS NOT NULL")
+            .bind(table)
+            .fetch_one(pool)
+            .await
+            .map_err(query_error)?;
     if exists {
         sqlx::raw_sql(&format!("DROP TRIGGER IF EXISTS {} ON {}", trigger_name(table), quote(table)))
             .execute(pool)
@@ -244,7 +252,7 @@ pub(super) async fn create_table(pool: &PgPool, s: &TableSchema) -> Result<(), E
 }
 
 async fn has_changelog(pool: &PgPool) -> Result<bool, EngineError> {
-    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+    sqlx::query_scalar("SELECT to_regclass(format('%I.%I', current_schema(), $1)) IS NOT NULL")
         .bind(CHANGELOG_TABLE)
         .fetch_one(pool)
         .await

@@ -12,7 +12,8 @@
 //! - **Postgres** peer URLs are parsed field by field and the connection options are built from
 //!   those fields only, so nothing comes from the server's environment (`PG*` variables) or from
 //!   `~/.pgpass`: user, host and database are required; Unix-domain sockets (`host=/…` or a
-//!   percent-encoded path as host) and every query parameter but `sslmode` are refused; the
+//!   percent-encoded path as host) and every query parameter but `sslmode` and `schema` (a
+//!   checked identifier that leads the connection's `search_path`) are refused; the
 //!   `sslrootcert`/`sslcert`/`sslkey` file parameters only with [`PeerRules::allow_cert_files`].
 //!   A URL without a password would authenticate with whatever the database server grants this
 //!   machine (trust or peer authentication): an ambient credential, refused unless
@@ -163,6 +164,10 @@ pub struct PgTarget {
     pub ssl_root_cert: Option<String>,
     pub ssl_cert: Option<String>,
     pub ssl_key: Option<String>,
+    /// The schema the peer's tables are in (`?schema=`): the connection's `search_path` starts
+    /// with it, so tables are read, and created on a destination, there. `None`: the user's
+    /// default `search_path` (normally `public`).
+    pub schema: Option<String>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -176,6 +181,13 @@ impl std::fmt::Debug for PgTarget {
             .field("database", &self.database)
             .finish_non_exhaustive()
     }
+}
+
+/// The `search_path` of a peer whose tables are in `schema` (a checked identifier, so it needs
+/// no quoting). `public` stays behind it, so types and functions kept there (enums, extensions)
+/// still resolve; what Quiesce creates goes into `schema`, the first.
+pub(crate) fn search_path(schema: &str) -> (&'static str, String) {
+    ("search_path", format!("{schema},public"))
 }
 
 fn invalid(msg: impl Into<String>) -> EngineError {
@@ -256,6 +268,7 @@ impl PgTarget {
             ssl_root_cert: None,
             ssl_cert: None,
             ssl_key: None,
+            schema: None,
         };
         let mut seen = BTreeSet::new();
         for (k, v) in u.query_pairs() {
@@ -273,6 +286,10 @@ impl PgTarget {
                 "sslrootcert" => target.ssl_root_cert = Some(v),
                 "sslcert" => target.ssl_cert = Some(v),
                 "sslkey" => target.ssl_key = Some(v),
+                "schema" => {
+                    super::check_identifier("schema", &v)?;
+                    target.schema = Some(v);
+                }
                 "host" | "hostaddr" => {
                     return Err(invalid(format!(
                         "the parameter {k:?} is not allowed (no Unix-domain sockets or second hosts): \
@@ -281,8 +298,8 @@ impl PgTarget {
                 }
                 other => {
                     return Err(invalid(format!(
-                        "the parameter {other:?} is not allowed (only sslmode, and with the server's \
-                         permission sslrootcert, sslcert, sslkey)"
+                        "the parameter {other:?} is not allowed (only sslmode and schema, and with the \
+                         server's permission sslrootcert, sslcert, sslkey)"
                     )))
                 }
             }
@@ -290,10 +307,13 @@ impl PgTarget {
         Ok(target)
     }
 
-    /// `host:port/database`, for pages.
+    /// `host:port/database` (and `?schema=…` when one is named), for pages.
     pub fn location(&self) -> String {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        format!("{host}:{}/{}", self.port, self.database)
+        match &self.schema {
+            Some(schema) => format!("{host}:{}/{}?schema={schema}", self.port, self.database),
+            None => format!("{host}:{}/{}", self.port, self.database),
+        }
     }
 
     /// `host:port`, for errors.
@@ -324,6 +344,9 @@ impl PgTarget {
         }
         if let Some(c) = &self.ssl_key {
             o = o.ssl_client_key(c);
+        }
+        if let Some(schema) = &self.schema {
+            o = o.options([search_path(schema)]);
         }
         o
     }
@@ -638,6 +661,21 @@ mod tests {
         let m = message(rules.check("postgres://u:p@127.0.0.1:5432/quiesce", false).await);
         assert!(m.contains("own catalog"), "{m}");
         assert!(rules.check("postgres://u:p@127.0.0.1:5432/other", false).await.is_ok());
+    }
+
+    #[test]
+    fn a_schema_parameter_is_checked_and_leads_the_search_path() {
+        let t = PgTarget::parse("postgres://bob:pw@h:1/d?schema=sales").unwrap();
+        assert_eq!(t.schema.as_deref(), Some("sales"));
+        assert_eq!(t.options().get_options(), Some("-c search_path=sales,public"));
+        assert_eq!(t.location(), "h:1/d?schema=sales");
+        // Without one, the user's own search_path decides.
+        let t = PgTarget::parse("postgres://bob:pw@h:1/d").unwrap();
+        assert_eq!((t.schema.as_deref(), t.options().get_options()), (None, None));
+        for bad in ["sales,public", "x%20y", "", "a;drop", "_quiesce_x", "s%27"] {
+            let e = PgTarget::parse(&format!("postgres://bob:pw@h:1/d?schema={bad}")).unwrap_err();
+            assert!(e.to_string().contains("schema name"), "{bad}: {e}");
+        }
     }
 
     #[test]
