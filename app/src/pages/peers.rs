@@ -117,7 +117,7 @@ pub fn PeersPage() -> impl IntoView {
                                     <label for="peer-url">"SQLite file path or postgres:// URL"</label>
                                     <input id="peer-url" name="url" required autocomplete="off" placeholder="source.db" />
                                     <p class="muted" id="peer-url-help">
-                                        "SQLite files live in the server's peers directory (a relative path is read there). Postgres URLs need a user, a password, a host and a database."
+                                        "SQLite files live in the server's peers directory (a relative path is read there). Postgres URLs need a user, a password, a host and a database; add ?schema=name for tables outside the user's default schema (normally public)."
                                     </p>
                                     <label class="inline">
                                         <input type="checkbox" name="create_file" value="true" />
