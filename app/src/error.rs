@@ -43,16 +43,17 @@ pub enum ApiError {
     Transport(String),
 }
 
-/// The error of a form posted without JavaScript, kept for the page the browser is sent back to.
+/// The outcome of a form posted without JavaScript, kept for the page the browser is sent back
+/// to: what it did (the server function's [`Said`](crate::api::Said) text) or why it was refused.
 ///
-/// Leptos answers such a post with a redirect carrying the error in the URL (`?__err=…`), which
+/// Leptos answers such a post with a redirect, carrying an error in the URL (`?__err=…`), which
 /// anyone can craft into a link; the server (`server::flash`) moves it into the session instead,
 /// and the next page load reads it from there, so what a page says came from this server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormFlash {
     /// The server function's path (`/api/maintenance/enable`): which form it belongs to.
     pub path: String,
-    pub error: ApiError,
+    pub outcome: Result<String, ApiError>,
 }
 
 #[derive(Serialize, Deserialize)]

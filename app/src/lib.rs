@@ -27,6 +27,8 @@ use leptos_router::{
 pub use error::ApiError;
 use pages::flash_meta;
 use pages::layout::Layout;
+/// Percent-encoding as pages and the success header use it.
+pub use pages::urlencode;
 
 /// The HTML document every page is rendered into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

@@ -83,6 +83,8 @@ test('a window scoped to one chosen mirror pauses only that mirror', async ({ pa
   const name = await page.locator('#mirrors-table tbody tr').first().getAttribute('data-mirror');
   await page.getByRole('link', { name: 'Maintenance', exact: true }).click();
   await hydrated(page);
+  // With JavaScript the plan follows each tick: the no-JavaScript "Show the plan" button is hidden.
+  await expect(page.locator('#preview-plan')).toBeHidden();
   await page.getByLabel('Chosen mirrors').check();
   await page.locator('#scope-mirrors').getByLabel(new RegExp(`^ ?${name} `)).check();
   // The dry run follows the choice.

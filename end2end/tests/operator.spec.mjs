@@ -75,6 +75,10 @@ test('without JavaScript the end of a window is a result too, and is dismissed w
   await page.getByLabel(/^Reason/).fill('no-script result');
   await page.getByLabel(/I have read the plan/).check();
   await page.getByRole('button', { name: 'Enable maintenance' }).click();
+  // The page the post lands on says what was done, and focus is on it.
+  await expect(page.locator('#maintenance-outcome')).toContainText('Enable accepted: window');
+  await expect(page.locator('#maintenance-outcome')).not.toHaveClass(/is-error/);
+  await expect(page.locator('#maintenance-outcome')).toBeFocused();
   await expect(async () => {
     await page.goto('/');
     await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'enabled', { timeout: 500 });
@@ -90,6 +94,26 @@ test('without JavaScript the end of a window is a result too, and is dismissed w
   await page.getByRole('button', { name: 'Dismiss' }).click();
   await expect(page.locator('#phase-word')).toHaveText('NORMAL');
   await expect(page.locator('#window-result')).toHaveCount(0);
+  await expect(page.locator('#maintenance-outcome')).toHaveText('Result dismissed.');
+  await context.close();
+});
+
+test('without JavaScript the plan follows the chosen scope once asked, and nothing is enabled', async ({ browser }) => {
+  const { context, page } = await noScript(browser, 'operator');
+  await expect(page.locator('#plan-heading')).toHaveText('Plan for enabling maintenance on all mirrors');
+  await expect(page.locator('#plan-pause')).toContainText('Would pause: 3');
+  await page.getByLabel('Chosen mirrors').check();
+  const first = page.locator('#scope-mirrors input[type=checkbox]').first();
+  const id = await first.getAttribute('value');
+  await first.check();
+  await page.getByLabel(/^Reason/).fill('kernel patch on one mirror');
+  await page.getByRole('button', { name: 'Show the plan for this scope' }).click();
+  await expect(page.locator('#plan-heading')).toHaveText('Plan for enabling maintenance on 1 chosen mirror(s)');
+  await expect(page.locator('#plan-pause')).toContainText('Would pause: 1');
+  await expect(page.getByLabel('Chosen mirrors')).toBeChecked();
+  await expect(page.locator(`#scope-mirrors input[value="${id}"]`)).toBeChecked();
+  await expect(page.getByLabel(/^Reason/)).toHaveValue('kernel patch on one mirror');
+  await expect(page.locator('#phase-word')).toHaveText('NORMAL');
   await context.close();
 });
 

@@ -1,11 +1,13 @@
-//! Errors of forms posted without JavaScript, carried to the next page through the session.
+//! Outcomes of forms posted without JavaScript, carried to the next page through the session.
 //!
-//! Leptos answers a failed plain-HTML form post with a redirect back to the form whose URL
-//! carries the error (`?__path=…&__err=…`). Pages do not trust that: anyone can craft such a
-//! link. This layer takes the error out of the redirect's `Location`, keeps it in the session
-//! as an [`app::error::FormFlash`], and hands it to the very next page load in the request's
-//! extensions (read by `app::pages::provide_flash`), once.
+//! Leptos answers a plain-HTML form post with a redirect back to the form. A refusal's error is
+//! in the redirect's URL (`?__path=…&__err=…`), which pages do not trust: anyone can craft such a
+//! link. A success says what it did in the `x-quiesce-said` header (`app::api::say`). This layer
+//! takes either off the response, keeps it in the session as an [`app::error::FormFlash`], and
+//! hands it to the very next page load in the request's extensions (read by
+//! `app::pages::provide_flash`), once. The header never leaves the server.
 
+use app::api::{SAID_HEADER, SAID_MAX};
 use app::error::FormFlash;
 use app::ApiError;
 use axum::extract::Request;
@@ -38,7 +40,7 @@ pub fn take_error(location: &str) -> Option<(FormFlash, String)> {
     let mut stripped = location.to_string();
     ServerFnUrlError::<ApiError>::strip_error_info(&mut stripped);
     let stripped = stripped.strip_suffix('?').map(str::to_string).unwrap_or(stripped);
-    Some((FormFlash { path, error }, stripped))
+    Some((FormFlash { path, outcome: Err(error) }, stripped))
 }
 
 /// Moves a form post's error from its redirect into the session, and the session's flash into
@@ -53,6 +55,7 @@ pub async fn form_errors(session: Session, mut req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let mut res = next.run(req).await;
+    let said = res.headers_mut().remove(SAID_HEADER).and_then(|v| said_text(&v));
     if is_post && path.starts_with("/api/") && res.status().is_redirection() {
         let location = res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         if let Some((flash, stripped)) = location.as_deref().and_then(take_error) {
@@ -61,9 +64,29 @@ pub async fn form_errors(session: Session, mut req: Request, next: Next) -> Resp
                     res.headers_mut().insert(header::LOCATION, v);
                 }
             }
+        } else if let Some(text) = said {
+            let _ = session.insert(FLASH_KEY, FormFlash { path, outcome: Ok(text) }).await;
+            // Leptos leaves an empty query behind when it strips an old error from the Referer.
+            if let Some(v) = location
+                .as_deref()
+                .and_then(|l| l.strip_suffix('?'))
+                .and_then(|l| HeaderValue::from_str(l).ok())
+            {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
         }
     }
     res
+}
+
+/// The success text of the `x-quiesce-said` header (percent-encoded UTF-8), bounded.
+pub fn said_text(v: &HeaderValue) -> Option<String> {
+    let raw = v.to_str().ok()?;
+    if raw.len() > 3 * SAID_MAX {
+        return None;
+    }
+    let (text, _) = url::form_urlencoded::parse(raw.as_bytes()).next()?;
+    Some(text.chars().take(SAID_MAX).collect())
 }
 
 #[cfg(test)]
@@ -78,8 +101,17 @@ mod tests {
             .unwrap()
             .to_string();
         let (flash, stripped) = take_error(&url).unwrap();
-        assert_eq!(flash, FormFlash { path: "/api/maintenance/enable".into(), error: e });
+        assert_eq!(flash, FormFlash { path: "/api/maintenance/enable".into(), outcome: Err(e) });
         assert_eq!(stripped, "http://127.0.0.1:3000/?x=1");
         assert!(take_error("http://127.0.0.1:3000/mirrors").is_none());
+    }
+
+    #[test]
+    fn a_success_text_survives_its_header_and_is_bounded() {
+        let text = "Created mirror \u{201c}orders\u{201d} & more=1.";
+        let v = HeaderValue::from_str(&app::urlencode(text)).unwrap();
+        assert_eq!(said_text(&v).as_deref(), Some(text));
+        let long = HeaderValue::from_str(&"a".repeat(10 * SAID_MAX)).unwrap();
+        assert_eq!(said_text(&long), None);
     }
 }

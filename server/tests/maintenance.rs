@@ -16,6 +16,7 @@ on_both_backends!(
     an_operator_enables_and_disables_maintenance_over_http,
     bad_and_forbidden_maintenance_requests_change_nothing,
     a_form_post_with_chosen_mirrors_scopes_the_window_to_them,
+    the_page_shows_the_plan_for_the_scope_its_address_names,
     progress_counts_paused_mirrors_and_lists_what_a_step_waits_for,
     history_filters_by_the_day_a_window_was_opened,
     state_changes_reach_an_open_event_stream,
@@ -248,6 +249,47 @@ async fn a_form_post_with_chosen_mirrors_scopes_the_window_to_them(backend: Back
         ms.iter().all(|m| if m["name"] == "m2" { m["status"] == "paused" } else { m["status"] == "running" })
     })
     .await;
+    app.stop().await;
+}
+
+/// What "Show the plan for this scope" does without JavaScript: the enable form, submitted to the
+/// page with GET, comes back with the plan for that scope and the same choices made.
+async fn the_page_shows_the_plan_for_the_scope_its_address_names(backend: Backend) {
+    let app = fast_app(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    let _dbs = replicating(&app, &admin).await;
+    let m2 = mirror_id(&ops, &app, "m2").await;
+    let html = |path: String| {
+        let ops = ops.clone();
+        async move { ops.get(path).send().await.unwrap().text().await.unwrap().replace("<!>", "") }
+    };
+    let page = html(app.url("/")).await;
+    assert!(page.contains("Plan for enabling maintenance on all mirrors"), "{page}");
+    assert!(page.contains("Would pause: 2"));
+    assert!(page.contains("id=\"preview-plan\""), "the form offers the preview");
+    let path =
+        format!("/?scope=mirrors&mirror_ids%5B1%5D={m2}&reason=kernel+%E2%80%9Cpatch%E2%80%9D&confirm=yes");
+    let page = html(app.url(&path)).await;
+    assert!(page.contains("Plan for enabling maintenance on 1 chosen mirror(s)"), "{page}");
+    assert!(page.contains("Would pause: 1"), "{page}");
+    // The whole `<input …>` tag holding `attr`.
+    let tag = |page: &str, attr: &str| -> String {
+        let at = page.find(attr).unwrap_or_else(|| panic!("no {attr}"));
+        let start = page[..at].rfind('<').unwrap();
+        page[start..at + page[at..].find('>').unwrap()].to_string()
+    };
+    assert!(tag(&page, "value=\"mirrors\"").contains("checked"), "the scope stays chosen");
+    assert!(!tag(&page, "value=\"all\"").contains("checked"));
+    assert!(tag(&page, &format!("value=\"{m2}\"")).contains("checked"), "the mirror stays ticked");
+    let m1 = mirror_id(&ops, &app, "m1").await;
+    assert!(!tag(&page, &format!("value=\"{m1}\"")).contains("checked"));
+    assert!(page.contains("kernel \u{201c}patch\u{201d}</textarea>"), "the reason typed is kept");
+    // Nothing was enabled by looking.
+    assert_eq!(status(&ops, &app).await, Value::Null);
+    // An id that names nothing is the plan's error, not a 500.
+    let r = ops.get(app.url("/?scope=mirrors&mirror_ids%5B0%5D=nope")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     app.stop().await;
 }
 

@@ -13,6 +13,7 @@ use support::TestApp;
 
 on_both_backends!(
     a_form_error_without_javascript_comes_back_on_the_page_once,
+    a_form_success_without_javascript_is_said_on_the_page_once_with_focus,
     a_crafted_error_link_shows_nothing,
     role_gated_and_missing_pages_answer_403_and_404_in_the_layout,
     each_page_has_its_own_title,
@@ -87,6 +88,47 @@ async fn a_form_error_without_javascript_comes_back_on_the_page_once(backend: Ba
     let (_, html) = page(&app, &ops, "/mirrors").await;
     let outcome = element(&html, "mirrors-outcome");
     assert!(outcome.contains("is-error") && outcome.len() > 80, "{outcome}");
+    app.stop().await;
+}
+
+async fn a_form_success_without_javascript_is_said_on_the_page_once_with_focus(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    let r =
+        post_form(&app, &ops, "/api/maintenance/enable", "/", "reason=kernel+patch&scope=all&confirm=yes")
+            .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert!(r.headers().get(app::api::SAID_HEADER).is_none(), "the success text stays on the server");
+    assert_eq!(r.headers()["location"].to_str().unwrap(), app.url("/"));
+    let (_, html) = page(&app, &ops, "/").await;
+    let outcome = element(&html, "maintenance-outcome");
+    assert!(outcome.contains("Enable accepted: window"), "{outcome}");
+    assert!(!outcome.contains("is-error"), "shown as a success: {outcome}");
+    assert!(outcome.contains("autofocus"), "focus is on the result: {outcome}");
+    let (_, again) = page(&app, &ops, "/").await;
+    let line = element(&again, "maintenance-outcome");
+    assert!(!line.contains("Enable accepted") && !line.contains("autofocus"), "shown once: {line}");
+
+    // Said in the function's own words for other pages' forms too (an admin adds a user).
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    let body = "username=newbie&password=a-long-enough-password-1&role=viewer";
+    let r = post_form(&app, &admin, "/api/users/create", "/users", body).await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let (_, html) = page(&app, &admin, "/users").await;
+    assert!(element(&html, "users-outcome").contains("Created newbie."), "{html}");
+
+    // A JSON caller gets the value, not the header, and leaves nothing for a page.
+    let r = admin
+        .post(app.url("/api/users/create"))
+        .header("origin", &app.base)
+        .json(&json!({ "username": "jsonuser", "password": "a-long-enough-password-2", "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get(app::api::SAID_HEADER).is_none());
+    let (_, html) = page(&app, &admin, "/users").await;
+    assert!(!element(&html, "users-outcome").contains("Created"), "nothing left behind");
     app.stop().await;
 }
 

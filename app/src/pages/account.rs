@@ -10,7 +10,7 @@ use leptos::prelude::*;
 
 use crate::api::account::ChangePassword;
 use crate::pages::layout::use_current_user;
-use crate::pages::{flashed, PageTitle};
+use crate::pages::{flashed_error, PageTitle};
 use crate::ApiError;
 
 /// What the page says when a change fails.
@@ -33,7 +33,7 @@ pub fn AccountPage() -> impl IntoView {
     let current = use_current_user();
     let action = ServerAction::<ChangePassword>::new();
     // Without JavaScript a refused change comes back as the session's flash.
-    let flash = flashed::<ChangePassword>();
+    let flash = flashed_error::<ChangePassword>();
     let outcome = move || {
         action.value().get().or_else(|| flash.clone().map(Err)).map(|r| match r {
             Ok(_) => "Your password is changed; your other sessions have ended.".to_string(),

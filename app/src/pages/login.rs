@@ -44,7 +44,7 @@ pub fn sign_in_error_text(e: &ApiError) -> String {
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
     // Without JavaScript a refused sign-in comes back as the session's flash.
-    let flash = crate::pages::flashed::<Login>();
+    let flash = crate::pages::flashed_error::<Login>();
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_else(|| "/".to_string());
     view! {
@@ -85,7 +85,7 @@ pub fn setup_error_text(e: &ApiError) -> &'static str {
 #[component]
 pub fn SetupPage() -> impl IntoView {
     let action = ServerAction::<CompleteSetup>::new();
-    let flash = crate::pages::flashed::<CompleteSetup>();
+    let flash = crate::pages::flashed_error::<CompleteSetup>();
     let query = use_query_map();
     let token = move || query.read().get("token").unwrap_or_default();
     view! {

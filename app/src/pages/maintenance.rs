@@ -21,6 +21,7 @@ use crate::pages::{
     flashed, fmt_duration, fmt_span, fmt_time, notice_with, report, Notice, OutcomeLine, PageTitle, ShortId,
 };
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 use quiesce_core::auth::{Action, Role};
 use quiesce_core::domain::{
     BackupEntry, MirrorNow, PeerView, Plan, PlanMirror, Straggler, Window, WindowPhase, WindowProgress,
@@ -141,30 +142,12 @@ fn MaintenanceLive(progress: Option<WindowProgress>, user: CurrentUser) -> impl 
         flashed::<DismissResult>(),
     ]);
     let id = OUTCOME_ID;
-    Effect::new(move |_| {
-        report(outcome, id, enable.value().get(), |w| {
-            format!("Enable accepted: window {} opened; its progress is shown below.", short(&w.id))
-        })
-    });
-    Effect::new(move |_| {
-        report(outcome, id, actions.disable.value().get(), |w| {
-            format!("Disable accepted for window {}; the mirrors resume below.", short(&w.id))
-        })
-    });
-    Effect::new(move |_| {
-        report(outcome, id, actions.retry.value().get(), |w| {
-            format!("Retry accepted for window {}.", short(&w.id))
-        })
-    });
-    Effect::new(move |_| {
-        report(outcome, id, actions.abort.value().get(), |w| {
-            format!("Abort accepted for window {}.", short(&w.id))
-        })
-    });
-    Effect::new(move |_| {
-        report(outcome, id, actions.skip.value().get(), |_| "Stopped waiting for that mirror.".into())
-    });
-    Effect::new(move |_| report(outcome, id, dismiss.value().get(), |_| "Result dismissed.".into()));
+    Effect::new(move |_| report::<EnableMaintenance>(outcome, id, enable.value().get()));
+    Effect::new(move |_| report::<DisableMaintenance>(outcome, id, actions.disable.value().get()));
+    Effect::new(move |_| report::<RetryMaintenance>(outcome, id, actions.retry.value().get()));
+    Effect::new(move |_| report::<AbortMaintenance>(outcome, id, actions.abort.value().get()));
+    Effect::new(move |_| report::<SkipSnapshotWait>(outcome, id, actions.skip.value().get()));
+    Effect::new(move |_| report::<DismissResult>(outcome, id, dismiss.value().get()));
     // Rebuilt only when the page switches between normal operation and a window.
     let active = Memo::new(move |_| state.value.with(|p| p.as_ref().map(|p| p.detail.window.id.clone())));
     view! {
@@ -188,6 +171,42 @@ fn scope_args(kind: &str, mirrors: &[String], peers: &[String]) -> (String, Opti
     }
 }
 
+/// The scope the address asks the plan for (`?scope=mirrors&mirror_ids[0]=…&reason=…`).
+struct ScopeQuery {
+    kind: String,
+    mirrors: Vec<String>,
+    peers: Vec<String>,
+    /// What was typed as the reason before asking for the plan, kept in the form.
+    reason: String,
+}
+
+/// At most this many chosen ids are read from the address (the lists show at most as many).
+const MAX_CHOSEN: usize = 1000;
+
+fn scope_query() -> ScopeQuery {
+    let q = use_query_map().get_untracked();
+    let list = |field: &str| -> Vec<String> {
+        let mut ids: Vec<String> = q
+            .latest_values()
+            .filter(|(k, _)| k.strip_prefix(field).is_some_and(|rest| rest.starts_with('[')))
+            .map(|(_, v)| v.to_string())
+            .take(MAX_CHOSEN)
+            .collect();
+        ids.dedup();
+        ids
+    };
+    let kind = match q.get_str("scope") {
+        Some(k @ ("mirrors" | "peers")) => k.to_string(),
+        _ => "all".to_string(),
+    };
+    ScopeQuery {
+        kind,
+        mirrors: list("mirror_ids"),
+        peers: list("peer_ids"),
+        reason: q.get_str("reason").unwrap_or_default().chars().take(500).collect(),
+    }
+}
+
 /// Every mirror a plan lists, by name, and how many it has in all (the server lists at most
 /// a bound of each kind).
 fn every_mirror(plan: Plan) -> (Vec<PlanMirror>, usize) {
@@ -206,11 +225,6 @@ fn toggle(list: RwSignal<Vec<String>>, id: String, on: bool) {
             l.push(id);
         }
     });
-}
-
-/// The first 8 characters of a window id, as the page names windows.
-fn short(id: &str) -> String {
-    id.chars().take(8).collect()
 }
 
 /// How the last window ended, until dismissed or the next window opens.
@@ -261,9 +275,16 @@ fn NormalOperation(
     user: CurrentUser,
     live: Live,
 ) -> impl IntoView {
-    let kind = RwSignal::new("all".to_string());
-    let chosen_mirrors = RwSignal::new(Vec::<String>::new());
-    let chosen_peers = RwSignal::new(Vec::<String>::new());
+    // The scope starts as the address names it: without JavaScript, "Show the plan for this
+    // scope" submits the form to this page (GET), which renders the plan for that scope with the
+    // same choices made; with JavaScript the plan follows every tick instead.
+    let asked = scope_query();
+    let kind = RwSignal::new(asked.kind.clone());
+    let chosen_mirrors = RwSignal::new(asked.mirrors);
+    let chosen_peers = RwSignal::new(asked.peers);
+    let start_kind = move |k: &str| asked.kind == k;
+    let start_kind = (start_kind("all"), start_kind("mirrors"), start_kind("peers"));
+    let asked_reason = StoredValue::new(asked.reason);
     let plan = load(
         move || {
             let (scope, ids) = chosen_mirrors.with(|m| chosen_peers.with(|p| scope_args(&kind.get(), m, p)));
@@ -307,15 +328,15 @@ fn NormalOperation(
                 <fieldset class="scope" id="scope-picker">
                     <legend>"Scope"</legend>
                     <label class="choice">
-                        <input type="radio" name="scope" value="all" checked on:change=move |_| kind.set("all".into()) />
+                        <input type="radio" name="scope" value="all" checked=start_kind.0 on:change=move |_| kind.set("all".into()) />
                         " All mirrors"
                     </label>
                     <label class="choice">
-                        <input type="radio" name="scope" value="mirrors" on:change=move |_| kind.set("mirrors".into()) />
+                        <input type="radio" name="scope" value="mirrors" checked=start_kind.1 on:change=move |_| kind.set("mirrors".into()) />
                         " Chosen mirrors"
                     </label>
                     <label class="choice">
-                        <input type="radio" name="scope" value="peers" on:change=move |_| kind.set("peers".into()) />
+                        <input type="radio" name="scope" value="peers" checked=start_kind.2 on:change=move |_| kind.set("peers".into()) />
                         " Mirrors of chosen peers"
                     </label>
                     <Transition fallback=|| ()>
@@ -325,9 +346,20 @@ fn NormalOperation(
                             view! { <ScopeChoices mirrors=ms total peers=ps chosen_mirrors chosen_peers /> }
                         }}
                     </Transition>
+                    <button
+                        type="submit"
+                        class="secondary no-js-only"
+                        id="preview-plan"
+                        formmethod="get"
+                        formaction="/"
+                        formnovalidate
+                        on:click=|ev| ev.prevent_default()
+                    >
+                        "Show the plan for this scope"
+                    </button>
                 </fieldset>
                 <label for="enable-reason">"Reason (required, shown in the banner and the history)"</label>
-                <textarea id="enable-reason" name="reason" required maxlength="500" rows="2"></textarea>
+                <textarea id="enable-reason" name="reason" required maxlength="500" rows="2">{asked_reason.get_value()}</textarea>
                 <label class="confirm">
                     <input type="checkbox" name="confirm" value="yes" required />
                     " I have read the plan above: every running mirror in the scope will be paused at a checkpoint."
@@ -391,6 +423,7 @@ fn checkboxes(
                     <input
                         type="checkbox"
                         name=format!("{field}[{i}]")
+                        checked=chosen.with_untracked(|c| c.contains(&id))
                         value=value
                         on:change=move |ev| toggle(chosen, id.clone(), event_target_checked(&ev))
                     />

@@ -81,18 +81,10 @@ pub fn MirrorsPage() -> impl IntoView {
         flashed::<DropMirror>(),
     ]);
     let id = OUTCOME_ID;
-    Effect::new(move |_| {
-        report(outcome, id, create.value().get(), |m| format!("Created mirror {}.", m.name))
-    });
-    Effect::new(move |_| {
-        report(outcome, id, actions.pause.value().get(), |m| format!("Pause of {} requested.", m.name))
-    });
-    Effect::new(move |_| {
-        report(outcome, id, actions.resume.value().get(), |m| format!("Resume of {} requested.", m.name))
-    });
-    Effect::new(move |_| {
-        report(outcome, id, actions.drop.value().get(), |m| format!("{} was dropped.", m.name))
-    });
+    Effect::new(move |_| report::<CreateMirror>(outcome, id, create.value().get()));
+    Effect::new(move |_| report::<PauseMirror>(outcome, id, actions.pause.value().get()));
+    Effect::new(move |_| report::<ResumeMirror>(outcome, id, actions.resume.value().get()));
+    Effect::new(move |_| report::<DropMirror>(outcome, id, actions.drop.value().get()));
 
     view! {
         <PageTitle text="Mirrors" />

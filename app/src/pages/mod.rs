@@ -19,6 +19,7 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
+use crate::api::Said;
 use crate::error::FormFlash;
 use crate::ApiError;
 
@@ -62,29 +63,37 @@ pub fn flash_meta() -> Option<String> {
     None
 }
 
-/// The error the last no-JavaScript post of server function `S` left, if this load carries one.
-pub fn flashed<S: ServerFn>() -> Option<ApiError> {
-    use_context::<PageFlash>().and_then(|f| f.0).filter(|f| f.path == S::PATH).map(|f| f.error)
+/// What the last no-JavaScript post of server function `S` did or why it was refused, if this
+/// load carries it.
+pub fn flashed<S: ServerFn>() -> Option<Note> {
+    flash_of::<S>().map(|o| match o {
+        Ok(text) => Note { error: false, text },
+        Err(e) => Note { error: true, text: e.to_string() },
+    })
 }
 
-/// A new result line, showing the error a no-JavaScript post of any of `paths` left behind.
-pub fn notice_with(flashes: &[Option<ApiError>]) -> Notice {
-    let first = flashes.iter().flatten().next().map(|e| Note { error: true, text: e.to_string() });
-    RwSignal::new(first)
+/// Why the last no-JavaScript post of `S` was refused, if this load carries that.
+pub fn flashed_error<S: ServerFn>() -> Option<ApiError> {
+    flash_of::<S>().and_then(Result::err)
 }
 
-/// Puts the outcome of a finished form action into a page's result line (`id`): the action that
-/// finished last wins, and keyboard focus moves to the line so the result is read out and seen.
-/// Call inside an `Effect` tracking the action's value.
-pub fn report<T>(
-    notice: Notice,
-    id: &'static str,
-    result: Option<Result<T, ApiError>>,
-    describe: impl FnOnce(T) -> String,
-) {
+fn flash_of<S: ServerFn>() -> Option<Result<String, ApiError>> {
+    use_context::<PageFlash>().and_then(|f| f.0).filter(|f| f.path == S::PATH).map(|f| f.outcome)
+}
+
+/// A new result line, showing what a no-JavaScript post of any of these forms left behind.
+pub fn notice_with(flashes: &[Option<Note>]) -> Notice {
+    RwSignal::new(flashes.iter().flatten().next().cloned())
+}
+
+/// Puts the outcome of a finished form action into a page's result line (`id`): what it did
+/// (in `S`'s own words, [`Said`]) or why it was refused. The action that finished last wins,
+/// and keyboard focus moves to the line so the result is read out and seen. Call inside an
+/// `Effect` tracking the action's value.
+pub fn report<S: Said>(notice: Notice, id: &'static str, result: Option<Result<S::Output, ApiError>>) {
     if let Some(r) = result {
         notice.set(Some(match r {
-            Ok(v) => Note { error: false, text: describe(v) },
+            Ok(v) => Note { error: false, text: S::said(&v) },
             Err(e) => Note { error: true, text: e.to_string() },
         }));
         focus(id);
@@ -109,6 +118,10 @@ pub fn focus(id: &'static str) {
 /// A page's result line: a status line for successes, an alert for refusals.
 #[component]
 pub fn OutcomeLine(notice: Notice, id: &'static str) -> impl IntoView {
+    // A line that starts with text carries what a form posted without JavaScript did: the page
+    // is the answer to that submit, so focus starts on its result (as `report` moves it there
+    // after a submit with JavaScript).
+    let answered = notice.with_untracked(Option::is_some);
     view! {
         <p
             class="outcome"
@@ -117,6 +130,7 @@ pub fn OutcomeLine(notice: Notice, id: &'static str) -> impl IntoView {
             role="status"
             tabindex="-1"
             id=id
+            autofocus=answered
         >
             {move || notice.with(|n| n.as_ref().map(|n| n.text.clone()))}
         </p>

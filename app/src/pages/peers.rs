@@ -71,8 +71,8 @@ pub fn PeersPage() -> impl IntoView {
     let probing = Signal::from(probing);
     let outcome: Notice = notice_with(&[flashed::<CreatePeer>(), flashed::<DeletePeer>()]);
     let id = OUTCOME_ID;
-    Effect::new(move |_| report(outcome, id, create.value().get(), |p| format!("Added peer {}.", p.name)));
-    Effect::new(move |_| report(outcome, id, delete.value().get(), |_| "Peer removed.".to_string()));
+    Effect::new(move |_| report::<CreatePeer>(outcome, id, create.value().get()));
+    Effect::new(move |_| report::<DeletePeer>(outcome, id, delete.value().get()));
     view! {
         <PageTitle text="Peers" />
         <section class="page">

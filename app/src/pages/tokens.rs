@@ -7,7 +7,7 @@ use quiesce_core::auth::Role;
 use quiesce_core::tokens::{ApiToken, TokenState};
 
 use crate::api::account::{list_all_tokens, list_own_tokens, CreateToken, RevokeToken};
-use crate::pages::{report, Notice, OutcomeLine};
+use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine};
 
 use crate::pages::fmt_minute as fmt_time;
 
@@ -17,10 +17,8 @@ pub fn OwnTokens(role: Role) -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     let tokens = load(move || (create.version().get(), revoke.version().get()), |_| list_own_tokens());
-    let outcome: Notice = RwSignal::new(None);
-    Effect::new(move |_| {
-        report(outcome, "tokens-outcome", revoke.value().get(), |t| format!("Token {} revoked.", t.name))
-    });
+    let outcome: Notice = notice_with(&[flashed::<RevokeToken>()]);
+    Effect::new(move |_| report::<RevokeToken>(outcome, "tokens-outcome", revoke.value().get()));
     let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| *r <= role).collect();
     view! {
         <h2 id="tokens">"API tokens"</h2>

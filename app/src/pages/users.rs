@@ -58,17 +58,10 @@ fn UsersAdmin() -> impl IntoView {
         flashed::<ResetPassword>(),
     ]);
     let id = OUTCOME_ID;
-    Effect::new(move |_| report(outcome, id, create.value().get(), |u| format!("Created {}.", u.username)));
-    Effect::new(move |_| {
-        report(outcome, id, set_role.value().get(), |u| format!("{} is now {}.", u.username, u.role))
-    });
-    Effect::new(move |_| {
-        let state = |u: &quiesce_core::auth::User| if u.disabled { "disabled" } else { "enabled" };
-        report(outcome, id, set_disabled.value().get(), |u| format!("{} is {}.", u.username, state(&u)))
-    });
-    Effect::new(move |_| {
-        report(outcome, id, reset.value().get(), |u| format!("Password of {} reset.", u.username))
-    });
+    Effect::new(move |_| report::<CreateUser>(outcome, id, create.value().get()));
+    Effect::new(move |_| report::<SetUserRole>(outcome, id, set_role.value().get()));
+    Effect::new(move |_| report::<SetUserDisabled>(outcome, id, set_disabled.value().get()));
+    Effect::new(move |_| report::<ResetPassword>(outcome, id, reset.value().get()));
 
     view! {
         <section class="page">

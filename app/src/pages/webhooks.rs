@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use quiesce_core::webhooks::{Delivery, WebhookView};
 
 use crate::api::webhooks::{list_webhooks, CreateWebhook, DeleteWebhook};
-use crate::pages::{report, Notice, OutcomeLine};
+use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine};
 
 use crate::pages::fmt_time;
 
@@ -21,10 +21,8 @@ pub fn WebhooksPage() -> impl IntoView {
         move || (create.version().get(), delete.version().get(), live.windows.get(), live.mirrors.get()),
         |_| list_webhooks(),
     );
-    let outcome: Notice = RwSignal::new(None);
-    Effect::new(move |_| {
-        report(outcome, "webhooks-outcome", delete.value().get(), |_| "Webhook deleted.".to_string())
-    });
+    let outcome: Notice = notice_with(&[flashed::<DeleteWebhook>()]);
+    Effect::new(move |_| report::<DeleteWebhook>(outcome, "webhooks-outcome", delete.value().get()));
     view! {
         <section class="page">
             <h1>"Webhooks"</h1>

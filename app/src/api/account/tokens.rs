@@ -89,6 +89,7 @@ pub async fn revoke_token(id: String) -> Result<ApiToken, ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<RevokeToken>)
 }
 
 #[server(prefix = "/api", endpoint = "tokens", input = GetUrl)]
@@ -105,4 +106,10 @@ pub async fn list_all_tokens() -> Result<Vec<ApiToken>, ApiError> {
     .instrument(tracing::info_span!("api.tokens.list"))
     .await
     .map_err(respond)
+}
+
+impl crate::api::Said for RevokeToken {
+    fn said(out: &ApiToken) -> String {
+        format!("Token {} revoked.", out.name)
+    }
 }

@@ -26,4 +26,11 @@ pub async fn abort_maintenance(window_id: String) -> Result<Window, ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<AbortMaintenance>)
+}
+
+impl crate::api::Said for AbortMaintenance {
+    fn said(out: &Window) -> String {
+        format!("Abort accepted for window {}.", crate::api::short_id(&out.id))
+    }
 }

@@ -26,4 +26,11 @@ pub async fn disable_maintenance(window_id: String) -> Result<Window, ApiError> 
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<DisableMaintenance>)
+}
+
+impl crate::api::Said for DisableMaintenance {
+    fn said(out: &Window) -> String {
+        format!("Disable accepted for window {}; the mirrors resume below.", crate::api::short_id(&out.id))
+    }
 }

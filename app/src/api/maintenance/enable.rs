@@ -39,4 +39,14 @@ pub async fn enable_maintenance(
     .instrument(tracing::info_span!("api.maintenance.enable"))
     .await
     .map_err(respond)
+    .map(crate::api::say::<EnableMaintenance>)
+}
+
+impl crate::api::Said for EnableMaintenance {
+    fn said(out: &Window) -> String {
+        format!(
+            "Enable accepted: window {} opened; its progress is shown below.",
+            crate::api::short_id(&out.id)
+        )
+    }
 }

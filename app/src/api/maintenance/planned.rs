@@ -78,6 +78,7 @@ pub async fn plan_window(
     .instrument(tracing::info_span!("api.maintenance.planned.create"))
     .await
     .map_err(respond)
+    .map(crate::api::say::<PlanWindow>)
 }
 
 #[server(prefix = "/api", endpoint = "maintenance/planned", input = GetUrl)]
@@ -147,4 +148,17 @@ pub async fn cancel_planned(id: String) -> Result<PlannedWindow, ApiError> {
     .instrument(tracing::info_span!("api.maintenance.planned.cancel"))
     .await
     .map_err(respond)
+    .map(crate::api::say::<CancelPlanned>)
+}
+
+impl crate::api::Said for PlanWindow {
+    fn said(out: &PlannedWindow) -> String {
+        format!("Planned \u{201c}{}\u{201d}.", out.reason)
+    }
+}
+
+impl crate::api::Said for CancelPlanned {
+    fn said(out: &PlannedWindow) -> String {
+        format!("Cancelled \u{201c}{}\u{201d}.", out.reason)
+    }
 }

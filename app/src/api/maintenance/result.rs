@@ -127,6 +127,13 @@ pub async fn dismiss_result(window_id: String) -> Result<(), ApiError> {
     .instrument(tracing::info_span!("api.maintenance.dismiss_result"))
     .await
     .map_err(respond)
+    .map(crate::api::say::<DismissResult>)
+}
+
+impl crate::api::Said for DismissResult {
+    fn said(_out: &()) -> String {
+        "Result dismissed.".into()
+    }
 }
 
 #[cfg(test)]

@@ -26,4 +26,11 @@ pub async fn retry_maintenance(window_id: String) -> Result<Window, ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<RetryMaintenance>)
+}
+
+impl crate::api::Said for RetryMaintenance {
+    fn said(out: &Window) -> String {
+        format!("Retry accepted for window {}.", crate::api::short_id(&out.id))
+    }
 }

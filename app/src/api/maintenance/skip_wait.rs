@@ -24,4 +24,11 @@ pub async fn skip_snapshot_wait(window_id: String, mirror_id: String) -> Result<
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<SkipSnapshotWait>)
+}
+
+impl crate::api::Said for SkipSnapshotWait {
+    fn said(_out: &()) -> String {
+        "Stopped waiting for that mirror.".into()
+    }
 }

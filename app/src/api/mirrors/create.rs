@@ -40,4 +40,11 @@ pub async fn create_mirror(
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<CreateMirror>)
+}
+
+impl crate::api::Said for CreateMirror {
+    fn said(out: &Mirror) -> String {
+        format!("Created mirror {}.", out.name)
+    }
 }

@@ -23,4 +23,11 @@ pub async fn drop_mirror(id: String) -> Result<Mirror, ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<DropMirror>)
+}
+
+impl crate::api::Said for DropMirror {
+    fn said(out: &Mirror) -> String {
+        format!("{} was dropped.", out.name)
+    }
 }

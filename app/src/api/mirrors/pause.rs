@@ -23,4 +23,11 @@ pub async fn pause_mirror(id: String) -> Result<Mirror, ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<PauseMirror>)
+}
+
+impl crate::api::Said for PauseMirror {
+    fn said(out: &Mirror) -> String {
+        format!("Pause of {} requested.", out.name)
+    }
 }

@@ -24,4 +24,11 @@ pub async fn resume_mirror(id: String) -> Result<Mirror, ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<ResumeMirror>)
+}
+
+impl crate::api::Said for ResumeMirror {
+    fn said(out: &Mirror) -> String {
+        format!("Resume of {} requested.", out.name)
+    }
 }

@@ -48,4 +48,11 @@ pub async fn create_peer(
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<CreatePeer>)
+}
+
+impl crate::api::Said for CreatePeer {
+    fn said(out: &PeerView) -> String {
+        format!("Added peer {}.", out.name)
+    }
 }

@@ -20,4 +20,11 @@ pub async fn delete_peer(id: String) -> Result<(), ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<DeletePeer>)
+}
+
+impl crate::api::Said for DeletePeer {
+    fn said(_out: &()) -> String {
+        "Peer removed.".into()
+    }
 }

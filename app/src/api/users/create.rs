@@ -23,4 +23,11 @@ pub async fn create_user(username: String, password: String, role: Role) -> Resu
     .instrument(tracing::info_span!("api.users.create"))
     .await
     .map_err(respond)
+    .map(crate::api::say::<CreateUser>)
+}
+
+impl crate::api::Said for CreateUser {
+    fn said(out: &User) -> String {
+        format!("Created {}.", out.username)
+    }
 }

@@ -24,4 +24,11 @@ pub async fn reset_password(id: String, password: String) -> Result<User, ApiErr
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<ResetPassword>)
+}
+
+impl crate::api::Said for ResetPassword {
+    fn said(out: &User) -> String {
+        format!("Password of {} reset.", out.username)
+    }
 }

@@ -20,4 +20,11 @@ pub async fn set_user_disabled(id: String, disabled: bool) -> Result<User, ApiEr
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<SetUserDisabled>)
+}
+
+impl crate::api::Said for SetUserDisabled {
+    fn said(out: &User) -> String {
+        format!("{} is {}.", out.username, if out.disabled { "disabled" } else { "enabled" })
+    }
 }

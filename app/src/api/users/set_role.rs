@@ -20,4 +20,11 @@ pub async fn set_user_role(id: String, role: Role) -> Result<User, ApiError> {
     .instrument(span)
     .await
     .map_err(respond)
+    .map(crate::api::say::<SetUserRole>)
+}
+
+impl crate::api::Said for SetUserRole {
+    fn said(out: &User) -> String {
+        format!("{} is now {}.", out.username, out.role)
+    }
 }

@@ -76,4 +76,11 @@ pub async fn delete_webhook(id: String) -> Result<(), ApiError> {
     .instrument(tracing::info_span!("api.webhooks.delete"))
     .await
     .map_err(respond)
+    .map(crate::api::say::<DeleteWebhook>)
+}
+
+impl crate::api::Said for DeleteWebhook {
+    fn said(_out: &()) -> String {
+        "Webhook deleted.".into()
+    }
 }
