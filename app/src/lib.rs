@@ -25,7 +25,6 @@ use leptos_router::{
 };
 
 pub use error::ApiError;
-use pages::flash_meta;
 use pages::layout::Layout;
 /// Percent-encoding as pages and the success header use it.
 pub use pages::urlencode;
@@ -41,9 +40,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Content-hashed names when the build hashes them (`hash-files`), so the
                 // server can let browsers cache them for good.
                 <HashedStylesheet options=options.clone() id="leptos" />
-                <HydrationScripts options />
+                // Islands: only `#[island]` components run in the browser (`live`).
+                <HydrationScripts options islands=true />
                 <MetaTags />
-                {flash_meta().map(|f| view! { <meta name="form-flash" content=f /> })}
             </head>
             <body>
                 <App />
@@ -57,13 +56,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     pages::provide_flash();
-    // Effects run only in the browser, after hydration: tests (and people reading the DOM) can
-    // tell a live page from server-rendered HTML.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
     view! {
         <Title text="Quiesce" />
         // Signed-in pages render once their data is loaded (`SsrMode::Async`): the HTML is then

@@ -281,7 +281,7 @@ impl Application {
             sources: ownership.as_ref().map(|o| o.owned().clone()),
         };
         let router = router(state, live, health, metrics, leptos_options)
-            .layer(from_fn(crate::flash::form_errors))
+            .layer(from_fn_with_state(config.secure_cookies, crate::flash::form_errors))
             .layer(from_fn(security::asset_cache))
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
             .layer(from_fn(security::remember_arguments))

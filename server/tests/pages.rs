@@ -100,6 +100,10 @@ async fn a_form_success_without_javascript_is_said_on_the_page_once_with_focus(b
     assert!(r.status().is_redirection(), "{}", r.status());
     assert!(r.headers().get(app::api::SAID_HEADER).is_none(), "the success text stays on the server");
     assert_eq!(r.headers()["location"].to_str().unwrap(), app.url("/"));
+    // A page's live re-read (the open page, racing the browser's own load) leaves it alone.
+    let reread = ops.get(app.url("/")).header(app::live::REREAD_HEADER, "1").send().await.unwrap();
+    let reread = reread.text().await.unwrap().replace("<!>", "");
+    assert!(!element(&reread, "maintenance-outcome").contains("Enable accepted"));
     let (_, html) = page(&app, &ops, "/").await;
     let outcome = element(&html, "maintenance-outcome");
     assert!(outcome.contains("Enable accepted: window"), "{outcome}");

@@ -85,14 +85,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     {move || current.may(Action::ManageWebhooks).then(|| view! { <a href="/webhooks">"Webhooks"</a> })}
                 </Transition>
             </nav>
-            <span
-                class="live-state"
-                id="live-state"
-                data-state=move || live.connection.get().as_str()
-                role="status"
-            >
-                {move || live.connection.get().describe()}
-            </span>
+            <crate::live::LiveState />
             <div class="whoami">
                 <Transition fallback=|| ()>
                     {move || {
@@ -114,6 +107,8 @@ pub fn Layout(children: Children) -> impl IntoView {
                 </Transition>
             </div>
         </header>
+        // Live regions (`crate::live`): the banners and the page are re-read on events.
+        <div id="live-banners" data-live="">
         <Transition fallback=|| ()>
             {move || {
                 window
@@ -144,7 +139,8 @@ pub fn Layout(children: Children) -> impl IntoView {
                 crate::pages::planned::banners(plans, active)
             }}
         </Transition>
-        <main id="main">{children()}</main>
+        </div>
+        <main id="main" data-live="">{children()}</main>
         <footer class="footer" id="footer">
             "Quiesce " {env!("CARGO_PKG_VERSION")} " · " <a href="/about">"About this instance"</a>
         </footer>

@@ -3,11 +3,11 @@
 //! live progress — counts, elapsed time and deadline, the mirrors a step waits for (with skip
 //! buttons while snapshots are awaited), each backed-up mirror's state, the step log.
 //!
-//! Live: the page re-reads the window whenever the event stream reports a window or mirror
-//! change (`crate::live`). What is re-rendered is kept small on purpose: the enable form is only
-//! rebuilt when the page switches between normal operation and an active window (so a reason
-//! being typed survives updates), and the buttons only when the window's phase changes (so
-//! keyboard focus survives them).
+//! Live: rendered on the server; the live island (`crate::live`) re-reads the page on window and
+//! mirror events and swaps its regions. The state above the enable form is a region of its own
+//! (`#normal-state`), so it stays current while a reason is typed or a scope ticked in the form,
+//! and the form's `data-preview` has the plan follow the scope as it is picked. Without
+//! JavaScript "Show the plan for this scope" asks for the same page (`?scope=…`).
 
 use crate::api::maintenance::{
     dry_run, last_result, maintenance_progress, AbortMaintenance, DisableMaintenance, DismissResult,
@@ -15,10 +15,10 @@ use crate::api::maintenance::{
 };
 use crate::api::peers::list_peers;
 use crate::codec::load;
-use crate::live::{refreshed, use_live, Live};
+use crate::live::{use_live, Live};
 use crate::pages::layout::{use_current_user, CurrentUser};
 use crate::pages::{
-    flashed, fmt_duration, fmt_span, fmt_time, notice_with, report, Notice, OutcomeLine, PageTitle, ShortId,
+    flashed, fmt_duration, fmt_span, fmt_time, notice_with, Notice, OutcomeLine, PageTitle, ShortId,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -115,21 +115,9 @@ fn MaintenanceLive(progress: Option<WindowProgress>, user: CurrentUser) -> impl 
         abort: ServerAction::<AbortMaintenance>::new(),
         skip: ServerAction::<SkipSnapshotWait>::new(),
     };
-    let state = refreshed(
-        progress,
-        move || {
-            (
-                live.windows.get(),
-                live.mirrors.get(),
-                enable.version().get(),
-                actions.disable.version().get(),
-                actions.retry.version().get(),
-                actions.abort.version().get(),
-                actions.skip.version().get(),
-            )
-        },
-        maintenance_progress,
-    );
+    // Rendered on the server once per load; the live island re-reads the page on events.
+    let state = Loaded { value: RwSignal::new(progress) };
+
     let dismiss = ServerAction::<DismissResult>::new();
     // What was asked and accepted, never the phase: the phase word below is the one place that
     // says where the window is, so the two cannot disagree.
@@ -141,20 +129,10 @@ fn MaintenanceLive(progress: Option<WindowProgress>, user: CurrentUser) -> impl 
         flashed::<SkipSnapshotWait>(),
         flashed::<DismissResult>(),
     ]);
-    let id = OUTCOME_ID;
-    Effect::new(move |_| report::<EnableMaintenance>(outcome, id, enable.value().get()));
-    Effect::new(move |_| report::<DisableMaintenance>(outcome, id, actions.disable.value().get()));
-    Effect::new(move |_| report::<RetryMaintenance>(outcome, id, actions.retry.value().get()));
-    Effect::new(move |_| report::<AbortMaintenance>(outcome, id, actions.abort.value().get()));
-    Effect::new(move |_| report::<SkipSnapshotWait>(outcome, id, actions.skip.value().get()));
-    Effect::new(move |_| report::<DismissResult>(outcome, id, dismiss.value().get()));
     // Rebuilt only when the page switches between normal operation and a window.
     let active = Memo::new(move |_| state.value.with(|p| p.as_ref().map(|p| p.detail.window.id.clone())));
     view! {
         <OutcomeLine notice=outcome id=OUTCOME_ID />
-        {move || {
-            state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })
-        }}
         {move || match active.get() {
             None => view! { <NormalOperation enable dismiss user live /> }.into_any(),
             Some(_) => view! { <ActiveWindow state=state.value actions user live /> }.into_any(),
@@ -216,15 +194,6 @@ fn every_mirror(plan: Plan) -> (Vec<PlanMirror>, usize) {
         [plan.would_pause, plan.snapshotting, plan.already_held, plan.failed].into_iter().flatten().collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
     (all, total)
-}
-
-fn toggle(list: RwSignal<Vec<String>>, id: String, on: bool) {
-    list.update(|l| {
-        l.retain(|x| *x != id);
-        if on {
-            l.push(id);
-        }
-    });
 }
 
 /// How the last window ended, until dismissed or the next window opens.
@@ -308,6 +277,9 @@ fn NormalOperation(
         _ => "Plan for enabling maintenance on all mirrors".to_string(),
     };
     view! {
+        // A live region of its own (`crate::live`): re-read on events, and for the scope being
+        // picked, while the enable form below is in use.
+        <div id="normal-state" data-live="">
         <div class="phase phase-normal" id="phase" data-phase="normal" role="status">
             <strong class="phase-word" id="phase-word">{phase_word(None)}</strong>
             <span>"Normal operation — no maintenance window is active."</span>
@@ -323,20 +295,21 @@ fn NormalOperation(
                     })
             }}
         </Transition>
+        </div>
         <Show when=move || user.may(Action::OperateMaintenance)>
-            <ActionForm action=enable attr:class="stacked" attr:id="enable-form">
+            <ActionForm action=enable attr:class="stacked" attr:id="enable-form" attr:data-preview="/">
                 <fieldset class="scope" id="scope-picker">
                     <legend>"Scope"</legend>
                     <label class="choice">
-                        <input type="radio" name="scope" value="all" checked=start_kind.0 on:change=move |_| kind.set("all".into()) />
+                        <input type="radio" name="scope" value="all" checked=start_kind.0 />
                         " All mirrors"
                     </label>
                     <label class="choice">
-                        <input type="radio" name="scope" value="mirrors" checked=start_kind.1 on:change=move |_| kind.set("mirrors".into()) />
+                        <input type="radio" name="scope" value="mirrors" checked=start_kind.1 />
                         " Chosen mirrors"
                     </label>
                     <label class="choice">
-                        <input type="radio" name="scope" value="peers" checked=start_kind.2 on:change=move |_| kind.set("peers".into()) />
+                        <input type="radio" name="scope" value="peers" checked=start_kind.2 />
                         " Mirrors of chosen peers"
                     </label>
                     <Transition fallback=|| ()>
@@ -353,7 +326,6 @@ fn NormalOperation(
                         formmethod="get"
                         formaction="/"
                         formnovalidate
-                        on:click=|ev| ev.prevent_default()
                     >
                         "Show the plan for this scope"
                     </button>
@@ -407,7 +379,7 @@ fn ScopeChoices(
 }
 
 /// One labelled checkbox per `(id, label)`, named `field[i]` so the ticked ones post as a list
-/// with or without JavaScript; ticking keeps `chosen` (which drives the dry run) in step.
+/// with or without JavaScript; the ones `chosen` names (from the address) start ticked.
 fn checkboxes(
     field: &'static str,
     items: Vec<(String, String)>,
@@ -425,7 +397,6 @@ fn checkboxes(
                         name=format!("{field}[{i}]")
                         checked=chosen.with_untracked(|c| c.contains(&id))
                         value=value
-                        on:change=move |ev| toggle(chosen, id.clone(), event_target_checked(&ev))
                     />
                     {label}
                 </label>
@@ -846,4 +817,10 @@ pub fn BackupTable(
             </tbody>
         </table>
     }
+}
+
+/// What this page loaded, as the views below read it.
+#[derive(Clone, Copy)]
+struct Loaded<T: Send + Sync + 'static> {
+    value: RwSignal<T>,
 }

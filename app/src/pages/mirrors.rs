@@ -11,12 +11,9 @@ use quiesce_core::domain::{Hold, MirrorPage, MirrorStatus, MirrorView, PeerView}
 
 use crate::api::mirrors::{list_mirror_page, CreateMirror, DropMirror, PauseMirror, Query, ResumeMirror};
 use crate::api::peers::list_peers;
-use crate::live::{refreshed, use_live};
 use crate::pages::fmt_time;
 use crate::pages::layout::{use_active_window, use_current_user, CurrentUser};
-use crate::pages::{
-    flashed, fmt_duration, notice_with, report, urlencode, Notice, OutcomeLine, PageTitle, ShortId,
-};
+use crate::pages::{flashed, fmt_duration, notice_with, urlencode, Notice, OutcomeLine, PageTitle, ShortId};
 
 const OUTCOME_ID: &str = "mirrors-outcome";
 
@@ -80,11 +77,6 @@ pub fn MirrorsPage() -> impl IntoView {
         flashed::<ResumeMirror>(),
         flashed::<DropMirror>(),
     ]);
-    let id = OUTCOME_ID;
-    Effect::new(move |_| report::<CreateMirror>(outcome, id, create.value().get()));
-    Effect::new(move |_| report::<PauseMirror>(outcome, id, actions.pause.value().get()));
-    Effect::new(move |_| report::<ResumeMirror>(outcome, id, actions.resume.value().get()));
-    Effect::new(move |_| report::<DropMirror>(outcome, id, actions.drop.value().get()));
 
     view! {
         <PageTitle text="Mirrors" />
@@ -100,19 +92,22 @@ pub fn MirrorsPage() -> impl IntoView {
             <p class="muted small" id="mirror-columns-help">
                 "Copied: rows the first snapshot copied. Applied: changes replayed since then. Behind: changes on the source not applied yet, and how long the oldest has waited."
             </p>
+            // A live region of its own: re-read on events while the forms around it are in use.
+            <div id="mirror-list" data-live="">
             <Transition fallback=|| view! { <p class="muted">"Loading mirrors…"</p> }>
                 {move || {
                     initial
                         .get()
                         .map(|r| match r {
                             Ok(page) => {
-                                view! { <LiveMirrors page query=query.get_untracked() create actions user /> }
+                                view! { <LiveMirrors page query=query.get_untracked() actions user /> }
                                     .into_any()
                             }
                             Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                         })
                 }}
             </Transition>
+            </div>
             <Transition fallback=|| ()>
                 {move || {
                     user.may(Action::OperateMirrors)
@@ -174,34 +169,12 @@ fn FilterForm(query: Query, peers: Vec<PeerView>) -> impl IntoView {
     }
 }
 
-/// The mirror table, re-read on every mirror or window event. Rows are keyed by mirror, status
-/// and holds: a row is rebuilt only when those change (so a focused button survives progress
-/// updates), and its counters update in place.
+/// The mirror table (its region is re-read by the live island on every mirror or window event).
 #[component]
-fn LiveMirrors(
-    page: MirrorPage,
-    query: Query,
-    create: ServerAction<CreateMirror>,
-    actions: MirrorActions,
-    user: CurrentUser,
-) -> impl IntoView {
-    let live = use_live();
-    let q = query.clone();
-    let state = refreshed(
-        page,
-        move || {
-            (
-                live.mirrors.get(),
-                live.progress.get(),
-                live.windows.get(),
-                create.version().get(),
-                actions.pause.version().get(),
-                actions.resume.version().get(),
-                actions.drop.version().get(),
-            )
-        },
-        move || fetch(q.clone()),
-    );
+fn LiveMirrors(page: MirrorPage, query: Query, actions: MirrorActions, user: CurrentUser) -> impl IntoView {
+    // Rendered on the server once per load; the live island re-reads the page on events.
+    let state = Loaded { value: RwSignal::new(page) };
+
     let items: Signal<Vec<MirrorView>> = Memo::new(move |_| state.value.with(|p| p.items.clone())).into();
     let can_operate = move || user.may(Action::OperateMirrors);
     let here = query_string(&query, query.page);
@@ -209,7 +182,6 @@ fn LiveMirrors(
     let (q_prev, q_next) = (query.clone(), query.clone());
     view! {
         <DropConfirm list=items drop=actions.drop here />
-        {move || state.error.get().map(|e| view! { <p class="error" role="alert">"Could not refresh: " {e}</p> })}
         <p class="muted small" id="mirror-counts">
             {move || state.value.with(counts_text)}
         </p>
@@ -524,4 +496,10 @@ fn CreateMirrorForm(create: ServerAction<CreateMirror>, peers: Vec<PeerView>) ->
             <button type="submit">"Create mirror"</button>
         </ActionForm>
     }
+}
+
+/// What this page loaded, as the views below read it.
+#[derive(Clone, Copy)]
+struct Loaded<T: Send + Sync + 'static> {
+    value: RwSignal<T>,
 }

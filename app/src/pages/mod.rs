@@ -19,7 +19,6 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
-use crate::api::Said;
 use crate::error::FormFlash;
 use crate::ApiError;
 
@@ -33,34 +32,18 @@ pub struct Note {
 /// A page's result line.
 pub type Notice = RwSignal<Option<Note>>;
 
-/// The error a form posted without JavaScript left for this page load (see [`FormFlash`]):
-/// read on the server from the request, in the browser from the `<meta name="form-flash">` the
-/// server wrote, so both render the same.
+/// What a form posted as plain HTML left for this page load (see [`FormFlash`]).
 #[derive(Clone, Default)]
 pub struct PageFlash(pub Option<FormFlash>);
 
-/// Reads the flash once per page load and shares it with the pages (called by `App`).
+/// Reads the flash once per page load and shares it with the pages (called by `App`). Pages
+/// render on the server only, where the flash layer put it in the request.
 pub fn provide_flash() {
     #[cfg(feature = "ssr")]
     let flash = use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<FormFlash>().cloned());
     #[cfg(not(feature = "ssr"))]
-    let flash = document()
-        .query_selector("meta[name=form-flash]")
-        .ok()
-        .flatten()
-        .and_then(|m| m.get_attribute("content"))
-        .and_then(|c| serde_json::from_slice::<FormFlash>(c.as_bytes()).ok());
+    let flash = None;
     provide_context(PageFlash(flash));
-}
-
-/// The flash as the shell writes it into the page's head (the server's side of [`provide_flash`]).
-pub fn flash_meta() -> Option<String> {
-    #[cfg(feature = "ssr")]
-    return use_context::<http::request::Parts>()
-        .and_then(|p| p.extensions.get::<FormFlash>().cloned())
-        .and_then(|f| serde_json::to_string(&f).ok());
-    #[cfg(not(feature = "ssr"))]
-    None
 }
 
 /// What the last no-JavaScript post of server function `S` did or why it was refused, if this
@@ -86,41 +69,11 @@ pub fn notice_with(flashes: &[Option<Note>]) -> Notice {
     RwSignal::new(flashes.iter().flatten().next().cloned())
 }
 
-/// Puts the outcome of a finished form action into a page's result line (`id`): what it did
-/// (in `S`'s own words, [`Said`]) or why it was refused. The action that finished last wins,
-/// and keyboard focus moves to the line so the result is read out and seen. Call inside an
-/// `Effect` tracking the action's value.
-pub fn report<S: Said>(notice: Notice, id: &'static str, result: Option<Result<S::Output, ApiError>>) {
-    if let Some(r) = result {
-        notice.set(Some(match r {
-            Ok(v) => Note { error: false, text: S::said(&v) },
-            Err(e) => Note { error: true, text: e.to_string() },
-        }));
-        focus(id);
-    }
-}
-
-/// Moves keyboard focus to an element once the browser has drawn the change.
-pub fn focus(id: &'static str) {
-    #[cfg(feature = "hydrate")]
-    request_animation_frame(move || {
-        use wasm_bindgen::JsCast;
-        if let Some(el) =
-            document().get_element_by_id(id).and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-        {
-            let _ = el.focus();
-        }
-    });
-    #[cfg(not(feature = "hydrate"))]
-    let _ = id;
-}
-
 /// A page's result line: a status line for successes, an alert for refusals.
 #[component]
 pub fn OutcomeLine(notice: Notice, id: &'static str) -> impl IntoView {
-    // A line that starts with text carries what a form posted without JavaScript did: the page
-    // is the answer to that submit, so focus starts on its result (as `report` moves it there
-    // after a submit with JavaScript).
+    // A line with text carries what the form just posted did: the page is the answer to that
+    // submit, so focus starts on its result (read out, and seen). The live island keeps it.
     let answered = notice.with_untracked(Option::is_some);
     view! {
         <p

@@ -14,7 +14,7 @@ use quiesce_core::domain::{MirrorPage, PeerHealth, PeerView};
 use crate::api::mirrors::list_mirror_page;
 use crate::api::peers::{list_peers, peers_health, CreatePeer, DeletePeer};
 use crate::pages::layout::use_current_user;
-use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine, PageTitle};
+use crate::pages::{flashed, notice_with, Notice, OutcomeLine, PageTitle};
 
 const OUTCOME_ID: &str = "peers-outcome";
 
@@ -42,24 +42,12 @@ pub fn PeersPage() -> impl IntoView {
             }
         },
     );
-    // Asked by an effect, which runs in the browser only: the page never waits for the probes
-    // (a resource read inside the Transition would hold the server's render, and an unreachable
-    // peer would slow every load). Again when peers change.
-    let probed = RwSignal::new(None::<Vec<PeerHealth>>);
-    // Whether the browser's probe has started: until then (on the server, and for good without
-    // JavaScript) an unprobed peer reads "not checked" with a link that asks the server instead.
+    // Whether a probe is under way in the browser: never on the server, so an unprobed peer
+    // reads "not checked" with a link that asks the server instead (`HealthProbe` follows it
+    // by itself when the page runs JavaScript).
     let probing = RwSignal::new(false);
-    Effect::new(move |_| {
-        changes();
-        probing.set(true);
-        leptos::task::spawn_local(async move {
-            if let Ok(list) = peers_health().await {
-                probed.try_set(Some(list));
-            }
-        });
-    });
-    // Without JavaScript: `?health=1` (that link) makes the server probe while it renders, so
-    // the page it sends already says which peers answer. Only then does a load wait for probes.
+    // `?health=1` (that link, or `HealthProbe`) makes the server probe while it renders, so the
+    // page it sends already says which peers answer. Only then does a load wait for probes.
     let asked = move || query.read().get("health").is_some();
     let served = load(asked, |asked| async move {
         match asked {
@@ -67,17 +55,20 @@ pub fn PeersPage() -> impl IntoView {
             false => None,
         }
     });
-    let health = Signal::derive(move || probed.get().or_else(|| served.get().flatten()));
+    let health = Signal::derive(move || served.get().flatten());
+    // With JavaScript the page asks for itself with `?health=1` once loaded: it shows at once,
+    // then says which peers answer.
+    let probe_in_browser = move || (!asked()).then(|| view! { <HealthProbe /> });
     let probing = Signal::from(probing);
     let outcome: Notice = notice_with(&[flashed::<CreatePeer>(), flashed::<DeletePeer>()]);
-    let id = OUTCOME_ID;
-    Effect::new(move |_| report::<CreatePeer>(outcome, id, create.value().get()));
-    Effect::new(move |_| report::<DeletePeer>(outcome, id, delete.value().get()));
     view! {
         <PageTitle text="Peers" />
         <section class="page">
             <h1>"Peers"</h1>
+            {probe_in_browser}
             <OutcomeLine notice=outcome id=OUTCOME_ID />
+            // A live region of its own: re-read while the form below is in use.
+            <div id="peer-list" data-live="">
             <Transition fallback=|| view! { <p class="muted">"Loading peers…"</p> }>
                 {move || {
                     let can_manage = user.may(Action::ManagePeers);
@@ -105,6 +96,7 @@ pub fn PeersPage() -> impl IntoView {
                         })
                 }}
             </Transition>
+            </div>
             <Transition fallback=|| ()>
                 {move || {
                     user.may(Action::ManagePeers)
@@ -271,4 +263,15 @@ fn HealthCell(id: String, health: Signal<Option<Vec<PeerHealth>>>, probing: Sign
             }}
         </td>
     }
+}
+
+/// Has the page re-read with `?health=1` (the server probes every peer while it renders).
+#[island]
+fn HealthProbe() -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let search = window().location().search().unwrap_or_default();
+        let sep = if search.is_empty() { "?" } else { "&" };
+        crate::live::show_instead(&format!("/peers{search}{sep}health=1"));
+    });
 }

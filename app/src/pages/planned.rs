@@ -10,7 +10,7 @@ use quiesce_core::schedule::{PlanState, PlannedWindow};
 use crate::api::maintenance::{list_planned, CancelPlanned, PlanWindow};
 use crate::live::use_live;
 use crate::pages::layout::use_current_user;
-use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine};
+use crate::pages::{flashed, notice_with, Notice, OutcomeLine};
 
 use crate::pages::fmt_minute as fmt;
 
@@ -75,8 +75,6 @@ pub fn PlannedWindows(may_operate: bool) -> impl IntoView {
     let plans =
         load(move || (live.windows.get(), plan.version().get(), cancel.version().get()), |_| list_planned());
     let outcome: Notice = notice_with(&[flashed::<PlanWindow>(), flashed::<CancelPlanned>()]);
-    Effect::new(move |_| report::<PlanWindow>(outcome, "planned-outcome", plan.value().get()));
-    Effect::new(move |_| report::<CancelPlanned>(outcome, "planned-outcome", cancel.value().get()));
     view! {
         <section aria-labelledby="planned-title">
             <h2 id="planned-title">"Planned windows"</h2>

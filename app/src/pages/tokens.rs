@@ -7,18 +7,16 @@ use quiesce_core::auth::Role;
 use quiesce_core::tokens::{ApiToken, TokenState};
 
 use crate::api::account::{list_all_tokens, list_own_tokens, CreateToken, RevokeToken};
-use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine};
+use crate::pages::{flashed, notice_with, Notice, OutcomeLine};
 
 use crate::pages::fmt_minute as fmt_time;
 
 /// The signed-in user's own tokens: create one (its secret is shown once) and revoke.
 #[component]
 pub fn OwnTokens(role: Role) -> impl IntoView {
-    let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let tokens = load(move || (create.version().get(), revoke.version().get()), |_| list_own_tokens());
+    let tokens = load(move || revoke.version().get(), |_| list_own_tokens());
     let outcome: Notice = notice_with(&[flashed::<RevokeToken>()]);
-    Effect::new(move |_| report::<RevokeToken>(outcome, "tokens-outcome", revoke.value().get()));
     let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| *r <= role).collect();
     view! {
         <h2 id="tokens">"API tokens"</h2>
@@ -26,41 +24,7 @@ pub fn OwnTokens(role: Role) -> impl IntoView {
             "For scripts and upgrade hooks: send " <code>"Authorization: Bearer <token>"</code>
             ". A token acts as you, with the role chosen here or your role, whichever is lower."
         </p>
-        <ActionForm action=create attr:class="stacked" attr:id="token-form">
-            <label for="token-name">"Name"</label>
-            <input id="token-name" name="name" required maxlength="64" />
-            <label for="token-role">"Role"</label>
-            <select id="token-role" name="role">
-                {roles
-                    .into_iter()
-                    .rev()
-                    .map(|r| view! { <option value=r.as_str()>{r.as_str()}</option> })
-                    .collect_view()}
-            </select>
-            <label for="token-days">"Expires in (days, 1–366)"</label>
-            <input id="token-days" name="expires_in_days" type="number" min="1" max="366" value="90" />
-            <button type="submit" disabled=move || create.pending().get()>"Create token"</button>
-        </ActionForm>
-        {move || {
-            create
-                .value()
-                .get()
-                .map(|r| match r {
-                    Ok(c) => {
-                        view! {
-                            <div class="banner" role="status" id="token-created">
-                                <p>
-                                    "Token " <strong>{c.token.name.clone()}</strong>
-                                    " created. Copy it now: it is not shown again."
-                                </p>
-                                <code id="token-secret">{c.secret.clone()}</code>
-                            </div>
-                        }
-                            .into_any()
-                    }
-                    Err(e) => view! { <p class="error" role="alert" id="token-error">{e.to_string()}</p> }.into_any(),
-                })
-        }}
+        <TokenForm roles />
         <OutcomeLine notice=outcome id="tokens-outcome" />
         <Transition fallback=|| view! { <p class="muted">"Loading tokens…"</p> }>
             {move || {
@@ -150,4 +114,54 @@ fn TokenTable(tokens: Vec<ApiToken>, revoke: ServerAction<RevokeToken>, show_own
         </table>
     }
     .into_any()
+}
+
+/// Creating a token, in the browser: the secret comes back in the answer and is shown once, so
+/// this form posts with JavaScript and shows it (the rest of the page is re-read for the list).
+#[island]
+fn TokenForm(roles: Vec<Role>) -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if create.value().with(|v| v.as_ref().is_some_and(Result::is_ok)) {
+            crate::live::request_refresh();
+        }
+    });
+    view! {
+        <ActionForm action=create attr:class="stacked" attr:id="token-form">
+            <label for="token-name">"Name"</label>
+            <input id="token-name" name="name" required maxlength="64" />
+            <label for="token-role">"Role"</label>
+            <select id="token-role" name="role">
+                {roles
+                    .into_iter()
+                    .rev()
+                    .map(|r| view! { <option value=r.as_str()>{r.as_str()}</option> })
+                    .collect_view()}
+            </select>
+            <label for="token-days">"Expires in (days, 1–366)"</label>
+            <input id="token-days" name="expires_in_days" type="number" min="1" max="366" value="90" />
+            <button type="submit" disabled=move || create.pending().get()>"Create token"</button>
+        </ActionForm>
+        {move || {
+            create
+                .value()
+                .get()
+                .map(|r| match r {
+                    Ok(c) => {
+                        view! {
+                            <div class="banner" role="status" id="token-created">
+                                <p>
+                                    "Token " <strong>{c.token.name.clone()}</strong>
+                                    " created. Copy it now: it is not shown again."
+                                </p>
+                                <code id="token-secret">{c.secret.clone()}</code>
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <p class="error" role="alert" id="token-error">{e.to_string()}</p> }.into_any(),
+                })
+        }}
+    }
 }

@@ -7,7 +7,7 @@ use quiesce_core::auth::{Action, AuditEvent, Role, User};
 
 use crate::api::users::{list_audit, list_users, CreateUser, ResetPassword, SetUserDisabled, SetUserRole};
 use crate::pages::layout::use_current_user;
-use crate::pages::{flashed, notice_with, report, Forbidden, Notice, OutcomeLine, PageTitle};
+use crate::pages::{flashed, notice_with, Forbidden, Notice, OutcomeLine, PageTitle};
 
 const OUTCOME_ID: &str = "users-outcome";
 
@@ -57,11 +57,6 @@ fn UsersAdmin() -> impl IntoView {
         flashed::<SetUserDisabled>(),
         flashed::<ResetPassword>(),
     ]);
-    let id = OUTCOME_ID;
-    Effect::new(move |_| report::<CreateUser>(outcome, id, create.value().get()));
-    Effect::new(move |_| report::<SetUserRole>(outcome, id, set_role.value().get()));
-    Effect::new(move |_| report::<SetUserDisabled>(outcome, id, set_disabled.value().get()));
-    Effect::new(move |_| report::<ResetPassword>(outcome, id, reset.value().get()));
 
     view! {
         <section class="page">

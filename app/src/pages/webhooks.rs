@@ -8,21 +8,17 @@ use leptos::prelude::*;
 use quiesce_core::webhooks::{Delivery, WebhookView};
 
 use crate::api::webhooks::{list_webhooks, CreateWebhook, DeleteWebhook};
-use crate::pages::{flashed, notice_with, report, Notice, OutcomeLine};
+use crate::pages::{flashed, notice_with, Notice, OutcomeLine};
 
 use crate::pages::fmt_time;
 
 #[component]
 pub fn WebhooksPage() -> impl IntoView {
-    let create = ServerAction::<CreateWebhook>::new();
     let delete = ServerAction::<DeleteWebhook>::new();
     let live = crate::live::use_live();
-    let hooks = load(
-        move || (create.version().get(), delete.version().get(), live.windows.get(), live.mirrors.get()),
-        |_| list_webhooks(),
-    );
+    let hooks =
+        load(move || (delete.version().get(), live.windows.get(), live.mirrors.get()), |_| list_webhooks());
     let outcome: Notice = notice_with(&[flashed::<DeleteWebhook>()]);
-    Effect::new(move |_| report::<DeleteWebhook>(outcome, "webhooks-outcome", delete.value().get()));
     view! {
         <section class="page">
             <h1>"Webhooks"</h1>
@@ -33,35 +29,7 @@ pub fn WebhooksPage() -> impl IntoView {
                 " (Unix seconds; refuse old ones). Failed deliveries are retried with backoff."
             </p>
             <h2>"Register a webhook"</h2>
-            <ActionForm action=create attr:class="stacked" attr:id="webhook-form">
-                <label for="webhook-url">"URL (http:// or https://)"</label>
-                <input id="webhook-url" name="url" type="url" required maxlength="2000" />
-                <fieldset>
-                    <legend>"Events"</legend>
-                    <label>
-                        <input type="checkbox" name="events[]" value="window" checked /> " Maintenance windows"
-                    </label>
-                    <label><input type="checkbox" name="events[]" value="mirror" /> " Mirror status and errors"</label>
-                </fieldset>
-                <button type="submit" disabled=move || create.pending().get()>"Register"</button>
-            </ActionForm>
-            {move || {
-                create
-                    .value()
-                    .get()
-                    .map(|r| match r {
-                        Ok(c) => {
-                            view! {
-                                <div class="banner" role="status" id="webhook-created">
-                                    <p>"Webhook registered. Its signing secret, shown only now:"</p>
-                                    <code id="webhook-secret">{c.secret.clone()}</code>
-                                </div>
-                            }
-                                .into_any()
-                        }
-                        Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                    })
-            }}
+            <WebhookForm />
             <OutcomeLine notice=outcome id="webhooks-outcome" />
             <Transition fallback=|| view! { <p class="muted">"Loading webhooks…"</p> }>
                 {move || {
@@ -142,4 +110,48 @@ fn Deliveries(deliveries: Vec<Delivery>) -> impl IntoView {
         </table>
     }
     .into_any()
+}
+
+/// Registering a webhook, in the browser: its signing secret comes back in the answer and is
+/// shown once, so this form posts with JavaScript and shows it.
+#[island]
+fn WebhookForm() -> impl IntoView {
+    let create = ServerAction::<CreateWebhook>::new();
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if create.value().with(|v| v.as_ref().is_some_and(Result::is_ok)) {
+            crate::live::request_refresh();
+        }
+    });
+    view! {
+        <ActionForm action=create attr:class="stacked" attr:id="webhook-form">
+            <label for="webhook-url">"URL (http:// or https://)"</label>
+            <input id="webhook-url" name="url" type="url" required maxlength="2000" />
+            <fieldset>
+                <legend>"Events"</legend>
+                <label>
+                    <input type="checkbox" name="events[]" value="window" checked /> " Maintenance windows"
+                </label>
+                <label><input type="checkbox" name="events[]" value="mirror" /> " Mirror status and errors"</label>
+            </fieldset>
+            <button type="submit" disabled=move || create.pending().get()>"Register"</button>
+        </ActionForm>
+        {move || {
+            create
+                .value()
+                .get()
+                .map(|r| match r {
+                    Ok(c) => {
+                        view! {
+                            <div class="banner" role="status" id="webhook-created">
+                                <p>"Webhook registered. Its signing secret, shown only now:"</p>
+                                <code id="webhook-secret">{c.secret.clone()}</code>
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Err(e) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                })
+        }}
+    }
 }
