@@ -103,6 +103,19 @@ pub fn request_refresh() {
     }
 }
 
+/// Has the live island re-read the page each time `succeeded` becomes true: an island's form did
+/// something the rest of the page shows (a new token in the list).
+pub fn refresh_after(succeeded: impl Fn() -> bool + Send + Sync + 'static) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if succeeded() {
+            request_refresh();
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = succeeded;
+}
+
 /// Makes `url` this page's address and has the live island read it (a page that renders more
 /// when asked, as the Peers page probes peers for `?health=1`).
 #[cfg(feature = "hydrate")]
@@ -138,18 +151,11 @@ pub struct Live {
     pub mirrors: ReadSignal<u64>,
     /// A mirror copied or applied rows (frequent).
     pub progress: ReadSignal<u64>,
-    /// Always `None` on the server: times are written as of the render.
-    pub clock: ReadSignal<Option<f64>>,
 }
 
 /// Creates the live state for a page and provides it to its children.
 pub fn provide_live() -> Live {
-    let live = Live {
-        windows: signal(0u64).0,
-        mirrors: signal(0u64).0,
-        progress: signal(0u64).0,
-        clock: signal(None::<f64>).0,
-    };
+    let live = Live { windows: signal(0u64).0, mirrors: signal(0u64).0, progress: signal(0u64).0 };
     provide_context(live);
     live
 }
@@ -397,6 +403,27 @@ mod client {
         })
     }
 
+    /// Advances every [`crate::pages::Ticking`] on the page to the browser's time. Each element
+    /// counts from the server's `now` at its render plus the time since this page first saw it,
+    /// so a browser clock that differs from the server's does not matter.
+    fn tick() {
+        let Some(root) = document().document_element() else { return };
+        let now = js_sys::Date::now();
+        for el in matching(&root, "[data-tick-now]") {
+            let number = |name: &str| el.get_attribute(name).and_then(|v| v.parse::<f64>().ok());
+            let (Some(from), Some(rendered)) = (number("data-tick-from"), number("data-tick-now")) else {
+                continue;
+            };
+            let seen = number("data-tick-seen").unwrap_or_else(|| {
+                let _ = el.set_attribute("data-tick-seen", &now.to_string());
+                now
+            });
+            let at = rendered + (now - seen);
+            let ms = if el.has_attribute("data-tick-down") { from - at } else { at - from };
+            el.set_text_content(Some(&crate::pages::fmt_duration(ms as i64)));
+        }
+    }
+
     /// A change in a `form[data-preview]`: the address becomes the page for these choices (so a
     /// reload keeps them) and the page is re-read for it.
     fn preview(target: &web_sys::EventTarget, page: &Page) {
@@ -491,8 +518,12 @@ mod client {
         {
             let _ = doc.add_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
         }
+        let ticker = set_interval_with_handle(tick, Duration::from_secs(1)).ok();
         let guard = SendWrapper::new((shared, [on_visibility, on_change, on_refresh]));
         on_cleanup(move || {
+            if let Some(t) = ticker {
+                t.clear();
+            }
             let (shared, handlers) = guard.take();
             shared.alive.set(false);
             for (name, handler) in ["visibilitychange", "change", REFRESH_EVENT].iter().zip(&handlers) {

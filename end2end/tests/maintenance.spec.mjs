@@ -35,6 +35,17 @@ test('an operator enables maintenance, watches it live, sees the banner, and dis
   await expect(page.locator('#phase')).toHaveAttribute('data-phase', 'enabled');
   await expect(page.locator('#window-mirrors tbody tr[data-now="paused"]')).toHaveCount(3);
   await expect(page.locator('#elapsed')).toContainText('Open for');
+  // Between events the time open counts on in the browser: with every re-read of the page
+  // refused, the figure still moves (and is not a new render: its render time stays).
+  const isPage = (url) => url.pathname === '/';
+  await page.route(isPage, (route) =>
+    route.request().headers()['x-quiesce-reread'] ? route.abort() : route.continue());
+  const open = page.locator('#elapsed [data-tick-now]').first();
+  const rendered = await open.getAttribute('data-tick-now');
+  const shown = await open.textContent();
+  await expect(open).not.toHaveText(shown, { timeout: 5_000 });
+  expect(await open.getAttribute('data-tick-now')).toBe(rendered);
+  await page.unroute(isPage);
 
   await page.getByRole('link', { name: 'Mirrors' }).click();
   await expect(page.locator('#maintenance-banner')).toContainText('database upgrade');

@@ -452,6 +452,8 @@ fn router(
         // Unknown addresses render the 404 page inside the layout, which needs the state.
         .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(leptos_options)
+        // Only Leptos' routes: a render finishes even when its client left (`render`).
+        .layer(from_fn(crate::render::finish_page_renders))
         .merge(health)
         .merge(events)
         .merge(metrics)

@@ -20,6 +20,7 @@ on_both_backends!(
     the_end_of_a_window_is_reported_until_dismissed,
     the_history_reads_as_a_report,
     site_files_are_precompressed_and_hashed_ones_cached_for_good,
+    a_page_whose_client_leaves_mid_render_is_finished_without_a_panic,
 );
 
 async fn fast_app(backend: Backend) -> TestApp {
@@ -378,5 +379,61 @@ async fn pages_render_while_other_servers_start_in_the_same_process() {
     }
     starting.await.unwrap();
     assert!(rendered >= 4, "pages were rendered while servers started: {rendered}");
+    app.stop().await;
+}
+
+/// Panics on the runtime's worker threads of this test binary (a server's tasks), counted by a
+/// process-wide hook installed once; the default hook still prints them.
+fn worker_panics() -> &'static std::sync::atomic::AtomicUsize {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // Tokio names its worker threads `tokio-rt-worker` (`tokio-runtime-worker` before 1.44).
+            if std::thread::current().name().is_some_and(|n| n.starts_with("tokio-r")) {
+                COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            default(info);
+        }));
+    });
+    &COUNT
+}
+
+/// A client that leaves while its page renders (the live island's re-read cancelled by a form
+/// submit) must not leave the render half-done: the page's Suspense effects then ran on disposed
+/// values and panicked on a worker thread (three per end-to-end run). Renders of the maintenance
+/// page (its plan and scope lists load inside nested `Transition`s) are abandoned at moments
+/// spread over a render's length; no worker may panic, and the server answers after.
+async fn a_page_whose_client_leaves_mid_render_is_finished_without_a_panic(backend: Backend) {
+    let panics = worker_panics();
+    let app = TestApp::start(backend).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    // How long a whole render takes here, to abandon renders at points inside it.
+    let started = std::time::Instant::now();
+    let (status, _) = page(&app, &ops, "/").await;
+    assert_eq!(status, 200);
+    let whole = started.elapsed().max(Duration::from_millis(2));
+    let before = panics.load(std::sync::atomic::Ordering::SeqCst);
+    let mut abandoned = 0;
+    for round in 0..60u32 {
+        // From a tenth of a render to the whole of one, in 60 steps.
+        let after = whole * (round + 6) / 66;
+        let request = ops.get(app.url("/")).header("x-quiesce-reread", "1").send();
+        if tokio::time::timeout(after, request).await.is_err() {
+            abandoned += 1;
+        }
+    }
+    assert!(abandoned >= 10, "renders were abandoned mid-way: {abandoned} of 60");
+    // Whatever a left-behind render still runs, it runs now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, html) = page(&app, &ops, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"plan-heading\""), "the page still renders");
+    assert_eq!(
+        panics.load(std::sync::atomic::Ordering::SeqCst) - before,
+        0,
+        "worker threads panicked after clients left mid-render"
+    );
     app.stop().await;
 }

@@ -18,7 +18,7 @@ use crate::codec::load;
 use crate::live::{use_live, Live};
 use crate::pages::layout::{use_current_user, CurrentUser};
 use crate::pages::{
-    flashed, fmt_duration, fmt_span, fmt_time, notice_with, Notice, OutcomeLine, PageTitle, ShortId,
+    flashed, fmt_duration, fmt_span, fmt_time, notice_with, Notice, OutcomeLine, PageTitle, ShortId, Ticking,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -135,7 +135,7 @@ fn MaintenanceLive(progress: Option<WindowProgress>, user: CurrentUser) -> impl 
         <OutcomeLine notice=outcome id=OUTCOME_ID />
         {move || match active.get() {
             None => view! { <NormalOperation enable dismiss user live /> }.into_any(),
-            Some(_) => view! { <ActiveWindow state=state.value actions user live /> }.into_any(),
+            Some(_) => view! { <ActiveWindow state=state.value actions user /> }.into_any(),
         }}
     }
 }
@@ -462,9 +462,29 @@ fn runner_text(p: &WindowProgress) -> String {
     }
 }
 
-/// The browser's clock once it ticks, else the server's at the last read.
-fn now_ms(live: Live, p: &WindowProgress) -> i64 {
-    live.clock.get().map(|c| c as i64).unwrap_or_else(|| p.now.timestamp_millis())
+/// How long the window and its step have run, and the step's deadline (counting on in the
+/// browser, [`Ticking`]).
+fn elapsed(p: &WindowProgress) -> AnyView {
+    let w = &p.detail.window;
+    let now = p.now.timestamp_millis();
+    let open = view! { <Ticking from=w.created_at.timestamp_millis() now /> };
+    if !matches!(w.phase, WindowPhase::Enabling | WindowPhase::Disabling) {
+        return view! { "Open for " {open} "." }.into_any();
+    }
+    let deadline = p.deadline.map(|d| {
+        if d.timestamp_millis() <= now {
+            return "; past its deadline".into_any();
+        }
+        let lead =
+            if p.waiting.is_empty() { "; fails if not done in " } else { "; fails if still waiting in " };
+        view! { {lead} <Ticking from=d.timestamp_millis() now down=true /> }.into_any()
+    });
+    let step = step_words(w.step);
+    view! {
+        "Open for " {open} "; \u{201c}" {step} "\u{201d} running for "
+        <Ticking from=w.step_started_at.timestamp_millis() now /> {deadline} "."
+    }
+    .into_any()
 }
 
 #[component]
@@ -472,11 +492,9 @@ fn ActiveWindow(
     state: RwSignal<Option<WindowProgress>>,
     actions: WindowActions,
     user: CurrentUser,
-    live: Live,
 ) -> impl IntoView {
-    let read = move |f: fn(&WindowProgress, Live) -> String| {
-        move || state.with(|p| p.as_ref().map(|p| f(p, live)).unwrap_or_default())
-    };
+    let read =
+        move |f: fn(&WindowProgress) -> String| move || state.with(|p| p.as_ref().map(f).unwrap_or_default());
     // Buttons are rebuilt only when the phase changes.
     let head = Memo::new(move |_| {
         state.with(|p| p.as_ref().map(|p| (p.detail.window.id.clone(), p.detail.window.phase)))
@@ -486,10 +504,10 @@ fn ActiveWindow(
     view! {
         <div class=move || format!("phase phase-active phase-{}", phase()) id="phase" data-phase=phase>
             <strong class="phase-word" id="phase-word">{move || phase_word(head.get().map(|(_, ph)| ph))}</strong>
-            <strong role="status" id="phase-text">{read(|p, _| phase_text(&p.detail.window))}</strong>
+            <strong role="status" id="phase-text">{read(|p| phase_text(&p.detail.window))}</strong>
             <div>
                 "Window " {move || head.get().map(|(id, _)| view! { <ShortId id /> })}
-                {read(|p, _| {
+                {read(|p| {
                     let w = &p.detail.window;
                     format!(
                         " — \u{201c}{}\u{201d} — {} — requested by {} at {}",
@@ -514,33 +532,9 @@ fn ActiveWindow(
                         })
                 }}
             </div>
-            <div id="elapsed" class="muted">
-                {read(|p, live| {
-                    let w = &p.detail.window;
-                    let now = now_ms(live, p);
-                    let total = fmt_duration(now - w.created_at.timestamp_millis());
-                    if !matches!(w.phase, WindowPhase::Enabling | WindowPhase::Disabling) {
-                        return format!("Open for {total}.");
-                    }
-                    let step = fmt_duration(now - w.step_started_at.timestamp_millis());
-                    let deadline = p
-                        .deadline
-                        .map(|d| {
-                            let left = d.timestamp_millis() - now;
-                            if left > 0 && !p.waiting.is_empty() {
-                                format!("; fails if still waiting in {}", fmt_duration(left))
-                            } else if left > 0 {
-                                format!("; fails if not done in {}", fmt_duration(left))
-                            } else {
-                                "; past its deadline".to_string()
-                            }
-                        })
-                        .unwrap_or_default();
-                    format!("Open for {total}; \u{201c}{}\u{201d} running for {step}{deadline}.", step_words(w.step))
-                })}
-            </div>
+            <div id="elapsed" class="muted">{move || state.with(|p| p.as_ref().map(elapsed))}</div>
             <div id="runner" class="muted">
-                {read(|p, _| runner_text(p))}
+                {read(|p| runner_text(p))}
             </div>
             {move || {
                 state.with(|p| {
@@ -551,7 +545,7 @@ fn ActiveWindow(
             }}
         </div>
         {move || head.get().map(|(id, phase)| view! { <WindowButtons id phase actions user /> })}
-        <Waiting state actions user live />
+        <Waiting state actions user />
         <h2>"Mirrors in this window"</h2>
         {move || {
             state.with(|p| {
@@ -661,7 +655,6 @@ fn Waiting(
     state: RwSignal<Option<WindowProgress>>,
     actions: WindowActions,
     user: CurrentUser,
-    live: Live,
 ) -> impl IntoView {
     move || {
         state.with(|p| {
@@ -692,7 +685,7 @@ fn Waiting(
                         <tr data-mirror=s.name.clone()>
                             <th scope="row">{s.name.clone()}</th>
                             <td>{s.status.as_str()}</td>
-                            <td>{move || fmt_duration(live.clock.get().map(|c| c as i64).unwrap_or(p_now) - since)}</td>
+                            <td><Ticking from=since now=p_now /></td>
                             <td>
                                 {skippable
                                     .then(|| {

@@ -178,6 +178,20 @@ pub fn fmt_duration(ms: i64) -> String {
     }
 }
 
+/// A length of time that goes on counting in the browser between re-reads: from `from` to the
+/// render's `now`, or with `down` from `now` to `from` (a deadline); milliseconds since the epoch.
+/// The live island advances every `[data-tick-now]` once a second in the same words (`live`), so a
+/// window's "open for" and its stragglers' waits move although nothing changes to re-read.
+#[component]
+pub fn Ticking(from: i64, now: i64, #[prop(optional)] down: bool) -> impl IntoView {
+    let ms = if down { from - now } else { now - from };
+    view! {
+        <span data-tick-from=from data-tick-now=now data-tick-down=down.then_some("")>
+            {fmt_duration(ms)}
+        </span>
+    }
+}
+
 /// A step's length: milliseconds under a second, else as [`fmt_duration`].
 pub fn fmt_span(ms: i64) -> String {
     if ms < 1000 {

@@ -121,12 +121,7 @@ fn TokenTable(tokens: Vec<ApiToken>, revoke: ServerAction<RevokeToken>, show_own
 #[island]
 fn TokenForm(roles: Vec<Role>) -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if create.value().with(|v| v.as_ref().is_some_and(Result::is_ok)) {
-            crate::live::request_refresh();
-        }
-    });
+    crate::live::refresh_after(move || create.value().with(|v| v.as_ref().is_some_and(Result::is_ok)));
     view! {
         <ActionForm action=create attr:class="stacked" attr:id="token-form">
             <label for="token-name">"Name"</label>

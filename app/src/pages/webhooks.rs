@@ -117,12 +117,7 @@ fn Deliveries(deliveries: Vec<Delivery>) -> impl IntoView {
 #[island]
 fn WebhookForm() -> impl IntoView {
     let create = ServerAction::<CreateWebhook>::new();
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if create.value().with(|v| v.as_ref().is_some_and(Result::is_ok)) {
-            crate::live::request_refresh();
-        }
-    });
+    crate::live::refresh_after(move || create.value().with(|v| v.as_ref().is_some_and(Result::is_ok)));
     view! {
         <ActionForm action=create attr:class="stacked" attr:id="webhook-form">
             <label for="webhook-url">"URL (http:// or https://)"</label>
