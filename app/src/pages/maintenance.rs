@@ -534,7 +534,7 @@ fn ActiveWindow(
             </div>
             <div id="elapsed" class="muted">{move || state.with(|p| p.as_ref().map(elapsed))}</div>
             <div id="runner" class="muted">
-                {read(|p| runner_text(p))}
+                {read(runner_text)}
             </div>
             {move || {
                 state.with(|p| {
