@@ -109,7 +109,8 @@ const storage = await context.storageState();
         last = s;
         window.__seen.push({ s, at: now });
       }
-    }).observe(document.getElementById('mirrors-table'), { subtree: true, childList: true, attributes: true });
+    // The whole body: a re-read swaps the list's region (the table with it) for the server's.
+    }).observe(document.body, { subtree: true, childList: true, attributes: true });
   };
   await Promise.all(pages.map((p) => p.evaluate(watch, target.name)));
   // Changes at a steady pace; afterwards each page's record is matched to them.
