@@ -11,7 +11,7 @@
 // (default postgres://postgres@127.0.0.1:5432/postgres), QUIESCE_SERVER_BIN (default
 // ../target/debug/server), CHROMIUM_PATH (default /usr/bin/chromium).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -149,10 +149,36 @@ function stopServer(child) {
   });
 }
 
+// Every failed or flaky test in Playwright's JSON report, as "file:line title: first error line".
+function troubledTests(reportPath) {
+  let report;
+  try {
+    report = JSON.parse(readFileSync(reportPath, 'utf8'));
+  } catch {
+    return ['(no report was written)'];
+  }
+  const out = [];
+  const walk = (suite) => {
+    for (const spec of suite.specs || []) {
+      for (const test of spec.tests || []) {
+        if (test.status !== 'unexpected' && test.status !== 'flaky') continue;
+        const err = (test.results || []).map((r) => r.error?.message).find(Boolean) || '';
+        const first = err.replace(/\u001b\[[0-9;]*m/g, '').split('\n').find((l) => l.trim()) || '';
+        out.push(`${test.status === 'flaky' ? 'flaky' : 'FAILED'} ${spec.file}:${spec.line} ${spec.title}: ${first.trim()}`);
+      }
+    }
+    for (const child of suite.suites || []) walk(child);
+  };
+  for (const suite of report.suites || []) walk(suite);
+  return out;
+}
+
+const summary = [];
 let failed = 0;
 for (const backend of backends) {
   console.log(`\n=== end-to-end on ${backend} ===`);
   const db = createDatabase(backend);
+  const reportPath = join(db.dir, 'playwright-report.json');
   let server;
   try {
     createUsers(db.url);
@@ -171,27 +197,32 @@ for (const backend of backends) {
           QUIESCE_DATABASE_URL: db.url,
           QUIESCE_E2E_PASSWORD: PASSWORD,
           QUIESCE_E2E_USERS: JSON.stringify(USERS),
+          QUIESCE_E2E_REPORT: reportPath,
         },
       });
       child.on('exit', (code) => done(code));
     });
+    for (const line of troubledTests(reportPath)) summary.push(`${backend}: ${line}`);
     if (status !== 0) {
       failed += 1;
       console.error(`end2end: Playwright failed on ${backend}`);
     }
   } catch (e) {
     failed += 1;
+    summary.push(`end2end: ${backend}: ${e.message}`);
     console.error(`end2end: ${backend}: ${e.message}`);
   } finally {
     if (server) {
       const code = await stopServer(server.child);
       if (code !== 0) {
         failed += 1;
+        summary.push(`end2end: server on ${backend} exited with ${code} after SIGTERM (expected 0)`);
         console.error(`end2end: server on ${backend} exited with ${code} after SIGTERM (expected 0)`);
       }
     }
     db.drop();
   }
 }
+if (summary.length) console.log(`\n${summary.join('\n')}`);
 console.log(`\nend-to-end: ${backends.length - failed} backends passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);
