@@ -56,6 +56,8 @@ pub fn stale_topics(event: &Event) -> &'static [Topic] {
             "peers" => &[Topic::Peers],
             "plans" => &[Topic::Plans],
             "mirrors" => &[Topic::Mirrors],
+            // The history of requests (a refused one): nothing kept here shows it.
+            "requests" => &[],
             _ => &TOPICS,
         },
         Event::Resync { .. } => &TOPICS,

@@ -99,6 +99,11 @@ pub struct Cli {
     #[arg(long, env = "QUIESCE_LIVE_MAX_STREAMS_PER_SESSION", default_value_t = 8)]
     pub live_max_streams_per_session: usize,
 
+    /// How long a rendered page may be served again while no event says what it shows changed
+    /// (milliseconds; 0 renders every page request). See `page_cache`.
+    #[arg(long, env = "QUIESCE_PAGE_CACHE_MS", default_value_t = 1000)]
+    pub page_cache_ms: u64,
+
     /// Warn (pages, API) when a Postgres source keeps more than this many MiB of WAL for a mirror
     /// (a paused or lagging mirror of a source read through logical decoding).
     #[arg(long, env = "QUIESCE_RETAINED_WAL_WARNING_MB", default_value_t = 1024)]
@@ -213,6 +218,8 @@ pub struct Config {
     pub webhook_delivery: crate::webhooks::DeliveryConfig,
     /// How long `/metrics` keeps the scrape-time figures it read (see `metrics::Gathering`).
     pub metrics_refresh: Duration,
+    /// How long a rendered page is served again at most (see `page_cache`).
+    pub page_cache: Duration,
 }
 
 /// One password hash per core.
@@ -261,6 +268,7 @@ impl Config {
             webhook_delivery: Default::default(),
             // Tests read figures right after changing them.
             metrics_refresh: Duration::ZERO,
+            page_cache: crate::page_cache::DEFAULT_TTL,
         }
     }
 }
@@ -308,6 +316,7 @@ impl Cli {
             retained_wal_warning: i64::from(self.retained_wal_warning_mb) << 20,
             webhook_delivery: Default::default(),
             metrics_refresh: Duration::from_secs(self.metrics_refresh_secs),
+            page_cache: Duration::from_millis(self.page_cache_ms),
         }
     }
 }

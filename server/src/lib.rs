@@ -8,6 +8,7 @@ pub mod export;
 pub mod flash;
 pub mod live;
 pub mod metrics;
+pub mod page_cache;
 pub mod render;
 pub mod security;
 pub mod sessions;

@@ -280,7 +280,11 @@ impl Application {
             workers: supervisor.workers(),
             sources: ownership.as_ref().map(|o| o.owned().clone()),
         };
-        let router = router(state, live, health, metrics, leptos_options)
+        let pages = crate::page_cache::PageCache::new(
+            &state.engine.events(),
+            crate::page_cache::Ttl(config.page_cache),
+        );
+        let router = router(state, live, health, metrics, pages, leptos_options)
             .layer(from_fn_with_state(config.secure_cookies, crate::flash::form_errors))
             .layer(from_fn(security::asset_cache))
             .layer(from_fn_with_state(guards.clone(), security::require_session_for_pages))
@@ -421,6 +425,7 @@ fn router(
     live: LiveState,
     health: HealthState,
     metrics: crate::metrics::MetricsState,
+    pages: crate::page_cache::PageCache,
     leptos_options: LeptosOptions,
 ) -> Router {
     let routes = route_list();
@@ -454,6 +459,8 @@ fn router(
         .with_state(leptos_options)
         // Only Leptos' routes: a render finishes even when its client left (`render`).
         .layer(from_fn(crate::render::finish_page_renders))
+        // Pages shown again while no event changed them (`page_cache`).
+        .layer(from_fn_with_state(pages, crate::page_cache::serve_pages))
         .merge(health)
         .merge(events)
         .merge(metrics)

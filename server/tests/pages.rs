@@ -21,6 +21,9 @@ on_both_backends!(
     the_history_reads_as_a_report,
     site_files_are_precompressed_and_hashed_ones_cached_for_good,
     a_page_whose_client_leaves_mid_render_is_finished_without_a_panic,
+    a_page_is_rendered_once_while_nothing_it_shows_changes,
+    a_kept_page_shows_a_change_as_soon_as_it_is_made,
+    one_users_kept_page_is_never_anothers,
 );
 
 async fn fast_app(backend: Backend) -> TestApp {
@@ -438,5 +441,131 @@ async fn a_page_whose_client_leaves_mid_render_is_finished_without_a_panic(backe
         0,
         "worker threads panicked after clients left mid-render"
     );
+    app.stop().await;
+}
+
+/// The page, whether the server kept it (`x-cache`), and the CSP nonce its header names.
+async fn page_with_cache(app: &TestApp, client: &reqwest::Client, path: &str) -> (String, String, String) {
+    let r = client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    let cache = r.headers().get("x-cache").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|r| r.split('\'').next()).unwrap().to_string();
+    (cache, nonce, r.text().await.unwrap().replace("<!>", ""))
+}
+
+/// A server that keeps pages far longer than a test runs: only events make them stale.
+async fn keeping_app(backend: Backend) -> TestApp {
+    TestApp::start_with(backend, |c| {
+        c.supervisor.poll_interval = Duration::from_millis(20);
+        c.orchestrator.poll_interval = Duration::from_millis(20);
+        c.page_cache = Duration::from_secs(600);
+    })
+    .await
+}
+
+/// Every nonce the page's scripts carry.
+fn page_nonces(html: &str) -> Vec<String> {
+    html.split("nonce=\"").skip(1).map(|r| r.split('"').next().unwrap().to_string()).collect()
+}
+
+async fn a_page_is_rendered_once_while_nothing_it_shows_changes(backend: Backend) {
+    let app = keeping_app(backend).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    for path in ["/", "/mirrors", "/peers", "/history", "/planned", "/about"] {
+        let (first, nonce1, html1) = page_with_cache(&app, &ops, path).await;
+        let (second, nonce2, html2) = page_with_cache(&app, &ops, path).await;
+        assert_eq!((first.as_str(), second.as_str()), ("miss", "hit"), "{path}");
+        assert_ne!(nonce1, nonce2, "each response has its own nonce");
+        // The kept page carries the nonce of the response it is served in, and nothing else.
+        for (nonce, html) in [(&nonce1, &html1), (&nonce2, &html2)] {
+            let found = page_nonces(html);
+            assert!(!found.is_empty() && found.iter().all(|n| n == nonce), "{path}: {found:?} vs {nonce}");
+        }
+        assert_eq!(html1.replace(&nonce1, "N"), html2.replace(&nonce2, "N"), "{path}");
+    }
+    // Pages that change without events are always rendered.
+    for path in ["/account"] {
+        let (_, _, _) = page_with_cache(&app, &ops, path).await;
+        let (cache, _, _) = page_with_cache(&app, &ops, path).await;
+        assert_eq!(cache, "", "{path} is not kept");
+    }
+    app.stop().await;
+}
+
+async fn a_kept_page_shows_a_change_as_soon_as_it_is_made(backend: Backend) {
+    let app = keeping_app(backend).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    // A peer created: the kept Peers page is not served again.
+    let name = format!("cached-{}", uuid::Uuid::new_v4().simple());
+    page_with_cache(&app, &admin, "/peers").await;
+    let (cache, _, html) = page_with_cache(&app, &admin, "/peers").await;
+    assert_eq!(cache, "hit");
+    assert!(!html.contains(&name));
+    let r = admin
+        .post(app.url("/api/peers/create"))
+        .json(&json!({"name": name, "url": format!("{name}.db"), "create_file": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (cache, _, html) = page_with_cache(&app, &admin, "/peers").await;
+    assert_eq!(cache, "miss");
+    assert!(html.contains(&name), "the new peer is on the page");
+    // A refused request changes only the history: the kept History page is not served again.
+    page_with_cache(&app, &admin, "/history").await;
+    let (cache, _, html) = page_with_cache(&app, &admin, "/history").await;
+    assert_eq!(cache, "hit");
+    assert!(!html.contains("id=\"refused-requests\""), "nothing refused yet");
+    let r = admin
+        .post(app.url("/api/maintenance/enable"))
+        .json(&json!({"reason": " ", "scope": "all", "confirm": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (cache, _, html) = page_with_cache(&app, &admin, "/history").await;
+    assert_eq!(cache, "miss");
+    assert!(html.contains("id=\"refused-requests\""), "the refusal is listed: {html}");
+    // A result dismissed (kept in the session, no event): the Maintenance page says so at once.
+    let id = one_window(&app, &admin, "cache check").await;
+    let (_, _, html) = page_with_cache(&app, &admin, "/").await;
+    assert!(html.contains("id=\"window-result\""), "the result is shown");
+    let (cache, _, _) = page_with_cache(&app, &admin, "/").await;
+    assert_eq!(cache, "hit");
+    let r = admin
+        .post(app.url("/api/maintenance/dismiss-result"))
+        .json(&json!({"window_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, _, html) = page_with_cache(&app, &admin, "/").await;
+    assert!(!html.contains("id=\"window-result\""), "the dismissed result is gone");
+    app.stop().await;
+}
+
+async fn one_users_kept_page_is_never_anothers(backend: Backend) {
+    let app = keeping_app(backend).await;
+    let (vera, viewer) = app.signed_in("vera", Role::Viewer).await;
+    let (_, ops) = app.signed_in("ops", Role::Operator).await;
+    let (_, admin) = app.signed_in("root", Role::Admin).await;
+    for _ in 0..2 {
+        let (_, _, html) = page_with_cache(&app, &ops, "/").await;
+        assert!(html.contains("id=\"enable-form\"") && html.contains(">ops</a>"));
+        let (_, _, html) = page_with_cache(&app, &viewer, "/").await;
+        assert!(!html.contains("id=\"enable-form\"") && html.contains(">vera</a>"), "{html}");
+    }
+    // A role changed (no page event): the next page follows the user as the guard reads them.
+    let r = admin
+        .post(app.url("/api/users/set-role"))
+        .json(&json!({"id": vera.id, "role": "operator"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (cache, _, html) = page_with_cache(&app, &viewer, "/").await;
+    assert_eq!(cache, "miss");
+    assert!(html.contains("id=\"enable-form\""), "vera may enable now");
     app.stop().await;
 }

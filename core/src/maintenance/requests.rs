@@ -29,8 +29,13 @@ impl Orchestrator {
             error: error.map(|e| e.to_string()),
             at: Utc::now(),
         };
+        let announced = req.outcome != RequestOutcome::Accepted;
         if let Err(e) = self.catalog().record_request(&req).await {
             tracing::error!(error = %e, "cannot record a maintenance request in the history");
+        } else if announced {
+            // An accepted request comes with window events; a refused or failed one changes
+            // nothing but the history, which pages (and their caches) must still hear of.
+            self.engine.catalog_changed("requests");
         }
     }
 

@@ -29,6 +29,8 @@ pub use planned::{
 pub use progress::maintenance_progress;
 pub use reports::{list_reports, WindowReport};
 pub use requests::list_requests;
+#[cfg(feature = "ssr")]
+pub use result::DISMISSED_KEY;
 pub use result::{dismiss_result, last_result, DismissResult, WindowResult};
 pub use retry::{retry_maintenance, RetryMaintenance};
 pub use skip_wait::{skip_snapshot_wait, SkipSnapshotWait};

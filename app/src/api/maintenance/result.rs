@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ApiError;
 
-/// The session key holding the id of the window whose result this session dismissed.
+/// The session key holding the id of the window whose result this session dismissed (the
+/// server's page cache keys pages by it).
 #[cfg(feature = "ssr")]
-const DISMISSED_KEY: &str = "dismissed_result";
+pub const DISMISSED_KEY: &str = "dismissed_result";
 
 /// The end of a window, as the maintenance page reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
