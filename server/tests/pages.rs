@@ -410,7 +410,8 @@ fn worker_panics() -> &'static std::sync::atomic::AtomicUsize {
 /// spread over a render's length; no worker may panic, and the server answers after.
 async fn a_page_whose_client_leaves_mid_render_is_finished_without_a_panic(backend: Backend) {
     let panics = worker_panics();
-    let app = TestApp::start(backend).await;
+    // Every request renders (a kept page would be served without one).
+    let app = TestApp::start_with(backend, |c| c.page_cache = Duration::ZERO).await;
     let (_, ops) = app.signed_in("ops", Role::Operator).await;
     // How long a whole render takes here, to abandon renders at points inside it.
     let started = std::time::Instant::now();
