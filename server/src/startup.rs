@@ -281,7 +281,7 @@ impl Application {
             sources: ownership.as_ref().map(|o| o.owned().clone()),
         };
         let pages = crate::page_cache::PageCache::new(
-            &state.engine.events(),
+            state.engine.events(),
             crate::page_cache::Ttl(config.page_cache),
         );
         let router = router(state, live, health, metrics, pages, leptos_options)
