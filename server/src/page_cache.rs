@@ -84,6 +84,13 @@ struct Entry {
     nonce: Option<String>,
 }
 
+impl Entry {
+    /// Whether no event arrived since the render began and the render is young enough.
+    fn is_current(&self, generation: u64, ttl: Duration) -> bool {
+        self.generation == generation && self.rendered_at.elapsed() < ttl
+    }
+}
+
 /// Whether a page at `path` shows only what events announce (see the module docs).
 fn cacheable_path(path: &str) -> bool {
     matches!(path, "/" | "/mirrors" | "/peers" | "/history" | "/planned" | "/about")
@@ -117,20 +124,20 @@ impl PageCache {
     /// The kept page for `key`, if it is still current, with `nonce` in place of its own.
     fn get(&self, key: &Key, nonce: Option<&str>) -> Option<Response> {
         let generation = self.inner.generation.load(Ordering::SeqCst);
-        let entries = self.entries();
-        let entry = entries.get(key)?;
-        if entry.generation != generation || entry.rendered_at.elapsed() >= self.inner.ttl {
-            return None;
-        }
-        let body = match (entry.nonce.as_deref(), nonce) {
-            (Some(old), Some(new)) if old != new => Bytes::from(replace_all(&entry.body, old, new)),
-            (None, None) => entry.body.clone(),
-            (Some(_), Some(_)) => entry.body.clone(),
+        // Copied out (the body is reference-counted), so the nonce is swapped without the lock.
+        let (body, old, headers) = {
+            let entries = self.entries();
+            let entry = entries.get(key).filter(|e| e.is_current(generation, self.inner.ttl))?;
+            (entry.body.clone(), entry.nonce.clone(), entry.headers.clone())
+        };
+        let body = match (old.as_deref(), nonce) {
+            (Some(old), Some(new)) if old != new => Bytes::from(replace_all(&body, old, new)),
+            (Some(_), Some(_)) | (None, None) => body,
             // Rendered with a nonce and asked for without one (or the other way round): render.
             _ => return None,
         };
         let mut res = Response::new(Body::from(body));
-        *res.headers_mut() = entry.headers.clone();
+        *res.headers_mut() = headers;
         res.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static("hit"));
         Some(res)
     }
@@ -139,23 +146,12 @@ impl PageCache {
         let mut entries = self.entries();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
             let generation = self.inner.generation.load(Ordering::SeqCst);
-            let ttl = self.inner.ttl;
-            entries.retain(|_, e| e.generation == generation && e.rendered_at.elapsed() < ttl);
+            entries.retain(|_, e| e.is_current(generation, self.inner.ttl));
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
         entries.insert(key, entry);
-    }
-
-    /// How many pages are kept (for tests).
-    pub fn len(&self) -> usize {
-        self.entries().len()
-    }
-
-    /// Whether no page is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -232,6 +228,27 @@ pub async fn serve_pages(State(cache): State<PageCache>, req: Request, next: Nex
 mod tests {
     use super::*;
 
+    fn key(user_id: &str) -> Key {
+        Key {
+            user_id: user_id.into(),
+            username: "n".into(),
+            role: "viewer".into(),
+            must_change_password: false,
+            uri: "/".into(),
+            dismissed: None,
+        }
+    }
+
+    fn entry(generation: u64, nonce: Option<&str>) -> Entry {
+        Entry {
+            generation,
+            rendered_at: Instant::now(),
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(b"page n=abc"),
+            nonce: nonce.map(str::to_string),
+        }
+    }
+
     #[test]
     fn a_nonce_is_replaced_wherever_it_occurs() {
         let page = b"<script nonce=\"abc\">x</script><link crossorigin=\"abc\">abc";
@@ -253,22 +270,8 @@ mod tests {
     fn an_event_makes_every_kept_page_stale_but_counters_do_not() {
         let bus = EventBus::new(16);
         let cache = PageCache::new(&bus, Ttl(Duration::from_secs(60)));
-        let key = Key {
-            user_id: "u".into(),
-            username: "n".into(),
-            role: "viewer".into(),
-            must_change_password: false,
-            uri: "/".into(),
-            dismissed: None,
-        };
-        let entry = |generation| Entry {
-            generation,
-            rendered_at: Instant::now(),
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(b"page n=abc"),
-            nonce: Some("abc".into()),
-        };
-        cache.put(key.clone(), entry(0));
+        let key = key("u");
+        cache.put(key.clone(), entry(0, Some("abc")));
         assert!(cache.get(&key, Some("def")).is_some());
         bus.publish(Event::MirrorProgress {
             mirror_id: "m".into(),
@@ -282,33 +285,18 @@ mod tests {
         bus.publish(Event::CatalogChanged { what: "peers".into(), at: chrono::Utc::now() });
         assert!(cache.get(&key, Some("def")).is_none(), "any other event does");
         let other = Key { user_id: "v".into(), ..key.clone() };
-        cache.put(key.clone(), entry(1));
+        cache.put(key.clone(), entry(1, Some("abc")));
         assert!(cache.get(&other, Some("def")).is_none(), "one user's page is not another's");
     }
 
     #[test]
     fn a_kept_page_is_served_only_while_young() {
         let bus = EventBus::new(16);
-        let cache = PageCache::new(&bus, Ttl(Duration::from_millis(1)));
-        let key = Key {
-            user_id: "u".into(),
-            username: "n".into(),
-            role: "viewer".into(),
-            must_change_password: false,
-            uri: "/".into(),
-            dismissed: None,
-        };
-        cache.put(
-            key.clone(),
-            Entry {
-                generation: 0,
-                rendered_at: Instant::now(),
-                headers: HeaderMap::new(),
-                body: Bytes::new(),
-                nonce: None,
-            },
-        );
-        std::thread::sleep(Duration::from_millis(5));
+        let cache = PageCache::new(&bus, Ttl(Duration::from_millis(200)));
+        let key = key("u");
+        cache.put(key.clone(), entry(0, None));
+        assert!(cache.get(&key, None).is_some());
+        std::thread::sleep(Duration::from_millis(250));
         assert!(cache.get(&key, None).is_none());
     }
 }
