@@ -15,6 +15,10 @@
 //!   mirror's checkpoint, and mirrors that are further on skip what they already have.
 //! - Checkpoints are the end positions of commit records (LSNs): a mirror at `c` has applied
 //!   every transaction of its tables that committed at or before `c`.
+//! - The read slot is read through one replication stream (see [`super::peer::stream`]), opened
+//!   when a mirror first reads and closed when the last one leaves, so the source decodes each
+//!   WAL record once. While it is open the slot is this process's: anything that moves, copies
+//!   or drops the read slot closes the stream first.
 //! - Slot and publication changes of one source happen under its reader's lock (Postgres refuses
 //!   concurrent use of a slot).
 
@@ -26,7 +30,9 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use super::peer::pgoutput::{Changes, Decoder, Transaction};
+use super::peer::rules::PgTarget;
 use super::peer::slots::{self, SlotNames};
+use super::peer::stream::{SlotStream, StreamEvent};
 use super::EngineError;
 
 /// At most this many changes are kept in memory per source; mirrors further behind reposition
@@ -38,6 +44,10 @@ const WINDOW_CHANGES: usize = 100_000;
 const CONSUMER_TTL: Duration = Duration::from_secs(600);
 /// A poll reads at most about this many changes into the window; mirrors read on from there.
 const POLL_CHANGES: usize = 2_000;
+/// How long one read waits for the stream to deliver what the source had flushed when it
+/// started. The walsender normally answers within milliseconds; past this the read returns what
+/// it has and the rest is read next time.
+const STREAM_WAIT: Duration = Duration::from_millis(250);
 /// When the source writes only to tables no mirror reads, the watcher still wakes the mirrors
 /// this often, so idle ones record the position and the hold slot releases that WAL.
 const POSITION_SIGNAL_EVERY: Duration = Duration::from_secs(30);
@@ -100,6 +110,20 @@ pub(crate) struct Reader {
     state: tokio::sync::Mutex<State>,
     spill_after: usize,
     spilled: Arc<AtomicU64>,
+    /// Where the stream connects (the rule-checked address of the source peer) and how long
+    /// it may take to start; set by the engine before the first read.
+    target: Mutex<Option<(PgTarget, Duration)>>,
+}
+
+/// The open replication stream and the decoder of what it sends (relations are described once
+/// per stream, so the decoder lives as long as it).
+struct Live {
+    stream: SlotStream,
+    decoder: Decoder,
+    /// A read waited [`STREAM_WAIT`] for this flush position without reaching it (it may fall
+    /// inside a record still being written): reads that find the same position do not wait
+    /// again, they only take what has arrived.
+    stalled_at: Option<u64>,
 }
 
 #[derive(Default)]
@@ -118,11 +142,24 @@ struct State {
     consumers: HashMap<String, (u64, Instant)>,
     /// When [`Reader::poll`] last woke the mirrors, and the position they could read up to then.
     position_signalled: Option<(Instant, u64)>,
+    /// The replication stream on the read slot, from `end` on.
+    live: Option<Live>,
+    /// The current fetch started with a stream already open (one that may have broken).
+    had_stream: bool,
 }
 
 impl Reader {
     fn new(names: SlotNames, spill_after: usize, spilled: Arc<AtomicU64>) -> Self {
-        Reader { names, state: tokio::sync::Mutex::default(), spill_after, spilled }
+        Reader { names, state: tokio::sync::Mutex::default(), spill_after, spilled, target: Mutex::default() }
+    }
+
+    pub(crate) fn has_target(&self) -> bool {
+        self.target.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Where the replication stream connects, and how long it may take to start.
+    pub(crate) fn set_target(&self, target: PgTarget, timeout: Duration) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = Some((target, timeout));
     }
 
     /// Makes the source ready for a new mirror of `tables` and returns the position its
@@ -201,6 +238,7 @@ impl Reader {
         let now = Instant::now();
         state.consumers.retain(|_, (_, seen)| now.duration_since(*seen) < CONSUMER_TTL);
         if !state.synced || state.consumers.is_empty() {
+            close(&mut state).await;
             return Ok(false);
         }
         let (last, start) = (state.window.back().map(|t| t.end_lsn), state.start);
@@ -222,7 +260,13 @@ impl Reader {
     /// A mirror's worker stopped here (paused, dropped, moved to another process): the window
     /// no longer keeps transactions for it.
     pub(crate) async fn leave(&self, mirror_id: &str) {
-        self.state.lock().await.consumers.remove(mirror_id);
+        let mut state = self.state.lock().await;
+        state.consumers.remove(mirror_id);
+        if state.consumers.is_empty() {
+            // Nobody here reads the source any more: the slot is free for whoever does next
+            // (this process later, or another one that took the source over).
+            close(&mut state).await;
+        }
     }
 
     /// Moves the hold slot to `lsn` (the lowest checkpoint of the source's live mirrors).
@@ -245,6 +289,7 @@ impl Reader {
     ) -> Result<(), EngineError> {
         let mut state = self.state.lock().await;
         if last {
+            close(&mut state).await;
             slots::drop_slot(pool, &self.names.read).await?;
             slots::drop_slot(pool, &self.names.hold).await?;
             slots::drop_publication(pool, &self.names.publication).await?;
@@ -288,6 +333,7 @@ impl Reader {
             )));
         }
         tracing::debug!(slot = %self.names.read, "repositioning the reader behind its window");
+        close(state).await;
         slots::copy_slot(pool, &self.names.hold, &self.names.read).await?;
         slots::advance_slot(pool, &self.names.read, after).await?;
         let at = slots::slot_position(pool, &self.names.read).await?.unwrap_or(after);
@@ -298,42 +344,96 @@ impl Reader {
         Ok(())
     }
 
-    /// Reads the next transactions from the read slot into the window and moves the slot past them.
+    /// Reads the next transactions from the read slot into the window and moves the cursor
+    /// past them: until the stream has passed the source's flushed position as of now, or about
+    /// `limit` messages (then `behind`), or [`STREAM_WAIT`].
     async fn fetch(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
-        // Another process may have read from the slot since (it owned the source for a while):
-        // then this window no longer ends where the slot is, and is dropped.
-        let at = match slots::slot_position(pool, &self.names.read).await? {
-            Some(at) => at,
-            None => self.restore_read_slot(pool).await?,
-        };
-        if at != state.end {
-            // Then read on from there at once: a caller told "nothing more" now would wait for
-            // the next change although the slot may already be behind.
-            tracing::debug!(slot = %self.names.read, "the read slot moved elsewhere; starting a new window");
-            state.window.clear();
-            state.changes = 0;
-            state.start = at;
-            state.end = at;
+        match self.fetch_once(pool, state, limit).await {
+            // A stream that was open may have broken since (the server restarted, the session
+            // was terminated): it is closed by now, and opened again once at once.
+            Err(e) if state.had_stream => {
+                state.had_stream = false;
+                tracing::debug!(slot = %self.names.read, error = %e, "the replication stream broke; opening it again");
+                self.fetch_once(pool, state, limit).await
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_once(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
+        state.had_stream = state.live.is_some();
+        if state.live.is_none() {
+            // Another process may have read from the slot since (it owned the source for a
+            // while): then this window no longer ends where the slot is, and is dropped.
+            let at = match slots::slot_position(pool, &self.names.read).await? {
+                Some(at) => at,
+                None => self.restore_read_slot(pool).await?,
+            };
+            if at != state.end {
+                tracing::debug!(slot = %self.names.read, "the read slot moved elsewhere; starting a new window");
+                state.window.clear();
+                state.changes = 0;
+                state.start = at;
+                state.end = at;
+            }
         }
         let upto = slots::flush_position(pool).await?;
         if upto <= state.end {
             state.behind = false;
             return Ok(());
         }
-        let mut decoder = Decoder::spilling_after(self.spill_after);
-        let mut last = None;
-        let end = state.end;
+        if state.live.is_none() {
+            let Some((target, timeout)) = self.target.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+                return Err(EngineError::PeerQuery("the source's reader has no address to stream from".into()));
+            };
+            let stream =
+                SlotStream::start(&target, &self.names.read, &self.names.publication, state.end, timeout).await?;
+            state.live = Some(Live { stream, decoder: Decoder::spilling_after(self.spill_after), stalled_at: None });
+        }
+        let result = self.drain(state, upto, limit).await;
+        if result.is_err() {
+            // The window keeps what was read; the next read opens a new stream from the slot.
+            close(state).await;
+        }
+        result
+    }
+
+    /// Takes what the open stream delivers into the window (see [`Reader::fetch`]).
+    async fn drain(&self, state: &mut State, upto: u64, limit: usize) -> Result<(), EngineError> {
+        let Some(live) = state.live.as_mut() else { return Ok(()) };
+        let wait = if live.stalled_at == Some(upto) { Duration::ZERO } else { STREAM_WAIT };
+        let until = Instant::now() + wait;
+        let (mut position, mut messages, mut heard) = (state.end, 0usize, false);
         let mut decoded = Vec::new();
-        let messages = slots::peek(pool, &self.names.read, &self.names.publication, upto, limit, |m| {
-            if let Some(tx) = decoder.feed(m).map_err(|e| EngineError::PeerQuery(e.to_string()))? {
-                last = Some(tx.end_lsn);
-                if !tx.is_empty() && tx.end_lsn > end {
-                    decoded.push(tx);
-                }
+        let caught_up = loop {
+            if position >= upto {
+                break true;
             }
-            Ok(())
-        })
-        .await?;
+            if messages >= limit && !live.decoder.in_transaction() {
+                break false;
+            }
+            let Some(event) = live.stream.next(until).await? else { break false };
+            heard = true;
+            match event {
+                StreamEvent::Begin => live.decoder.begin(),
+                StreamEvent::Message(m) => {
+                    messages += 1;
+                    live.decoder.feed(&m).map_err(|e| EngineError::PeerQuery(e.to_string()))?;
+                }
+                StreamEvent::Commit { end_lsn } => {
+                    messages += 1;
+                    let tx = live.decoder.commit(end_lsn).map_err(|e| EngineError::PeerQuery(e.to_string()))?;
+                    if !tx.is_empty() && tx.end_lsn > state.end {
+                        decoded.push(tx);
+                    }
+                    position = position.max(end_lsn);
+                }
+                // Everything committed before it was sent before it (also mid-transaction: the
+                // open transaction commits after it).
+                StreamEvent::Position(at) => position = position.max(at),
+            }
+        };
+        live.stalled_at = (!caught_up && !heard).then_some(upto);
         for tx in decoded {
             if matches!(tx.changes, Changes::Spilled(_)) {
                 self.spilled.fetch_add(1, Ordering::Relaxed);
@@ -341,15 +441,19 @@ impl Reader {
             state.changes += tx.in_memory();
             state.window.push_back(Arc::new(tx));
         }
-        // Fewer messages than asked for: every transaction committed before `upto` is in hand,
-        // so the cursor may move to `upto` even past transactions of other tables.
-        let new_end = if messages < limit { upto } else { last.unwrap_or(state.end) };
-        state.behind = new_end < upto;
-        if new_end > state.end {
-            slots::advance_slot(pool, &self.names.read, new_end).await?;
-            state.end = new_end;
+        state.behind = messages >= limit && position < upto;
+        if position > state.end {
+            state.end = position;
+            live.stream.confirm(position);
         }
         Ok(())
+    }
+}
+
+/// Ends the read slot's stream, if one is open.
+async fn close(state: &mut State) {
+    if let Some(live) = state.live.take() {
+        live.stream.stop().await;
     }
 }
 

@@ -532,7 +532,16 @@ impl Engine {
     /// The logical-decoding reader of a source peer, or `None` when it is captured by triggers.
     pub(crate) async fn logical_reader(&self, peer_id: &str) -> Result<Option<Arc<logical::Reader>>> {
         Ok(match self.capture_of(peer_id).await? {
-            (PeerKind::Postgres, Capture::Logical) => Some(self.readers.get(peer_id)),
+            (PeerKind::Postgres, Capture::Logical) => {
+                let reader = self.readers.get(peer_id);
+                if !reader.has_target() {
+                    // The replication stream connects where the peer's pool does, checked alike.
+                    if let peer::rules::Connect::Postgres(t) = self.checked_peer(peer_id).await?.connect {
+                        reader.set_target(*t, self.rules.connect_timeout);
+                    }
+                }
+                Some(reader)
+            }
             _ => None,
         })
     }
@@ -570,11 +579,8 @@ impl Engine {
     }
 
     /// The open pool for peer `id`, connecting on first use.
-    pub async fn peer(&self, id: &str) -> Result<Peer> {
-        if let Some(p) = self.peers.lock().await.get(id) {
-            return Ok(p.clone());
-        }
-        // Connect without holding the lock: an unreachable peer must not stall the others.
+    /// The stored peer's address, unsealed and checked against the peer rules.
+    async fn checked_peer(&self, id: &str) -> Result<peer::rules::CheckedPeer> {
         let stored =
             self.catalog.peer_url(id).await?.ok_or_else(|| EngineError::Invalid("no such peer".into()))?;
         let url = match &self.secrets {
@@ -584,7 +590,15 @@ impl Engine {
         };
         // The rules apply to every connection: a setting tightened since the peer was created
         // takes effect here.
-        let checked = self.rules.check(&url, false).await?;
+        Ok(self.rules.check(&url, false).await?)
+    }
+
+    pub async fn peer(&self, id: &str) -> Result<Peer> {
+        if let Some(p) = self.peers.lock().await.get(id) {
+            return Ok(p.clone());
+        }
+        // Connect without holding the lock: an unreachable peer must not stall the others.
+        let checked = self.checked_peer(id).await?;
         let fresh = Peer::connect_checked(&checked, self.rules.connect_timeout).await?;
         let mut peers = self.peers.lock().await;
         if let Some(p) = peers.get(id) {

@@ -912,9 +912,19 @@ async fn a_lost_read_slot_is_made_again_from_the_hold_slot_and_a_lost_hold_slot_
     w.seed_items(10).await;
     let mirror = w.create_mirror("m", &["items"]).await;
     let slot = |kind: &str| format!("quiesce_{}_{kind}", w.src_id.replace('-', ""));
+    // As a dead process leaves it: the slot's replication stream ended (its walsender is
+    // terminated and gone), then the slot is dropped.
     let drop_slot = |name: String| {
         format!(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}'"
+            "DO $$ BEGIN \
+               PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                 WHERE slot_name = '{name}' AND active_pid IS NOT NULL; \
+               FOR i IN 1..500 LOOP \
+                 EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{name}' AND active); \
+                 PERFORM pg_sleep(0.01); \
+               END LOOP; \
+               PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}'; \
+             END $$"
         )
     };
     // Two runners in turn, as after a restart: each has to find the read slot again.

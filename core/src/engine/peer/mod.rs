@@ -36,6 +36,7 @@ pub(crate) mod slots;
 pub mod spill;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
+pub(crate) mod stream;
 
 use std::str::FromStr;
 use std::time::Duration;

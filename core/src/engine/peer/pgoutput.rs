@@ -235,23 +235,36 @@ impl Decoder {
         Ok(())
     }
 
+    /// Whether a transaction has begun and not yet committed.
+    pub fn in_transaction(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// A transaction starts (a `Begin` message; the replication stream hands these over parsed).
+    pub fn begin(&mut self) {
+        self.open = Some(Open { changes: Vec::new(), spill: None });
+    }
+
+    /// The open transaction committed with its commit record ending at `end_lsn`.
+    pub fn commit(&mut self, end_lsn: u64) -> Result<Transaction, DecodeError> {
+        let open = self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
+        let changes = match open.spill {
+            Some(spill) => Changes::Spilled(spill.finish()?),
+            None => Changes::Memory(open.changes),
+        };
+        Ok(Transaction { end_lsn, changes })
+    }
+
     /// Feeds one message; returns the transaction it completes, if it is a commit.
     pub fn feed(&mut self, msg: &[u8]) -> Result<Option<Transaction>, DecodeError> {
         let mut r = Reader { buf: msg, pos: 0 };
         match r.u8()? {
-            b'B' => {
-                self.open = Some(Open { changes: Vec::new(), spill: None });
-            }
+            b'B' => self.begin(),
             b'C' => {
                 let _flags = r.u8()?;
                 let _commit_lsn = r.u64()?;
                 let end_lsn = r.u64()?;
-                let open = self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
-                let changes = match open.spill {
-                    Some(spill) => Changes::Spilled(spill.finish()?),
-                    None => Changes::Memory(open.changes),
-                };
-                return Ok(Some(Transaction { end_lsn, changes }));
+                return self.commit(end_lsn).map(Some);
             }
             b'R' => {
                 let oid = r.u32()?;

@@ -1,6 +1,6 @@
-//! Peer SQL for logical decoding on a Postgres source: the publication, the replication slots,
-//! and reading changes through the SQL functions (`pg_logical_slot_peek_binary_changes`, then
-//! `pg_replication_slot_advance` once the changes are applied).
+//! Peer SQL for logical decoding on a Postgres source: the publication and the replication
+//! slots (create, copy, advance, drop) and positions. Changes themselves are read over the
+//! replication protocol (see [`super::stream`]).
 //!
 //! Names come from peer ids (uuids), so they are plain identifiers; table names are checked
 //! identifiers and always quoted.
@@ -153,16 +153,29 @@ pub async fn copy_slot(pool: &PgPool, from: &str, to: &str) -> Result<(), Engine
     Ok(())
 }
 
+/// Drops the slot if it exists. A slot whose replication stream just closed stays in use until
+/// its walsender has exited: that is waited for, up to 5 s.
 pub async fn drop_slot(pool: &PgPool, slot: &str) -> Result<(), EngineError> {
-    sqlx::query(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-         WHERE slot_name = $1 AND database = current_database()",
-    )
-    .bind(slot)
-    .execute(pool)
-    .await
-    .map_err(query_error)?;
-    Ok(())
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let dropped = sqlx::query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+             WHERE slot_name = $1 AND database = current_database()",
+        )
+        .bind(slot)
+        .execute(pool)
+        .await;
+        match dropped {
+            Ok(_) => return Ok(()),
+            // 55006 object_in_use: "replication slot … is active for PID …"
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("55006") && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(query_error(e)),
+        }
+    }
 }
 
 pub async fn drop_publication(pool: &PgPool, name: &str) -> Result<(), EngineError> {
@@ -207,35 +220,4 @@ pub async fn wal_since(pool: &PgPool, lsn: u64) -> Result<i64, EngineError> {
         .fetch_one(pool)
         .await
         .map_err(query_error)
-}
-
-/// The pgoutput messages of transactions committed before `upto`, from the slot's confirmed
-/// position, stopping after the transaction that reaches `limit` messages. Nothing is consumed.
-/// Each message goes to `each` as it arrives; returns how many there were.
-pub async fn peek(
-    pool: &PgPool,
-    slot: &str,
-    publication: &str,
-    upto: u64,
-    limit: usize,
-    mut each: impl FnMut(&[u8]) -> Result<(), EngineError>,
-) -> Result<usize, EngineError> {
-    use futures::TryStreamExt;
-    // Streamed, not collected: one transaction may be millions of messages (the decoder moves
-    // large ones to a temporary file as they arrive).
-    let mut rows = sqlx::query_scalar::<_, Vec<u8>>(
-        "SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, $3, \
-         'proto_version', '1', 'publication_names', $4)",
-    )
-    .bind(slot)
-    .bind(format_lsn(upto))
-    .bind(i32::try_from(limit).unwrap_or(i32::MAX))
-    .bind(publication)
-    .fetch(pool);
-    let mut n = 0;
-    while let Some(data) = rows.try_next().await.map_err(query_error)? {
-        each(&data)?;
-        n += 1;
-    }
-    Ok(n)
 }
