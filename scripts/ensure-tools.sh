@@ -69,12 +69,15 @@ if [[ $want_test == 1 ]]; then
   # cluster this script manages is switched (a restart, once); an external server is left alone
   # and must already have it.
   # Tests run in parallel and each Postgres source holds two slots: the default 10 is too few.
+  # Each source read by a running server holds one walsender (its replication stream).
   if [[ "$(psql "$pg_url" -Atqc 'show wal_level')" != "logical" ||
-        "$(psql "$pg_url" -Atqc 'show max_replication_slots')" -lt 64 ]]; then
+        "$(psql "$pg_url" -Atqc 'show max_replication_slots')" -lt 64 ||
+        "$(psql "$pg_url" -Atqc 'show max_wal_senders')" -lt 64 ]]; then
     if [[ -z "${QUIESCE_TEST_POSTGRES_URL:-}" ]] && command -v pg_ctlcluster >/dev/null && [[ -d /etc/postgresql ]]; then
-      say "switching the local PostgreSQL cluster to wal_level=logical, 100 slots (restart)"
+      say "switching the local PostgreSQL cluster to wal_level=logical, 100 slots and walsenders (restart)"
       psql "$pg_url" -Atqc "ALTER SYSTEM SET wal_level = logical" >/dev/null
       psql "$pg_url" -Atqc "ALTER SYSTEM SET max_replication_slots = 100" >/dev/null
+      psql "$pg_url" -Atqc "ALTER SYSTEM SET max_wal_senders = 100" >/dev/null
       pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main restart
       for _ in $(seq 1 30); do psql "$pg_url" -Atqc 'select 1' >/dev/null 2>&1 && break; sleep 1; done
     fi

@@ -153,6 +153,21 @@ impl Drop for TestDb {
                             .bind(&name)
                             .execute(&mut conn)
                             .await;
+                            // A terminated walsender releases its slot when it has exited.
+                            for _ in 0..250 {
+                                let busy: Option<bool> = sqlx::query_scalar(
+                                    "SELECT bool_or(active) FROM pg_replication_slots WHERE database = $1",
+                                )
+                                .bind(&name)
+                                .fetch_one(&mut conn)
+                                .await
+                                .ok()
+                                .flatten();
+                                if busy != Some(true) {
+                                    break;
+                                }
+                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            }
                             let _ = sqlx::query(
                                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
                                  WHERE database = $1 AND NOT active",

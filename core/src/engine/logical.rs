@@ -52,6 +52,10 @@ const STREAM_WAIT: Duration = Duration::from_millis(250);
 /// this often, so idle ones record the position and the hold slot releases that WAL.
 const POSITION_SIGNAL_EVERY: Duration = Duration::from_secs(30);
 
+/// The hold slot of a source moves at most this often when workers prune (see
+/// `Engine::prune_source_soon`).
+pub(crate) const HOLD_EVERY: Duration = Duration::from_secs(10);
+
 /// A source transaction with more changes than this is kept in a temporary file, not in
 /// memory, and applied in pieces of this many (see [`super::peer::spill`]).
 pub const SPILL_AFTER_CHANGES: usize = 20_000;
@@ -146,6 +150,16 @@ struct State {
     live: Option<Live>,
     /// The current fetch started with a stream already open (one that may have broken).
     had_stream: bool,
+}
+
+impl State {
+    /// An empty window at `at`.
+    fn restart_at(&mut self, at: u64) {
+        self.window.clear();
+        self.changes = 0;
+        self.start = at;
+        self.end = at;
+    }
 }
 
 impl Reader {
@@ -337,10 +351,7 @@ impl Reader {
         slots::copy_slot(pool, &self.names.hold, &self.names.read).await?;
         slots::advance_slot(pool, &self.names.read, after).await?;
         let at = slots::slot_position(pool, &self.names.read).await?.unwrap_or(after);
-        state.window.clear();
-        state.changes = 0;
-        state.start = at;
-        state.end = at;
+        state.restart_at(at);
         Ok(())
     }
 
@@ -371,10 +382,7 @@ impl Reader {
             };
             if at != state.end {
                 tracing::debug!(slot = %self.names.read, "the read slot moved elsewhere; starting a new window");
-                state.window.clear();
-                state.changes = 0;
-                state.start = at;
-                state.end = at;
+                state.restart_at(at);
             }
         }
         let upto = slots::flush_position(pool).await?;
@@ -383,12 +391,24 @@ impl Reader {
             return Ok(());
         }
         if state.live.is_none() {
-            let Some((target, timeout)) = self.target.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
-                return Err(EngineError::PeerQuery("the source's reader has no address to stream from".into()));
+            let Some((target, timeout)) = self.target.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            else {
+                return Err(EngineError::PeerQuery(
+                    "the source's reader has no address to stream from".into(),
+                ));
             };
+            // Freed first and its position read after: a stream started behind the slot's
+            // confirmed position would silently begin there instead.
+            slots::take_over(pool, &self.names.read).await?;
+            let at = slots::slot_position(pool, &self.names.read).await?.unwrap_or(state.end);
+            if at != state.end {
+                state.restart_at(at);
+            }
             let stream =
-                SlotStream::start(&target, &self.names.read, &self.names.publication, state.end, timeout).await?;
-            state.live = Some(Live { stream, decoder: Decoder::spilling_after(self.spill_after), stalled_at: None });
+                SlotStream::start(&target, &self.names.read, &self.names.publication, state.end, timeout)
+                    .await?;
+            state.live =
+                Some(Live { stream, decoder: Decoder::spilling_after(self.spill_after), stalled_at: None });
         }
         let result = self.drain(state, upto, limit).await;
         if result.is_err() {
@@ -422,7 +442,8 @@ impl Reader {
                 }
                 StreamEvent::Commit { end_lsn } => {
                     messages += 1;
-                    let tx = live.decoder.commit(end_lsn).map_err(|e| EngineError::PeerQuery(e.to_string()))?;
+                    let tx =
+                        live.decoder.commit(end_lsn).map_err(|e| EngineError::PeerQuery(e.to_string()))?;
                     if !tx.is_empty() && tx.end_lsn > state.end {
                         decoded.push(tx);
                     }

@@ -863,6 +863,13 @@ impl Engine {
     /// source, so with thousands of mirrors on one source each batch pruning on its own made
     /// new mirrors queue behind whole-source reads. Pruning later only keeps log longer.
     pub(crate) async fn prune_source_soon(&self, source_peer_id: &str, every: Duration) -> Result<u64> {
+        // Moving a logical source's hold slot runs the decoder over the WAL from the slot's
+        // restart point (up to 15 s of it) each time: at most every `HOLD_EVERY`, which only
+        // keeps that much more WAL.
+        let every = match self.capture_of(source_peer_id).await {
+            Ok((PeerKind::Postgres, Capture::Logical)) => every.max(logical::HOLD_EVERY),
+            _ => every,
+        };
         {
             let mut pruned = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
             let now = std::time::Instant::now();

@@ -153,6 +153,44 @@ pub async fn copy_slot(pool: &PgPool, from: &str, to: &str) -> Result<(), Engine
     Ok(())
 }
 
+/// Makes sure no other session holds `slot`: a replication stream left by a process that lost
+/// (or hung on) the source would hold it until the server's `wal_sender_timeout`. Its session is
+/// terminated and its exit waited for (up to 5 s). The read slot is only a cursor and every
+/// write of a stale owner is fenced by its ownership token, so this is safe.
+pub async fn take_over(pool: &PgPool, slot: &str) -> Result<(), EngineError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut terminated = false;
+    loop {
+        let holder: Option<Option<i32>> = sqlx::query_scalar(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+        )
+        .bind(slot)
+        .fetch_optional(pool)
+        .await
+        .map_err(query_error)?;
+        let Some(Some(pid)) = holder else { return Ok(()) };
+        if std::time::Instant::now() >= deadline {
+            return Err(EngineError::PeerQuery(format!(
+                "replication slot {slot} is still in use by process {pid}"
+            )));
+        }
+        if !terminated {
+            tracing::warn!(
+                slot,
+                pid,
+                "the read slot was held by another session (a previous owner's stream); ending it"
+            );
+            sqlx::query("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .execute(pool)
+                .await
+                .map_err(query_error)?;
+            terminated = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Drops the slot if it exists. A slot whose replication stream just closed stays in use until
 /// its walsender has exited: that is waited for, up to 5 s.
 pub async fn drop_slot(pool: &PgPool, slot: &str) -> Result<(), EngineError> {
