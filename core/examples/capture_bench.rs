@@ -5,9 +5,19 @@
 //! trigger fallback. Prints transactions/s and the ratio to the unmirrored run (DESIGN §10:
 //! ≥ 0.9×), and whether the destination caught up exactly afterwards.
 //!
+//! Two layouts, each printed:
+//! - **shared**: source, destination and this process (the engine) on one server and both
+//!   cores, as in the tests. Every cycle the engine or the destination spends is taken from
+//!   pgbench, so this measures the whole pipeline's CPU, not what the source pays.
+//! - **split** (with `initdb` and `taskset` on the machine): two throw-away clusters, the source
+//!   with pgbench pinned to CPU 0, the destination with this process pinned to CPU 1 — as in
+//!   production, where the engine and the destination do not run on the source's server. What
+//!   pgbench loses here is what the source pays (its walsender, or the capture triggers).
+//!
 //! Run: `cargo run --release -p quiesce-core --features testing --example capture_bench --
 //! --scale 10 --seconds 20` (needs `pgbench` on PATH and Postgres with `wal_level=logical` at
-//! `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`).
+//! `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`; `--layout shared` or
+//! `--layout split` runs one).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,12 +37,7 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn pgbench(url: &str, args: &[&str]) -> String {
-    let out = Command::new("pgbench").args(args).arg(url).output().expect("run pgbench");
-    if !out.status.success() {
-        eprintln!("pgbench {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        std::process::exit(1);
-    }
-    String::from_utf8_lossy(&out.stdout).to_string()
+    run_tool("pgbench", args, url)
 }
 
 /// Transactions per second from pgbench's report.
@@ -45,19 +50,135 @@ fn tps(report: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn run(scale: u64, seconds: u64, capture: Option<Capture>) -> (f64, Option<bool>) {
+/// Where the source and destination databases of one run are.
+enum Layout {
+    Shared,
+    Split { source: Cluster, dest: Cluster },
+}
+
+impl Layout {
+    /// A fresh source and destination database: `(source url, dest url, cleanup)`.
+    async fn databases(&self) -> (String, String, Vec<TestDb>) {
+        match self {
+            Layout::Shared => {
+                let (src, dst) = (TestDb::peer(PeerKind::Postgres).await, TestDb::peer(PeerKind::Postgres).await);
+                (src.url.clone(), dst.url.clone(), vec![src, dst])
+            }
+            Layout::Split { source, dest } => (source.new_database(), dest.new_database(), Vec::new()),
+        }
+    }
+
+    /// pgbench, pinned to the source's CPU in the split layout.
+    fn pgbench(&self, url: &str, args: &[&str]) -> String {
+        match self {
+            Layout::Shared => pgbench(url, args),
+            Layout::Split { source, .. } => {
+                let mut all = vec!["-c", source.cpu, "pgbench"];
+                all.extend_from_slice(args);
+                run_tool("taskset", &all, url)
+            }
+        }
+    }
+}
+
+/// A throw-away Postgres cluster whose processes all run on one CPU.
+struct Cluster {
+    dir: std::path::PathBuf,
+    port: u16,
+    cpu: &'static str,
+    databases: std::sync::atomic::AtomicU32,
+}
+
+impl Cluster {
+    fn start(cpu: &'static str) -> Option<Cluster> {
+        let bin = std::path::Path::new("/usr/lib/postgresql/15/bin");
+        if !bin.join("initdb").exists() || Command::new("taskset").arg("-V").output().is_err() {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let dir = std::env::temp_dir().join(format!("quiesce-bench-{port}"));
+        std::fs::create_dir_all(&dir).ok()?;
+        // initdb refuses to run as root: the cluster belongs to `postgres` when run as root.
+        let as_owner = |cmd: &std::path::Path| {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(cmd);
+            c
+        };
+        let _ = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status();
+        let ok = as_owner(&bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(dir.join("data"))
+            .output()
+            .ok()?
+            .status
+            .success();
+        if !ok {
+            return None;
+        }
+        let conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             wal_level = logical\nmax_wal_senders = 10\nmax_replication_slots = 10\n\
+             shared_buffers = 128MB\n",
+            dir.display()
+        );
+        let mut f = std::fs::OpenOptions::new().append(true).open(dir.join("data/postgresql.conf")).ok()?;
+        std::io::Write::write_all(&mut f, conf.as_bytes()).ok()?;
+        let started = Command::new("taskset")
+            .args(["-c", cpu, "runuser", "-u", "postgres", "--"])
+            .arg(bin.join("pg_ctl"))
+            .args(["-w", "-l"])
+            .arg(dir.join("log"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .arg("start")
+            .output()
+            .ok()?
+            .status
+            .success();
+        started.then(|| Cluster { dir, port, cpu, databases: Default::default() })
+    }
+
+    fn new_database(&self) -> String {
+        let n = self.databases.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let name = format!("bench{n}");
+        let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        run_tool("psql", &["-q", "-c", &format!("CREATE DATABASE {name}")], &admin);
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run_tool(tool: &str, args: &[&str], url: &str) -> String {
+    let out = Command::new(tool).args(args).arg(url).output().expect("run a tool");
+    if !out.status.success() {
+        eprintln!("{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        std::process::exit(1);
+    }
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+async fn run(layout: &Layout, scale: u64, seconds: u64, capture: Option<Capture>) -> (f64, Option<bool>) {
     let catalog_db = TestDb::new(Backend::Sqlite).await;
-    let src_db = TestDb::peer(PeerKind::Postgres).await;
-    let dst_db = TestDb::peer(PeerKind::Postgres).await;
-    pgbench(&src_db.url, &["-i", "-q", "-s", &scale.to_string()]);
+    let (src_url, dst_url, _cleanup) = layout.databases().await;
+    layout.pgbench(&src_url, &["-i", "-q", "-s", &scale.to_string()]);
     let secs = seconds.to_string();
     let Some(capture) = capture else {
-        return (tps(&pgbench(&src_db.url, &["-n", "-c", "4", "-j", "2", "-T", &secs])), None);
+        return (tps(&layout.pgbench(&src_url, &["-n", "-c", "4", "-j", "2", "-T", &secs])), None);
     };
     let engine = Engine::new(catalog_db.catalog().await, Default::default())
         .with_peer_rules(quiesce_core::testing::peer_rules());
-    let src = engine.create_peer_opts("src", &src_db.url, false, Some(capture)).await.expect("source peer");
-    let dst = engine.create_peer("dst", &dst_db.url).await.expect("destination peer");
+    let src = engine.create_peer_opts("src", &src_url, false, Some(capture)).await.expect("source peer");
+    let dst = engine.create_peer("dst", &dst_url).await.expect("destination peer");
     let mirror = engine
         .create_mirror(&MirrorRequest {
             name: "bench".into(),
@@ -81,10 +202,10 @@ async fn run(scale: u64, seconds: u64, capture: Option<Capture>) -> (f64, Option
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rate = tps(&pgbench(&src_db.url, &["-n", "-c", "4", "-j", "2", "-T", &secs]));
+    let rate = tps(&layout.pgbench(&src_url, &["-n", "-c", "4", "-j", "2", "-T", &secs]));
     // Caught up: the source's tables equal the destination's.
-    let src_peer = Peer::connect(&src_db.url).await.unwrap();
-    let dst_peer = Peer::connect(&dst_db.url).await.unwrap();
+    let src_peer = Peer::connect(&src_url).await.unwrap();
+    let dst_peer = Peer::connect(&dst_url).await.unwrap();
     let mut same = false;
     for _ in 0..600 {
         same = true;
@@ -108,15 +229,40 @@ async fn run(scale: u64, seconds: u64, capture: Option<Capture>) -> (f64, Option
 async fn main() {
     let scale = arg("--scale", 10);
     let seconds = arg("--seconds", 20);
+    let args: Vec<String> = std::env::args().collect();
+    let only = args.iter().position(|a| a == "--layout").and_then(|i| args.get(i + 1)).cloned();
     println!("pgbench -c 4 -j 2 -T {seconds} on pgbench -i -s {scale} (target: mirrored >= 0.9x unmirrored)");
-    let (base, _) = run(scale, seconds, None).await;
-    println!("  unmirrored            {base:>9.1} tps");
-    for (name, capture) in [("logical decoding", Capture::Logical), ("trigger fallback", Capture::Trigger)] {
-        let (rate, same) = run(scale, seconds, Some(capture)).await;
-        println!(
-            "  mirrored, {name:<16} {rate:>9.1} tps  {:.2}x  destination equals source afterwards: {}",
-            rate / base.max(f64::MIN_POSITIVE),
-            same.unwrap_or(false)
-        );
+    let mut layouts = Vec::new();
+    if only.as_deref() != Some("split") {
+        layouts.push(("shared: source, destination and engine on both cores", Layout::Shared));
+    }
+    if only.as_deref() != Some("shared") {
+        match (Cluster::start("0"), Cluster::start("1")) {
+            (Some(source), Some(dest)) => {
+                layouts.push((
+                    "split: source + pgbench on CPU 0; destination + engine on CPU 1",
+                    Layout::Split { source, dest },
+                ));
+            }
+            _ => println!("(split layout skipped: needs initdb, runuser and taskset)"),
+        }
+    }
+    for (title, layout) in &layouts {
+        println!("{title}");
+        if let Layout::Split { dest, .. } = layout {
+            // This process (the engine) joins the destination's CPU, all its threads.
+            let me = std::process::id().to_string();
+            let _ = Command::new("taskset").args(["-a", "-p", "-c", dest.cpu, &me]).output();
+        }
+        let (base, _) = run(layout, scale, seconds, None).await;
+        println!("  unmirrored                  {base:>9.1} tps");
+        for (name, capture) in [("logical decoding", Capture::Logical), ("trigger fallback", Capture::Trigger)] {
+            let (rate, same) = run(layout, scale, seconds, Some(capture)).await;
+            println!(
+                "  mirrored, {name:<16} {rate:>9.1} tps  {:.2}x  destination equals source afterwards: {}",
+                rate / base.max(f64::MIN_POSITIVE),
+                same.unwrap_or(false)
+            );
+        }
     }
 }
