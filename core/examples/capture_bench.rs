@@ -17,7 +17,7 @@
 //! Run: `cargo run --release -p quiesce-core --features testing --example capture_bench --
 //! --scale 10 --seconds 20` (needs `pgbench` on PATH and Postgres with `wal_level=logical` at
 //! `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`; `--layout shared` or
-//! `--layout split` runs one).
+//! `--layout split` runs one layout, `--capture logical` or `--capture trigger` one capture).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,7 +61,8 @@ impl Layout {
     async fn databases(&self) -> (String, String, Vec<TestDb>) {
         match self {
             Layout::Shared => {
-                let (src, dst) = (TestDb::peer(PeerKind::Postgres).await, TestDb::peer(PeerKind::Postgres).await);
+                let (src, dst) =
+                    (TestDb::peer(PeerKind::Postgres).await, TestDb::peer(PeerKind::Postgres).await);
                 (src.url.clone(), dst.url.clone(), vec![src, dst])
             }
             Layout::Split { source, dest } => (source.new_database(), dest.new_database(), Vec::new()),
@@ -90,7 +91,10 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(cpu: &'static str) -> Option<Cluster> {
+    /// `durable`: flushes WAL on commit (the source). The destination does not: on this one
+    /// machine its flushes would queue with the source's on the one disk, which a destination
+    /// server does not share.
+    fn start(cpu: &'static str, durable: bool) -> Option<Cluster> {
         let bin = std::path::Path::new("/usr/lib/postgresql/15/bin");
         if !bin.join("initdb").exists() || Command::new("taskset").arg("-V").output().is_err() {
             return None;
@@ -118,8 +122,9 @@ impl Cluster {
         let conf = format!(
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              wal_level = logical\nmax_wal_senders = 10\nmax_replication_slots = 10\n\
-             shared_buffers = 128MB\n",
-            dir.display()
+             shared_buffers = 128MB\n{}",
+            dir.display(),
+            if durable { "" } else { "fsync = off\nsynchronous_commit = off\n" }
         );
         let mut f = std::fs::OpenOptions::new().append(true).open(dir.join("data/postgresql.conf")).ok()?;
         std::io::Write::write_all(&mut f, conf.as_bytes()).ok()?;
@@ -231,13 +236,18 @@ async fn main() {
     let seconds = arg("--seconds", 20);
     let args: Vec<String> = std::env::args().collect();
     let only = args.iter().position(|a| a == "--layout").and_then(|i| args.get(i + 1)).cloned();
+    let only_capture = match args.iter().position(|a| a == "--capture").and_then(|i| args.get(i + 1)) {
+        Some(c) if c == "logical" => Some(Capture::Logical),
+        Some(c) if c == "trigger" => Some(Capture::Trigger),
+        _ => None,
+    };
     println!("pgbench -c 4 -j 2 -T {seconds} on pgbench -i -s {scale} (target: mirrored >= 0.9x unmirrored)");
     let mut layouts = Vec::new();
     if only.as_deref() != Some("split") {
         layouts.push(("shared: source, destination and engine on both cores", Layout::Shared));
     }
     if only.as_deref() != Some("shared") {
-        match (Cluster::start("0"), Cluster::start("1")) {
+        match (Cluster::start("0", true), Cluster::start("1", false)) {
             (Some(source), Some(dest)) => {
                 layouts.push((
                     "split: source + pgbench on CPU 0; destination + engine on CPU 1",
@@ -256,7 +266,8 @@ async fn main() {
         }
         let (base, _) = run(layout, scale, seconds, None).await;
         println!("  unmirrored                  {base:>9.1} tps");
-        for (name, capture) in [("logical decoding", Capture::Logical), ("trigger fallback", Capture::Trigger)] {
+        let captures = [("logical decoding", Capture::Logical), ("trigger fallback", Capture::Trigger)];
+        for (name, capture) in captures.into_iter().filter(|(_, c)| only_capture.is_none_or(|o| o == *c)) {
             let (rate, same) = run(layout, scale, seconds, Some(capture)).await;
             println!(
                 "  mirrored, {name:<16} {rate:>9.1} tps  {:.2}x  destination equals source afterwards: {}",

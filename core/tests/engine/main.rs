@@ -783,6 +783,7 @@ both_catalogs_more! {
     a_trigger_capture_backlog_of_many_batches_is_read_in_pages_and_loses_no_late_commit,
     a_snapshot_batch_the_destination_already_holds_is_overwritten_and_bulk_copying_goes_on,
     a_lost_read_slot_is_made_again_from_the_hold_slot_and_a_lost_hold_slot_fails_the_mirror,
+    a_logical_source_is_read_over_one_stream_that_a_new_owner_takes_over,
     a_postgres_copy_cut_short_leaves_no_connection_that_answers_wrongly,
     tables_in_a_named_schema_replicate_whatever_the_writers_search_path,
 }
@@ -942,6 +943,54 @@ async fn a_lost_read_slot_is_made_again_from_the_hold_slot_and_a_lost_hold_slot_
     let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
     let err = r.run_until_idle().await.unwrap_err();
     assert!(err.to_string().contains("is gone"), "{err}");
+}
+
+/// Logical decoding reads the read slot over one replication stream (one walsender decoding
+/// each WAL record once), not a new decoding session per read: the same walsender serves read
+/// after read. A second process's engine (same catalog) that reads the source while the first
+/// one's stream still holds the slot takes the slot over (the old stream is ended) and loses
+/// nothing; the first engine, reading again, takes it back and loses nothing either. Dropping
+/// the mirror ends the stream and drops the slots.
+async fn a_logical_source_is_read_over_one_stream_that_a_new_owner_takes_over(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Postgres, PeerKind::Postgres).await;
+    assert!(w.logical().await, "a logical-decoding source");
+    w.seed_items(10).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+    r.run_until_idle().await.unwrap();
+    let walsender = w.read_slot_holder().await;
+    assert_ne!(walsender, 0, "the read slot is streamed");
+    let mut next = 100;
+    for round in 0..5 {
+        for _ in 0..3 {
+            w.src_exec(&format!(
+                "BEGIN; INSERT INTO items (id, name) VALUES ({next}, 'r{round}'); \
+                 UPDATE items SET name = 'u{round}' WHERE id = {}; DELETE FROM items WHERE id = {}; COMMIT",
+                round + 1,
+                next - 50
+            ))
+            .await;
+            next += 1;
+        }
+        assert_eq!(r.run_until_idle().await.unwrap(), StepOutcome::Idle, "round {round}");
+        w.assert_same_rows("items").await;
+        assert_eq!(w.read_slot_holder().await, walsender, "round {round}: the same stream");
+    }
+    // Another process on the same catalog (as after a takeover while the first still runs).
+    let other = quiesce_core::engine::Engine::new(w.engine.catalog().clone(), Default::default())
+        .with_peer_rules(quiesce_core::testing::peer_rules());
+    let mut r2 = MirrorRunner::new(other.clone(), &mirror, small_batches()).await.unwrap();
+    w.src_exec(&format!("INSERT INTO items (id, name) VALUES ({next}, 'second')")).await;
+    assert_eq!(r2.run_until_idle().await.unwrap(), StepOutcome::Idle);
+    w.assert_same_rows("items").await;
+    let taken = w.read_slot_holder().await;
+    assert!(taken != 0 && taken != walsender, "the second engine streams the slot now");
+    w.src_exec(&format!("INSERT INTO items (id, name) VALUES ({}, 'first again')", next + 1)).await;
+    assert_eq!(r.run_until_idle().await.unwrap(), StepOutcome::Idle);
+    w.assert_same_rows("items").await;
+    drop(r2);
+    w.engine.drop_mirror(&mirror).await.unwrap();
+    poll("the slots are gone", || async { w.slots().await == 0 }).await;
 }
 
 /// Between peers of one kind, snapshot batches after a table's first are copied in bulk (30

@@ -316,6 +316,16 @@ impl World {
             .await
     }
 
+    /// The process holding the source's read slot (its walsender), 0 when none does.
+    pub async fn read_slot_holder(&self) -> i64 {
+        count(
+            &self.src,
+            "SELECT coalesce(max(active_pid), 0)::int8 FROM pg_replication_slots \
+             WHERE database = current_database() AND slot_name LIKE '%\\_read'",
+        )
+        .await
+    }
+
     pub async fn changelog_len(&self) -> i64 {
         count(&self.src, "SELECT count(*) FROM _quiesce_changelog").await
     }
