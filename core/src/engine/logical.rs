@@ -373,6 +373,18 @@ impl Reader {
 
     async fn fetch_once(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
         state.had_stream = state.live.is_some();
+        if state.live.is_some() {
+            // Under write load the stream always has something ready: taken without asking the
+            // source where its WAL ends (a query per read would cost the source's CPU).
+            match self.drain(state, None, limit).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    close(state).await;
+                    return Err(e);
+                }
+            }
+        }
         if state.live.is_none() {
             // Another process may have read from the slot since (it owned the source for a
             // while): then this window no longer ends where the slot is, and is dropped.
@@ -410,18 +422,24 @@ impl Reader {
             state.live =
                 Some(Live { stream, decoder: Decoder::spilling_after(self.spill_after), stalled_at: None });
         }
-        let result = self.drain(state, upto, limit).await;
+        let result = self.drain(state, Some(upto), limit).await;
         if result.is_err() {
             // The window keeps what was read; the next read opens a new stream from the slot.
             close(state).await;
         }
-        result
+        result.map(|_| ())
     }
 
     /// Takes what the open stream delivers into the window (see [`Reader::fetch`]).
-    async fn drain(&self, state: &mut State, upto: u64, limit: usize) -> Result<(), EngineError> {
-        let Some(live) = state.live.as_mut() else { return Ok(()) };
-        let wait = if live.stalled_at == Some(upto) { Duration::ZERO } else { STREAM_WAIT };
+    /// With `upto`, waits (up to [`STREAM_WAIT`]) until the stream has passed it; without,
+    /// takes only what has already arrived. Returns whether a transaction was decoded.
+    async fn drain(&self, state: &mut State, target: Option<u64>, limit: usize) -> Result<bool, EngineError> {
+        let Some(live) = state.live.as_mut() else { return Ok(false) };
+        let upto = target.unwrap_or(u64::MAX);
+        let wait = match target {
+            Some(upto) if live.stalled_at != Some(upto) => STREAM_WAIT,
+            _ => Duration::ZERO,
+        };
         let until = Instant::now() + wait;
         let (mut position, mut messages, mut heard) = (state.end, 0usize, false);
         let mut decoded = Vec::new();
@@ -454,7 +472,10 @@ impl Reader {
                 StreamEvent::Position(at) => position = position.max(at),
             }
         };
-        live.stalled_at = (!caught_up && !heard).then_some(upto);
+        if target.is_some() {
+            live.stalled_at = (!caught_up && !heard).then_some(upto);
+        }
+        let found = !decoded.is_empty();
         for tx in decoded {
             if matches!(tx.changes, Changes::Spilled(_)) {
                 self.spilled.fetch_add(1, Ordering::Relaxed);
@@ -462,12 +483,13 @@ impl Reader {
             state.changes += tx.in_memory();
             state.window.push_back(Arc::new(tx));
         }
-        state.behind = messages >= limit && position < upto;
+        // Without a target, what arrived suggests more is right behind it: the caller reads on.
+        state.behind = (messages >= limit && position < upto) || (target.is_none() && found);
         if position > state.end {
             state.end = position;
             live.stream.confirm(position);
         }
-        Ok(())
+        Ok(found)
     }
 }
 
