@@ -1,5 +1,5 @@
 //! Decoding `pgoutput` messages (protocol version 1), the logical decoding output plugin that
-//! ships with Postgres, as returned by `pg_logical_slot_peek_binary_changes`.
+//! ships with Postgres, as a replication stream carries them (see `super::stream`).
 //!
 //! Policy: only what replication needs is kept — relations (to map an oid to a table and its
 //! column names), row changes with their values in Postgres's text form, and transaction
