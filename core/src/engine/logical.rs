@@ -148,8 +148,6 @@ struct State {
     position_signalled: Option<(Instant, u64)>,
     /// The replication stream on the read slot, from `end` on.
     live: Option<Live>,
-    /// The current fetch started with a stream already open (one that may have broken).
-    had_stream: bool,
 }
 
 impl State {
@@ -359,11 +357,11 @@ impl Reader {
     /// past them: until the stream has passed the source's flushed position as of now, or about
     /// `limit` messages (then `behind`), or [`STREAM_WAIT`].
     async fn fetch(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
+        let had_stream = state.live.is_some();
         match self.fetch_once(pool, state, limit).await {
             // A stream that was open may have broken since (the server restarted, the session
             // was terminated): it is closed by now, and opened again once at once.
-            Err(e) if state.had_stream => {
-                state.had_stream = false;
+            Err(e) if had_stream => {
                 tracing::debug!(slot = %self.names.read, error = %e, "the replication stream broke; opening it again");
                 self.fetch_once(pool, state, limit).await
             }
@@ -372,7 +370,6 @@ impl Reader {
     }
 
     async fn fetch_once(&self, pool: &PgPool, state: &mut State, limit: usize) -> Result<(), EngineError> {
-        state.had_stream = state.live.is_some();
         if state.live.is_some() {
             // Under write load the stream always has something ready: taken without asking the
             // source where its WAL ends (a query per read would cost the source's CPU).
@@ -386,16 +383,7 @@ impl Reader {
             }
         }
         if state.live.is_none() {
-            // Another process may have read from the slot since (it owned the source for a
-            // while): then this window no longer ends where the slot is, and is dropped.
-            let at = match slots::slot_position(pool, &self.names.read).await? {
-                Some(at) => at,
-                None => self.restore_read_slot(pool).await?,
-            };
-            if at != state.end {
-                tracing::debug!(slot = %self.names.read, "the read slot moved elsewhere; starting a new window");
-                state.restart_at(at);
-            }
+            self.follow_slot(pool, state).await?;
         }
         let upto = slots::flush_position(pool).await?;
         if upto <= state.end {
@@ -412,10 +400,7 @@ impl Reader {
             // Freed first and its position read after: a stream started behind the slot's
             // confirmed position would silently begin there instead.
             slots::take_over(pool, &self.names.read).await?;
-            let at = slots::slot_position(pool, &self.names.read).await?.unwrap_or(state.end);
-            if at != state.end {
-                state.restart_at(at);
-            }
+            self.follow_slot(pool, state).await?;
             let stream =
                 SlotStream::start(&target, &self.names.read, &self.names.publication, state.end, timeout)
                     .await?;
@@ -428,6 +413,20 @@ impl Reader {
             close(state).await;
         }
         result.map(|_| ())
+    }
+
+    /// With no stream open: another process may have read from the slot since (it owned the
+    /// source for a while), so a window that no longer ends where the slot is gets dropped.
+    async fn follow_slot(&self, pool: &PgPool, state: &mut State) -> Result<(), EngineError> {
+        let at = match slots::slot_position(pool, &self.names.read).await? {
+            Some(at) => at,
+            None => self.restore_read_slot(pool).await?,
+        };
+        if at != state.end {
+            tracing::debug!(slot = %self.names.read, "the read slot moved elsewhere; starting a new window");
+            state.restart_at(at);
+        }
+        Ok(())
     }
 
     /// Takes what the open stream delivers into the window (see [`Reader::fetch`]).
@@ -456,12 +455,11 @@ impl Reader {
                 StreamEvent::Begin => live.decoder.begin(),
                 StreamEvent::Message(m) => {
                     messages += 1;
-                    live.decoder.feed(&m).map_err(|e| EngineError::PeerQuery(e.to_string()))?;
+                    live.decoder.feed(&m)?;
                 }
                 StreamEvent::Commit { end_lsn } => {
                     messages += 1;
-                    let tx =
-                        live.decoder.commit(end_lsn).map_err(|e| EngineError::PeerQuery(e.to_string()))?;
+                    let tx = live.decoder.commit(end_lsn)?;
                     if !tx.is_empty() && tx.end_lsn > state.end {
                         decoded.push(tx);
                     }

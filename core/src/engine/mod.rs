@@ -63,6 +63,13 @@ pub enum EngineError {
     Secret(#[from] SecretError),
 }
 
+/// A source's change stream that cannot be decoded is a failed peer read (retried).
+impl From<peer::pgoutput::DecodeError> for EngineError {
+    fn from(e: peer::pgoutput::DecodeError) -> Self {
+        EngineError::PeerQuery(e.to_string())
+    }
+}
+
 impl EngineError {
     pub(crate) fn unsupported_type(table: &str, column: &str, ty: &str) -> Self {
         let ty = if ty.is_empty() { "(none)" } else { ty };

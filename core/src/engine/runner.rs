@@ -518,8 +518,7 @@ impl MirrorRunner {
                     Changes::Memory(_) => Ok(Vec::new()),
                 })
                 .await
-                .map_err(|e| EngineError::Invalid(format!("reading a large transaction's piece: {e}")))?
-                .map_err(|e| EngineError::PeerQuery(e.to_string()))?;
+                .map_err(|e| EngineError::Invalid(format!("reading a large transaction's piece: {e}")))??;
                 applied += self.write_changes(piece.iter()).await?;
             }
         }
