@@ -17,7 +17,8 @@
 //! Run: `cargo run --release -p quiesce-core --features testing --example capture_bench --
 //! --scale 10 --seconds 20` (needs `pgbench` on PATH and Postgres with `wal_level=logical` at
 //! `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`; `--layout shared` or
-//! `--layout split` runs one layout, `--capture logical` or `--capture trigger` one capture).
+//! `--layout split` runs one layout, `--capture logical` or `--capture trigger` one capture;
+//! `--rounds N` repeats unmirrored and mirrored runs in turn and prints each capture's median).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -234,6 +235,7 @@ async fn run(layout: &Layout, scale: u64, seconds: u64, capture: Option<Capture>
 async fn main() {
     let scale = arg("--scale", 10);
     let seconds = arg("--seconds", 20);
+    let rounds = arg("--rounds", 1).max(1);
     let args: Vec<String> = std::env::args().collect();
     let only = args.iter().position(|a| a == "--layout").and_then(|i| args.get(i + 1)).cloned();
     let only_capture = match args.iter().position(|a| a == "--capture").and_then(|i| args.get(i + 1)) {
@@ -264,16 +266,33 @@ async fn main() {
             let me = std::process::id().to_string();
             let _ = Command::new("taskset").args(["-a", "-p", "-c", dest.cpu, &me]).output();
         }
-        let (base, _) = run(layout, scale, seconds, None).await;
-        println!("  unmirrored                  {base:>9.1} tps");
-        let captures = [("logical decoding", Capture::Logical), ("trigger fallback", Capture::Trigger)];
-        for (name, capture) in captures.into_iter().filter(|(_, c)| only_capture.is_none_or(|o| o == *c)) {
-            let (rate, same) = run(layout, scale, seconds, Some(capture)).await;
-            println!(
-                "  mirrored, {name:<16} {rate:>9.1} tps  {:.2}x  destination equals source afterwards: {}",
-                rate / base.max(f64::MIN_POSITIVE),
-                same.unwrap_or(false)
-            );
+        let captures: Vec<(&str, Capture)> =
+            [("logical decoding", Capture::Logical), ("trigger fallback", Capture::Trigger)]
+                .into_iter()
+                .filter(|(_, c)| only_capture.is_none_or(|o| o == *c))
+                .collect();
+        // Interleaved rounds: the machine's own pace drifts over minutes (its other tenants,
+        // the disk), so each mirrored run is compared with the unmirrored run just before it.
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); captures.len()];
+        for round in 1..=rounds {
+            let (base, _) = run(layout, scale, seconds, None).await;
+            println!("  round {round}: unmirrored          {base:>9.1} tps");
+            for (i, (name, capture)) in captures.iter().enumerate() {
+                let (rate, same) = run(layout, scale, seconds, Some(*capture)).await;
+                let ratio = rate / base.max(f64::MIN_POSITIVE);
+                ratios[i].push(ratio);
+                println!(
+                    "  round {round}: mirrored, {name:<16} {rate:>9.1} tps  {ratio:.2}x  destination equals source afterwards: {}",
+                    same.unwrap_or(false)
+                );
+            }
+        }
+        if rounds > 1 {
+            for ((name, _), r) in captures.iter().zip(&mut ratios) {
+                r.sort_by(f64::total_cmp);
+                let shown: Vec<String> = r.iter().map(|x| format!("{x:.2}")).collect();
+                println!("  {name}: median {:.2}x of {rounds} rounds ({})", r[r.len() / 2], shown.join(", "));
+            }
         }
     }
 }

@@ -29,8 +29,13 @@ pub enum StepOutcome {
     CopiedBatch(u64),
     /// A table's snapshot is complete; the next table (or CDC) follows.
     TableCopied,
-    /// Applied this many change-log entries of the mirror's tables.
+    /// Applied this many change-log entries of the mirror's tables; the source may have more.
     AppliedChanges(u64),
+    /// Applied this many, and the read found everything the source had committed: the worker
+    /// waits for the source's next signal before it reads again. Under a steady write load this
+    /// turns hundreds of small reads a second (each a query on the source) into one read per
+    /// signal, each taking all that arrived meanwhile.
+    CaughtUp(u64),
     /// Nothing to do: CDC is caught up.
     Idle,
     /// The mirror is paused (the step may have just confirmed it).
@@ -430,6 +435,13 @@ impl MirrorRunner {
             self.pruned_at = Some(Instant::now());
             self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
         }
+        // A short page that was not the tail of a range read in pages: everything committed
+        // before this read's snapshot is applied, and whatever commits after it is announced
+        // by the source's watcher (its next probe sees it as new). A range's tail is read under
+        // the range's old snapshot, so what committed since may already have been announced.
+        if changes.len() < self.options.cdc_batch && !Peer::log_paging(seen) {
+            return Ok(StepOutcome::CaughtUp(applied));
+        }
         Ok(StepOutcome::AppliedChanges(applied))
     }
 
@@ -444,7 +456,7 @@ impl MirrorRunner {
         let position = lsn_to_i64(batch.position);
         if batch.transactions.iter().any(|t| t.memory().is_none()) {
             let applied = self.apply_in_pieces(&batch.transactions).await?;
-            return self.applied(m, position, applied).await;
+            return self.applied(m, position, applied, !batch.more).await;
         }
         let mut writes: Vec<TableWrite<'_>> = self.schemas.iter().map(TableWrite::new).collect();
         let changes = batch.transactions.iter().flat_map(|t| t.memory().unwrap_or_default());
@@ -478,11 +490,19 @@ impl MirrorRunner {
             return Ok(StepOutcome::Idle);
         }
         self.dest.write(&writes).await?;
-        self.applied(m, position, applied).await
+        self.applied(m, position, applied, !batch.more).await
     }
 
     /// Records a logical-decoding batch as applied: the checkpoint moves to `position`.
-    async fn applied(&mut self, m: &Mirror, position: i64, applied: u64) -> Result<StepOutcome> {
+    /// `caught_up`: the batch took everything the reader had (see [`StepOutcome::CaughtUp`]);
+    /// the source's watcher announces what the reader takes in after it.
+    async fn applied(
+        &mut self,
+        m: &Mirror,
+        position: i64,
+        applied: u64,
+        caught_up: bool,
+    ) -> Result<StepOutcome> {
         let checkpoint = Checkpoint { change_id: position, ..m.checkpoint.clone() };
         let total = m.rows_applied + i64::try_from(applied).unwrap_or(i64::MAX);
         self.save(m, checkpoint, m.rows_copied, total).await?;
@@ -490,7 +510,7 @@ impl MirrorRunner {
             self.pruned_at = Some(Instant::now());
             self.engine.prune_source_soon(&self.source_peer_id, self.options.prune_every).await?;
         }
-        Ok(StepOutcome::AppliedChanges(applied))
+        Ok(if caught_up { StepOutcome::CaughtUp(applied) } else { StepOutcome::AppliedChanges(applied) })
     }
 
     /// Applies a batch holding transactions too large for memory: in order, each run of small

@@ -636,7 +636,7 @@ async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot, fir
                 };
                 match step {
                     Ok(out) if out.is_stop() => return,
-                    Ok(StepOutcome::Idle) => {
+                    Ok(StepOutcome::Idle | StepOutcome::CaughtUp(_)) => {
                         failures = 0;
                         let workers = inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).len();
                         let wait = idle_wait(&inner.config, &id, workers);

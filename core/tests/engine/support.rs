@@ -271,6 +271,8 @@ impl World {
         }
     }
 
+    /// Whether `table` is captured: its triggers (and, on Postgres, its trigger function) or its
+    /// place in a publication.
     pub async fn capture_installed(&self, table: &str) -> bool {
         let n = match self.src.kind() {
             PeerKind::Sqlite => {
@@ -296,7 +298,9 @@ impl World {
                 count(
                     &self.src,
                     &format!(
-                        "SELECT count(*) FROM pg_trigger WHERE tgrelid = '{table}'::regclass AND NOT tgisinternal"
+                        "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = '{table}'::regclass \
+                                 AND NOT tgisinternal) \
+                              + (SELECT count(*) FROM pg_proc WHERE proname = '_quiesce_c_{table}')"
                     ),
                 )
                 .await

@@ -1,6 +1,6 @@
-//! Peer SQL for Postgres: introspection through `pg_attribute`/`pg_index`, capture with one shared
-//! trigger function (`_quiesce_capture`, primary-key column names passed as trigger arguments)
-//! writing the row as `json` into the change log. `json`, not `jsonb`: it keeps each value's text
+//! Peer SQL for Postgres: introspection through `pg_attribute`/`pg_index`, capture (the trigger
+//! fallback) with one trigger function per table (`_quiesce_c_<table>`, its key columns written
+//! into it) writing the row as `json` into the change log. `json`, not `jsonb`: it keeps each value's text
 //! exactly as Postgres prints it (`jsonb` would round double precision to 15 digits on its way
 //! through `numeric`) and costs no parsing on write or read.
 //!
@@ -108,47 +108,68 @@ pub(super) async fn table_schema(pool: &PgPool, table: &str) -> Result<Option<Ta
     Ok(Some(TableSchema { name: table.to_string(), columns, pk: pk.into_iter().map(|(_, i)| i).collect() }))
 }
 
-/// The capture trigger's function for tables in `schema`. The change log is named with its
-/// schema: the function runs under the *writer's* `search_path`, which need not include the
-/// schema the log is in (an application writing `sales.orders` with `search_path` `public`).
-fn capture_function(schema: &str) -> String {
+/// The capture trigger's function for table `s`, one per table so that its key columns are
+/// written into it: the entry's key is then a plain expression (`json_build_array(NEW."k")`) that
+/// PL/pgSQL evaluates without the executor, where a generic function needs a query per row to pick
+/// the key out of the row. The writer runs this in its own transaction, so every statement saved
+/// here is saved from every captured write (issue 10: the source's writers pay for capture).
+///
+/// The change log is named with its schema: the function runs under the *writer's*
+/// `search_path`, which need not include the schema the log is in (an application writing
+/// `sales.orders` with `search_path` `public`).
+fn capture_function(schema: &str, s: &TableSchema) -> String {
     let log = format!("{}.{CHANGELOG_TABLE}", quote(schema));
-    let entry = |op: &str, key: &str, row: &str| {
+    let key = |rec: &str| {
+        let cols: Vec<String> =
+            s.pk.iter().map(|&i| format!("{rec}.{}", quote(&s.columns[i].name))).collect();
+        format!("json_build_array({})", cols.join(", "))
+    };
+    // Names are checked identifiers (no quotes), so the table name is safe inside a literal.
+    let entry = |op: &str, key: &str, rec: &str| {
         format!(
             "INSERT INTO {log} (tbl, op, pk, row, created_at) \
-             VALUES (TG_TABLE_NAME, {op}, {key}, {row}, \
-                     (extract(epoch FROM clock_timestamp()) * 1000)::bigint);"
+             VALUES ('{}', {op}, {key}, to_json({rec}::text), \
+                     (date_part('epoch', clock_timestamp()) * 1000)::bigint);",
+            s.name
         )
     };
     format!(
-        "CREATE OR REPLACE FUNCTION _quiesce_capture() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $fn$
          DECLARE
-           new_row json; old_row json; new_key json; old_key json;
+           old_key json; new_key json;
          BEGIN
-           IF TG_OP <> 'INSERT' THEN
-             old_row := row_to_json(OLD);
-             SELECT json_agg(old_row -> a.c ORDER BY a.o) INTO old_key
-               FROM unnest(TG_ARGV) WITH ORDINALITY AS a(c, o);
-           END IF;
-           IF TG_OP <> 'DELETE' THEN
-             new_row := row_to_json(NEW);
-             SELECT json_agg(new_row -> a.c ORDER BY a.o) INTO new_key
-               FROM unnest(TG_ARGV) WITH ORDINALITY AS a(c, o);
-           END IF;
-           IF TG_OP = 'DELETE' OR old_key::text IS DISTINCT FROM new_key::text AND TG_OP = 'UPDATE' THEN
+           IF TG_OP = 'INSERT' THEN
              {}
-           END IF;
-           IF TG_OP <> 'DELETE' THEN
+           ELSIF TG_OP = 'DELETE' THEN
+             {}
+           ELSE
+             old_key := {};
+             new_key := {};
+             -- A key change is the old key's delete, then the new key's upsert.
+             IF old_key::text IS DISTINCT FROM new_key::text THEN
+               {}
+             END IF;
              {}
            END IF;
            RETURN NULL;
          END
          $fn$",
+        capture_function_name(&s.name),
         // Rows are stored as their record literal (a JSON string): every column in its exact
         // text form, which `row_to_json` would change (timestamps, arrays, numeric).
-        entry("'D'", "old_key", "to_json(OLD::text)"),
-        entry("left(TG_OP, 1)", "new_key", "to_json(NEW::text)")
+        entry("'I'", &key("NEW"), "NEW"),
+        entry("'D'", &key("OLD"), "OLD"),
+        key("OLD"),
+        key("NEW"),
+        entry("'D'", "old_key", "OLD"),
+        entry("'U'", "new_key", "NEW"),
     )
+}
+
+/// The capture function of `table`: `_quiesce_c_` and at most 48 characters stay within
+/// Postgres's 63, so two tables never share one.
+fn capture_function_name(table: &str) -> String {
+    quote(&format!("_quiesce_c_{table}"))
 }
 
 fn trigger_name(table: &str) -> String {
@@ -156,8 +177,6 @@ fn trigger_name(table: &str) -> String {
 }
 
 pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<(), EngineError> {
-    // Names are checked identifiers (no quotes), so they are safe inside string literals too.
-    let args: Vec<String> = s.pk.iter().map(|&i| format!("'{}'", s.columns[i].name)).collect();
     // Where unqualified names go: the peer's schema (`?schema=`) or the user's default.
     let schema: String =
         sqlx::query_scalar("SELECT current_schema()::text").fetch_one(pool).await.map_err(query_error)?;
@@ -176,13 +195,13 @@ pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<()
         // Change logs created by earlier versions (entries then were ordered by a lock).
         format!("ALTER TABLE {CHANGELOG_TABLE} ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id()"),
         format!("CREATE INDEX IF NOT EXISTS _quiesce_changelog_xid ON {CHANGELOG_TABLE} (xid)"),
-        capture_function(&schema),
+        capture_function(&schema, s),
         format!(
             "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} \
-             FOR EACH ROW EXECUTE FUNCTION _quiesce_capture({})",
+             FOR EACH ROW EXECUTE FUNCTION {}()",
             trigger_name(&s.name),
             quote(&s.name),
-            args.join(", ")
+            capture_function_name(&s.name)
         ),
     ];
     let mut tx = pool.begin().await.map_err(query_error)?;
@@ -205,6 +224,10 @@ pub(super) async fn remove_capture(pool: &PgPool, table: &str) -> Result<(), Eng
             .await
             .map_err(query_error)?;
     }
+    sqlx::raw_sql(&format!("DROP FUNCTION IF EXISTS {}()", capture_function_name(table)))
+        .execute(pool)
+        .await
+        .map_err(query_error)?;
     Ok(())
 }
 
@@ -274,13 +297,17 @@ pub(super) async fn committed_since(
             .map_err(query_error)?;
         return Ok((now, false));
     }
-    // One statement, one snapshot: the entries it sees are exactly those visible in `now`.
+    // One statement, one snapshot: the entries it sees are exactly those visible in `now`. The
+    // upper bound adds nothing to what matches; it lets the generic plan scan the xid index
+    // between the two snapshots instead of the whole log.
     sqlx::query_as(&format!(
-        "SELECT pg_current_snapshot()::text,
+        "WITH s AS (SELECT pg_current_snapshot() AS now)
+         SELECT s.now::text,
                 $1::text IS NOT NULL AND EXISTS (
                     SELECT 1 FROM {CHANGELOG_TABLE}
-                     WHERE xid >= pg_snapshot_xmin($1::pg_snapshot)
-                       AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot))"
+                     WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND xid < pg_snapshot_xmax(s.now)
+                       AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot))
+           FROM s"
     ))
     .bind(since)
     .fetch_one(pool)
@@ -370,28 +397,43 @@ pub(super) async fn read_changes_visible(
     limit: usize,
 ) -> Result<(Vec<Change>, String), EngineError> {
     let position = LogPosition::parse(position);
-    let (cur, above) = match &position.paging {
-        Some((cur, id)) => (Some(cur.as_str()), *id),
-        None if position.seen.is_some() => (None, i64::MIN),
-        None => (None, after),
+    // One query shape per case, so that each runs on an index in the generic plan a prepared
+    // statement gets (one query with optional parts walked the whole id index, every entry not
+    // yet pruned, on every read: a third of a busy source's CPU went to it).
+    // - Before the first `seen`: the entries above the high-water mark (then above the last id
+    //   read), on the id index.
+    // - A range's first page: its entries lie between `seen`'s xmin and `cur`'s xmax, on the xid
+    //   index, then sorted (a handful of transactions while the reader keeps up).
+    // - A range's next pages (a backlog larger than a page): on from the last id read, on the id
+    //   index, where nearly every entry is in the range.
+    // Parameters, the same in every shape: $1 the page size, $2 the id to read above, $3 `seen`,
+    // $4 the range's fixed snapshot while paging.
+    let select = |snap: &str, filter: &str| {
+        format!(
+            "WITH s AS (SELECT {snap} AS snap)
+             SELECT s.snap::text, c.id, c.tbl, c.op, c.pk, c.row FROM s LEFT JOIN LATERAL (
+                 SELECT id, tbl, op, pk::text AS pk, row::text AS row FROM {CHANGELOG_TABLE}
+                 WHERE pg_visible_in_snapshot(xid, s.snap) AND {filter}
+                 ORDER BY id LIMIT $1) c ON true"
+        )
     };
-    let rows = sqlx::query(&format!(
-        "WITH s AS (SELECT COALESCE($4::pg_snapshot, pg_current_snapshot()) AS snap)
-         SELECT s.snap::text, c.id, c.tbl, c.op, c.pk, c.row FROM s LEFT JOIN LATERAL (
-             SELECT id, tbl, op, pk::text AS pk, row::text AS row FROM {CHANGELOG_TABLE}
-             WHERE pg_visible_in_snapshot(xid, s.snap)
-               AND id > $1
-               AND ($2::pg_snapshot IS NULL OR (xid >= pg_snapshot_xmin($2::pg_snapshot)
-                                                AND NOT pg_visible_in_snapshot(xid, $2::pg_snapshot)))
-             ORDER BY id LIMIT $3) c ON true"
-    ))
-    .bind(above)
-    .bind(position.seen.as_deref())
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .bind(cur)
-    .fetch_all(pool)
-    .await
-    .map_err(query_error)?;
+    let (now, fixed) = ("pg_current_snapshot()", "$4::pg_snapshot");
+    let unseen =
+        "xid >= pg_snapshot_xmin($3::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $3::pg_snapshot)";
+    let (text, above) = match (&position.seen, &position.paging) {
+        (None, None) => (select(now, "id > $2"), after),
+        (None, Some((_, id))) => (select(fixed, "id > $2"), *id),
+        (Some(_), None) => (select(now, &format!("xid < pg_snapshot_xmax(s.snap) AND {unseen}")), i64::MIN),
+        (Some(_), Some((_, id))) => (select(fixed, &format!("id > $2 AND {unseen}")), *id),
+    };
+    let rows = sqlx::query(&text)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(above)
+        .bind(position.seen.as_deref())
+        .bind(position.paging.as_ref().map(|(cur, _)| cur.as_str()))
+        .fetch_all(pool)
+        .await
+        .map_err(query_error)?;
     let mut snapshot = String::new();
     let mut changes = Vec::with_capacity(rows.len());
     for r in &rows {
