@@ -276,7 +276,7 @@ async fn main() {
         let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); captures.len()];
         for round in 1..=rounds {
             let (base, _) = run(layout, scale, seconds, None).await;
-            println!("  round {round}: unmirrored          {base:>9.1} tps");
+            println!("  round {round}: {:<27}{base:>9.1} tps", "unmirrored");
             for (i, (name, capture)) in captures.iter().enumerate() {
                 let (rate, same) = run(layout, scale, seconds, Some(*capture)).await;
                 let ratio = rate / base.max(f64::MIN_POSITIVE);

@@ -481,8 +481,11 @@ impl Reader {
             state.changes += tx.in_memory();
             state.window.push_back(Arc::new(tx));
         }
-        // Without a target, what arrived suggests more is right behind it: the caller reads on.
-        state.behind = (messages >= limit && position < upto) || (target.is_none() && found);
+        // Only a read cut short by `limit` leaves the caller more to read at once. What arrives
+        // after a read is announced by the source's watcher (its poll takes it in), so a worker
+        // that took everything here waits for that signal rather than asking again at once:
+        // fewer, larger destination transactions under a steady writer.
+        state.behind = messages >= limit && position < upto;
         if position > state.end {
             state.end = position;
             live.stream.confirm(position);

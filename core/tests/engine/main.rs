@@ -1201,10 +1201,11 @@ mod idle {
     }
 }
 
-/// A change-log source under a steady writer: a worker that has read everything committed waits
-/// for the source's next signal (one probe every 50 ms while the source changes) instead of
-/// reading again at once. Each read is a query on the source; a worker stepping back to back
-/// cost a busy Postgres source a third of its CPU (capture_bench).
+/// A source under a steady writer: a worker that has read everything committed waits for the
+/// source's next signal (one probe every 50 ms while the source changes) instead of reading again
+/// at once. On a change log each read is a query on the source (a worker stepping back to back
+/// cost a busy Postgres source a third of its CPU, capture_bench); from logical decoding each
+/// step is a destination transaction and a checkpoint write for a few changes.
 mod steady_writer {
     use super::*;
 
@@ -1224,6 +1225,8 @@ mod steady_writer {
         sqlite_catalog_trigger_source: Sqlite, Postgres, Some(Capture::Trigger);
         postgres_catalog_sqlite_source: Postgres, Sqlite, None;
         postgres_catalog_trigger_source: Postgres, Postgres, Some(Capture::Trigger);
+        sqlite_catalog_logical_source: Sqlite, Postgres, None;
+        postgres_catalog_logical_source: Postgres, Postgres, None;
     }
 
     async fn a_caught_up_worker_reads_once_per_signal_under_a_steady_writer(
