@@ -48,6 +48,10 @@ const POLL_CHANGES: usize = 2_000;
 /// started. The walsender normally answers within milliseconds; past this the read returns what
 /// it has and the rest is read next time.
 const STREAM_WAIT: Duration = Duration::from_millis(250);
+/// How long the first read of a new stream waits for it: the walsender first decodes from the
+/// slot's `restart_lsn` (up to one `xl_running_xacts` interval of the whole cluster's WAL) before
+/// it sends anything, which on a busy server takes longer than [`STREAM_WAIT`].
+const STREAM_START_WAIT: Duration = Duration::from_secs(5);
 /// When the source writes only to tables no mirror reads, the watcher still wakes the mirrors
 /// this often, so idle ones record the position and the hold slot releases that WAL.
 const POSITION_SIGNAL_EVERY: Duration = Duration::from_secs(30);
@@ -128,6 +132,8 @@ struct Live {
     /// inside a record still being written): reads that find the same position do not wait
     /// again, they only take what has arrived.
     stalled_at: Option<u64>,
+    /// Nothing has arrived on the stream yet (see [`STREAM_START_WAIT`]).
+    fresh: bool,
 }
 
 #[derive(Default)]
@@ -404,8 +410,12 @@ impl Reader {
             let stream =
                 SlotStream::start(&target, &self.names.read, &self.names.publication, state.end, timeout)
                     .await?;
-            state.live =
-                Some(Live { stream, decoder: Decoder::spilling_after(self.spill_after), stalled_at: None });
+            state.live = Some(Live {
+                stream,
+                decoder: Decoder::spilling_after(self.spill_after),
+                stalled_at: None,
+                fresh: true,
+            });
         }
         let result = self.drain(state, Some(upto), limit).await;
         if result.is_err() {
@@ -436,6 +446,7 @@ impl Reader {
         let Some(live) = state.live.as_mut() else { return Ok(false) };
         let upto = target.unwrap_or(u64::MAX);
         let wait = match target {
+            Some(_) if live.fresh => STREAM_START_WAIT,
             Some(upto) if live.stalled_at != Some(upto) => STREAM_WAIT,
             _ => Duration::ZERO,
         };
@@ -451,6 +462,7 @@ impl Reader {
             }
             let Some(event) = live.stream.next(until).await? else { break false };
             heard = true;
+            live.fresh = false;
             match event {
                 StreamEvent::Begin => live.decoder.begin(),
                 StreamEvent::Message(m) => {
