@@ -248,8 +248,16 @@ impl Orchestrator {
                     error: w.error.clone(),
                     detail: format!("aborted by {actor}"),
                 };
-                if self.apply(&w, change).await?.is_some() {
-                    break;
+                match self.apply(&w, change).await {
+                    Ok(Some(_)) => break,
+                    Ok(None) => {}
+                    // This process's own fenced run renewed under the same holder and took the
+                    // lease back between our take-over and this write: take it again. (Another
+                    // orchestrator's live lease makes `take_over` refuse, as at the start.)
+                    Err(MaintenanceError::Storage(StorageError::Fenced(_))) => {
+                        self.take_over().await?;
+                    }
+                    Err(e) => return Err(e),
                 }
                 moved += 1;
                 if moved >= 50 {
