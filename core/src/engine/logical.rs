@@ -440,7 +440,8 @@ impl Reader {
     }
 
     /// Takes what the open stream delivers into the window (see [`Reader::fetch`]).
-    /// With `upto`, waits (up to [`STREAM_WAIT`]) until the stream has passed it; without,
+    /// With `upto`, waits (up to [`STREAM_WAIT`], [`STREAM_START_WAIT`] on a new stream) until
+    /// the stream has passed it; without,
     /// takes only what has already arrived. Returns whether a transaction was decoded.
     async fn drain(&self, state: &mut State, target: Option<u64>, limit: usize) -> Result<bool, EngineError> {
         let Some(live) = state.live.as_mut() else { return Ok(false) };

@@ -251,8 +251,8 @@ impl Orchestrator {
                 match self.apply(&w, change).await {
                     Ok(Some(_)) => break,
                     Ok(None) => {}
-                    // This process's own fenced run renewed under the same holder and took the
-                    // lease back between our take-over and this write: take it again. (Another
+                    // This process's own fenced run re-acquired the lease under the same holder
+                    // between our take-over and this write: take it over again. (Another
                     // orchestrator's live lease makes `take_over` refuse, as at the start.)
                     Err(MaintenanceError::Storage(StorageError::Fenced(_))) => {
                         self.take_over().await?;
