@@ -5,6 +5,12 @@
 //! trigger fallback. Prints transactions/s and the ratio to the unmirrored run (DESIGN §10:
 //! ≥ 0.9×), and whether the destination caught up exactly afterwards.
 //!
+//! Two floors are printed beside them (`--floors`): what the source pays with no engine at
+//! all — `pg_recvlogical` streaming the same publication to `/dev/null` (the walsender's own
+//! cost, which any logical-decoding client pays), and the capture triggers installed with
+//! nobody reading the change log (the triggers' own cost). The gap between a floor and its
+//! capture is what the engine adds.
+//!
 //! Two layouts, each printed:
 //! - **shared**: source, destination and this process (the engine) on one server and both
 //!   cores, as in the tests. Every cycle the engine or the destination spends is taken from
@@ -18,7 +24,8 @@
 //! --scale 10 --seconds 20` (needs `pgbench` on PATH and Postgres with `wal_level=logical` at
 //! `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`; `--layout shared` or
 //! `--layout split` runs one layout, `--capture logical` or `--capture trigger` one capture;
-//! `--rounds N` repeats unmirrored and mirrored runs in turn and prints each capture's median).
+//! `--rounds N` repeats unmirrored and mirrored runs in turn and prints each capture's median;
+//! `--floors` adds the two floors).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -173,13 +180,89 @@ fn run_tool(tool: &str, args: &[&str], url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-async fn run(layout: &Layout, scale: u64, seconds: u64, capture: Option<Capture>) -> (f64, Option<bool>) {
+/// What a run puts on the source while pgbench writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    Unmirrored,
+    /// The tables mirrored by a running supervisor.
+    Mirrored(Capture),
+    /// `pg_recvlogical` streams the tables' publication to `/dev/null` (no engine).
+    Walsender,
+    /// The capture triggers installed, the supervisor stopped: nobody reads the change log.
+    TriggersOnly,
+}
+
+const TABLES: [&str; 3] = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers"];
+
+/// `pg_recvlogical` on a new slot of `url`'s publication of [`TABLES`], pinned like the engine
+/// (the receiving side of the stream); stopped and its slot dropped when dropped.
+struct Recv {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Recv {
+    fn start(layout: &Layout, url: &str) -> Recv {
+        run_tool(
+            "psql",
+            &["-q", "-c", &format!("CREATE PUBLICATION bench_pub FOR TABLE {}", TABLES.join(", "))],
+            url,
+        );
+        run_tool(
+            "psql",
+            &["-q", "-c", "SELECT pg_create_logical_replication_slot('bench_slot', 'pgoutput')"],
+            url,
+        );
+        let mut cmd = match layout {
+            Layout::Shared => Command::new("pg_recvlogical"),
+            Layout::Split { dest, .. } => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", dest.cpu, "pg_recvlogical"]);
+                c
+            }
+        };
+        let child = cmd
+            .args([
+                "--slot",
+                "bench_slot",
+                "--start",
+                "-o",
+                "proto_version=1",
+                "-o",
+                "publication_names=bench_pub",
+            ])
+            .args(["-f", "/dev/null", "-d", url])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run pg_recvlogical");
+        Recv { child, url: url.to_string() }
+    }
+}
+
+impl Drop for Recv {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        run_tool("psql", &["-q", "-c", "SELECT pg_drop_replication_slot('bench_slot')"], &self.url);
+    }
+}
+
+async fn run(layout: &Layout, scale: u64, seconds: u64, load: Load) -> (f64, Option<bool>) {
     let catalog_db = TestDb::new(Backend::Sqlite).await;
     let (src_url, dst_url, _cleanup) = layout.databases().await;
     layout.pgbench(&src_url, &["-i", "-q", "-s", &scale.to_string()]);
     let secs = seconds.to_string();
-    let Some(capture) = capture else {
-        return (tps(&layout.pgbench(&src_url, &["-n", "-c", "4", "-j", "2", "-T", &secs])), None);
+    let bench = |url: &str| tps(&layout.pgbench(url, &["-n", "-c", "4", "-j", "2", "-T", &secs]));
+    let capture = match load {
+        Load::Unmirrored => return (bench(&src_url), None),
+        Load::Walsender => {
+            let _recv = Recv::start(layout, &src_url);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return (bench(&src_url), None);
+        }
+        Load::Mirrored(capture) => capture,
+        Load::TriggersOnly => Capture::Trigger,
     };
     let engine = Engine::new(catalog_db.catalog().await, Default::default())
         .with_peer_rules(quiesce_core::testing::peer_rules());
@@ -190,7 +273,7 @@ async fn run(layout: &Layout, scale: u64, seconds: u64, capture: Option<Capture>
             name: "bench".into(),
             source_peer_id: src.id,
             dest_peer_id: dst.id,
-            tables: vec!["pgbench_accounts".into(), "pgbench_branches".into(), "pgbench_tellers".into()],
+            tables: TABLES.iter().map(|t| t.to_string()).collect(),
             replace_destination: false,
         })
         .await
@@ -208,14 +291,20 @@ async fn run(layout: &Layout, scale: u64, seconds: u64, capture: Option<Capture>
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let rate = tps(&layout.pgbench(&src_url, &["-n", "-c", "4", "-j", "2", "-T", &secs]));
+    if load == Load::TriggersOnly {
+        sup.shutdown().await;
+        let rate = bench(&src_url);
+        let _ = engine.drop_mirror(&mirror.id).await;
+        return (rate, None);
+    }
+    let rate = bench(&src_url);
     // Caught up: the source's tables equal the destination's.
     let src_peer = Peer::connect(&src_url).await.unwrap();
     let dst_peer = Peer::connect(&dst_url).await.unwrap();
     let mut same = false;
     for _ in 0..600 {
         same = true;
-        for t in ["pgbench_accounts", "pgbench_branches", "pgbench_tellers"] {
+        for t in TABLES {
             let schema = src_peer.table_schema(t).await.unwrap();
             if src_peer.read_all(&schema).await.unwrap() != dst_peer.read_all(&schema).await.unwrap() {
                 same = false;
@@ -266,25 +355,32 @@ async fn main() {
             let me = std::process::id().to_string();
             let _ = Command::new("taskset").args(["-a", "-p", "-c", dest.cpu, &me]).output();
         }
-        let captures: Vec<(&str, Capture)> =
-            [("logical decoding", Capture::Logical), ("trigger fallback", Capture::Trigger)]
-                .into_iter()
-                .filter(|(_, c)| only_capture.is_none_or(|o| o == *c))
-                .collect();
+        let floors = args.iter().any(|a| a == "--floors");
+        let captures: Vec<(&str, Load)> = [
+            ("mirrored, logical decoding", Load::Mirrored(Capture::Logical), Capture::Logical, false),
+            ("floor: pg_recvlogical", Load::Walsender, Capture::Logical, true),
+            ("mirrored, trigger fallback", Load::Mirrored(Capture::Trigger), Capture::Trigger, false),
+            ("floor: triggers only", Load::TriggersOnly, Capture::Trigger, true),
+        ]
+        .into_iter()
+        .filter(|(_, _, c, floor)| only_capture.is_none_or(|o| o == *c) && (floors || !floor))
+        .map(|(name, load, _, _)| (name, load))
+        .collect();
         // Interleaved rounds: the machine's own pace drifts over minutes (its other tenants,
         // the disk), so each mirrored run is compared with the unmirrored run just before it.
         let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); captures.len()];
         for round in 1..=rounds {
-            let (base, _) = run(layout, scale, seconds, None).await;
+            let (base, _) = run(layout, scale, seconds, Load::Unmirrored).await;
             println!("  round {round}: {:<27}{base:>9.1} tps", "unmirrored");
-            for (i, (name, capture)) in captures.iter().enumerate() {
-                let (rate, same) = run(layout, scale, seconds, Some(*capture)).await;
+            for (i, (name, load)) in captures.iter().enumerate() {
+                let (rate, same) = run(layout, scale, seconds, *load).await;
                 let ratio = rate / base.max(f64::MIN_POSITIVE);
                 ratios[i].push(ratio);
-                println!(
-                    "  round {round}: mirrored, {name:<16} {rate:>9.1} tps  {ratio:.2}x  destination equals source afterwards: {}",
-                    same.unwrap_or(false)
-                );
+                let after = match same {
+                    Some(same) => format!("  destination equals source afterwards: {same}"),
+                    None => String::new(),
+                };
+                println!("  round {round}: {name:<27}{rate:>9.1} tps  {ratio:.2}x{after}");
             }
         }
         if rounds > 1 {

@@ -150,10 +150,23 @@ struct State {
     /// Whether `start`/`end` were read from the slot since this process started.
     synced: bool,
     consumers: HashMap<String, (u64, Instant)>,
-    /// When [`Reader::poll`] last woke the mirrors, and the position they could read up to then.
-    position_signalled: Option<(Instant, u64)>,
+    /// Bumped whenever the window restarts at a new position.
+    generation: u64,
+    /// The end of the last transaction taken into the window (in this generation).
+    received: u64,
+    /// What [`Reader::poll`] last woke the mirrors for.
+    signalled: Option<Signalled>,
     /// The replication stream on the read slot, from `end` on.
     live: Option<Live>,
+}
+
+/// When the mirrors were last woken, and what the window held then.
+struct Signalled {
+    at: Instant,
+    /// The position they could read up to.
+    end: u64,
+    /// The window's [`State::mark`].
+    window: (u64, u64),
 }
 
 impl State {
@@ -163,6 +176,13 @@ impl State {
         self.changes = 0;
         self.start = at;
         self.end = at;
+        self.generation += 1;
+        self.received = 0;
+    }
+
+    /// Changes whenever the window gains a transaction or restarts.
+    fn mark(&self) -> (u64, u64) {
+        (self.generation, self.received)
     }
 }
 
@@ -248,9 +268,9 @@ impl Reader {
     }
 
     /// For the source's watcher: reads what the source committed since into the window, when a
-    /// mirror of this process reads here. True when the mirrors should look: the window gained
-    /// transactions or was restarted, or (at most every [`POSITION_SIGNAL_EVERY`]) only the
-    /// position moved.
+    /// mirror of this process reads here. True when the mirrors should look: since they were
+    /// last told, the window gained transactions (through this poll or a mirror's read) or was
+    /// restarted, or (at most every [`POSITION_SIGNAL_EVERY`]) only the position moved.
     pub(crate) async fn poll(&self, pool: &PgPool) -> Result<bool, EngineError> {
         let mut state = self.state.lock().await;
         let now = Instant::now();
@@ -259,17 +279,18 @@ impl Reader {
             close(&mut state).await;
             return Ok(false);
         }
-        let (last, start) = (state.window.back().map(|t| t.end_lsn), state.start);
         self.fetch(pool, &mut state, POLL_CHANGES).await?;
-        let news = state.window.back().map(|t| t.end_lsn) != last || state.start != start;
-        // Compared with what the mirrors were last told, not with the previous poll: a mirror's
-        // own read may have moved the end since, and that move still has to be announced.
-        let moved = match state.position_signalled {
+        // Both compared with what the mirrors were last told, not with the window before this
+        // poll's own fetch: a mirror's read may have taken in transactions (or moved the end)
+        // since, for tables of other mirrors that read before it, and those still have to be
+        // told.
+        let news = state.signalled.as_ref().is_none_or(|s| s.window != state.mark());
+        let moved = match &state.signalled {
             None => true,
-            Some((at, end)) => state.end > end && now.duration_since(at) >= POSITION_SIGNAL_EVERY,
+            Some(s) => state.end > s.end && now.duration_since(s.at) >= POSITION_SIGNAL_EVERY,
         };
         if news || moved {
-            state.position_signalled = Some((now, state.end));
+            state.signalled = Some(Signalled { at: now, end: state.end, window: state.mark() });
         }
         trim(&mut state);
         Ok(news || moved)
@@ -492,6 +513,7 @@ impl Reader {
                 self.spilled.fetch_add(1, Ordering::Relaxed);
             }
             state.changes += tx.in_memory();
+            state.received = tx.end_lsn;
             state.window.push_back(Arc::new(tx));
         }
         // Only a read cut short by `limit` leaves the caller more to read at once. What arrives

@@ -537,6 +537,16 @@ impl Engine {
     }
 
     /// The logical-decoding reader of a source peer, or `None` when it is captured by triggers.
+    /// The source watcher's question for a logical source, asked once (tests drive readers and
+    /// watchers step by step with it): whether its mirrors would be woken now. `None` for other
+    /// sources.
+    #[cfg(feature = "testing")]
+    pub async fn probe_logical_source(&self, peer_id: &str) -> Result<Option<bool>> {
+        let Some(reader) = self.logical_reader(peer_id).await? else { return Ok(None) };
+        let peer::Peer::Postgres(pool) = self.peer(peer_id).await? else { return Ok(None) };
+        Ok(Some(reader.poll(&pool).await?))
+    }
+
     pub(crate) async fn logical_reader(&self, peer_id: &str) -> Result<Option<Arc<logical::Reader>>> {
         Ok(match self.capture_of(peer_id).await? {
             (PeerKind::Postgres, Capture::Logical) => {

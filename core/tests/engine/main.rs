@@ -792,6 +792,49 @@ both_catalogs_more! {
     a_logical_source_is_read_over_one_stream_that_a_new_owner_takes_over,
     a_postgres_copy_cut_short_leaves_no_connection_that_answers_wrongly,
     tables_in_a_named_schema_replicate_whatever_the_writers_search_path,
+    a_change_another_mirrors_read_took_in_still_wakes_the_mirrors_of_its_table,
+}
+
+/// A logical source's watcher wakes its mirrors when the shared window gained transactions since
+/// they were last told, whoever took them in. Mirror `b` has read everything; a transaction on
+/// `b`'s table then commits, and mirror `a`'s read (of another table) takes it off the stream
+/// into the window before the watcher's next poll. That poll finds nothing new on the stream,
+/// and used to compare only with the window before its own fetch: `b` was not woken, and
+/// waited for the next commit or the 30 s position signal. It must be woken now, once.
+async fn a_change_another_mirrors_read_took_in_still_wakes_the_mirrors_of_its_table(catalog: Backend) {
+    let w = World::new(catalog, PeerKind::Postgres, PeerKind::Sqlite).await;
+    w.src_exec("CREATE TABLE ta (id INTEGER PRIMARY KEY, v TEXT)").await;
+    w.src_exec("CREATE TABLE tb (id INTEGER PRIMARY KEY, v TEXT)").await;
+    let a = w.create_mirror("a", &["ta"]).await;
+    let b = w.create_mirror("b", &["tb"]).await;
+    let mut ra = MirrorRunner::new(w.engine.clone(), &a, small_batches()).await.unwrap();
+    let mut rb = MirrorRunner::new(w.engine.clone(), &b, small_batches()).await.unwrap();
+    ra.run_until_idle().await.unwrap();
+    rb.run_until_idle().await.unwrap();
+    let probe =
+        || async { w.engine.probe_logical_source(&w.src_id).await.unwrap().expect("a logical source") };
+    // The first poll wakes everyone (nothing was told yet); then the window is quiet.
+    probe().await;
+    ra.run_until_idle().await.unwrap();
+    rb.run_until_idle().await.unwrap();
+    for _ in 0..50 {
+        if !probe().await {
+            break;
+        }
+        ra.run_until_idle().await.unwrap();
+        rb.run_until_idle().await.unwrap();
+    }
+    assert!(!probe().await, "a quiet source still wakes its mirrors");
+
+    w.src_exec("INSERT INTO tb VALUES (1, 'for b')").await;
+    assert_eq!(ra.run_next_step().await.unwrap(), StepOutcome::Idle, "nothing for a");
+    assert!(probe().await, "b was not woken for the transaction a's read took in");
+    assert!(!probe().await, "woken twice for one transaction");
+    assert!(matches!(
+        rb.run_next_step().await.unwrap(),
+        StepOutcome::AppliedChanges(1) | StepOutcome::CaughtUp(1)
+    ));
+    w.assert_same_rows("tb").await;
 }
 
 /// A Postgres peer may name the schema its tables are in (`?schema=`). The source's `items` is
