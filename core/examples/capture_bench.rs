@@ -27,6 +27,8 @@
 //! `--rounds N` repeats unmirrored and mirrored runs in turn and prints each capture's median;
 //! `--floors` adds the two floors).
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -34,15 +36,6 @@ use quiesce_core::domain::{Capture, PeerKind, Stage};
 use quiesce_core::engine::{Engine, MirrorRequest, Peer, Supervisor, SupervisorConfig};
 use quiesce_core::testing::TestDb;
 use quiesce_core::Backend;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn pgbench(url: &str, args: &[&str]) -> String {
     run_tool("pgbench", args, url)
@@ -322,14 +315,13 @@ async fn run(layout: &Layout, scale: u64, seconds: u64, load: Load) -> (f64, Opt
 
 #[tokio::main]
 async fn main() {
-    let scale = arg("--scale", 10);
-    let seconds = arg("--seconds", 20);
-    let rounds = arg("--rounds", 1).max(1);
-    let args: Vec<String> = std::env::args().collect();
-    let only = args.iter().position(|a| a == "--layout").and_then(|i| args.get(i + 1)).cloned();
-    let only_capture = match args.iter().position(|a| a == "--capture").and_then(|i| args.get(i + 1)) {
-        Some(c) if c == "logical" => Some(Capture::Logical),
-        Some(c) if c == "trigger" => Some(Capture::Trigger),
+    let scale: u64 = common::number("--scale", 10);
+    let seconds: u64 = common::number("--seconds", 20);
+    let rounds: u64 = common::number("--rounds", 1).max(1);
+    let only = common::value("--layout");
+    let only_capture = match common::value("--capture").as_deref() {
+        Some("logical") => Some(Capture::Logical),
+        Some("trigger") => Some(Capture::Trigger),
         _ => None,
     };
     println!("pgbench -c 4 -j 2 -T {seconds} on pgbench -i -s {scale} (target: mirrored >= 0.9x unmirrored)");
@@ -355,7 +347,7 @@ async fn main() {
             let me = std::process::id().to_string();
             let _ = Command::new("taskset").args(["-a", "-p", "-c", dest.cpu, &me]).output();
         }
-        let floors = args.iter().any(|a| a == "--floors");
+        let floors = common::switch("--floors");
         let captures: Vec<(&str, Load)> = [
             ("mirrored, logical decoding", Load::Mirrored(Capture::Logical), Capture::Logical, false),
             ("floor: pg_recvlogical", Load::Walsender, Capture::Logical, true),

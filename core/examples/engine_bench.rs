@@ -10,21 +10,14 @@
 //! Run: `cargo run --release -p quiesce-core --example engine_bench -- --rows 1000000`
 //! (Postgres from `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`).
 
+mod common;
+
 use std::time::Instant;
 
 use quiesce_core::domain::PeerKind;
 use quiesce_core::engine::{Engine, MirrorRequest, MirrorRunner, Peer, RunnerOptions};
 use quiesce_core::testing::TestDb;
 use quiesce_core::Backend;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn exec(peer: &Peer, sql: &str) {
     let result = match peer {
@@ -102,9 +95,9 @@ async fn run(kind: PeerKind, rows: usize, batch: usize, copy_batch: usize) -> Fi
 
 #[tokio::main]
 async fn main() {
-    let rows = arg("--rows", 1_000_000);
-    let batch = arg("--batch", 5_000);
-    let copy_batch = arg("--copy-batch", RunnerOptions::default().copy_batch);
+    let rows: usize = common::number("--rows", 1_000_000);
+    let batch: usize = common::number("--batch", 5_000);
+    let copy_batch: usize = common::number("--copy-batch", RunnerOptions::default().copy_batch);
     println!("engine_bench: {rows} rows, batches of {batch}, bulk snapshot batches of {copy_batch}");
     println!(
         "{:<22} {:>14} {:>14} {:>20} {:>10} {:>10}",

@@ -9,21 +9,14 @@
 //! -- --rows 1000000` (Postgres with `wal_level=logical` at `QUIESCE_TEST_POSTGRES_URL`, default
 //! the local server as `postgres`).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use quiesce_core::domain::{PeerKind, Stage};
 use quiesce_core::engine::{Engine, MirrorRequest, Peer, Supervisor, SupervisorConfig, SPILL_AFTER_CHANGES};
 use quiesce_core::testing::TestDb;
 use quiesce_core::Backend;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The process's peak resident set size so far, in MB.
 fn peak_rss_mb() -> f64 {
@@ -109,7 +102,7 @@ async fn child(rows: u64, spill_after: usize) {
 
 #[tokio::main]
 async fn main() {
-    let rows = arg("--rows", 1_000_000);
+    let rows: u64 = common::number("--rows", 1_000_000);
     if let Ok(spill) = std::env::var("QUIESCE_BENCH_SPILL_AFTER") {
         child(rows, spill.parse().unwrap_or(SPILL_AFTER_CHANGES)).await;
         return;

@@ -11,6 +11,8 @@
 //! Run: `cargo run --release -p quiesce-core --features testing --example list_bench -- --mirrors 10000`
 //! (Postgres from `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -22,12 +24,7 @@ use quiesce_core::testing::TestDb;
 use quiesce_core::Backend;
 
 fn count() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--mirrors")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
+    common::number("--mirrors", 10_000)
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {

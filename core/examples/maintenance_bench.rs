@@ -18,6 +18,8 @@
 //! `--catalog sqlite` or `--catalog postgres` for one backend; `--trace` prints the workers'
 //! timeline during disable).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -31,17 +33,7 @@ use quiesce_core::testing::TestDb;
 use quiesce_core::Backend;
 
 fn counts() -> Vec<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--mirrors")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1000, 10_000])
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    common::numbers("--mirrors", vec![1000, 10_000])
 }
 
 /// This process's CPU time so far (user + system).
@@ -155,7 +147,7 @@ async fn run(backend: Backend, n: usize, new: usize) -> Figures {
             );
         }
     }
-    let idle_secs: u64 = arg("--idle-secs").and_then(|v| v.parse().ok()).unwrap_or(10);
+    let idle_secs: u64 = common::number("--idle-secs", 10);
     let (cpu0, t0) = (cpu_time(), Instant::now());
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let idle_cpu = (cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
@@ -192,7 +184,7 @@ async fn run(backend: Backend, n: usize, new: usize) -> Figures {
     let progress = reads[2];
     let t = Instant::now();
     // `--trace`: the workers' timeline during disable (live tasks, steps run), every 250 ms.
-    let tracer = std::env::args().any(|a| a == "--trace").then(|| {
+    let tracer = common::switch("--trace").then(|| {
         let workers = sup.workers();
         tokio::spawn(async move {
             let (t, steps0) = (Instant::now(), workers.steps());
@@ -296,12 +288,12 @@ async fn new_mirrors(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let backends = match arg("--catalog").as_deref() {
+    let backends = match common::value("--catalog").as_deref() {
         Some("sqlite") => vec![Backend::Sqlite],
         Some("postgres") => vec![Backend::Postgres],
         _ => vec![Backend::Sqlite, Backend::Postgres],
     };
-    let new: usize = arg("--new").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let new: usize = common::number("--new", 0);
     let counts = counts();
     let largest = counts.iter().copied().max().unwrap_or(0);
     println!(

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod flash;
+pub mod health;
 pub mod live;
 pub mod metrics;
 pub mod page_cache;

@@ -11,23 +11,19 @@ use std::sync::{Arc, Mutex};
 
 use app::state::{AppState, MaintenanceRunner};
 use app::{shell, App};
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use axum::{Json, Router};
+use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use quiesce_core::accounts::Accounts;
 use quiesce_core::demo::{self, DemoWriter};
-use quiesce_core::domain::ServerProcess;
 use quiesce_core::domain::WindowPhase;
 use quiesce_core::engine::peer::rules::{pg_environment, sqlite_catalog_files, CatalogLocation};
 use quiesce_core::engine::PeerRules;
-use quiesce_core::engine::{Engine, Supervisor, WorkerCount};
+use quiesce_core::engine::{Engine, Supervisor};
 use quiesce_core::events::EventBus;
 use quiesce_core::maintenance::Orchestrator;
 use quiesce_core::ownership::{OwnedSources, Ownership};
@@ -40,6 +36,7 @@ use tokio::net::TcpListener;
 
 use crate::catalog_lock::CatalogLock;
 use crate::config::Config;
+use crate::health::{healthz, HealthState};
 use crate::live::{LiveState, StreamCounter};
 use crate::security::{self, Guards};
 use crate::sessions::{self, CatalogSessionStore};
@@ -274,12 +271,12 @@ impl Application {
         // the client address, the cross-origin refusal, the argument record, the JSON
         // re-encoding, the page sign-in redirect, and the no-JavaScript form errors (`flash`),
         // then the routes.
-        let health = HealthState {
-            app: state.clone(),
-            process: registration.record().clone(),
-            workers: supervisor.workers(),
-            sources: ownership.as_ref().map(|o| o.owned().clone()),
-        };
+        let health = HealthState::new(
+            state.clone(),
+            registration.record().clone(),
+            supervisor.workers(),
+            ownership.as_ref().map(|o| o.owned().clone()),
+        );
         let pages = crate::page_cache::PageCache::new(
             state.engine.events(),
             crate::page_cache::Ttl(config.page_cache),
@@ -483,54 +480,6 @@ fn spawn_scheduler(state: AppState, mut stopping: tokio::sync::watch::Receiver<b
             }
         }
     });
-}
-
-/// What `/healthz` reports besides the catalog: this process and the work it owns.
-#[derive(Clone)]
-struct HealthState {
-    app: AppState,
-    process: ServerProcess,
-    workers: WorkerCount,
-    /// The sources this process owns (Postgres catalogs; `None`: it runs every mirror).
-    sources: Option<Arc<OwnedSources>>,
-}
-
-/// Liveness and readiness in one: 200 when the catalog answers, 503 when it does not; with this
-/// process's id and the work it owns (mirror workers, the maintenance window it runs).
-async fn healthz(State(h): State<HealthState>) -> impl IntoResponse {
-    let catalog = &h.app.catalog;
-    let backend = catalog.backend();
-    let process = serde_json::json!({
-        "id": h.process.id,
-        "started_at": h.process.started_at,
-    });
-    match catalog.ping().await {
-        Ok(()) => {
-            // The lease is this process's only while it is unexpired and carries its id.
-            let window = match (catalog.lease().await, catalog.active_window().await) {
-                (Ok(Some(l)), Ok(Some(w)))
-                    if l.holder == h.process.id && l.expires_at > chrono::Utc::now() =>
-                {
-                    Some(w.id)
-                }
-                _ => None,
-            };
-            let sources = h.sources.as_ref().map(|o| o.count());
-            let owns = serde_json::json!({
-                "mirror_workers": h.workers.live(),
-                "sources": sources,
-                "window": window,
-            });
-            let body =
-                serde_json::json!({ "status": "ok", "catalog": backend, "process": process, "owns": owns });
-            (StatusCode::OK, Json(body))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: catalog unreachable");
-            let body = serde_json::json!({ "status": "unavailable", "catalog": backend, "process": process });
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body))
-        }
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

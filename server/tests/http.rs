@@ -9,6 +9,7 @@ use support::TestApp;
 
 on_both_backends!(
     healthz_reports_ok_and_the_backend,
+    many_health_probes_at_once_cost_one_catalog_check,
     the_status_endpoint_answers_json_from_the_catalog,
     the_maintenance_page_is_rendered_on_the_server_with_the_status,
     a_restart_keeps_the_identity_and_counts_the_start,
@@ -34,6 +35,29 @@ async fn healthz_reports_ok_and_the_backend(backend: Backend) {
     // A clean stop leaves the registry.
     let left = db.catalog().await.list_processes().await.unwrap();
     assert!(left.iter().all(|p| p.id != id), "{left:?}");
+}
+
+/// `/healthz` is public: 200 probes at once are all answered, by at most two catalog checks
+/// (one check serves every probe for a second; a period may end while they arrive), and a probe
+/// after that period gets a new check.
+async fn many_health_probes_at_once_cost_one_catalog_check(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let client = reqwest::Client::new();
+    let probes = futures::future::join_all((0..200).map(|_| async {
+        let r = client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["status"], "ok", "{body}");
+        body["checked_at"].as_str().expect("when the check was made").to_string()
+    }))
+    .await;
+    let checks: std::collections::BTreeSet<&String> = probes.iter().collect();
+    assert!(checks.len() <= 2, "{} catalog checks for 200 probes", checks.len());
+    tokio::time::sleep(server::health::FRESH_FOR + std::time::Duration::from_millis(100)).await;
+    let body: serde_json::Value = client.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let later = body["checked_at"].as_str().unwrap().to_string();
+    assert!(checks.iter().all(|c| **c < later), "{later} after {checks:?}");
+    app.stop().await;
 }
 
 async fn the_status_endpoint_answers_json_from_the_catalog(backend: Backend) {
