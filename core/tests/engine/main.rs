@@ -1030,16 +1030,31 @@ async fn a_logical_source_is_read_over_one_stream_that_a_new_owner_takes_over(ca
         .with_peer_rules(quiesce_core::testing::peer_rules());
     let mut r2 = MirrorRunner::new(other.clone(), &mirror, small_batches()).await.unwrap();
     w.src_exec(&format!("INSERT INTO items (id, name) VALUES ({next}, 'second')")).await;
-    assert_eq!(r2.run_until_idle().await.unwrap(), StepOutcome::Idle);
-    w.assert_same_rows("items").await;
+    // A new stream first decodes from the slot's restart point through the whole cluster's WAL;
+    // under the test suite's load that can outlast a read's wait (the read then finds nothing
+    // yet, and in a server the watcher's next poll wakes the worker). Read until it arrives.
+    until_same(&w, &mut r2).await;
     let taken = w.read_slot_holder().await;
     assert!(taken != 0 && taken != walsender, "the second engine streams the slot now");
     w.src_exec(&format!("INSERT INTO items (id, name) VALUES ({}, 'first again')", next + 1)).await;
-    assert_eq!(r.run_until_idle().await.unwrap(), StepOutcome::Idle);
-    w.assert_same_rows("items").await;
+    until_same(&w, &mut r).await;
     drop(r2);
     w.engine.drop_mirror(&mirror).await.unwrap();
     poll("the slots are gone", || async { w.slots().await == 0 }).await;
+}
+
+/// Steps `r` until it is idle with the destination's `items` equal to the source's (at most
+/// 60 s); fails on any row that differs then.
+async fn until_same(w: &World, r: &mut MirrorRunner) {
+    let started = std::time::Instant::now();
+    loop {
+        assert_eq!(r.run_until_idle().await.unwrap(), StepOutcome::Idle);
+        if w.rows_match("items").await || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.assert_same_rows("items").await;
 }
 
 /// Between peers of one kind, snapshot batches after a table's first are copied in bulk (30
