@@ -14,7 +14,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use quiesce_core::domain::{PeerKind, Stage};
-use quiesce_core::engine::{Engine, MirrorRequest, Peer, Supervisor, SupervisorConfig, SPILL_AFTER_CHANGES};
+use quiesce_core::engine::{
+    Engine, MirrorRequest, Peer, SpillAfter, Supervisor, SupervisorConfig, SPILL_AFTER_BYTES,
+    SPILL_AFTER_CHANGES,
+};
 use quiesce_core::testing::TestDb;
 use quiesce_core::Backend;
 
@@ -49,7 +52,10 @@ async fn child(rows: u64, spill_after: usize) {
         .unwrap();
     let engine = Engine::new(catalog_db.catalog().await, Default::default())
         .with_peer_rules(quiesce_core::testing::peer_rules())
-        .with_spill_after(spill_after);
+        .with_spill_after(match spill_after {
+            0 => SpillAfter::NEVER,
+            changes => SpillAfter { changes, bytes: SPILL_AFTER_BYTES },
+        });
     let src = engine.create_peer("src", &src_db.url).await.expect("source peer");
     let dst = engine.create_peer("dst", &dst_db.url).await.expect("destination peer");
     let mirror = engine

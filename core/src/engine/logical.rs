@@ -29,15 +29,20 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
-use super::peer::pgoutput::{Changes, Decoder, Transaction};
+use super::peer::pgoutput::{Changes, Decoder, SpillAfter, Transaction};
 use super::peer::rules::PgTarget;
 use super::peer::slots::{self, SlotNames};
 use super::peer::stream::{SlotStream, StreamEvent};
 use super::EngineError;
 
-/// At most this many changes are kept in memory per source; mirrors further behind reposition
-/// the cursor instead.
+/// At most this many changes, and about this many bytes of them, are kept in memory per source;
+/// mirrors further behind reposition the cursor instead.
 const WINDOW_CHANGES: usize = 100_000;
+const WINDOW_BYTES: usize = 256 << 20;
+/// One read takes about this many bytes of changes into the window, and hands about this many
+/// to a mirror, at most (besides its change limit): rows of large documents would otherwise make
+/// one read's memory the product of a change count and the largest row.
+const READ_BYTES: usize = 64 << 20;
 /// A mirror that has not read for this long no longer keeps transactions in the window. Idle
 /// mirrors read only when woken (see `engine::signal`), so this is far longer than the longest
 /// idle wait; workers that stop leave at once ([`Reader::leave`]).
@@ -63,24 +68,26 @@ pub(crate) const HOLD_EVERY: Duration = Duration::from_secs(10);
 /// A source transaction with more changes than this is kept in a temporary file, not in
 /// memory, and applied in pieces of this many (see [`super::peer::spill`]).
 pub const SPILL_AFTER_CHANGES: usize = 20_000;
+/// Likewise for a source transaction whose values weigh more than this.
+pub const SPILL_AFTER_BYTES: usize = 64 << 20;
 
 /// Every source's reader, by source peer id.
 pub(crate) struct Readers {
     map: Mutex<HashMap<String, Arc<Reader>>>,
-    spill_after: usize,
+    spill_after: SpillAfter,
     /// How many transactions the readers moved to temporary files since the process started.
     spilled: Arc<AtomicU64>,
 }
 
 impl Default for Readers {
     fn default() -> Self {
-        Readers::spilling_after(SPILL_AFTER_CHANGES)
+        Readers::spilling_after(SpillAfter { changes: SPILL_AFTER_CHANGES, bytes: SPILL_AFTER_BYTES })
     }
 }
 
 impl Readers {
-    pub(crate) fn spilling_after(changes: usize) -> Self {
-        Readers { map: Mutex::default(), spill_after: changes, spilled: Arc::default() }
+    pub(crate) fn spilling_after(after: SpillAfter) -> Self {
+        Readers { map: Mutex::default(), spill_after: after, spilled: Arc::default() }
     }
 
     pub(crate) fn get(&self, peer_id: &str) -> Arc<Reader> {
@@ -116,7 +123,7 @@ pub(crate) struct Batch {
 pub(crate) struct Reader {
     names: SlotNames,
     state: tokio::sync::Mutex<State>,
-    spill_after: usize,
+    spill_after: SpillAfter,
     spilled: Arc<AtomicU64>,
     /// Where the stream connects (the rule-checked address of the source peer) and how long
     /// it may take to start; set by the engine before the first read.
@@ -140,8 +147,10 @@ struct Live {
 struct State {
     /// Decoded transactions with end positions in `(start, end]`, oldest first.
     window: VecDeque<Arc<Transaction>>,
-    /// Changes of the window's transactions held in memory (spilled ones are on disk).
+    /// Changes of the window's transactions held in memory (spilled ones are on disk), and
+    /// about how many bytes they hold.
     changes: usize,
+    bytes: usize,
     start: u64,
     /// Where the read slot is.
     end: u64,
@@ -174,6 +183,7 @@ impl State {
     fn restart_at(&mut self, at: u64) {
         self.window.clear();
         self.changes = 0;
+        self.bytes = 0;
         self.start = at;
         self.end = at;
         self.generation += 1;
@@ -187,7 +197,7 @@ impl State {
 }
 
 impl Reader {
-    fn new(names: SlotNames, spill_after: usize, spilled: Arc<AtomicU64>) -> Self {
+    fn new(names: SlotNames, spill_after: SpillAfter, spilled: Arc<AtomicU64>) -> Self {
         Reader { names, state: tokio::sync::Mutex::default(), spill_after, spilled, target: Mutex::default() }
     }
 
@@ -474,12 +484,13 @@ impl Reader {
         };
         let until = Instant::now() + wait;
         let (mut position, mut messages, mut heard) = (state.end, 0usize, false);
-        let mut decoded = Vec::new();
+        let (mut decoded, mut bytes) = (Vec::new(), 0usize);
+        let full = |messages: usize, bytes: usize| messages >= limit || bytes >= READ_BYTES;
         let caught_up = loop {
             if position >= upto {
                 break true;
             }
-            if messages >= limit && !live.decoder.in_transaction() {
+            if full(messages, bytes) && !live.decoder.in_transaction() {
                 break false;
             }
             let Some(event) = live.stream.next(until).await? else { break false };
@@ -495,6 +506,7 @@ impl Reader {
                     messages += 1;
                     let tx = live.decoder.commit(end_lsn)?;
                     if !tx.is_empty() && tx.end_lsn > state.end {
+                        bytes += tx.in_memory_bytes();
                         decoded.push(tx);
                     }
                     position = position.max(end_lsn);
@@ -513,6 +525,7 @@ impl Reader {
                 self.spilled.fetch_add(1, Ordering::Relaxed);
             }
             state.changes += tx.in_memory();
+            state.bytes += tx.in_memory_bytes();
             state.received = tx.end_lsn;
             state.window.push_back(Arc::new(tx));
         }
@@ -520,7 +533,7 @@ impl Reader {
         // after a read is announced by the source's watcher (its poll takes it in), so a worker
         // that took everything here waits for that signal rather than asking again at once:
         // fewer, larger destination transactions under a steady writer.
-        state.behind = messages >= limit && position < upto;
+        state.behind = full(messages, bytes) && position < upto;
         if position > state.end {
             state.end = position;
             live.stream.confirm(position);
@@ -543,17 +556,19 @@ struct Collected {
     stopped_at: Option<u64>,
 }
 
-/// The window's transactions after `after` that touch `tables`, until about `limit` changes.
+/// The window's transactions after `after` that touch `tables`, until about `limit` changes (or
+/// [`READ_BYTES`]).
 fn collect(state: &State, tables: &[String], after: u64, limit: usize) -> Collected {
     let mut out = Collected { transactions: Vec::new(), stopped_at: None };
-    let mut changes = 0;
+    let (mut changes, mut bytes) = (0, 0);
     for t in state.window.iter().filter(|t| t.end_lsn > after) {
-        if changes >= limit {
+        if changes >= limit || bytes >= READ_BYTES {
             out.stopped_at = out.transactions.last().map(|t: &Arc<Transaction>| t.end_lsn);
             break;
         }
         if t.touches(tables) {
             changes += t.len();
+            bytes += t.in_memory_bytes();
             out.transactions.push(t.clone());
         }
     }
@@ -562,10 +577,15 @@ fn collect(state: &State, tables: &[String], after: u64, limit: usize) -> Collec
 
 /// Drops transactions every active mirror has read, and the oldest ones past the window's size.
 fn trim(state: &mut State) {
+    trim_to(state, WINDOW_CHANGES, WINDOW_BYTES);
+}
+
+fn trim_to(state: &mut State, max_changes: usize, max_bytes: usize) {
     let lowest = state.consumers.values().map(|(at, _)| *at).min().unwrap_or(state.end);
     while let Some(front) = state.window.front() {
-        if front.end_lsn <= lowest || state.changes > WINDOW_CHANGES {
+        if front.end_lsn <= lowest || state.changes > max_changes || state.bytes > max_bytes {
             state.changes -= front.in_memory();
+            state.bytes -= front.in_memory_bytes();
             state.start = front.end_lsn;
             state.window.pop_front();
         } else {
@@ -574,5 +594,63 @@ fn trim(state: &mut State) {
     }
     if state.window.is_empty() {
         state.start = state.start.max(lowest.min(state.end));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::peer::pgoutput::{Datum, Relation, RowChange};
+
+    fn transaction(end_lsn: u64, values: &[usize]) -> Transaction {
+        let table = Arc::new(Relation { name: "t".into(), columns: vec!["v".into()] });
+        let changes = values
+            .iter()
+            .map(|n| RowChange::Insert { table: table.clone(), new: vec![Datum::Text("x".repeat(*n))] })
+            .collect();
+        Transaction::in_memory_from(end_lsn, changes)
+    }
+
+    fn window(txs: Vec<Transaction>) -> State {
+        let mut state = State { start: 0, end: 100, synced: true, ..State::default() };
+        // A mirror that has read nothing yet keeps every transaction, as far as counts allow.
+        state.consumers.insert("m".into(), (0, Instant::now()));
+        for tx in txs {
+            state.changes += tx.in_memory();
+            state.bytes += tx.in_memory_bytes();
+            state.window.push_back(Arc::new(tx));
+        }
+        state
+    }
+
+    /// Three transactions of one change each, but of 10 kB, 10 kB and 1 MB: under any change
+    /// bound, yet the byte bound drops the oldest until the rest fit, and the window then starts
+    /// after what it dropped (so a mirror that needs them repositions the cursor).
+    #[test]
+    fn the_window_drops_its_oldest_transactions_past_its_byte_bound() {
+        let mut state = window(vec![
+            transaction(10, &[10_000]),
+            transaction(20, &[10_000]),
+            transaction(30, &[1_000_000]),
+        ]);
+        let total = state.bytes;
+        trim_to(&mut state, 1_000, total);
+        assert_eq!(state.window.len(), 3, "at the bound exactly, nothing goes");
+        trim_to(&mut state, 1_000, 1_010_000);
+        let ends: Vec<u64> = state.window.iter().map(|t| t.end_lsn).collect();
+        assert_eq!(ends, vec![30], "the two oldest go until the rest is under the bound");
+        assert_eq!((state.start, state.changes), (20, 1));
+        assert_eq!(state.bytes, state.window[0].in_memory_bytes());
+        assert!(state.bytes >= 1_000_000);
+    }
+
+    /// Reads take transactions until about their byte bound too, and say where they stopped.
+    #[test]
+    fn a_read_hands_a_mirror_at_most_about_its_byte_bound() {
+        let big = READ_BYTES / 2 + 1;
+        let state = window(vec![transaction(10, &[big]), transaction(20, &[big]), transaction(30, &[10])]);
+        let out = collect(&state, &["t".to_string()], 0, 1_000);
+        let ends: Vec<u64> = out.transactions.iter().map(|t| t.end_lsn).collect();
+        assert_eq!((ends, out.stopped_at), (vec![10, 20], Some(20)));
     }
 }

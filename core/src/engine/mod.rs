@@ -27,7 +27,8 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 
-pub use logical::SPILL_AFTER_CHANGES;
+pub use logical::{SPILL_AFTER_BYTES, SPILL_AFTER_CHANGES};
+pub use peer::pgoutput::SpillAfter;
 pub use peer::{Column, ColumnType, Peer, TableSchema, Value};
 pub use runner::{MirrorRunner, RunnerOptions, StepOutcome};
 pub use supervisor::{Supervisor, SupervisorConfig, WorkerCount};
@@ -212,11 +213,12 @@ impl Engine {
         self
     }
 
-    /// Source transactions (logical decoding) with more than `changes` changes go to a
-    /// temporary file and are applied in pieces of that many; 0 keeps every one in memory.
-    /// Default [`SPILL_AFTER_CHANGES`]. Set before the first mirror runs.
-    pub fn with_spill_after(mut self, changes: usize) -> Self {
-        self.readers = Arc::new(logical::Readers::spilling_after(changes));
+    /// Source transactions (logical decoding) past `after` (a number of changes or of bytes)
+    /// go to a temporary file and are applied in pieces no larger; [`SpillAfter::NEVER`] keeps
+    /// every one in memory. Default [`SPILL_AFTER_CHANGES`] and [`SPILL_AFTER_BYTES`]. Set
+    /// before the first mirror runs.
+    pub fn with_spill_after(mut self, after: SpillAfter) -> Self {
+        self.readers = Arc::new(logical::Readers::spilling_after(after));
         self
     }
 

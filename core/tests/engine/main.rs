@@ -156,6 +156,47 @@ async fn postgres_catalog_a_large_source_transaction_is_applied_in_pieces_to_sql
     .await;
 }
 
+/// A source transaction of a few changes whose values are large crosses the spill threshold by
+/// its size alone (three changes, under the threshold of [`SPILL_AFTER`] changes; 6 MB of
+/// values, over [`SPILL_AFTER_BYTES`]), so one writer's handful of large documents cannot make
+/// the reader hold them all in memory; it still arrives whole and row for row.
+async fn a_source_transaction_of_few_large_values_spills_by_its_size(catalog: Backend, dst: PeerKind) {
+    let w = World::with_capture(catalog, PeerKind::Postgres, dst, None).await;
+    w.seed_items(20).await;
+    let mirror = w.create_mirror("m", &["items"]).await;
+    let sup = Supervisor::start(w.engine.clone(), fast_config());
+    wait_for(&w, &mirror, "cdc", |m| m.checkpoint.stage == Stage::Cdc).await;
+    w.wait_caught_up(&mirror).await;
+    let spilled_before = w.engine.spilled_transactions();
+    // 1 MB each, 2 MB in the hex text form pgoutput sends.
+    w.src_exec(
+        "BEGIN; \
+         INSERT INTO items (id, name, qty, data) \
+           SELECT g, 'large ' || g, g, decode(repeat(lpad(to_hex(g), 2, '0'), 1000000), 'hex') \
+           FROM generate_series(7000001, 7000002) g; \
+         UPDATE items SET data = decode(repeat('ab', 1000000), 'hex') WHERE id = 1; \
+         COMMIT",
+    )
+    .await;
+    w.wait_caught_up(&mirror).await;
+    assert!(
+        w.engine.spilled_transactions() > spilled_before,
+        "three changes of 2 MB each went to a temporary file by their size"
+    );
+    w.assert_same_rows("items").await;
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_catalog_a_source_transaction_of_few_large_values_spills_by_its_size_to_postgres() {
+    a_source_transaction_of_few_large_values_spills_by_its_size(Backend::Sqlite, PeerKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_catalog_a_source_transaction_of_few_large_values_spills_by_its_size_to_sqlite() {
+    a_source_transaction_of_few_large_values_spills_by_its_size(Backend::Postgres, PeerKind::Sqlite).await;
+}
+
 macro_rules! combinations {
     ($($name:ident: $catalog:ident, $src:ident -> $dst:ident;)*) => {
         $(

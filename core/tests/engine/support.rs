@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use quiesce_core::domain::{Capture, Mirror, PeerKind, Stage};
 use quiesce_core::engine::{
-    Engine, EngineError, MirrorRequest, Peer, RunnerOptions, SupervisorConfig, Value,
+    Engine, EngineError, MirrorRequest, Peer, RunnerOptions, SpillAfter, SupervisorConfig, Value,
 };
 use quiesce_core::events::EventBus;
 use quiesce_core::testing::TestDb;
@@ -28,6 +28,8 @@ pub struct World {
 /// are applied in pieces: small, so the writers' multi-statement transactions cross it often and
 /// every convergence test also applies spilled transactions, killed workers included.
 pub const SPILL_AFTER: usize = 4;
+/// The same for a transaction's bytes of values: 1 MiB, so a few large documents cross it too.
+pub const SPILL_AFTER_BYTES: usize = 1 << 20;
 
 pub fn small_batches() -> RunnerOptions {
     RunnerOptions {
@@ -129,7 +131,7 @@ impl World {
         let dst_db = TestDb::peer(dst).await;
         let engine = Engine::new(catalog_db.catalog().await, EventBus::default())
             .with_peer_rules(quiesce_core::testing::peer_rules())
-            .with_spill_after(SPILL_AFTER);
+            .with_spill_after(SpillAfter { changes: SPILL_AFTER, bytes: SPILL_AFTER_BYTES });
         let mut urls = [src_db.url.clone(), dst_db.url.clone()];
         for (url, schema) in urls.iter_mut().zip(schemas) {
             if let Some(schema) = schema {

@@ -50,6 +50,48 @@ pub enum RowChange {
 pub struct Transaction {
     pub end_lsn: u64,
     pub changes: Changes,
+    /// About how much memory its changes hold (0 when spilled; see [`RowChange::size`]).
+    bytes: usize,
+}
+
+/// When a transaction being decoded moves to a temporary file, and the size of the pieces it is
+/// read back in: past `changes` changes or `bytes` bytes of values, whichever comes first (0
+/// turns that bound off). Both matter: a bulk load is many small rows, a document store few
+/// large ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpillAfter {
+    pub changes: usize,
+    pub bytes: usize,
+}
+
+impl SpillAfter {
+    /// Every transaction stays in memory, whatever its size.
+    pub const NEVER: SpillAfter = SpillAfter { changes: 0, bytes: 0 };
+
+    /// Whether a transaction of `changes` changes holding `bytes` is past either bound.
+    pub fn exceeded(&self, changes: usize, bytes: usize) -> bool {
+        (self.changes > 0 && changes > self.changes) || (self.bytes > 0 && bytes > self.bytes)
+    }
+}
+
+impl RowChange {
+    /// About how many bytes of memory it holds: its values plus a fixed cost per value and per
+    /// change. An estimate for memory bounds, not an exact figure.
+    pub fn size(&self) -> usize {
+        fn tuple(values: &[Datum]) -> usize {
+            values
+                .iter()
+                .map(|d| std::mem::size_of::<Datum>() + if let Datum::Text(t) = d { t.len() } else { 0 })
+                .sum()
+        }
+        std::mem::size_of::<RowChange>()
+            + match self {
+                RowChange::Insert { new, .. } => tuple(new),
+                RowChange::Update { old, new, .. } => old.as_deref().map_or(0, tuple) + tuple(new),
+                RowChange::Delete { old, .. } => tuple(old),
+                RowChange::Truncate { tables } => tables.iter().map(|t| t.len() + 24).sum(),
+            }
+    }
 }
 
 /// Where a transaction's changes are: small ones in memory, large ones in a temporary file
@@ -94,6 +136,18 @@ impl Transaction {
         }
     }
 
+    /// About how many bytes of memory its changes hold (0 when spilled).
+    pub fn in_memory_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// A transaction of `changes` held in memory (for tests of what holds transactions).
+    #[cfg(test)]
+    pub(crate) fn in_memory_from(end_lsn: u64, changes: Vec<RowChange>) -> Transaction {
+        let bytes = changes.iter().map(RowChange::size).sum();
+        Transaction { end_lsn, changes: Changes::Memory(changes), bytes }
+    }
+
     /// Its changes when they are in memory; `None` when spilled (read those a piece at a time).
     pub fn memory(&self) -> Option<&[RowChange]> {
         match &self.changes {
@@ -116,13 +170,21 @@ pub struct Relation {
 pub struct Decoder {
     relations: HashMap<u32, Arc<Relation>>,
     open: Option<Open>,
-    /// A transaction with more changes than this goes to a temporary file; 0 never does.
-    spill_after: usize,
+    /// When a transaction goes to a temporary file.
+    spill_after: SpillAfter,
+}
+
+impl Default for SpillAfter {
+    fn default() -> Self {
+        SpillAfter::NEVER
+    }
 }
 
 /// The transaction being decoded.
 struct Open {
     changes: Vec<RowChange>,
+    /// The [`RowChange::size`] of `changes`.
+    bytes: usize,
     spill: Option<SpillWriter>,
 }
 
@@ -198,10 +260,10 @@ impl Decoder {
         Self::default()
     }
 
-    /// A decoder that moves a transaction to a temporary file once it has more than `changes`
-    /// changes, and reads it back in pieces of that many (0: never).
-    pub fn spilling_after(changes: usize) -> Self {
-        Decoder { spill_after: changes, ..Self::default() }
+    /// A decoder that moves a transaction to a temporary file once it is past `after`, and
+    /// reads it back in pieces no larger than that.
+    pub fn spilling_after(after: SpillAfter) -> Self {
+        Decoder { spill_after: after, ..Self::default() }
     }
 
     /// The relation pgoutput described for `oid`.
@@ -223,13 +285,15 @@ impl Decoder {
         if let Some(spill) = &mut open.spill {
             return spill.push(&change);
         }
+        open.bytes += change.size();
         open.changes.push(change);
-        if self.spill_after > 0 && open.changes.len() > self.spill_after {
+        if self.spill_after.exceeded(open.changes.len(), open.bytes) {
             let mut spill = SpillWriter::new(self.spill_after)?;
             for c in open.changes.drain(..) {
                 spill.push(&c)?;
             }
             open.changes = Vec::new();
+            open.bytes = 0;
             open.spill = Some(spill);
         }
         Ok(())
@@ -242,17 +306,17 @@ impl Decoder {
 
     /// A transaction starts (a `Begin` message; the replication stream hands these over parsed).
     pub fn begin(&mut self) {
-        self.open = Some(Open { changes: Vec::new(), spill: None });
+        self.open = Some(Open { changes: Vec::new(), bytes: 0, spill: None });
     }
 
     /// The open transaction committed with its commit record ending at `end_lsn`.
     pub fn commit(&mut self, end_lsn: u64) -> Result<Transaction, DecodeError> {
         let open = self.open.take().ok_or_else(|| DecodeError("a commit without a begin".into()))?;
-        let changes = match open.spill {
-            Some(spill) => Changes::Spilled(spill.finish()?),
-            None => Changes::Memory(open.changes),
+        let (changes, bytes) = match open.spill {
+            Some(spill) => (Changes::Spilled(spill.finish()?), 0),
+            None => (Changes::Memory(open.changes), open.bytes),
         };
-        Ok(Transaction { end_lsn, changes })
+        Ok(Transaction { end_lsn, changes, bytes })
     }
 
     /// Feeds one message; returns the transaction it completes, if it is a commit.
@@ -475,7 +539,7 @@ mod tests {
         let whole = decode(Decoder::new(), &messages);
         let changes = whole.memory().expect("without a threshold it stays in memory").to_vec();
         assert_eq!(changes.len(), 11);
-        let spilled = decode(Decoder::spilling_after(3), &messages);
+        let spilled = decode(Decoder::spilling_after(SpillAfter { changes: 3, bytes: 0 }), &messages);
         assert_eq!((spilled.end_lsn, spilled.len(), spilled.in_memory()), (42, 11, 0));
         let Changes::Spilled(file) = &spilled.changes else {
             panic!("11 changes past a threshold of 3 spill")
@@ -492,8 +556,51 @@ mod tests {
             assert_eq!(spilled.touches(tables), whole.touches(tables), "{tables:?}");
         }
         // At the threshold exactly, it stays in memory.
-        let at = decode(Decoder::spilling_after(11), &messages);
+        let at = decode(Decoder::spilling_after(SpillAfter { changes: 11, bytes: 0 }), &messages);
         assert_eq!(at.in_memory(), 11);
+    }
+
+    /// A transaction of few changes with large values: the change bound alone would keep it in
+    /// memory whole; the byte bound moves it to a file read back in pieces of about that size.
+    #[test]
+    fn a_transaction_of_few_large_values_spills_by_size_and_reads_back_in_pieces_of_that_size() {
+        let big = "x".repeat(100_000);
+        let mut messages = vec![relation(7, "t", &["id", "v"])];
+        let mut begin = vec![b'B'];
+        begin.extend_from_slice(&[0; 20]);
+        messages.push(begin);
+        for i in 0..10 {
+            let mut ins = vec![b'I'];
+            ins.extend_from_slice(&7u32.to_be_bytes());
+            ins.push(b'N');
+            tuple(&mut ins, &[Some(&i.to_string()), Some(&big)]);
+            messages.push(ins);
+        }
+        let mut commit = vec![b'C', 0];
+        commit.extend_from_slice(&10u64.to_be_bytes());
+        commit.extend_from_slice(&42u64.to_be_bytes());
+        commit.extend_from_slice(&0i64.to_be_bytes());
+        messages.push(commit);
+
+        let whole = decode(Decoder::spilling_after(SpillAfter { changes: 1_000, bytes: 0 }), &messages);
+        assert_eq!(whole.in_memory(), 10);
+        assert!(whole.in_memory_bytes() >= 1_000_000, "{} bytes", whole.in_memory_bytes());
+        let changes = whole.memory().unwrap().to_vec();
+
+        let limit = SpillAfter { changes: 1_000, bytes: 250_000 };
+        let spilled = decode(Decoder::spilling_after(limit), &messages);
+        assert_eq!((spilled.len(), spilled.in_memory(), spilled.in_memory_bytes()), (10, 0, 0));
+        let Changes::Spilled(file) = &spilled.changes else { panic!("1 MB past 250 kB spills") };
+        let mut back = Vec::new();
+        for i in 0..file.pieces() {
+            let piece = file.piece(i).unwrap();
+            let size: usize = piece.iter().map(RowChange::size).sum();
+            // A piece closes at the first change that takes it to the bound or past it.
+            assert!(size < 250_000 + 101_000, "piece {i} holds {size} bytes");
+            back.extend(piece);
+        }
+        assert_eq!(file.pieces(), 4, "10 values of 100 kB in pieces of about 250 kB");
+        assert_eq!(back, changes);
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! Logical decoding hands over a transaction only once it has committed, and whole: one source
 //! statement that touches ten million rows is one transaction of ten million changes. The
-//! decoder keeps a transaction in memory up to a threshold of changes; past it, every change goes
-//! to an anonymous temporary file (unlinked at creation, so the operating system frees it when
-//! the last handle closes, even after a SIGKILL), and the transaction is read back in **pieces**
-//! of at most that many changes.
+//! decoder keeps a transaction in memory up to a threshold of changes and of bytes (a few rows of
+//! large documents weigh as much as a bulk load); past either, every change goes to an anonymous
+//! temporary file (unlinked at creation, so the operating system frees it when the last handle
+//! closes, even after a SIGKILL), and the transaction is read back in **pieces** of at most that
+//! many changes and about that many bytes.
 //!
 //! Policy: a piece is what a mirror applies in one destination transaction, so memory per reader
 //! and per worker is bounded by the threshold, not by what a source writer chose to do. The
@@ -22,12 +23,15 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use super::pgoutput::{Datum, DecodeError, Relation, RowChange};
+use super::pgoutput::{Datum, DecodeError, Relation, RowChange, SpillAfter};
 
 /// Writes one transaction's changes to a temporary file as they are decoded.
 pub(crate) struct SpillWriter {
     file: BufWriter<File>,
-    piece: usize,
+    /// How large a piece may grow (in changes, and in bytes of the file).
+    piece: SpillAfter,
+    /// Changes in the current piece.
+    in_piece: usize,
     relations: Vec<Arc<Relation>>,
     /// By the relation's address (kept alive in `relations`).
     relation_index: HashMap<usize, u32>,
@@ -64,12 +68,14 @@ fn io_error(e: std::io::Error) -> DecodeError {
 }
 
 impl SpillWriter {
-    /// A new file whose pieces hold `piece` changes each.
-    pub(crate) fn new(piece: usize) -> Result<Self, DecodeError> {
+    /// A new file whose pieces hold at most `piece.changes` changes and about `piece.bytes`
+    /// bytes each (a single change larger than that is a piece of its own).
+    pub(crate) fn new(piece: SpillAfter) -> Result<Self, DecodeError> {
         let file = tempfile::tempfile().map_err(io_error)?;
         Ok(SpillWriter {
             file: BufWriter::with_capacity(64 * 1024, file),
-            piece: piece.max(1),
+            piece,
+            in_piece: 0,
             relations: Vec::new(),
             relation_index: HashMap::new(),
             tables: BTreeSet::new(),
@@ -81,8 +87,12 @@ impl SpillWriter {
     }
 
     pub(crate) fn push(&mut self, change: &RowChange) -> Result<(), DecodeError> {
-        if self.len.is_multiple_of(self.piece) {
+        let piece_bytes = self.written - self.offsets.last().copied().unwrap_or(0);
+        let full = (self.piece.changes > 0 && self.in_piece >= self.piece.changes)
+            || (self.piece.bytes > 0 && piece_bytes >= self.piece.bytes as u64);
+        if self.offsets.is_empty() || full {
             self.offsets.push(self.written);
+            self.in_piece = 0;
         }
         self.buf.clear();
         match change {
@@ -123,6 +133,7 @@ impl SpillWriter {
         self.file.write_all(&self.buf).map_err(io_error)?;
         self.written += self.buf.len() as u64;
         self.len += 1;
+        self.in_piece += 1;
         Ok(())
     }
 
