@@ -33,16 +33,16 @@ use super::peer::pgoutput::{Changes, Decoder, SpillAfter, Transaction};
 use super::peer::rules::PgTarget;
 use super::peer::slots::{self, SlotNames};
 use super::peer::stream::{SlotStream, StreamEvent};
+// One read takes about this many bytes of changes into the window, and hands about this many to
+// a mirror, at most (besides its change limit).
+use super::peer::READ_BYTES;
 use super::EngineError;
 
 /// At most this many changes, and about this many bytes of them, are kept in memory per source;
 /// mirrors further behind reposition the cursor instead.
 const WINDOW_CHANGES: usize = 100_000;
 const WINDOW_BYTES: usize = 256 << 20;
-/// One read takes about this many bytes of changes into the window, and hands about this many
-/// to a mirror, at most (besides its change limit): rows of large documents would otherwise make
-/// one read's memory the product of a change count and the largest row.
-const READ_BYTES: usize = 64 << 20;
+
 /// A mirror that has not read for this long no longer keeps transactions in the window. Idle
 /// mirrors read only when woken (see `engine::signal`), so this is far longer than the longest
 /// idle wait; workers that stop leave at once ([`Reader::leave`]).

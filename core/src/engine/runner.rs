@@ -363,8 +363,9 @@ impl MirrorRunner {
         // The position is the last id and, on Postgres, the log position (snapshots, kept in
         // `last_pk`, unused during CDC): see `peer/postgres.rs` on ordering.
         let seen = m.checkpoint.last_pk.as_deref();
-        let (changes, next_seen) =
+        let page =
             self.source.read_changes_after(m.checkpoint.change_id, seen, self.options.cdc_batch).await?;
+        let (changes, next_seen) = (page.changes, page.position);
         let Some(last_id) = changes.iter().map(|c| c.id).max() else {
             if self.backlog != Some(0) {
                 self.backlog = Some(0);
@@ -439,7 +440,7 @@ impl MirrorRunner {
         // before this read's snapshot is applied, and whatever commits after it is announced
         // by the source's watcher (its next probe sees it as new). A range's tail is read under
         // the range's old snapshot, so what committed since may already have been announced.
-        if changes.len() < self.options.cdc_batch && !Peer::log_paging(seen) {
+        if !page.more && !Peer::log_paging(seen) {
             return Ok(StepOutcome::CaughtUp(applied));
         }
         Ok(StepOutcome::AppliedChanges(applied))

@@ -9,8 +9,9 @@ mod support;
 use std::time::Duration;
 
 use quiesce_core::domain::{Capture, Hold, MirrorStatus, PeerKind, Stage};
+use quiesce_core::engine::peer::READ_BYTES;
 use quiesce_core::engine::{
-    EngineError, MirrorRunner, RunnerOptions, StepOutcome, Supervisor, SupervisorConfig,
+    EngineError, MirrorRunner, Peer, RunnerOptions, StepOutcome, Supervisor, SupervisorConfig,
 };
 use quiesce_core::events::Event;
 use quiesce_core::Backend;
@@ -195,6 +196,59 @@ async fn sqlite_catalog_a_source_transaction_of_few_large_values_spills_by_its_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_catalog_a_source_transaction_of_few_large_values_spills_by_its_size_to_sqlite() {
     a_source_transaction_of_few_large_values_spills_by_its_size(Backend::Postgres, PeerKind::Sqlite).await;
+}
+
+/// A trigger change-log read stops at about [`READ_BYTES`] whatever its limit of entries, says
+/// there is more, and the reads that follow take the rest in order, each entry once: 48 entries
+/// of 2 MB (96 MB) with a limit of 1,000 entries come in more than one read.
+async fn change_log_reads_are_bounded_by_bytes(src: PeerKind) {
+    let db = quiesce_core::testing::TestDb::peer(src).await;
+    let peer = Peer::connect(&db.url).await.unwrap();
+    let (create, fill) = match src {
+        PeerKind::Postgres => (
+            "CREATE TABLE docs (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
+            "INSERT INTO docs SELECT g, repeat(chr(96 + g % 26), 2000000) FROM generate_series(1, 48) g",
+        ),
+        PeerKind::Sqlite => (
+            "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 48) \
+             INSERT INTO docs SELECT n, replace(hex(zeroblob(1000000)), '0', char(96 + n % 26)) FROM g",
+        ),
+    };
+    exec(&peer, create).await;
+    peer.install_capture(&peer.table_schema("docs").await.unwrap()).await.unwrap();
+    exec(&peer, fill).await;
+
+    let (mut after, mut seen, mut ids, mut reads) = (0i64, None::<String>, Vec::new(), 0);
+    loop {
+        let page = peer.read_changes_after(after, seen.as_deref(), 1_000).await.unwrap();
+        reads += 1;
+        let bytes: usize = page.changes.iter().map(|c| c.size()).sum();
+        assert!(bytes < READ_BYTES + 2_100_000, "read {reads} holds {bytes} bytes");
+        if page.changes.is_empty() && !page.more {
+            break;
+        }
+        if bytes >= READ_BYTES {
+            assert!(page.more, "a read cut short by its bytes says more follows");
+        }
+        ids.extend(page.changes.iter().map(|c| c.id));
+        after = page.changes.last().map_or(after, |c| c.id);
+        seen = page.position;
+        assert!(reads < 10, "the reads end");
+    }
+    assert!(reads >= 3, "96 MB came in at least two reads with entries ({reads} reads in all)");
+    assert_eq!(ids.len(), 48, "every entry once: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_change_log_reads_are_bounded_by_bytes() {
+    change_log_reads_are_bounded_by_bytes(PeerKind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_change_log_reads_are_bounded_by_bytes() {
+    change_log_reads_are_bounded_by_bytes(PeerKind::Sqlite).await;
 }
 
 macro_rules! combinations {

@@ -349,6 +349,11 @@ pub fn row_from_json(schema: &TableSchema, text: &str) -> Result<Row, String> {
 
 pub(crate) use sql::key_of as sql_key_of;
 
+/// One read of a source's changes takes about this many bytes at most, besides its limit on
+/// entries or changes: rows of large documents would otherwise make a read's memory the product
+/// of a batch size and the largest row.
+pub const READ_BYTES: usize = 64 << 20;
+
 /// One change-log entry.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -360,6 +365,27 @@ pub struct Change {
     pub pk: String,
     /// The row after the change as JSON text (`None` for deletes).
     pub row: Option<String>,
+}
+
+impl Change {
+    /// About how many bytes it holds.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Change>()
+            + self.table.len()
+            + self.op.len()
+            + self.pk.len()
+            + self.row.as_ref().map_or(0, String::len)
+    }
+}
+
+/// One read of a change log: entries in order, the log position after them (Postgres), and
+/// whether the read stopped at its limit of entries or of bytes ([`READ_BYTES`]), so that more
+/// may follow at once.
+#[derive(Debug)]
+pub struct ChangePage {
+    pub changes: Vec<Change>,
+    pub position: Option<String>,
+    pub more: bool,
 }
 
 /// Checks a table or column name: a letter or `_`, then letters, digits and `_`, at most 48
@@ -776,12 +802,15 @@ impl Peer {
         after: i64,
         seen: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Change>, Option<String>), EngineError> {
+    ) -> Result<ChangePage, EngineError> {
         match self {
-            Peer::Sqlite(p) => Ok((sqlite::read_changes(p, after, limit).await?, None)),
+            Peer::Sqlite(p) => {
+                let (changes, more) = sqlite::read_changes_bounded(p, after, limit).await?;
+                Ok(ChangePage { changes, position: None, more })
+            }
             Peer::Postgres(p) => {
-                let (changes, snapshot) = postgres::read_changes_visible(p, after, seen, limit).await?;
-                Ok((changes, Some(snapshot)))
+                let (changes, snapshot, more) = postgres::read_changes_visible(p, after, seen, limit).await?;
+                Ok(ChangePage { changes, position: Some(snapshot), more })
             }
         }
     }

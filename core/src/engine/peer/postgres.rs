@@ -17,6 +17,7 @@
 //! wait for each other. The high-water mark a snapshot starts from waits for the transactions in
 //! flight when it is taken, so none of them can hide below it.
 
+use futures::TryStreamExt as _;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row as _};
@@ -24,6 +25,7 @@ use sqlx::{PgPool, Postgres, Row as _};
 use super::sql::{self, Dialect};
 use super::{
     query_error, quote, Change, Column, ColumnType, Row, TableSchema, TableWrite, Value, CHANGELOG_TABLE,
+    READ_BYTES,
 };
 use crate::engine::EngineError;
 
@@ -395,7 +397,7 @@ pub(super) async fn read_changes_visible(
     after: i64,
     position: Option<&str>,
     limit: usize,
-) -> Result<(Vec<Change>, String), EngineError> {
+) -> Result<(Vec<Change>, String, bool), EngineError> {
     let position = LogPosition::parse(position);
     // One query shape per case, so that each runs on an index in the generic plan a prepared
     // statement gets (one query with optional parts walked the whole id index, every entry not
@@ -426,36 +428,41 @@ pub(super) async fn read_changes_visible(
         (Some(_), None) => (select(now, &format!("xid < pg_snapshot_xmax(s.snap) AND {unseen}")), i64::MIN),
         (Some(_), Some((_, id))) => (select(fixed, &format!("id > $2 AND {unseen}")), *id),
     };
-    let rows = sqlx::query(&text)
+    let mut rows = sqlx::query(&text)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(above)
         .bind(position.seen.as_deref())
         .bind(position.paging.as_ref().map(|(cur, _)| cur.as_str()))
-        .fetch_all(pool)
-        .await
-        .map_err(query_error)?;
+        .fetch(pool);
     let mut snapshot = String::new();
-    let mut changes = Vec::with_capacity(rows.len());
-    for r in &rows {
+    let (mut changes, mut bytes) = (Vec::new(), 0usize);
+    while let Some(r) = rows.try_next().await.map_err(query_error)? {
         snapshot = r.try_get(0).map_err(query_error)?;
         let Some(id) = r.try_get::<Option<i64>, _>(1).map_err(query_error)? else { continue };
-        changes.push(Change {
+        let change = Change {
             id,
             table: r.try_get(2).map_err(query_error)?,
             op: r.try_get(3).map_err(query_error)?,
             pk: r.try_get(4).map_err(query_error)?,
             row: r.try_get(5).map_err(query_error)?,
-        });
+        };
+        bytes += change.size();
+        changes.push(change);
+        if bytes >= READ_BYTES {
+            // The rest of the page is left unread (the connection discards it): this page ends
+            // here, as a full one would.
+            break;
+        }
     }
+    drop(rows);
+    let more = changes.len() >= limit || bytes >= READ_BYTES;
     let next = match changes.last() {
         // A full page: more of this range may follow; keep its snapshot.
-        Some(last) if changes.len() >= limit => {
-            LogPosition { seen: position.seen, paging: Some((snapshot, last.id)) }
-        }
+        Some(last) if more => LogPosition { seen: position.seen, paging: Some((snapshot, last.id)) },
         // The range is read: its snapshot is the new `seen`.
         _ => LogPosition { seen: Some(snapshot), paging: None },
     };
-    Ok((changes, next.text()))
+    Ok((changes, next.text(), more))
 }
 
 /// Deletes entries every mirror is past: at or below `upto` and, when `horizon` (the lowest

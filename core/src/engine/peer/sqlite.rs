@@ -4,6 +4,7 @@
 //! Floats are captured as text with 17 significant digits and blobs as hex, because SQLite's JSON
 //! would round the first and refuses the second.
 
+use futures::TryStreamExt as _;
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row as _, Sqlite, SqlitePool};
@@ -11,6 +12,7 @@ use sqlx::{Row as _, Sqlite, SqlitePool};
 use super::sql::{self, Dialect};
 use super::{
     query_error, quote, Change, Column, ColumnType, Row, TableSchema, TableWrite, Value, CHANGELOG_TABLE,
+    READ_BYTES,
 };
 use crate::engine::EngineError;
 
@@ -345,6 +347,44 @@ pub(super) async fn read_rows(
     }
     let rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch_all(pool).await.map_err(query_error)?;
     rows.iter().map(|r| decode(r, s)).collect()
+}
+
+/// Up to `limit` entries after `after`, or fewer once they hold [`READ_BYTES`]; and whether the
+/// read stopped at either bound.
+pub(super) async fn read_changes_bounded(
+    pool: &SqlitePool,
+    after: i64,
+    limit: usize,
+) -> Result<(Vec<Change>, bool), EngineError> {
+    let text = sql::read_changes(D, false);
+    let mut rows = sqlx::query(&text).bind(after).bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    loop {
+        let r = match rows.try_next().await {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => return or_no_changelog(Err(e), (Vec::new(), false)),
+        };
+        let change = change_from(&r).map_err(query_error)?;
+        bytes += change.size();
+        out.push(change);
+        if bytes >= READ_BYTES {
+            // The rest of the page is not read: dropping the statement ends it.
+            return Ok((out, true));
+        }
+    }
+    let more = out.len() >= limit;
+    Ok((out, more))
+}
+
+fn change_from(r: &SqliteRow) -> Result<Change, sqlx::Error> {
+    Ok(Change {
+        id: r.try_get(0)?,
+        table: r.try_get(1)?,
+        op: r.try_get(2)?,
+        pk: r.try_get(3)?,
+        row: r.try_get(4)?,
+    })
 }
 
 pub(super) async fn read_changes(
