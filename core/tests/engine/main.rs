@@ -200,8 +200,9 @@ async fn postgres_catalog_a_source_transaction_of_few_large_values_spills_by_its
 
 /// A trigger change-log read stops at about [`READ_BYTES`] whatever its limit of entries, says
 /// there is more, and the reads that follow take the rest in order, each entry once: 48 entries
-/// of 2 MB (96 MB) with a limit of 1,000 entries come in more than one read.
-async fn change_log_reads_are_bounded_by_bytes(src: PeerKind) {
+/// of 2 MB (96 MB) with a limit of 1,000 entries come in more than one read. A snapshot read of
+/// the same rows stops there too, and reading on from its last key takes the rest.
+async fn reads_of_large_rows_are_bounded_by_bytes(src: PeerKind) {
     let db = quiesce_core::testing::TestDb::peer(src).await;
     let peer = Peer::connect(&db.url).await.unwrap();
     let (create, fill) = match src {
@@ -239,16 +240,39 @@ async fn change_log_reads_are_bounded_by_bytes(src: PeerKind) {
     assert!(reads >= 3, "96 MB came in at least two reads with entries ({reads} reads in all)");
     assert_eq!(ids.len(), 48, "every entry once: {ids:?}");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+
+    let schema = peer.table_schema("docs").await.unwrap();
+    let (mut rows, mut reads) = (Vec::new(), 0);
+    loop {
+        let after = rows.last().map(|r: &quiesce_core::engine::peer::Row| vec![r[0].clone()]);
+        let batch = peer.read_rows(&schema, after.as_deref(), 1_000).await.unwrap();
+        reads += 1;
+        let bytes = quiesce_core::engine::peer::row_size(&batch.concat());
+        assert!(bytes < READ_BYTES + 2_100_000, "snapshot read {reads} holds {bytes} bytes");
+        if batch.is_empty() {
+            break;
+        }
+        rows.extend(batch);
+        assert!(reads < 10, "the reads end");
+    }
+    assert!(reads >= 3, "96 MB of rows came in at least two reads ({reads} reads in all)");
+    let keys: Vec<String> = rows.iter().map(|r| format!("{:?}", r[0])).collect();
+    let expected: Vec<String> =
+        (1..=48).map(|i| format!("{:?}", quiesce_core::engine::Value::Int(i))).collect();
+    assert_eq!(keys, expected, "every row once, in key order");
+    assert!(rows
+        .iter()
+        .all(|r| matches!(&r[1], quiesce_core::engine::Value::Text(t) if t.len() == 2_000_000)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_change_log_reads_are_bounded_by_bytes() {
-    change_log_reads_are_bounded_by_bytes(PeerKind::Postgres).await;
+async fn postgres_reads_of_large_rows_are_bounded_by_bytes() {
+    reads_of_large_rows_are_bounded_by_bytes(PeerKind::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_change_log_reads_are_bounded_by_bytes() {
-    change_log_reads_are_bounded_by_bytes(PeerKind::Sqlite).await;
+async fn sqlite_reads_of_large_rows_are_bounded_by_bytes() {
+    reads_of_large_rows_are_bounded_by_bytes(PeerKind::Sqlite).await;
 }
 
 macro_rules! combinations {

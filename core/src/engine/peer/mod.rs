@@ -180,6 +180,20 @@ pub enum Value {
 /// A row: values in the table's column order.
 pub type Row = Vec<Value>;
 
+/// About how many bytes of memory a row holds (for [`READ_BYTES`]).
+pub fn row_size(row: &[Value]) -> usize {
+    row.iter()
+        .map(|v| {
+            std::mem::size_of::<Value>()
+                + match v {
+                    Value::Text(t) => t.len(),
+                    Value::Bytes(b) => b.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
 impl Value {
     /// The JSON form used in checkpoints (bytes as lowercase hex).
     pub fn to_json(&self) -> serde_json::Value {
@@ -723,7 +737,8 @@ impl Peer {
         }
     }
 
-    /// Up to `limit` rows of `schema` after primary key `after`, in key order.
+    /// Up to `limit` rows of `schema` after primary key `after`, in key order; fewer once they
+    /// hold [`READ_BYTES`] (only an empty answer means the table has no more).
     pub async fn read_rows(
         &self,
         schema: &TableSchema,

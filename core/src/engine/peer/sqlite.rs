@@ -11,8 +11,8 @@ use sqlx::{Row as _, Sqlite, SqlitePool};
 
 use super::sql::{self, Dialect};
 use super::{
-    query_error, quote, Change, Column, ColumnType, Row, TableSchema, TableWrite, Value, CHANGELOG_TABLE,
-    READ_BYTES,
+    query_error, quote, row_size, Change, Column, ColumnType, Row, TableSchema, TableWrite, Value,
+    CHANGELOG_TABLE, READ_BYTES,
 };
 use crate::engine::EngineError;
 
@@ -345,8 +345,18 @@ pub(super) async fn read_rows(
             q = bind(q, s.columns[i].ty, v);
         }
     }
-    let rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch_all(pool).await.map_err(query_error)?;
-    rows.iter().map(|r| decode(r, s)).collect()
+    let mut rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    while let Some(r) = rows.try_next().await.map_err(query_error)? {
+        let row = decode(&r, s)?;
+        bytes += row_size(&row);
+        out.push(row);
+        // A short batch is not the table's end (an empty one is): the next reads on from here.
+        if bytes >= READ_BYTES {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Up to `limit` entries after `after`, or fewer once they hold [`READ_BYTES`]; and whether the
