@@ -771,6 +771,128 @@ async fn large_batches_take_the_bulk_path_with_exact_values(catalog: Backend) {
     }
 }
 
+/// Peers whose databases print values differently by default: the source's `DateStyle` is
+/// `SQL, DMY` (3 February prints as `03/02/2024`), the destination's `Postgres, MDY` (which
+/// reads that as 2 March), floats are rounded (`extra_float_digits = 0`), intervals print in
+/// the SQL standard's form (whose leading sign other styles read differently), bytes as escapes,
+/// and time zones differ. Through snapshot and CDC, under both captures (the trigger prints in
+/// the writer's session, which has the source's defaults) every value arrives as it was, and a
+/// SQLite destination gets one text form whatever the source's defaults.
+async fn values_arrive_whatever_the_databases_print_by_default(catalog: Backend) {
+    const SRC: &[(&str, &str)] = &[
+        ("DateStyle", "SQL, DMY"),
+        ("IntervalStyle", "sql_standard"),
+        ("extra_float_digits", "0"),
+        ("bytea_output", "escape"),
+        ("TimeZone", "Asia/Kolkata"),
+    ];
+    const DST: &[(&str, &str)] = &[
+        ("DateStyle", "Postgres, MDY"),
+        ("IntervalStyle", "iso_8601"),
+        ("extra_float_digits", "0"),
+        ("bytea_output", "escape"),
+        ("TimeZone", "America/New_York"),
+    ];
+    let row = |id: u32, day: u32| {
+        format!(
+            "({id}, '2024-02-{day:02}', '2024-02-{day:02} 04:05:06.789', '2024-02-{day:02} 04:05:06+00', \
+             '-1 year -2 mons +3 days -04:05:06.5', 0.1::float8 + 0.{id}::float8, 1.{id}, '\\x00ff{id:02}', \
+             '{{2024-02-{day:02},2024-12-01}}')"
+        )
+    };
+    // Read on one connection with fixed settings, so both sides print alike.
+    async fn canonical(peer: &Peer, pg: bool) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        match peer {
+            Peer::Postgres(p) => {
+                let mut conn = p.acquire().await.unwrap();
+                sqlx::raw_sql(
+                    "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; \
+                     SET bytea_output = 'hex'; SET TimeZone = 'UTC'",
+                )
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+                let cols = if pg {
+                    "id::text, dt::text, ts::text, tstz::text, iv::text, adt::text, d::text, r::text, by::text"
+                } else {
+                    "id::text, dt::text, ts::text, tstz::text, iv::text, adt::text"
+                };
+                let rows = sqlx::query(&format!("SELECT {cols} FROM vals ORDER BY id"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                let n = if pg { 9 } else { 6 };
+                rows.iter().map(|r| (0..n).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
+            }
+            Peer::Sqlite(p) => {
+                let rows =
+                    sqlx::query("SELECT CAST(id AS TEXT), dt, ts, tstz, iv, adt FROM vals ORDER BY id")
+                        .fetch_all(p)
+                        .await
+                        .unwrap();
+                rows.iter()
+                    .map(|r| (0..6).map(|i| r.try_get_unchecked::<Option<String>, _>(i).unwrap()).collect())
+                    .collect()
+            }
+        }
+    }
+    for (capture, dst) in [
+        (Capture::Logical, PeerKind::Postgres),
+        (Capture::Trigger, PeerKind::Postgres),
+        (Capture::Logical, PeerKind::Sqlite),
+        (Capture::Trigger, PeerKind::Sqlite),
+    ] {
+        let w = World::with_database_defaults(
+            catalog,
+            dst,
+            Some(capture),
+            [SRC, if dst == PeerKind::Postgres { DST } else { &[] }],
+        )
+        .await;
+        w.src_exec(
+            "CREATE TABLE vals (id integer PRIMARY KEY, dt date, ts timestamp, tstz timestamptz, \
+             iv interval, d double precision, r real, by bytea, adt date[])",
+        )
+        .await;
+        w.src_exec(&format!(
+            "INSERT INTO vals VALUES {}, {}, (9, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+            row(1, 3),
+            row(2, 4)
+        ))
+        .await;
+        let mirror = w.create_mirror("m", &["vals"]).await;
+        let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
+        r.run_until_idle().await.unwrap();
+        let pg = dst == PeerKind::Postgres;
+        assert_eq!(
+            canonical(&w.src, pg).await,
+            canonical(&w.dst, pg).await,
+            "{capture:?} to {dst:?}: snapshot"
+        );
+        w.src_exec(&format!(
+            "BEGIN; INSERT INTO vals VALUES {}; \
+             UPDATE vals SET dt = '2024-03-05', d = 1 / 3.0::float8, iv = '-1 day -00:00:01' WHERE id = 1; COMMIT",
+            row(3, 7)
+        ))
+        .await;
+        r.run_until_idle().await.unwrap();
+        let source = canonical(&w.src, pg).await;
+        assert_eq!(source.len(), 4);
+        assert_eq!(source, canonical(&w.dst, pg).await, "{capture:?} to {dst:?}: CDC");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_catalog_values_arrive_whatever_the_databases_print_by_default() {
+    values_arrive_whatever_the_databases_print_by_default(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_catalog_values_arrive_whatever_the_databases_print_by_default() {
+    values_arrive_whatever_the_databases_print_by_default(Backend::Postgres).await;
+}
+
 /// Every column type DESIGN §3 lists, with NULLs, NULLs inside arrays, enums, time zones,
 /// numeric precision and json key order, through snapshot and CDC (updates, deletes, a key
 /// change): Postgres to Postgres value for value under both captures, and to SQLite as text.

@@ -126,9 +126,50 @@ impl World {
         capture: Option<Capture>,
         schemas: [Option<&str>; 2],
     ) -> World {
+        World::build(catalog, src, dst, capture, schemas, [&[], &[]]).await
+    }
+
+    /// [`Self::with_capture`] with session defaults set on the source's and the destination's
+    /// Postgres databases (`ALTER DATABASE … SET name = value`) before anything connects.
+    pub async fn with_database_defaults(
+        catalog: Backend,
+        dst: PeerKind,
+        capture: Option<Capture>,
+        defaults: [&[(&str, &str)]; 2],
+    ) -> World {
+        World::build(catalog, PeerKind::Postgres, dst, capture, [None, None], defaults).await
+    }
+
+    async fn build(
+        catalog: Backend,
+        src: PeerKind,
+        dst: PeerKind,
+        capture: Option<Capture>,
+        schemas: [Option<&str>; 2],
+        defaults: [&[(&str, &str)]; 2],
+    ) -> World {
         let catalog_db = TestDb::new(catalog).await;
         let src_db = TestDb::peer(src).await;
         let dst_db = TestDb::peer(dst).await;
+        for (db, defaults) in [(&src_db, defaults[0]), (&dst_db, defaults[1])] {
+            if defaults.is_empty() {
+                continue;
+            }
+            let peer = Peer::connect(&db.url).await.unwrap();
+            for (name, value) in defaults {
+                exec(
+                    &peer,
+                    &format!(
+                        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET {name} = %L', current_database(), \
+                         '{value}'); END $$"
+                    ),
+                )
+                .await;
+            }
+            if let Peer::Postgres(pool) = peer {
+                pool.close().await;
+            }
+        }
         let engine = Engine::new(catalog_db.catalog().await, EventBus::default())
             .with_peer_rules(quiesce_core::testing::peer_rules())
             .with_spill_after(SpillAfter { changes: SPILL_AFTER, bytes: SPILL_AFTER_BYTES });

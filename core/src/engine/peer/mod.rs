@@ -598,7 +598,8 @@ impl Peer {
             }
             PeerKind::Postgres => {
                 let mut options = PgConnectOptions::from_str(&target.url)
-                    .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;
+                    .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?
+                    .options(rules::TEXT_SETTINGS);
                 // sqlx does not know Quiesce's `schema` parameter (it ignores it).
                 let url = url::Url::parse(&target.url)
                     .map_err(|_| EngineError::InvalidPeer("not a valid postgres:// URL".into()))?;

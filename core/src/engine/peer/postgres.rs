@@ -135,8 +135,20 @@ fn capture_function(schema: &str, s: &TableSchema) -> String {
             s.name
         )
     };
+    // The record literal is printed in the *writer's* session, under its `DateStyle` and the
+    // rest (see `rules::TEXT_SETTINGS`), so the function pins them, but only for tables with a
+    // column whose text depends on them: the pinning costs each captured write a little.
+    let pinned = if s.columns.iter().any(text_depends_on_settings) {
+        let set: Vec<String> = super::rules::TEXT_SETTINGS
+            .iter()
+            .map(|(k, v)| format!("SET {k} = '{}'", v.replace(',', ", ")))
+            .collect();
+        set.join(" ")
+    } else {
+        String::new()
+    };
     format!(
-        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql {pinned} AS $fn$
          DECLARE
            old_key json; new_key json;
          BEGIN
@@ -165,6 +177,32 @@ fn capture_function(schema: &str, s: &TableSchema) -> String {
         key("NEW"),
         entry("'D'", "old_key", "OLD"),
         entry("'U'", "new_key", "NEW"),
+    )
+}
+
+/// Whether a column's text form may depend on the session (dates, times, intervals, floats,
+/// bytes, and anything not known to print the same everywhere). Integers, numeric, text,
+/// booleans, uuid, json and enums, and arrays of them, never do.
+fn text_depends_on_settings(c: &super::Column) -> bool {
+    if c.pg_enum.is_some() {
+        return false;
+    }
+    let Some(ty) = c.pg_type.as_deref() else { return true };
+    let base = ty.trim_end_matches("[]");
+    let base = base.split('(').next().unwrap_or(base).trim();
+    !matches!(
+        base,
+        "smallint"
+            | "integer"
+            | "bigint"
+            | "numeric"
+            | "text"
+            | "character varying"
+            | "character"
+            | "boolean"
+            | "uuid"
+            | "json"
+            | "jsonb"
     )
 }
 

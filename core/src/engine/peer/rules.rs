@@ -190,6 +190,28 @@ pub(crate) fn search_path(schema: &str) -> (&'static str, String) {
     ("search_path", format!("{schema},public"))
 }
 
+/// The settings every Postgres peer session runs with (sent at connection start, so they win
+/// over the server's, the database's and the role's defaults). Values travel between peers as
+/// Postgres's text form, and that form depends on them: under a database's `DateStyle = 'SQL,
+/// DMY'` a source prints 3 February as `03/02/2024`, which a destination reading `MDY` takes for
+/// 2 March; `extra_float_digits = 0` rounds floats; `IntervalStyle = 'sql_standard'` prints
+/// negative intervals that other styles read differently. No spaces: startup options are split
+/// on them.
+pub(crate) const TEXT_SETTINGS: [(&str, &str); 5] = [
+    ("DateStyle", "ISO,YMD"),
+    // Only the printed offset depends on it (the instant does not); fixed so that a SQLite
+    // destination, which keeps the text, gets one form.
+    ("TimeZone", "UTC"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+];
+
+/// [`TEXT_SETTINGS`] as a startup `options` string (`-c name=value …`).
+pub(crate) fn text_settings_option() -> String {
+    TEXT_SETTINGS.iter().map(|(k, v)| format!("-c {k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
 fn invalid(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidPeer(msg.into())
 }
@@ -332,7 +354,8 @@ impl PgTarget {
             .username(&self.user)
             .database(&self.database)
             .ssl_mode(mode)
-            .application_name("quiesce");
+            .application_name("quiesce")
+            .options(TEXT_SETTINGS);
         if let Some(p) = &self.password {
             o = o.password(p);
         }

@@ -78,6 +78,8 @@ impl SlotStream {
         cfg.status_interval = STATUS_EVERY;
         cfg.buffer_events = READ_AHEAD_EVENTS;
         cfg.application_name = Some("quiesce".into());
+        // The walsender prints values with these, as the peer's own sessions do.
+        cfg.options = Some(super::rules::text_settings_option());
         let mut client = ReplicationClient::connect(cfg).await.map_err(stream_error)?;
         match tokio::time::timeout(timeout, client.wait_started()).await {
             Ok(Ok(())) => Ok(SlotStream { client }),
