@@ -690,11 +690,12 @@ mod tests {
     fn a_schema_parameter_is_checked_and_leads_the_search_path() {
         let t = PgTarget::parse("postgres://bob:pw@h:1/d?schema=sales").unwrap();
         assert_eq!(t.schema.as_deref(), Some("sales"));
-        assert_eq!(t.options().get_options(), Some("-c search_path=sales,public"));
+        let pinned = text_settings_option();
+        assert_eq!(t.options().get_options(), Some(format!("{pinned} -c search_path=sales,public").as_str()));
         assert_eq!(t.location(), "h:1/d?schema=sales");
-        // Without one, the user's own search_path decides.
+        // Without one, the user's own search_path decides; the text settings are always set.
         let t = PgTarget::parse("postgres://bob:pw@h:1/d").unwrap();
-        assert_eq!((t.schema.as_deref(), t.options().get_options()), (None, None));
+        assert_eq!((t.schema.as_deref(), t.options().get_options()), (None, Some(pinned.as_str())));
         for bad in ["sales,public", "x%20y", "", "a;drop", "_quiesce_x", "s%27"] {
             let e = PgTarget::parse(&format!("postgres://bob:pw@h:1/d?schema={bad}")).unwrap_err();
             assert!(e.to_string().contains("schema name"), "{bad}: {e}");
