@@ -1,13 +1,15 @@
 //! What one large source transaction costs the server's memory: a mirror (Postgres to Postgres,
 //! logical decoding) of an empty table, then one `INSERT … SELECT generate_series` of `--rows`
-//! rows on the source, in one transaction. Prints, per setting of the spill threshold, the
-//! process's peak RSS before and after, and how long the destination took to hold every row.
-//! Each setting runs in its own process (peak RSS is per process): first with every transaction
-//! kept in memory (threshold 0, what the engine did before), then with the default threshold.
+//! rows of `--value-bytes` bytes each (default 64) on the source, in one transaction. Prints, per
+//! setting of the spill threshold, the process's peak RSS before and after, and how long the
+//! destination took to hold every row. Each setting runs in its own process (peak RSS is per
+//! process): every transaction kept in memory (what the engine did first), spilled by its number
+//! of changes only (what it did next), and by changes or bytes (the default).
 //!
 //! Run: `cargo run --release -p quiesce-core --features testing --example large_transaction_bench
-//! -- --rows 1000000` (Postgres with `wal_level=logical` at `QUIESCE_TEST_POSTGRES_URL`, default
-//! the local server as `postgres`).
+//! -- --rows 1000000` (many small rows) or `-- --rows 3000 --value-bytes 100000` (few large
+//! ones); Postgres with `wal_level=logical` at `QUIESCE_TEST_POSTGRES_URL`, default the local
+//! server as `postgres`.
 
 mod common;
 
@@ -39,7 +41,18 @@ async fn count(peer: &Peer) -> i64 {
     }
 }
 
-async fn child(rows: u64, spill_after: usize) {
+/// The spill settings compared, by name.
+fn setting(name: &str) -> SpillAfter {
+    match name {
+        "whole in memory" => SpillAfter::NEVER,
+        "by changes only" => SpillAfter { changes: SPILL_AFTER_CHANGES, bytes: 0 },
+        _ => SpillAfter { changes: SPILL_AFTER_CHANGES, bytes: SPILL_AFTER_BYTES },
+    }
+}
+
+const SETTINGS: [&str; 3] = ["whole in memory", "by changes only", "changes or bytes"];
+
+async fn child(rows: u64, value_bytes: u64, label: &str) {
     let catalog_db = TestDb::new(Backend::Sqlite).await;
     let src_db = TestDb::peer(PeerKind::Postgres).await;
     let dst_db = TestDb::peer(PeerKind::Postgres).await;
@@ -52,10 +65,7 @@ async fn child(rows: u64, spill_after: usize) {
         .unwrap();
     let engine = Engine::new(catalog_db.catalog().await, Default::default())
         .with_peer_rules(quiesce_core::testing::peer_rules())
-        .with_spill_after(match spill_after {
-            0 => SpillAfter::NEVER,
-            changes => SpillAfter { changes, bytes: SPILL_AFTER_BYTES },
-        });
+        .with_spill_after(setting(label));
     let src = engine.create_peer("src", &src_db.url).await.expect("source peer");
     let dst = engine.create_peer("dst", &dst_db.url).await.expect("destination peer");
     let mirror = engine
@@ -78,7 +88,8 @@ async fn child(rows: u64, spill_after: usize) {
     }
     let before = peak_rss_mb();
     sqlx::raw_sql(&format!(
-        "INSERT INTO big SELECT g, repeat(md5(g::text), 2), g % 1000 FROM generate_series(1, {rows}) g"
+        "INSERT INTO big SELECT g, repeat(md5(g::text), {}), g % 1000 FROM generate_series(1, {rows}) g",
+        (value_bytes / 32).max(1)
     ))
     .execute(src_pool)
     .await
@@ -93,8 +104,6 @@ async fn child(rows: u64, spill_after: usize) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let took = started.elapsed();
-    let label =
-        if spill_after == 0 { "whole in memory".to_string() } else { format!("spill after {spill_after}") };
     println!(
         "  {label:<22} peak RSS before {before:>7.1} MB  after {:>7.1} MB  destination complete in {:>6.1} s  \
          spilled transactions: {}",
@@ -109,22 +118,25 @@ async fn child(rows: u64, spill_after: usize) {
 #[tokio::main]
 async fn main() {
     let rows: u64 = common::number("--rows", 1_000_000);
-    if let Ok(spill) = std::env::var("QUIESCE_BENCH_SPILL_AFTER") {
-        child(rows, spill.parse().unwrap_or(SPILL_AFTER_CHANGES)).await;
+    let value_bytes: u64 = common::number("--value-bytes", 64);
+    if let Ok(label) = std::env::var("QUIESCE_BENCH_SPILL") {
+        child(rows, value_bytes, &label).await;
         return;
     }
     println!(
-        "one source transaction of {rows} inserted rows, mirrored Postgres to Postgres (logical decoding)"
+        "one source transaction of {rows} inserted rows of about {value_bytes} bytes, mirrored Postgres to \
+         Postgres (logical decoding); spill thresholds {SPILL_AFTER_CHANGES} changes, {} MiB",
+        SPILL_AFTER_BYTES >> 20
     );
     let me = std::env::current_exe().expect("this program's path");
-    for spill in [0, SPILL_AFTER_CHANGES] {
+    for label in SETTINGS {
         let status = std::process::Command::new(&me)
             .args(std::env::args().skip(1))
-            .env("QUIESCE_BENCH_SPILL_AFTER", spill.to_string())
+            .env("QUIESCE_BENCH_SPILL", label)
             .status()
             .expect("run the measurement");
         if !status.success() {
-            eprintln!("the run with threshold {spill} failed");
+            eprintln!("the run {label} failed");
             std::process::exit(1);
         }
     }

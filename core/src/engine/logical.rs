@@ -69,7 +69,7 @@ pub(crate) const HOLD_EVERY: Duration = Duration::from_secs(10);
 /// memory, and applied in pieces of this many (see [`super::peer::spill`]).
 pub const SPILL_AFTER_CHANGES: usize = 20_000;
 /// Likewise for a source transaction whose values weigh more than this.
-pub const SPILL_AFTER_BYTES: usize = 64 << 20;
+pub const SPILL_AFTER_BYTES: usize = 16 << 20;
 
 /// Every source's reader, by source peer id.
 pub(crate) struct Readers {

@@ -366,7 +366,7 @@ pub(crate) use sql::key_of as sql_key_of;
 /// One read of a source's changes takes about this many bytes at most, besides its limit on
 /// entries or changes: rows of large documents would otherwise make a read's memory the product
 /// of a batch size and the largest row.
-pub const READ_BYTES: usize = 64 << 20;
+pub const READ_BYTES: usize = 16 << 20;
 
 /// One change-log entry.
 #[derive(Debug, Clone)]
