@@ -855,12 +855,22 @@ async fn values_arrive_whatever_the_databases_print_by_default(catalog: Backend)
              iv interval, d double precision, r real, by bytea, adt date[])",
         )
         .await;
-        w.src_exec(&format!(
+        // The application's own session, with the source's settings (the test's peer handles
+        // print under Quiesce's fixed settings, as every peer connection does, and sqlx sends
+        // its own `DateStyle`, so they are set here as a client that does not would have them).
+        let mut app = <sqlx::PgConnection as sqlx::Connection>::connect(&w.src_db.url).await.unwrap();
+        let set: Vec<String> = SRC.iter().map(|(k, v)| format!("SET {k} = '{v}'")).collect();
+        sqlx::raw_sql(&set.join("; ")).execute(&mut app).await.unwrap();
+        let style: String = sqlx::query_scalar("SHOW DateStyle").fetch_one(&mut app).await.unwrap();
+        assert_eq!(style, "SQL, DMY", "the writer prints with the database's defaults");
+        sqlx::raw_sql(&format!(
             "INSERT INTO vals VALUES {}, {}, (9, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
             row(1, 3),
             row(2, 4)
         ))
-        .await;
+        .execute(&mut app)
+        .await
+        .unwrap();
         let mirror = w.create_mirror("m", &["vals"]).await;
         let mut r = MirrorRunner::new(w.engine.clone(), &mirror, small_batches()).await.unwrap();
         r.run_until_idle().await.unwrap();
@@ -870,12 +880,14 @@ async fn values_arrive_whatever_the_databases_print_by_default(catalog: Backend)
             canonical(&w.dst, pg).await,
             "{capture:?} to {dst:?}: snapshot"
         );
-        w.src_exec(&format!(
+        sqlx::raw_sql(&format!(
             "BEGIN; INSERT INTO vals VALUES {}; \
              UPDATE vals SET dt = '2024-03-05', d = 1 / 3.0::float8, iv = '-1 day -00:00:01' WHERE id = 1; COMMIT",
             row(3, 7)
         ))
-        .await;
+        .execute(&mut app)
+        .await
+        .unwrap();
         r.run_until_idle().await.unwrap();
         let source = canonical(&w.src, pg).await;
         assert_eq!(source.len(), 4);

@@ -126,29 +126,39 @@ fn capture_function(schema: &str, s: &TableSchema) -> String {
             s.pk.iter().map(|&i| format!("{rec}.{}", quote(&s.columns[i].name))).collect();
         format!("json_build_array({})", cols.join(", "))
     };
+    // The record literal is printed in the *writer's* session, under its `DateStyle` and the
+    // rest (see `rules::TEXT_SETTINGS`). Where the table's types make that matter, the function
+    // checks the few settings they depend on and prints through `_quiesce_row_text` (which
+    // pins them all) only when one differs: a function with `SET` clauses costs every call a
+    // settings save and restore, about 10% of a captured insert, while a check is nearly free.
+    let mut checks = std::collections::BTreeSet::new();
+    for c in &s.columns {
+        checks.extend(settings_checks(c));
+    }
+    let text = |rec: &str| {
+        if checks.is_empty() {
+            format!("{rec}::text")
+        } else {
+            let guard: Vec<&str> = checks.iter().copied().collect();
+            format!(
+                "CASE WHEN {} THEN {rec}::text ELSE {}.{ROW_TEXT}({rec}) END",
+                guard.join(" AND "),
+                quote(schema)
+            )
+        }
+    };
     // Names are checked identifiers (no quotes), so the table name is safe inside a literal.
     let entry = |op: &str, key: &str, rec: &str| {
         format!(
             "INSERT INTO {log} (tbl, op, pk, row, created_at) \
-             VALUES ('{}', {op}, {key}, to_json({rec}::text), \
+             VALUES ('{}', {op}, {key}, to_json({}), \
                      (date_part('epoch', clock_timestamp()) * 1000)::bigint);",
-            s.name
+            s.name,
+            text(rec)
         )
     };
-    // The record literal is printed in the *writer's* session, under its `DateStyle` and the
-    // rest (see `rules::TEXT_SETTINGS`), so the function pins them, but only for tables with a
-    // column whose text depends on them: the pinning costs each captured write a little.
-    let pinned = if s.columns.iter().any(text_depends_on_settings) {
-        let set: Vec<String> = super::rules::TEXT_SETTINGS
-            .iter()
-            .map(|(k, v)| format!("SET {k} = '{}'", v.replace(',', ", ")))
-            .collect();
-        set.join(" ")
-    } else {
-        String::new()
-    };
     format!(
-        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql {pinned} AS $fn$
+        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $fn$
          DECLARE
            old_key json; new_key json;
          BEGIN
@@ -180,30 +190,61 @@ fn capture_function(schema: &str, s: &TableSchema) -> String {
     )
 }
 
-/// Whether a column's text form may depend on the session (dates, times, intervals, floats,
-/// bytes, and anything not known to print the same everywhere). Integers, numeric, text,
-/// booleans, uuid, json and enums, and arrays of them, never do.
-fn text_depends_on_settings(c: &super::Column) -> bool {
-    if c.pg_enum.is_some() {
-        return false;
-    }
-    let Some(ty) = c.pg_type.as_deref() else { return true };
-    let base = ty.trim_end_matches("[]");
-    let base = base.split('(').next().unwrap_or(base).trim();
-    !matches!(
-        base,
-        "smallint"
-            | "integer"
-            | "bigint"
-            | "numeric"
-            | "text"
-            | "character varying"
-            | "character"
-            | "boolean"
-            | "uuid"
-            | "json"
-            | "jsonb"
+/// The helper that prints a row under [`super::rules::TEXT_SETTINGS`] (one per schema, for every
+/// table: polymorphic, so no table's row type depends on it and `DROP TABLE` stays plain).
+const ROW_TEXT: &str = "_quiesce_row_text";
+
+fn row_text_function(schema: &str) -> String {
+    let set: Vec<String> = super::rules::TEXT_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("SET {k} = '{}'", v.replace(',', ", ")))
+        .collect();
+    format!(
+        "CREATE OR REPLACE FUNCTION {}.{ROW_TEXT}(r anyelement) RETURNS text LANGUAGE sql STABLE {} \
+         AS 'SELECT r::text'",
+        quote(schema),
+        set.join(" ")
     )
+}
+
+/// The settings a column's text form depends on, as checks that hold when the writer's session
+/// prints it as [`super::rules::TEXT_SETTINGS`] would. ISO dates print alike whatever the field
+/// order; any positive `extra_float_digits` prints floats exactly (Postgres 12 on). Integers,
+/// numeric, text, booleans, uuid, json and enums (and arrays of them) depend on none; a type not
+/// known here gets every check.
+fn settings_checks(c: &super::Column) -> Vec<&'static str> {
+    const DATE: &str = "current_setting('DateStyle') LIKE 'ISO%'";
+    const ZONE: &str = "current_setting('TimeZone') IN ('UTC', 'Etc/UTC')";
+    const INTERVAL: &str = "current_setting('IntervalStyle') = 'postgres'";
+    const FLOAT: &str = "current_setting('extra_float_digits')::int > 0";
+    const BYTES: &str = "current_setting('bytea_output') = 'hex'";
+    if c.pg_enum.is_some() {
+        return Vec::new();
+    }
+    let Some(ty) = c.pg_type.as_deref() else { return vec![DATE, ZONE, INTERVAL, FLOAT, BYTES] };
+    // `timestamp(3) with time zone` → `timestamp with time zone`.
+    let mut base = String::new();
+    let mut depth = 0;
+    for ch in ty.trim_end_matches("[]").chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 => base.push(ch),
+            _ => {}
+        }
+    }
+    match base.trim() {
+        "smallint" | "integer" | "bigint" | "numeric" | "text" | "character varying" | "character"
+        | "boolean" | "uuid" | "json" | "jsonb" => Vec::new(),
+        "date" | "timestamp without time zone" | "time without time zone" | "time with time zone" => {
+            vec![DATE]
+        }
+        "timestamp with time zone" => vec![DATE, ZONE],
+        "interval" => vec![INTERVAL],
+        "real" | "double precision" => vec![FLOAT],
+        "bytea" => vec![BYTES],
+        _ => vec![DATE, ZONE, INTERVAL, FLOAT, BYTES],
+    }
 }
 
 /// The capture function of `table`: `_quiesce_c_` and at most 48 characters stay within
@@ -235,6 +276,7 @@ pub(super) async fn install_capture(pool: &PgPool, s: &TableSchema) -> Result<()
         // Change logs created by earlier versions (entries then were ordered by a lock).
         format!("ALTER TABLE {CHANGELOG_TABLE} ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id()"),
         format!("CREATE INDEX IF NOT EXISTS _quiesce_changelog_xid ON {CHANGELOG_TABLE} (xid)"),
+        row_text_function(&schema),
         capture_function(&schema, s),
         format!(
             "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} \
