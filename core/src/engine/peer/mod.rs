@@ -368,6 +368,29 @@ pub(crate) use sql::key_of as sql_key_of;
 /// of a batch size and the largest row.
 pub const READ_BYTES: usize = 16 << 20;
 
+/// Takes what a streamed query returns until it ends or what was taken holds about
+/// [`READ_BYTES`]; the rest is left unread (dropping the stream ends the statement). `item`
+/// turns a row into what is kept (`None`: nothing for that row). Returns what was taken and
+/// whether the bytes cut it short. Every bounded read of a peer goes through here.
+pub(super) async fn take_until_full<R, T, E>(
+    mut rows: impl futures::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    stream_error: impl Fn(sqlx::Error) -> E,
+    mut item: impl FnMut(R) -> Result<Option<T>, E>,
+    size: impl Fn(&T) -> usize,
+) -> Result<(Vec<T>, bool), E> {
+    use futures::TryStreamExt as _;
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    while let Some(r) = rows.try_next().await.map_err(&stream_error)? {
+        let Some(t) = item(r)? else { continue };
+        bytes += size(&t);
+        out.push(t);
+        if bytes >= READ_BYTES {
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
+}
+
 /// One change-log entry.
 #[derive(Debug, Clone)]
 pub struct Change {

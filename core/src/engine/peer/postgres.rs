@@ -17,15 +17,14 @@
 //! wait for each other. The high-water mark a snapshot starts from waits for the transactions in
 //! flight when it is taken, so none of them can hide below it.
 
-use futures::TryStreamExt as _;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres, Row as _};
 
 use super::sql::{self, Dialect};
 use super::{
-    query_error, quote, row_size, Change, Column, ColumnType, Row, TableSchema, TableWrite, Value,
-    CHANGELOG_TABLE, READ_BYTES,
+    query_error, quote, row_size, take_until_full, Change, Column, ColumnType, Row, TableSchema, TableWrite,
+    Value, CHANGELOG_TABLE,
 };
 use crate::engine::EngineError;
 
@@ -508,34 +507,28 @@ pub(super) async fn read_changes_visible(
         (Some(_), None) => (select(now, &format!("xid < pg_snapshot_xmax(s.snap) AND {unseen}")), i64::MIN),
         (Some(_), Some((_, id))) => (select(fixed, &format!("id > $2 AND {unseen}")), *id),
     };
-    let mut rows = sqlx::query(&text)
+    let rows = sqlx::query(&text)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(above)
         .bind(position.seen.as_deref())
         .bind(position.paging.as_ref().map(|(cur, _)| cur.as_str()))
         .fetch(pool);
     let mut snapshot = String::new();
-    let (mut changes, mut bytes) = (Vec::new(), 0usize);
-    while let Some(r) = rows.try_next().await.map_err(query_error)? {
-        snapshot = r.try_get(0).map_err(query_error)?;
-        let Some(id) = r.try_get::<Option<i64>, _>(1).map_err(query_error)? else { continue };
-        let change = Change {
+    let mut entry = |r: PgRow| -> Result<Option<Change>, sqlx::Error> {
+        snapshot = r.try_get(0)?;
+        let Some(id) = r.try_get::<Option<i64>, _>(1)? else { return Ok(None) };
+        Ok(Some(Change {
             id,
-            table: r.try_get(2).map_err(query_error)?,
-            op: r.try_get(3).map_err(query_error)?,
-            pk: r.try_get(4).map_err(query_error)?,
-            row: r.try_get(5).map_err(query_error)?,
-        };
-        bytes += change.size();
-        changes.push(change);
-        if bytes >= READ_BYTES {
-            // The rest of the page is left unread (the connection discards it): this page ends
-            // here, as a full one would.
-            break;
-        }
-    }
-    drop(rows);
-    let more = changes.len() >= limit || bytes >= READ_BYTES;
+            table: r.try_get(2)?,
+            op: r.try_get(3)?,
+            pk: r.try_get(4)?,
+            row: r.try_get(5)?,
+        }))
+    };
+    let (changes, cut) =
+        take_until_full(rows, query_error, |r| entry(r).map_err(query_error), Change::size).await?;
+    // A page cut short by its bytes ends here, as a full one would.
+    let more = changes.len() >= limit || cut;
     let next = match changes.last() {
         // A full page: more of this range may follow; keep its snapshot.
         Some(last) if more => LogPosition { seen: position.seen, paging: Some((snapshot, last.id)) },
@@ -641,17 +634,9 @@ pub(super) async fn read_rows(
             q = bind(q, s.columns[i].ty, v);
         }
     }
-    let mut rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
-    let (mut out, mut bytes) = (Vec::new(), 0usize);
-    while let Some(r) = rows.try_next().await.map_err(query_error)? {
-        let row = decode(&r, s)?;
-        bytes += row_size(&row);
-        out.push(row);
-        // A short batch is not the table's end (an empty one is): the next reads on from here.
-        if bytes >= READ_BYTES {
-            break;
-        }
-    }
+    let rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
+    // A short batch is not the table's end (an empty one is): the next reads on from there.
+    let (out, _) = take_until_full(rows, query_error, |r| decode(&r, s).map(Some), |r| row_size(r)).await?;
     Ok(out)
 }
 

@@ -4,15 +4,14 @@
 //! Floats are captured as text with 17 significant digits and blobs as hex, because SQLite's JSON
 //! would round the first and refuses the second.
 
-use futures::TryStreamExt as _;
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row as _, Sqlite, SqlitePool};
 
 use super::sql::{self, Dialect};
 use super::{
-    query_error, quote, row_size, Change, Column, ColumnType, Row, TableSchema, TableWrite, Value,
-    CHANGELOG_TABLE, READ_BYTES,
+    query_error, quote, row_size, take_until_full, Change, Column, ColumnType, Row, TableSchema, TableWrite,
+    Value, CHANGELOG_TABLE,
 };
 use crate::engine::EngineError;
 
@@ -345,17 +344,9 @@ pub(super) async fn read_rows(
             q = bind(q, s.columns[i].ty, v);
         }
     }
-    let mut rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
-    let (mut out, mut bytes) = (Vec::new(), 0usize);
-    while let Some(r) = rows.try_next().await.map_err(query_error)? {
-        let row = decode(&r, s)?;
-        bytes += row_size(&row);
-        out.push(row);
-        // A short batch is not the table's end (an empty one is): the next reads on from here.
-        if bytes >= READ_BYTES {
-            break;
-        }
-    }
+    let rows = q.bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
+    // A short batch is not the table's end (an empty one is): the next reads on from there.
+    let (out, _) = take_until_full(rows, query_error, |r| decode(&r, s).map(Some), |r| row_size(r)).await?;
     Ok(out)
 }
 
@@ -367,23 +358,10 @@ pub(super) async fn read_changes_bounded(
     limit: usize,
 ) -> Result<(Vec<Change>, bool), EngineError> {
     let text = sql::read_changes(D, false);
-    let mut rows = sqlx::query(&text).bind(after).bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
-    let (mut out, mut bytes) = (Vec::new(), 0usize);
-    loop {
-        let r = match rows.try_next().await {
-            Ok(Some(r)) => r,
-            Ok(None) => break,
-            Err(e) => return or_no_changelog(Err(e), (Vec::new(), false)),
-        };
-        let change = change_from(&r).map_err(query_error)?;
-        bytes += change.size();
-        out.push(change);
-        if bytes >= READ_BYTES {
-            // The rest of the page is not read: dropping the statement ends it.
-            return Ok((out, true));
-        }
-    }
-    let more = out.len() >= limit;
+    let rows = sqlx::query(&text).bind(after).bind(i64::try_from(limit).unwrap_or(i64::MAX)).fetch(pool);
+    let taken = take_until_full(rows, |e| e, |r| change_from(&r).map(Some), Change::size).await;
+    let (out, cut) = or_no_changelog(taken, (Vec::new(), false))?;
+    let more = cut || out.len() >= limit;
     Ok((out, more))
 }
 
@@ -408,18 +386,7 @@ pub(super) async fn read_changes(
         .fetch_all(pool)
         .await;
     let rows = or_no_changelog(rows, Vec::new())?;
-    rows.iter()
-        .map(|r| {
-            Ok(Change {
-                id: r.try_get(0)?,
-                table: r.try_get(1)?,
-                op: r.try_get(2)?,
-                pk: r.try_get(3)?,
-                row: r.try_get(4)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(query_error)
+    rows.iter().map(change_from).collect::<Result<_, sqlx::Error>>().map_err(query_error)
 }
 
 pub(super) async fn backlog(
