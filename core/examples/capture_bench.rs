@@ -25,7 +25,8 @@
 //! `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`; `--layout shared` or
 //! `--layout split` runs one layout, `--capture logical` or `--capture trigger` one capture;
 //! `--rounds N` repeats unmirrored and mirrored runs in turn and prints each capture's median;
-//! `--floors` adds the two floors).
+//! `--floors` adds the two floors; `--busy-probe-ms 50,250` runs each capture once per busy
+//! pace, see `SupervisorConfig::busy_probe`, default its default).
 
 mod common;
 
@@ -177,8 +178,8 @@ fn run_tool(tool: &str, args: &[&str], url: &str) -> String {
 #[derive(Clone, Copy, PartialEq)]
 enum Load {
     Unmirrored,
-    /// The tables mirrored by a running supervisor.
-    Mirrored(Capture),
+    /// The tables mirrored by a running supervisor, probing a busy source at this pace.
+    Mirrored(Capture, Duration),
     /// `pg_recvlogical` streams the tables' publication to `/dev/null` (no engine).
     Walsender,
     /// The capture triggers installed, the supervisor stopped: nobody reads the change log.
@@ -254,7 +255,7 @@ async fn run(layout: &Layout, scale: u64, seconds: u64, load: Load) -> (f64, Opt
             tokio::time::sleep(Duration::from_secs(1)).await;
             return (bench(&src_url), None);
         }
-        Load::Mirrored(capture) => capture,
+        Load::Mirrored(capture, _) => capture,
         Load::TriggersOnly => Capture::Trigger,
     };
     let engine = Engine::new(catalog_db.catalog().await, Default::default())
@@ -271,7 +272,12 @@ async fn run(layout: &Layout, scale: u64, seconds: u64, load: Load) -> (f64, Opt
         })
         .await
         .expect("mirror");
-    let sup = Supervisor::start(engine.clone(), SupervisorConfig::default());
+    let busy_probe = match load {
+        Load::Mirrored(_, busy) => busy,
+        _ => SupervisorConfig::default().busy_probe,
+    };
+    let sup =
+        Supervisor::start(engine.clone(), SupervisorConfig { busy_probe, ..SupervisorConfig::default() });
     let started = Instant::now();
     loop {
         let m = engine.catalog().mirror(&mirror.id).await.unwrap().unwrap();
@@ -348,13 +354,27 @@ async fn main() {
             let _ = Command::new("taskset").args(["-a", "-p", "-c", dest.cpu, &me]).output();
         }
         let floors = common::switch("--floors");
-        let captures: Vec<(&str, Load)> = [
-            ("mirrored, logical decoding", Load::Mirrored(Capture::Logical), Capture::Logical, false),
-            ("floor: pg_recvlogical", Load::Walsender, Capture::Logical, true),
-            ("mirrored, trigger fallback", Load::Mirrored(Capture::Trigger), Capture::Trigger, false),
-            ("floor: triggers only", Load::TriggersOnly, Capture::Trigger, true),
+        let busy: Vec<u64> = common::numbers(
+            "--busy-probe-ms",
+            vec![SupervisorConfig::default().busy_probe.as_millis() as u64],
+        );
+        let mirrored = |name: &str, capture: Capture| -> Vec<(String, Load, Capture, bool)> {
+            busy.iter()
+                .map(|&ms| {
+                    let name =
+                        if busy.len() > 1 { format!("{name}, busy {ms} ms") } else { name.to_string() };
+                    (name, Load::Mirrored(capture, Duration::from_millis(ms)), capture, false)
+                })
+                .collect()
+        };
+        let captures: Vec<(String, Load)> = [
+            mirrored("mirrored, logical decoding", Capture::Logical),
+            vec![("floor: pg_recvlogical".to_string(), Load::Walsender, Capture::Logical, true)],
+            mirrored("mirrored, trigger fallback", Capture::Trigger),
+            vec![("floor: triggers only".to_string(), Load::TriggersOnly, Capture::Trigger, true)],
         ]
         .into_iter()
+        .flatten()
         .filter(|(_, _, c, floor)| only_capture.is_none_or(|o| o == *c) && (floors || !floor))
         .map(|(name, load, _, _)| (name, load))
         .collect();

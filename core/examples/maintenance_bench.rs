@@ -13,6 +13,9 @@
 //! (≤ 1 s / ≤ 5 s for enable and disable with 1,000 / 10,000; idle ≤ 5% of a core and
 //! ≤ 250 MB at 10,000; 3,000 new mirrors running in ≤ 60 s) are printed beside the figures.
 //!
+//! Each catalog and mirror count runs in a process of its own (the benchmark runs itself with
+//! `--alone`), so its CPU and RSS are its own.
+//!
 //! Run: `cargo run --release -p quiesce-core --features testing --example maintenance_bench -- --mirrors 1000,10000 --new 3000`
 //! (Postgres from `QUIESCE_TEST_POSTGRES_URL`, default the local server as `postgres`;
 //! `--catalog sqlite` or `--catalog postgres` for one backend; `--trace` prints the workers'
@@ -296,29 +299,63 @@ async fn main() {
     let new: usize = common::number("--new", 0);
     let counts = counts();
     let largest = counts.iter().copied().max().unwrap_or(0);
+    // A run's figures are its own process's: each (catalog, count) runs in a child process, so
+    // one run's memory (kept by the allocator), tasks and threads never count in the next one's.
+    if common::switch("--alone") {
+        for backend in backends {
+            for &n in &counts {
+                print_row(backend, n, &run(backend, n, new).await);
+            }
+        }
+        return;
+    }
     println!(
         "{:<10} {:>8} {:>10} {:>9} {:>10} {:>10} {:>10} {:>22}",
         "catalog", "mirrors", "idle CPU", "RSS", "enable", "disable", "progress", "new mirrors running"
     );
+    let me = std::env::current_exe().expect("this benchmark's path");
+    // Options the child is not given here (`--idle-secs`, `--trace`) pass through.
+    let mut passed = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if ["--catalog", "--mirrors", "--new"].contains(&a.as_str()) {
+            args.next();
+        } else {
+            passed.push(a);
+        }
+    }
     for backend in backends {
         for &n in &counts {
-            let f = run(backend, n, if n == largest { new } else { 0 }).await;
-            let new = f.new.map_or("-".to_string(), |(k, d)| format!("{k} in {:.1} s", d.as_secs_f64()));
-            println!(
-                "{:<10} {:>8} {:>9.1}% {:>6.0} MB {:>8.3} s {:>8.3} s {:>7.0} ms {:>22}",
-                backend.as_str(),
-                n,
-                f.idle_cpu,
-                f.rss,
-                f.enable.as_secs_f64(),
-                f.disable.as_secs_f64(),
-                f.progress.as_secs_f64() * 1000.0,
-                new
-            );
+            let k = if n == largest { new } else { 0 };
+            let status = std::process::Command::new(&me)
+                .args(&passed)
+                .args(["--alone", "--catalog", backend.as_str(), "--mirrors", &n.to_string()])
+                .args(["--new", &k.to_string()])
+                .status()
+                .expect("run one measurement");
+            if !status.success() {
+                eprintln!("the {} run with {n} mirrors failed: {status}", backend.as_str());
+                std::process::exit(1);
+            }
         }
     }
     println!(
         "targets: idle CPU <= 5% of one core and RSS <= 250 MB at 10,000; enable/disable <= 1 s at 1,000, \
          <= 5 s at 10,000; 3,000 new mirrors running <= 60 s; a page's progress read: no target (bounded)"
+    );
+}
+
+fn print_row(backend: Backend, n: usize, f: &Figures) {
+    let new = f.new.map_or("-".to_string(), |(k, d)| format!("{k} in {:.1} s", d.as_secs_f64()));
+    println!(
+        "{:<10} {:>8} {:>9.1}% {:>6.0} MB {:>8.3} s {:>8.3} s {:>7.0} ms {:>22}",
+        backend.as_str(),
+        n,
+        f.idle_cpu,
+        f.rss,
+        f.enable.as_secs_f64(),
+        f.disable.as_secs_f64(),
+        f.progress.as_secs_f64() * 1000.0,
+        new
     );
 }

@@ -41,12 +41,15 @@ use tokio::sync::{broadcast, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::runner::{MirrorRunner, RunnerOptions, Shapes, StepOutcome};
-use super::signal::SourceSignals;
+use super::signal::{Pace, SourceSignals};
 use super::{Engine, EngineError};
 use crate::domain::{Mirror, MirrorStatus};
 use crate::events::Event;
 
 /// How the supervisor runs workers.
+/// The default [`SupervisorConfig::busy_probe`]. PLACEHOLDER
+pub const BUSY_PROBE: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
     /// At most this many mirrors do a step at the same time.
@@ -54,6 +57,10 @@ pub struct SupervisorConfig {
     /// The slowest pace of a source's watcher (how long a change may wait to be seen on a quiet
     /// source); the control loop re-reads the catalog every ten of these without a wake-up.
     pub poll_interval: Duration,
+    /// The longest pause between a busy source's probes (while every probe finds changes):
+    /// how long a change may wait to be seen while the source keeps changing. Longer means
+    /// fewer, larger batches (see `signal`).
+    pub busy_probe: Duration,
     /// The longest an idle worker waits without any signal before stepping anyway (when the
     /// process has few: see [`IDLE_RECHECKS_PER_SECOND`]).
     pub idle_recheck: Duration,
@@ -68,6 +75,7 @@ impl Default for SupervisorConfig {
         SupervisorConfig {
             max_concurrent: 8,
             poll_interval: Duration::from_millis(500),
+            busy_probe: BUSY_PROBE,
             idle_recheck: Duration::from_secs(60),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
@@ -576,7 +584,8 @@ async fn run_worker(inner: &Arc<Inner>, id: &str, source: &str, slot: &Slot, fir
     let _ = futures::FutureExt::now_or_never(wake.notified());
     let mut first = Some(first);
     let mut stop = inner.stop.clone();
-    let mut changes = inner.signals.listen(engine, &source, inner.config.poll_interval, inner.stop.clone());
+    let pace = Pace { busiest: inner.config.busy_probe, slowest: inner.config.poll_interval };
+    let mut changes = inner.signals.listen(engine, &source, pace, inner.stop.clone());
     let mut failures: u32 = 0;
     loop {
         let mut reporting = false;

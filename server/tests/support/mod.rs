@@ -23,6 +23,17 @@ pub struct TestApp {
     handle: Option<tokio::task::JoinHandle<Result<(), server::startup::StartupError>>>,
 }
 
+/// Sends the servers' warnings and errors to the test's output, which libtest shows only for a
+/// failing test: a rare 500 in CI then comes with the server's reason for it. Threads a test
+/// starts (its runtime's workers) inherit its output capture, so each line lands with its test.
+fn log_to_test_output() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // A test that installs its own subscriber (`set_default`) still sees its own events.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_max_level(tracing::Level::WARN).try_init();
+    });
+}
+
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, |_| {}).await
@@ -34,6 +45,7 @@ impl TestApp {
     }
 
     pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        log_to_test_output();
         let mut config = Config::for_tests(&db.url);
         tweak(&mut config);
         let app = Application::build(config).await.expect("the application builds");
