@@ -1525,7 +1525,7 @@ mod steady_writer {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    a_caught_up_worker_reads_once_per_signal_under_a_steady_writer(Backend::$catalog, PeerKind::$src, $capture).await;
+                    a_caught_up_worker_reads_once_per_signal_and_a_busy_source_is_probed_at_the_busy_pace(Backend::$catalog, PeerKind::$src, $capture).await;
                 }
             )*
         };
@@ -1540,7 +1540,7 @@ mod steady_writer {
         postgres_catalog_logical_source: Postgres, Postgres, None;
     }
 
-    async fn a_caught_up_worker_reads_once_per_signal_under_a_steady_writer(
+    async fn a_caught_up_worker_reads_once_per_signal_and_a_busy_source_is_probed_at_the_busy_pace(
         catalog: Backend,
         src: PeerKind,
         capture: Option<Capture>,
@@ -1549,8 +1549,10 @@ mod steady_writer {
         w.src_exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").await;
         w.src_exec("INSERT INTO t VALUES (0, 'a')").await;
         let id = w.create_mirror("m", &["t"]).await;
+        let busy = Duration::from_millis(200);
         let config = SupervisorConfig {
             poll_interval: Duration::from_millis(500),
+            busy_probe: busy,
             idle_recheck: Duration::from_secs(3600),
             // What commits between two signals fits one read.
             runner: RunnerOptions { cdc_batch: 10_000, ..small_batches() },
@@ -1572,11 +1574,14 @@ mod steady_writer {
         }
         let elapsed = started.elapsed();
         let steps = workers.steps() - before;
-        // Signals come at most every 50 ms; each wakes one step, plus a few for scheduling.
-        let bound = u64::try_from(elapsed.as_millis() / 50).unwrap() * 2 + 20;
+        // While every probe finds changes, signals come at most every `busy` (after a ramp of
+        // 50, 100 ms); each wakes one step, plus a few for scheduling (measured: 10–11 steps in
+        // 2 s). Probing every 50 ms, as after a single change, took 33–36.
+        let bound = u64::try_from(elapsed.as_millis() / busy.as_millis()).unwrap() * 3 / 2 + 6;
         assert!(
             steps <= bound,
-            "{steps} steps for {commits} commits in {elapsed:?}: the worker read in a loop (at most {bound})"
+            "{steps} steps for {commits} commits in {elapsed:?}: the worker read in a loop, or the \
+             busy source was not probed at the busy pace (at most {bound})"
         );
         let last = format!("SELECT count(*) FROM t WHERE id = {commits}");
         poll("the last commit reaches the destination", || async { w.dst_count(&last).await == 1 }).await;
