@@ -381,9 +381,10 @@ async fn main() {
         // Interleaved rounds: the machine's own pace drifts over minutes (its other tenants,
         // the disk), so each mirrored run is compared with the unmirrored run just before it.
         let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); captures.len()];
+        let w = captures.iter().map(|(name, _)| name.len() + 1).max().unwrap_or(0).max(27);
         for round in 1..=rounds {
             let (base, _) = run(layout, scale, seconds, Load::Unmirrored).await;
-            println!("  round {round}: {:<27}{base:>9.1} tps", "unmirrored");
+            println!("  round {round}: {:<w$}{base:>9.1} tps", "unmirrored");
             for (i, (name, load)) in captures.iter().enumerate() {
                 let (rate, same) = run(layout, scale, seconds, *load).await;
                 let ratio = rate / base.max(f64::MIN_POSITIVE);
@@ -392,7 +393,7 @@ async fn main() {
                     Some(same) => format!("  destination equals source afterwards: {same}"),
                     None => String::new(),
                 };
-                println!("  round {round}: {name:<27}{rate:>9.1} tps  {ratio:.2}x{after}");
+                println!("  round {round}: {name:<w$}{rate:>9.1} tps  {ratio:.2}x{after}");
             }
         }
         if rounds > 1 {
